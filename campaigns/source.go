@@ -1,0 +1,405 @@
+package campaigns
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+)
+
+// Row is one recipient record read from a source.
+type Row struct {
+	// N is the record's position among the data records, from 1 (the header
+	// is not counted). It identifies the recipient in the ledger.
+	N int
+	// Line is the line of the file where the record starts, for messages.
+	Line int
+	// Fields maps column names to values. Sources may reuse the map between
+	// calls to Next: copy what you keep.
+	Fields map[string]string
+	// Err, when set, is why the record cannot be used (bad JSON, wrong
+	// number of fields, invalid UTF-8, a field over the size cap). The row is
+	// rejected; reading goes on.
+	Err error
+}
+
+// Source streams recipient records. Next returns io.EOF after the last one.
+type Source interface {
+	// Columns lists the header's columns, or nil when records may have any
+	// keys (JSON).
+	Columns() []string
+	Next() (Row, error)
+	Close() error
+}
+
+// SourceOptions tunes recipient readers.
+type SourceOptions struct {
+	// Format is csv, json or ndjson; default from the file name, else sniffed.
+	Format string
+	// Comma is the CSV delimiter; default ','.
+	Comma rune
+	// MaxField caps one field in bytes; default 64 KiB. A longer field
+	// rejects its row.
+	MaxField int
+	// MaxLine caps one record in bytes; default 1 MiB.
+	MaxLine int
+}
+
+func (o SourceOptions) withDefaults() SourceOptions {
+	if o.Comma == 0 {
+		o.Comma = ','
+	}
+	if o.MaxField <= 0 {
+		o.MaxField = 64 << 10
+	}
+	if o.MaxLine <= 0 {
+		o.MaxLine = 1 << 20
+	}
+	return o
+}
+
+// ErrSourceFormat reports a recipient file that cannot be read at all.
+var ErrSourceFormat = errors.New("unreadable recipient file")
+
+// OpenSource opens a recipient file; "-" is standard input.
+func OpenSource(path string, opts SourceOptions) (Source, error) {
+	var r io.ReadCloser
+	if path == "-" {
+		r = io.NopCloser(os.Stdin)
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("recipients file %s does not exist: check the recipients key of the spec (paths are relative to the spec file)", path)
+			}
+			return nil, fmt.Errorf("open recipients: %w", err)
+		}
+		r = f
+	}
+	if opts.Format == "" {
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".csv", ".txt", ".tsv":
+			opts.Format = "csv"
+			if strings.EqualFold(filepath.Ext(path), ".tsv") && opts.Comma == 0 {
+				opts.Comma = '\t'
+			}
+		case ".json":
+			opts.Format = "json"
+		case ".ndjson", ".jsonl":
+			opts.Format = "ndjson"
+		}
+	}
+	src, err := NewSource(r, opts)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return src, nil
+}
+
+// NewSource reads recipients from r in opts.Format, sniffing it when empty:
+// '[' starts a JSON array, '{' NDJSON, anything else CSV. Closing the source
+// closes r when r is an io.Closer.
+func NewSource(r io.Reader, opts SourceOptions) (Source, error) {
+	opts = opts.withDefaults()
+	br := bufio.NewReaderSize(r, 64<<10)
+	// Strip a UTF-8 BOM; refuse UTF-16, which spreadsheets write as "Unicode text".
+	if head, _ := br.Peek(3); bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}) {
+		br.Discard(3)
+	} else if bytes.HasPrefix(head, []byte{0xFF, 0xFE}) || bytes.HasPrefix(head, []byte{0xFE, 0xFF}) {
+		return nil, fmt.Errorf("%w: the file is UTF-16; save it as CSV UTF-8", ErrSourceFormat)
+	}
+	format := opts.Format
+	if format == "" {
+		format = "csv"
+		for {
+			b, err := br.Peek(1)
+			if err != nil {
+				break
+			}
+			if b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n' {
+				// Only skip leading white space for JSON detection; CSV keeps it.
+				bs, _ := br.Peek(256)
+				t := bytes.TrimLeft(bs, " \t\r\n")
+				if len(t) > 0 && (t[0] == '[' || t[0] == '{') {
+					format = map[byte]string{'[': "json", '{': "ndjson"}[t[0]]
+				}
+				break
+			}
+			if b[0] == '[' {
+				format = "json"
+			} else if b[0] == '{' {
+				format = "ndjson"
+			}
+			break
+		}
+	}
+	closer, _ := r.(io.Closer)
+	switch format {
+	case "csv":
+		return newCSVSource(br, closer, opts)
+	case "json":
+		return newJSONSource(br, closer, opts)
+	case "ndjson":
+		return newNDJSONSource(br, closer, opts), nil
+	default:
+		return nil, fmt.Errorf("%w: unknown format %q (use csv, json or ndjson)", ErrSourceFormat, format)
+	}
+}
+
+// capReader fails a read once more than max bytes come without a newline, so
+// a quote left open cannot pull the rest of a huge file into one field.
+type capReader struct {
+	r       *bufio.Reader
+	max     int
+	run     int
+	tripped bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for i := 0; i < n; i++ {
+		if p[i] == '\n' {
+			c.run = 0
+			continue
+		}
+		c.run++
+		if c.run > c.max {
+			c.tripped = true
+			return i, errLineTooLong
+		}
+	}
+	return n, err
+}
+
+var errLineTooLong = errors.New("line too long")
+
+type csvSource struct {
+	cr      *csv.Reader
+	cap     *capReader
+	closer  io.Closer
+	columns []string
+	opts    SourceOptions
+	n       int
+	fields  map[string]string
+}
+
+func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvSource, error) {
+	cp := &capReader{r: br, max: opts.MaxLine}
+	cr := csv.NewReader(cp)
+	cr.Comma = opts.Comma
+	cr.ReuseRecord = true
+	cr.FieldsPerRecord = -1 // checked per row so one bad row does not stop the file
+	var header []string
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%w: the file is empty; it needs a header row such as \"phone,first_name\"", ErrSourceFormat)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: header row: %v", ErrSourceFormat, err)
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		header = make([]string, len(rec))
+		for i, h := range rec {
+			header[i] = strings.TrimSpace(h)
+		}
+		break
+	}
+	seen := map[string]bool{}
+	for i, h := range header {
+		if h == "" {
+			return nil, fmt.Errorf("%w: header column %d is empty; name every column", ErrSourceFormat, i+1)
+		}
+		if seen[h] {
+			return nil, fmt.Errorf("%w: header column %q appears twice", ErrSourceFormat, h)
+		}
+		seen[h] = true
+	}
+	return &csvSource{cr: cr, cap: cp, closer: closer, columns: header, opts: opts, fields: make(map[string]string, len(header))}, nil
+}
+
+func (s *csvSource) Columns() []string { return s.columns }
+
+func (s *csvSource) Next() (Row, error) {
+	for {
+		rec, err := s.cr.Read()
+		if err == io.EOF {
+			return Row{}, io.EOF
+		}
+		line, _ := s.cr.FieldPos(0)
+		if err != nil {
+			var pe *csv.ParseError
+			if s.cap.tripped || errors.Is(err, errLineTooLong) {
+				s.n++
+				return Row{N: s.n, Line: line, Err: fmt.Errorf("record longer than %d bytes (an unclosed quote?); reading stopped here", s.opts.MaxLine)}, io.EOF
+			}
+			if errors.As(err, &pe) {
+				s.n++
+				if pe.StartLine > 0 {
+					line = pe.StartLine
+				}
+				// encoding/csv cannot resynchronise after a bare quote error
+				// reliably, but it does continue with the next record.
+				return Row{N: s.n, Line: line, Err: fmt.Errorf("malformed CSV: %v", pe.Err)}, nil
+			}
+			return Row{}, err
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue // blank line
+		}
+		s.n++
+		row := Row{N: s.n, Line: line, Fields: s.fields}
+		if len(rec) != len(s.columns) {
+			row.Err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(s.columns))
+			return row, nil
+		}
+		for i, v := range rec {
+			if len(v) > s.opts.MaxField {
+				row.Err = fmt.Errorf("field %q is %d bytes, over the %d-byte cap", s.columns[i], len(v), s.opts.MaxField)
+				return row, nil
+			}
+			if !utf8.ValidString(v) {
+				row.Err = fmt.Errorf("field %q is not valid UTF-8; save the file as CSV UTF-8", s.columns[i])
+				return row, nil
+			}
+			s.fields[s.columns[i]] = strings.TrimSpace(v)
+		}
+		return row, nil
+	}
+}
+
+func (s *csvSource) Close() error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+type jsonSource struct {
+	dec    *json.Decoder
+	closer io.Closer
+	opts   SourceOptions
+	n      int
+	done   bool
+}
+
+func newJSONSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*jsonSource, error) {
+	dec := json.NewDecoder(br)
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("%w: not JSON: %v", ErrSourceFormat, err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, fmt.Errorf("%w: a JSON recipient file must be an array of objects, [{\"phone\": ...}, ...]", ErrSourceFormat)
+	}
+	return &jsonSource{dec: dec, closer: closer, opts: opts}, nil
+}
+
+func (s *jsonSource) Columns() []string { return nil }
+
+func (s *jsonSource) Next() (Row, error) {
+	if s.done || !s.dec.More() {
+		s.done = true
+		return Row{}, io.EOF
+	}
+	s.n++
+	var raw json.RawMessage
+	if err := s.dec.Decode(&raw); err != nil {
+		s.done = true
+		return Row{N: s.n, Err: fmt.Errorf("invalid JSON in element %d: %v; reading stopped here", s.n, err)}, nil
+	}
+	fields, err := flatObject(raw, s.opts.MaxField)
+	return Row{N: s.n, Line: s.n, Fields: fields, Err: err}, nil
+}
+
+func (s *jsonSource) Close() error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+type ndjsonSource struct {
+	sc     *bufio.Scanner
+	closer io.Closer
+	opts   SourceOptions
+	n      int
+	line   int
+}
+
+func newNDJSONSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) *ndjsonSource {
+	sc := bufio.NewScanner(br)
+	sc.Buffer(make([]byte, 64<<10), opts.MaxLine)
+	return &ndjsonSource{sc: sc, closer: closer, opts: opts}
+}
+
+func (s *ndjsonSource) Columns() []string { return nil }
+
+func (s *ndjsonSource) Next() (Row, error) {
+	for s.sc.Scan() {
+		s.line++
+		b := bytes.TrimSpace(s.sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		s.n++
+		fields, err := flatObject(b, s.opts.MaxField)
+		return Row{N: s.n, Line: s.line, Fields: fields, Err: err}, nil
+	}
+	if err := s.sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			s.n++
+			return Row{N: s.n, Line: s.line + 1, Err: fmt.Errorf("line longer than %d bytes; reading stopped here", s.opts.MaxLine)}, io.EOF
+		}
+		return Row{}, err
+	}
+	return Row{}, io.EOF
+}
+
+func (s *ndjsonSource) Close() error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+// flatObject decodes one JSON object whose values are strings, numbers,
+// booleans or null into string fields.
+func flatObject(raw []byte, maxField int) (map[string]string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	out := make(map[string]string, len(obj))
+	for k, v := range obj {
+		if len(v) > maxField {
+			return out, fmt.Errorf("field %q is %d bytes, over the %d-byte cap", k, len(v), maxField)
+		}
+		switch {
+		case len(v) == 0 || string(v) == "null":
+			out[k] = ""
+		case v[0] == '"':
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return out, fmt.Errorf("field %q: %v", k, err)
+			}
+			out[k] = strings.TrimSpace(s)
+		case v[0] == '{' || v[0] == '[':
+			return out, fmt.Errorf("field %q is an object or array; use plain values", k)
+		default:
+			out[k] = string(v)
+		}
+	}
+	return out, nil
+}

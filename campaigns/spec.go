@@ -1,0 +1,513 @@
+package campaigns
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"text/template"
+	"text/template/parse"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Channel names the OneRoute product a campaign sends through.
+type Channel string
+
+// The channels a spec may name in its `channel` key.
+const (
+	ChannelSMS              Channel = "sms"
+	ChannelWhatsAppTemplate Channel = "whatsapp_template"
+	ChannelEmail            Channel = "email"
+)
+
+// Channels lists every valid channel, in the order the docs present them.
+var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail}
+
+// AddressKind says what a channel's recipients are addressed by.
+func (c Channel) AddressKind() string {
+	if c == ChannelEmail {
+		return "email"
+	}
+	return "phone"
+}
+
+// Rate is a per-campaign override of the sender's rate limits. Zero fields
+// keep the configured default.
+type Rate struct {
+	PerSecond int `yaml:"per_second" json:"per_second,omitempty"`
+	PerMinute int `yaml:"per_minute" json:"per_minute,omitempty"`
+	PerDay    int `yaml:"per_day" json:"per_day,omitempty"`
+	Burst     int `yaml:"burst" json:"burst,omitempty"`
+}
+
+// Template is a WhatsApp template reference: its approved name and the body
+// parameters, each a Go text/template over the recipient's fields.
+type Template struct {
+	Name       string   `yaml:"name" json:"name"`
+	Language   string   `yaml:"language" json:"language,omitempty"`
+	Parameters []string `yaml:"parameters" json:"parameters,omitempty"`
+}
+
+// Spec is a campaign as a user writes it in YAML. Spec keys are a contract
+// with users' files: add new ones, never rename.
+type Spec struct {
+	// ID identifies the campaign; generated when absent. Letters, digits,
+	// '-', '_' and '.', at most 64.
+	ID string `yaml:"id" json:"id"`
+	// Name is a human label.
+	Name string `yaml:"name" json:"name,omitempty"`
+	// Channel is sms, whatsapp_template or email.
+	Channel Channel `yaml:"channel" json:"channel"`
+	// ChannelID is the OneRoute channel for SMS and email.
+	ChannelID string `yaml:"channel_id" json:"channel_id,omitempty"`
+	// From is the WhatsApp business number (or an SMS sender override).
+	From string `yaml:"from" json:"from,omitempty"`
+	// Message is a Go text/template over the recipient's fields (SMS body,
+	// email body). Missing fields are errors.
+	Message string `yaml:"message" json:"message,omitempty"`
+	// Template is the WhatsApp template to send.
+	Template *Template `yaml:"template" json:"template,omitempty"`
+	// Subject is the email subject, also a template.
+	Subject string `yaml:"subject" json:"subject,omitempty"`
+	// Recipients is the recipient file (CSV with a header row, a JSON array
+	// of objects, or NDJSON), relative to the spec file; "-" is stdin.
+	Recipients string `yaml:"recipients" json:"recipients"`
+	// To is the recipient field holding the address; default: "phone" (or
+	// "email" for email), then "to".
+	To string `yaml:"to" json:"to,omitempty"`
+	// DefaultRegion is the ISO region for numbers without a country code;
+	// default NG.
+	DefaultRegion string `yaml:"default_region" json:"default_region,omitempty"`
+	// Suppress is a file of numbers or emails never to message, relative to
+	// the spec file.
+	Suppress string `yaml:"suppress" json:"suppress,omitempty"`
+	// Rate overrides the sender's configured limits for this campaign.
+	Rate *Rate `yaml:"rate" json:"rate,omitempty"`
+	// BatchSize is the number of recipients per task; default from config (50).
+	BatchSize int `yaml:"batch_size" json:"batch_size,omitempty"`
+	// AtLeastOnce lets fanout resend a message whose first attempt had an
+	// ambiguous outcome that no lookup could settle. Default false: such
+	// recipients end as "unknown" and are never resent.
+	AtLeastOnce bool `yaml:"at_least_once" json:"at_least_once,omitempty"`
+
+	// file and dir are where the spec was loaded from, for errors and
+	// relative paths; lines maps top-level keys to their line.
+	file  string
+	dir   string
+	lines map[string]int
+}
+
+// SpecError is a problem in a campaign spec, located by file and line.
+type SpecError struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (e *SpecError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// SpecErrors collects every problem of a spec, so a user fixes them in one go.
+type SpecErrors []*SpecError
+
+func (es SpecErrors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap lets errors.As find each SpecError.
+func (es SpecErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// LoadSpec reads and validates a campaign spec file. Errors name the file and
+// line and say how to fix the problem.
+func LoadSpec(path string) (Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Spec{}, fmt.Errorf("read campaign spec: %w", err)
+	}
+	return ParseSpec(path, data)
+}
+
+// ParseSpec parses and validates a spec held in memory; name is used in
+// errors and as the base for relative paths.
+func ParseSpec(name string, data []byte) (Spec, error) {
+	var s Spec
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return s, &SpecError{File: name, Line: yamlErrLine(err), Msg: "not valid YAML: " + yamlErrMsg(err)}
+	}
+	if len(root.Content) == 0 {
+		return s, &SpecError{File: name, Msg: "the spec is empty; see examples/sms.yaml for a complete one"}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return s, &SpecError{File: name, Line: yamlErrLine(err), Msg: yamlErrMsg(err)}
+	}
+	s.file = name
+	s.dir = filepath.Dir(name)
+	s.lines = map[string]int{}
+	if m := root.Content[0]; m.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			s.lines[m.Content[i].Value] = m.Content[i].Line
+		}
+	}
+	if err := s.Validate(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrLine(err error) int {
+	m := yamlLineRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	var n int
+	fmt.Sscanf(m[1], "%d", &n)
+	return n
+}
+
+func yamlErrMsg(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	msg = regexp.MustCompile(`^line \d+: `).ReplaceAllString(msg, "")
+	if strings.Contains(msg, "not found in type") {
+		msg = strings.Replace(msg, "not found in type campaigns.Spec", "is not a spec key (known keys: "+strings.Join(specKeys(), ", ")+")", 1)
+	}
+	return msg
+}
+
+func specKeys() []string {
+	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
+		"recipients", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once"}
+}
+
+// File is the path the spec was loaded from ("" when built in code).
+func (s Spec) File() string { return s.file }
+
+// Line returns the line of a top-level key in the spec file, or 0.
+func (s Spec) Line(key string) int { return s.lines[key] }
+
+// Errorf builds a SpecError located at a top-level key.
+func (s Spec) Errorf(key, format string, args ...any) *SpecError {
+	file := s.file
+	if file == "" {
+		file = "campaign spec"
+	}
+	return &SpecError{File: file, Line: s.lines[key], Msg: fmt.Sprintf(format, args...)}
+}
+
+// Resolve returns a path from the spec relative to the spec's folder.
+func (s Spec) Resolve(p string) string {
+	if p == "" || p == "-" || filepath.IsAbs(p) || s.dir == "" {
+		return p
+	}
+	return filepath.Join(s.dir, p)
+}
+
+// RecipientsPath is the recipients file resolved against the spec's folder.
+func (s Spec) RecipientsPath() string { return s.Resolve(s.Recipients) }
+
+// Validate checks the spec and fills defaults (a generated ID, region NG).
+// It reports every problem at once.
+func (s *Spec) Validate() error {
+	var errs SpecErrors
+	add := func(key, format string, args ...any) { errs = append(errs, s.Errorf(key, format, args...)) }
+
+	if s.ID == "" {
+		s.ID = NewID()
+	} else if !idPattern.MatchString(s.ID) {
+		add("id", "id %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", s.ID)
+	}
+	if s.DefaultRegion == "" {
+		s.DefaultRegion = "NG"
+	}
+	s.DefaultRegion = strings.ToUpper(s.DefaultRegion)
+	switch s.Channel {
+	case ChannelSMS:
+		if s.ChannelID == "" {
+			add("channel", "channel sms needs channel_id: the OneRoute SMS channel to send from")
+		}
+		if s.Message == "" {
+			add("channel", "channel sms needs message: the text to send (a Go template, e.g. \"Hi {{.first_name}}\")")
+		}
+		if s.Template != nil {
+			add("template", "template is for channel whatsapp_template; an SMS sends message")
+		}
+	case ChannelEmail:
+		if s.ChannelID == "" {
+			add("channel", "channel email needs channel_id: the OneRoute email channel to send from")
+		}
+		if s.Message == "" {
+			add("channel", "channel email needs message: the email body (a Go template)")
+		}
+		if s.Subject == "" {
+			add("channel", "channel email needs subject")
+		}
+		if s.Template != nil {
+			add("template", "template is for channel whatsapp_template; an email sends message and subject")
+		}
+	case ChannelWhatsAppTemplate:
+		if s.From == "" {
+			add("channel", "channel whatsapp_template needs from: the business WhatsApp number connected to your OneRoute channel")
+		}
+		if s.Template == nil || s.Template.Name == "" {
+			add("channel", "channel whatsapp_template needs template: {name: ..., parameters: [...]}")
+		}
+		if s.Message != "" {
+			add("message", "message is not used by whatsapp_template; put the values in template.parameters")
+		}
+	case "":
+		add("channel", "channel is missing: use one of %s", channelList())
+	default:
+		add("channel", "unknown channel %q: use one of %s", s.Channel, channelList())
+	}
+	if s.Recipients == "" {
+		add("recipients", "recipients is missing: a CSV file with a header row or a JSON array of objects, relative to this spec")
+	}
+	if s.BatchSize < 0 || s.BatchSize > 1000 {
+		add("batch_size", "batch_size %d: use 1 to 1000", s.BatchSize)
+	}
+	if r := s.Rate; r != nil && (r.PerSecond < 0 || r.PerMinute < 0 || r.PerDay < 0 || r.Burst < 0) {
+		add("rate", "rate limits cannot be negative")
+	}
+	if _, err := s.Compile(); err != nil {
+		var se *SpecError
+		if errors.As(err, &se) {
+			errs = append(errs, se)
+		} else {
+			add("message", "%v", err)
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func channelList() string {
+	names := make([]string, len(Channels))
+	for i, c := range Channels {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
+}
+
+// NewID returns a fresh campaign id: a UTC timestamp and random suffix, so ids
+// sort by creation.
+func NewID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "c-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Renderer renders a spec's per-recipient content. Build it once with
+// Spec.Compile and share it; it is safe for concurrent use.
+type Renderer struct {
+	message *template.Template
+	subject *template.Template
+	params  []*template.Template
+	fields  []string // every field the templates refer to, sorted
+}
+
+// Compile parses the spec's templates. Missing keys are errors at render time.
+func (s Spec) Compile() (*Renderer, error) {
+	r := &Renderer{}
+	seen := map[string]bool{}
+	parseOne := func(key, name, text string) (*template.Template, error) {
+		if text == "" {
+			return nil, nil
+		}
+		t, err := template.New(name).Option("missingkey=error").Parse(text)
+		if err != nil {
+			return nil, s.Errorf(key, "%s is not a valid template: %v", name, strings.TrimPrefix(err.Error(), "template: "))
+		}
+		for _, f := range templateFields(t.Tree) {
+			seen[f] = true
+		}
+		return t, nil
+	}
+	var err error
+	if r.message, err = parseOne("message", "message", s.Message); err != nil {
+		return nil, err
+	}
+	if r.subject, err = parseOne("subject", "subject", s.Subject); err != nil {
+		return nil, err
+	}
+	if s.Template != nil {
+		for i, p := range s.Template.Parameters {
+			t, err := parseOne("template", fmt.Sprintf("template.parameters[%d]", i), p)
+			if err != nil {
+				return nil, err
+			}
+			r.params = append(r.params, t)
+		}
+	}
+	for f := range seen {
+		r.fields = append(r.fields, f)
+	}
+	sort.Strings(r.fields)
+	return r, nil
+}
+
+// Fields lists the recipient fields the templates refer to.
+func (r *Renderer) Fields() []string { return r.fields }
+
+// Personalised reports whether the content differs between recipients.
+func (r *Renderer) Personalised() bool { return len(r.fields) > 0 }
+
+// Content is one recipient's rendered content.
+type Content struct {
+	Text    string   `json:"t,omitempty"`
+	Subject string   `json:"s,omitempty"`
+	Params  []string `json:"p,omitempty"`
+}
+
+// Render renders the content for one recipient's fields.
+func (r *Renderer) Render(fields map[string]string) (Content, error) {
+	var c Content
+	var buf strings.Builder
+	exec := func(t *template.Template) (string, error) {
+		buf.Reset()
+		if err := t.Execute(&buf, fields); err != nil {
+			return "", renderError(err)
+		}
+		return buf.String(), nil
+	}
+	var err error
+	if r.message != nil {
+		if c.Text, err = exec(r.message); err != nil {
+			return c, err
+		}
+	}
+	if r.subject != nil {
+		if c.Subject, err = exec(r.subject); err != nil {
+			return c, err
+		}
+	}
+	if len(r.params) > 0 {
+		c.Params = make([]string, len(r.params))
+		for i, t := range r.params {
+			if c.Params[i], err = exec(t); err != nil {
+				return c, err
+			}
+		}
+	}
+	return c, nil
+}
+
+var missingKeyRe = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
+
+func renderError(err error) error {
+	if m := missingKeyRe.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("missing field %q", m[1])
+	}
+	return err
+}
+
+// CheckColumns reports template fields that a source's header lacks. It names
+// the spec line that refers to them and the columns the file has.
+func (s Spec) CheckColumns(r *Renderer, file string, columns []string) error {
+	var missing []string
+	for _, f := range r.fields {
+		if !slices.Contains(columns, f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	key := "message"
+	if s.Channel == ChannelWhatsAppTemplate {
+		key = "template"
+	}
+	return s.Errorf(key, "the template refers to column %s, which %s does not have (its columns: %s); fix the spelling or add the column",
+		quoteList(missing), file, strings.Join(columns, ", "))
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
+}
+
+// templateFields lists the top-level fields a template refers to ({{.x}}).
+func templateFields(tree *parse.Tree) []string {
+	var out []string
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Nodes {
+				walk(c)
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n == nil {
+				return
+			}
+			for _, c := range n.Cmds {
+				walk(c)
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				walk(a)
+			}
+		case *parse.FieldNode:
+			if len(n.Ident) > 0 {
+				out = append(out, n.Ident[0])
+			}
+		case *parse.ChainNode:
+			walk(n.Node)
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		}
+	}
+	if tree != nil {
+		walk(tree.Root)
+	}
+	return out
+}

@@ -1,0 +1,572 @@
+package campaigns
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// State is a campaign's lifecycle state.
+type State string
+
+// Campaign states. A campaign is dispatching while its recipients are being
+// expanded (workers already send), running once expansion is done, and
+// completed when every recipient is final.
+const (
+	StateDispatching State = "dispatching"
+	StateRunning     State = "running"
+	StatePaused      State = "paused"
+	StateCancelled   State = "cancelled"
+	StateCompleted   State = "completed"
+)
+
+// Ledger states of one recipient, as the first byte of its ledger value.
+// Pending recipients have no ledger entry.
+const (
+	LedgerSending     = 's' // claimed by a worker; value holds the claim time (unix ms)
+	LedgerAccepted    = 'a' // accepted by OneRoute; value holds the provider message id
+	LedgerFailed      = 'f' // failed for good; value holds the reason
+	LedgerUnknown     = 'u' // ambiguous outcome no lookup could settle; never resent by default
+	LedgerSkipped     = 'x' // not sent: campaign cancelled or expired
+	LedgerDelivered   = 'd' // SMS delivered; value holds the provider id
+	LedgerUndelivered = 'n' // SMS not delivered
+	LedgerDLRExpired  = 'e' // accepted, but no final delivery report came in time
+)
+
+// ErrNotFound is returned for a campaign id the store does not know.
+var ErrNotFound = errors.New("campaign not found")
+
+// ErrSpecConflict is returned when a campaign id is reused with another spec.
+var ErrSpecConflict = errors.New("campaign id already used by a different spec")
+
+// bucketSize is how many recipients share one ledger hash. Small hashes stay
+// in Redis' compact listpack encoding (up to 128 entries of up to 64 bytes).
+const bucketSize = 100
+
+// maxLedgerValue keeps ledger values under the listpack value limit.
+const maxLedgerValue = 60
+
+// Store keeps campaigns, their progress counters and the send ledger in Redis.
+// Every key of one campaign shares the hash tag {id}, so the Lua scripts that
+// touch several of them work on Redis Cluster.
+type Store struct {
+	rdb redis.UniversalClient
+}
+
+// NewStore returns a store on rdb.
+func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+const indexKey = "fanout:campaigns"
+
+func campaignKey(id string) string { return "fanout:{" + id + "}" }
+func batchesKey(id string) string  { return "fanout:{" + id + "}:b" }
+func bucketKey(id string, row int) string {
+	return "fanout:{" + id + "}:l:" + strconv.Itoa(row/bucketSize)
+}
+
+// Progress is a campaign's state and counters. JSON names are a contract with
+// users' scripts: add fields, never rename.
+type Progress struct {
+	ID      string  `json:"id"`
+	Name    string  `json:"name,omitempty"`
+	Channel Channel `json:"channel,omitempty"`
+	State   State   `json:"state"`
+	Reason  string  `json:"reason,omitempty"`
+	// Total is the number of valid recipients enqueued so far.
+	Total int64 `json:"total"`
+	// Sent counts recipients OneRoute accepted (delivered ones included).
+	Sent        int64 `json:"sent"`
+	Failed      int64 `json:"failed"`
+	Delivered   int64 `json:"delivered"`
+	Undelivered int64 `json:"undelivered"`
+	// DLRExpired counts accepted SMS whose delivery report never became final.
+	DLRExpired int64 `json:"dlr_expired"`
+	// Unknown counts recipients whose send had an ambiguous outcome that no
+	// lookup could settle; they are never resent unless at_least_once is set.
+	Unknown int64 `json:"unknown"`
+	Skipped int64 `json:"skipped"`
+	// Pending is Total less every final recipient.
+	Pending int64 `json:"pending"`
+	// Dispatcher counts: rows refused, duplicates and suppressed recipients.
+	Invalid    int64 `json:"invalid"`
+	Duplicates int64 `json:"duplicates"`
+	Suppressed int64 `json:"suppressed"`
+	Batches    int64 `json:"batches"`
+	// Dispatched is true once the whole recipient file has been expanded.
+	Dispatched bool       `json:"dispatched"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// Done is the number of recipients in a final send state.
+func (p Progress) Done() int64 { return p.Sent + p.Failed + p.Unknown + p.Skipped }
+
+// Final reports whether the campaign will change no more.
+func (p Progress) Final() bool { return p.State == StateCompleted || p.State == StateCancelled }
+
+// createScript stores a campaign unless its id exists.
+var createScript = redis.NewScript(`
+-- KEYS[1]: campaign hash fanout:{id}
+-- ARGV[1]: spec JSON; ARGV[2]: spec digest; ARGV[3]: now (unix ms); ARGV[4]: "1" when SMS DLRs are tracked
+-- ARGV[5]: name; ARGV[6]: channel
+-- Returns 1 when created, 0 when a campaign with the same digest exists,
+-- -1 when the id holds a different spec.
+local d = redis.call('HGET', KEYS[1], 'digest')
+if d then
+  if d == ARGV[2] then return 0 end
+  return -1
+end
+redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'digest', ARGV[2], 'state', 'dispatching',
+  'created_at', ARGV[3], 'dlr', ARGV[4], 'name', ARGV[5], 'channel', ARGV[6], 'total', 0)
+return 1
+`)
+
+// Create records a new campaign in state dispatching. Creating the same spec
+// again is a no-op that returns created=false, so a dispatch can be re-run.
+func (s *Store) Create(ctx context.Context, spec Spec) (created bool, err error) {
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return false, err
+	}
+	sum := sha256.Sum256(js)
+	dlr := "0"
+	if spec.Channel.TracksDLR() {
+		dlr = "1"
+	}
+	now := time.Now()
+	n, err := createScript.Run(ctx, s.rdb, []string{campaignKey(spec.ID)},
+		js, hex.EncodeToString(sum[:]), now.UnixMilli(), dlr, spec.Name, string(spec.Channel)).Int()
+	if err != nil {
+		return false, fmt.Errorf("create campaign %s: %w", spec.ID, err)
+	}
+	if n < 0 {
+		return false, fmt.Errorf("create campaign %s: %w; pick another id or remove the id key to get a fresh one", spec.ID, ErrSpecConflict)
+	}
+	if err := s.rdb.ZAdd(ctx, indexKey, redis.Z{Score: float64(now.Unix()), Member: spec.ID}).Err(); err != nil {
+		return false, fmt.Errorf("index campaign %s: %w", spec.ID, err)
+	}
+	return n == 1, nil
+}
+
+// Spec returns the stored spec of a campaign.
+func (s *Store) Spec(ctx context.Context, id string) (Spec, error) {
+	js, err := s.rdb.HGet(ctx, campaignKey(id), "spec").Result()
+	if errors.Is(err, redis.Nil) {
+		return Spec{}, fmt.Errorf("campaign %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Spec{}, err
+	}
+	var spec Spec
+	return spec, json.Unmarshal([]byte(js), &spec)
+}
+
+// addBatchScript counts a batch into the campaign total exactly once.
+var addBatchScript = redis.NewScript(`
+-- KEYS[1]: campaign hash; KEYS[2]: batches hash fanout:{id}:b
+-- ARGV[1]: batch sequence number; ARGV[2]: recipients in the batch; ARGV[3]: its highest row
+-- Returns 1 when the batch is new (total grew), 0 when it was recorded before.
+local m = tonumber(redis.call('HGET', KEYS[1], 'maxrow') or '0')
+if tonumber(ARGV[3]) > m then redis.call('HSET', KEYS[1], 'maxrow', ARGV[3]) end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[2]))
+  redis.call('HINCRBY', KEYS[1], 'batches', 1)
+  return 1
+end
+return 0
+`)
+
+// AddBatch adds a batch's n recipients to the campaign total, once per batch
+// however often it is called; maxRow is the batch's highest row.
+func (s *Store) AddBatch(ctx context.Context, id string, seq, n, maxRow int) (bool, error) {
+	r, err := addBatchScript.Run(ctx, s.rdb, []string{campaignKey(id), batchesKey(id)}, seq, n, maxRow).Int()
+	if err != nil {
+		return false, fmt.Errorf("record batch %d of %s: %w", seq, id, err)
+	}
+	return r == 1, nil
+}
+
+// HasBatch reports whether a batch was recorded by AddBatch.
+func (s *Store) HasBatch(ctx context.Context, id string, seq int) (bool, error) {
+	return s.rdb.HExists(ctx, batchesKey(id), strconv.Itoa(seq)).Result()
+}
+
+// completeLua moves a fully dispatched campaign whose recipients are all final
+// to completed. Shared by the scripts that change counters.
+const completeLua = `
+local function maybe_complete(c, now)
+  local v = redis.call('HMGET', c, 'state', 'dispatched', 'total', 'sent', 'failed', 'unknown',
+    'skipped', 'delivered', 'undelivered', 'dlr_expired', 'dlr')
+  if v[1] == 'completed' or v[1] == 'cancelled' or v[2] ~= '1' then return end
+  local function n(x) return tonumber(x) or 0 end
+  if n(v[4]) + n(v[5]) + n(v[6]) + n(v[7]) < n(v[3]) then return end
+  if v[11] == '1' and n(v[8]) + n(v[9]) + n(v[10]) < n(v[4]) then return end
+  redis.call('HSET', c, 'state', 'completed', 'finished_at', now)
+end
+`
+
+var finishDispatchScript = redis.NewScript(completeLua + `
+-- KEYS[1]: campaign hash
+-- ARGV[1]: now (unix ms); ARGV[2..7]: invalid, duplicates, suppressed, rows, total check, batches check
+-- Marks expansion finished, stores the dispatcher's counts, and completes the
+-- campaign when nothing is left to send. Returns the state.
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return false end
+redis.call('HSET', KEYS[1], 'dispatched', '1', 'invalid', ARGV[2], 'duplicates', ARGV[3],
+  'suppressed', ARGV[4], 'rows', ARGV[5])
+if st == 'dispatching' then redis.call('HSET', KEYS[1], 'state', 'running') end
+maybe_complete(KEYS[1], ARGV[1])
+return redis.call('HGET', KEYS[1], 'state')
+`)
+
+// DispatchCounts are the dispatcher's tallies stored with the campaign.
+type DispatchCounts struct {
+	Rows, Invalid, Duplicates, Suppressed int
+}
+
+// FinishDispatch marks the campaign fully expanded and records the
+// dispatcher's counts.
+func (s *Store) FinishDispatch(ctx context.Context, id string, c DispatchCounts) error {
+	err := finishDispatchScript.Run(ctx, s.rdb, []string{campaignKey(id)},
+		time.Now().UnixMilli(), c.Invalid, c.Duplicates, c.Suppressed, c.Rows).Err()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("campaign %s: %w", id, ErrNotFound)
+	}
+	return err
+}
+
+var claimScript = redis.NewScript(`
+-- KEYS[1]: campaign hash fanout:{id}; KEYS[2..]: ledger buckets fanout:{id}:l:<n>
+-- ARGV[1]: now (unix ms); ARGV[2]: a claim older than this many ms is stale
+-- ARGV[3..]: pairs (index into KEYS of the row's bucket, row)
+-- Returns {state, code...} with one code per row:
+--   "0" claimed (was pending, now sending)      "1" already final: skip it
+--   "2" claimed by an attempt that may still be in flight: try later
+--   "3:<ms>" stale claim from <ms> taken over: reconcile before sending
+-- When the campaign is not dispatching or running, nothing is claimed and
+-- the reply is {state}.
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'missing'} end
+if st ~= 'running' and st ~= 'dispatching' then return {st} end
+local now = tonumber(ARGV[1])
+local stale = tonumber(ARGV[2])
+local out = {st}
+for i = 3, #ARGV, 2 do
+  local key = KEYS[tonumber(ARGV[i])]
+  local row = ARGV[i + 1]
+  local v = redis.call('HGET', key, row)
+  if not v then
+    redis.call('HSET', key, row, 's' .. ARGV[1])
+    out[#out + 1] = '0'
+  elseif string.sub(v, 1, 1) == 's' then
+    local t = tonumber(string.sub(v, 2)) or 0
+    if now - t >= stale then
+      redis.call('HSET', key, row, 's' .. ARGV[1])
+      out[#out + 1] = '3:' .. t
+    else
+      out[#out + 1] = '2'
+    end
+  else
+    out[#out + 1] = '1'
+  end
+end
+return out
+`)
+
+// ClaimCode says what a claim found for one recipient.
+type ClaimCode int
+
+// Claim outcomes.
+const (
+	// Claimed: the recipient was pending and is now sending; send it.
+	Claimed ClaimCode = iota
+	// AlreadyFinal: accepted, failed, unknown or skipped before; do not send.
+	AlreadyFinal
+	// InFlight: another attempt claimed it recently and may still be sending.
+	InFlight
+	// Stale: an earlier attempt claimed it and vanished (crash, lease
+	// expiry); this attempt took the claim over and must reconcile with the
+	// provider before any resend. ClaimResult.Since is the old claim's time.
+	Stale
+)
+
+// ClaimResult is the claim outcome for one row.
+type ClaimResult struct {
+	Code  ClaimCode
+	Since time.Time // for Stale: when the earlier attempt claimed it
+}
+
+// ClaimReply is the reply of Claim.
+type ClaimReply struct {
+	// State is the campaign's state. Nothing is claimed unless it is
+	// dispatching or running.
+	State   State
+	Results []ClaimResult
+}
+
+// Claim atomically moves pending rows to sending. Rows already final are
+// reported as such, so a re-run of a task sends only what was not accepted.
+// A claim older than staleAfter is taken over and reported Stale.
+func (s *Store) Claim(ctx context.Context, id string, rows []int, staleAfter time.Duration) (ClaimReply, error) {
+	keys, args := ledgerArgs(id, rows, nil, time.Now().UnixMilli(), staleAfter.Milliseconds())
+	res, err := claimScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return ClaimReply{}, fmt.Errorf("claim %d rows of %s: %w", len(rows), id, err)
+	}
+	reply := ClaimReply{State: State(res[0])}
+	if res[0] == "missing" {
+		return reply, fmt.Errorf("claim rows of %s: %w", id, ErrNotFound)
+	}
+	if len(res) == 1 {
+		return reply, nil
+	}
+	reply.Results = make([]ClaimResult, len(rows))
+	for i, code := range res[1:] {
+		switch {
+		case code == "0":
+			reply.Results[i].Code = Claimed
+		case code == "1":
+			reply.Results[i].Code = AlreadyFinal
+		case code == "2":
+			reply.Results[i].Code = InFlight
+		case strings.HasPrefix(code, "3:"):
+			ms, _ := strconv.ParseInt(code[2:], 10, 64)
+			reply.Results[i] = ClaimResult{Code: Stale, Since: time.UnixMilli(ms)}
+		}
+	}
+	return reply, nil
+}
+
+// ledgerArgs builds KEYS and ARGV for the ledger scripts: KEYS[1] is the
+// campaign hash, then one key per distinct bucket; ARGV starts with head and
+// then, per row, the bucket index, the row and (when values is set) its value.
+func ledgerArgs(id string, rows []int, values []string, head ...any) ([]string, []any) {
+	keys := []string{campaignKey(id)}
+	index := map[int]int{}
+	args := make([]any, 0, len(head)+len(rows)*3)
+	args = append(args, head...)
+	for i, row := range rows {
+		b := row / bucketSize
+		k, ok := index[b]
+		if !ok {
+			keys = append(keys, bucketKey(id, row))
+			k = len(keys)
+			index[b] = k
+		}
+		args = append(args, k, row)
+		if values != nil {
+			args = append(args, values[i])
+		}
+	}
+	return keys, args
+}
+
+var recordScript = redis.NewScript(completeLua + `
+-- KEYS[1]: campaign hash; KEYS[2..]: ledger buckets
+-- ARGV[1]: now (unix ms); ARGV[2]: mode
+--   "send": from sending to accepted/failed/unknown, or "" to release the claim (back to pending)
+--   "dlr":  from accepted to delivered/undelivered/dlr-expired
+--   "skip": from pending or sending to skipped
+--   "settle": from unknown to accepted/failed (a late reconciliation)
+-- ARGV[3..]: triples (bucket index in KEYS, row, new value)
+-- Each applied transition bumps the counter of the new state (and, for
+-- "settle", takes one off unknown) in this same script, so counters count
+-- each recipient once however often a task or a command is retried.
+-- Returns the number of transitions applied.
+local counter = {a = 'sent', f = 'failed', u = 'unknown', x = 'skipped',
+  d = 'delivered', n = 'undelivered', e = 'dlr_expired'}
+local mode = ARGV[2]
+local applied = 0
+for i = 3, #ARGV, 3 do
+  local key = KEYS[tonumber(ARGV[i])]
+  local row = ARGV[i + 1]
+  local nv = ARGV[i + 2]
+  local v = redis.call('HGET', key, row)
+  local cur = ''
+  if v then cur = string.sub(v, 1, 1) end
+  local ok = false
+  if mode == 'send' then ok = (cur == 's')
+  elseif mode == 'dlr' then ok = (cur == 'a')
+  elseif mode == 'skip' then ok = (cur == '' or cur == 's')
+  elseif mode == 'settle' then ok = (cur == 'u') end
+  if ok then
+    if nv == '' then
+      redis.call('HDEL', key, row)
+    else
+      redis.call('HSET', key, row, nv)
+      local c = counter[string.sub(nv, 1, 1)]
+      if c then redis.call('HINCRBY', KEYS[1], c, 1) end
+      if mode == 'settle' then redis.call('HINCRBY', KEYS[1], 'unknown', -1) end
+    end
+    applied = applied + 1
+  end
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+maybe_complete(KEYS[1], ARGV[1])
+return applied
+`)
+
+// Outcome is a ledger transition for one row.
+type Outcome struct {
+	Row int
+	// State is one of the Ledger* bytes, or 0 to release a claim (the
+	// recipient goes back to pending and will be sent again).
+	State byte
+	// Value is the provider message id (accepted, delivered, ...) or the
+	// reason (failed, unknown, skipped).
+	Value string
+}
+
+// Mode selects which transitions Record may apply.
+type Mode string
+
+// Record modes; see the record script.
+const (
+	ModeSend   Mode = "send"
+	ModeDLR    Mode = "dlr"
+	ModeSkip   Mode = "skip"
+	ModeSettle Mode = "settle"
+)
+
+// Record applies ledger transitions and their counter updates in one atomic
+// script. A transition whose source state does not match mode is ignored, so
+// recording twice changes nothing. It returns how many were applied.
+func (s *Store) Record(ctx context.Context, id string, mode Mode, outs []Outcome) (int, error) {
+	if len(outs) == 0 {
+		return 0, nil
+	}
+	rows := make([]int, len(outs))
+	vals := make([]string, len(outs))
+	for i, o := range outs {
+		rows[i] = o.Row
+		if o.State != 0 {
+			v := string(o.State) + o.Value
+			if len(v) > maxLedgerValue {
+				v = v[:maxLedgerValue]
+			}
+			vals[i] = v
+		}
+	}
+	keys, args := ledgerArgs(id, rows, vals, time.Now().UnixMilli(), string(mode))
+	n, err := recordScript.Run(ctx, s.rdb, keys, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("record %d outcomes of %s: %w", len(outs), id, err)
+	}
+	return n, nil
+}
+
+// Entry is one recipient's ledger entry.
+type Entry struct {
+	Row   int
+	State byte // 0 when pending
+	Value string
+}
+
+// Ledger reads the ledger entries of rows (State 0 for pending rows).
+func (s *Store) Ledger(ctx context.Context, id string, rows []int) ([]Entry, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(rows))
+	for i, r := range rows {
+		cmds[i] = pipe.HGet(ctx, bucketKey(id, r), strconv.Itoa(r))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read ledger of %s: %w", id, err)
+	}
+	out := make([]Entry, len(rows))
+	for i, c := range cmds {
+		out[i].Row = rows[i]
+		if v, err := c.Result(); err == nil && v != "" {
+			out[i].State = v[0]
+			out[i].Value = v[1:]
+		}
+	}
+	return out, nil
+}
+
+// Scan walks every ledger entry of a campaign, one bucket at a time. Rows
+// without an entry are pending and not visited.
+func (s *Store) Scan(ctx context.Context, id string, fn func(Entry) error) error {
+	maxRow, err := s.rdb.HGet(ctx, campaignKey(id), "maxrow").Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("scan ledger of %s: %w", id, err)
+	}
+	for b := 0; b <= maxRow/bucketSize; b++ {
+		m, err := s.rdb.HGetAll(ctx, bucketKey(id, b*bucketSize)).Result()
+		if err != nil {
+			return fmt.Errorf("scan ledger of %s: %w", id, err)
+		}
+		for k, v := range m {
+			row, _ := strconv.Atoi(k)
+			e := Entry{Row: row}
+			if v != "" {
+				e.State, e.Value = v[0], v[1:]
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SetState changes a campaign's state (pause, resume, cancel) with a reason
+// for the operator. A completed campaign stays completed.
+func (s *Store) SetState(ctx context.Context, id string, st State, reason string) error {
+	cur, err := s.rdb.HGet(ctx, campaignKey(id), "state").Result()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("campaign %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if State(cur) == StateCompleted {
+		return nil
+	}
+	return s.rdb.HSet(ctx, campaignKey(id), "state", string(st), "reason", reason).Err()
+}
+
+// Progress reads a campaign's state and counters.
+func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
+	m, err := s.rdb.HGetAll(ctx, campaignKey(id)).Result()
+	if err != nil {
+		return Progress{}, fmt.Errorf("read campaign %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return Progress{}, fmt.Errorf("campaign %s: %w", id, ErrNotFound)
+	}
+	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+	p := Progress{
+		ID: id, Name: m["name"], Channel: Channel(m["channel"]), State: State(m["state"]), Reason: m["reason"],
+		Total: n("total"), Sent: n("sent"), Failed: n("failed"), Delivered: n("delivered"),
+		Undelivered: n("undelivered"), DLRExpired: n("dlr_expired"), Unknown: n("unknown"),
+		Skipped: n("skipped"), Invalid: n("invalid"), Duplicates: n("duplicates"),
+		Suppressed: n("suppressed"), Batches: n("batches"), Dispatched: m["dispatched"] == "1",
+		CreatedAt: time.UnixMilli(n("created_at")).UTC(),
+	}
+	p.Pending = p.Total - p.Done()
+	if f := n("finished_at"); f > 0 {
+		t := time.UnixMilli(f).UTC()
+		p.FinishedAt = &t
+	}
+	return p, nil
+}
+
+// List returns campaign ids, newest first, at most limit (0: all).
+func (s *Store) List(ctx context.Context, limit int) ([]string, error) {
+	stop := int64(-1)
+	if limit > 0 {
+		stop = int64(limit - 1)
+	}
+	return s.rdb.ZRevRange(ctx, indexKey, 0, stop).Result()
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/config"
+	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/worker"
+)
+
+// configFlag adds --config to a flag set.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "read settings from this YAML `file` (the environment still wins)")
+}
+
+func loadConfig(e *env, file string) (config.Config, error) {
+	cfg, err := config.Load(e.getenv, file)
+	if err != nil {
+		return cfg, &inputError{fmt.Errorf("configuration:\n%w", err)}
+	}
+	return cfg, nil
+}
+
+// newLogger builds the process logger: JSON, or console on a terminal.
+func newLogger(w io.Writer, c config.Log) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(c.Level))
+	if err != nil || c.Level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	format := c.Format
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "console"
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// openRedis connects to REDIS_URL and checks the connection.
+func openRedis(ctx context.Context, c config.Redis, poolSize int) (*redis.Client, error) {
+	opt, err := redis.ParseURL(c.URL)
+	if err != nil {
+		return nil, &inputError{fmt.Errorf("REDIS_URL: %v", err)}
+	}
+	if poolSize > 0 {
+		opt.PoolSize = poolSize
+	}
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s: %v (is it running? set REDIS_URL)", opt.Addr, err)
+	}
+	return rdb, nil
+}
+
+func newOneRoute(c config.OneRoute) (*oneroute.Client, error) {
+	return oneroute.New(oneroute.Options{BaseURL: c.BaseURL, APIKey: c.APIKey.Reveal(), Timeout: c.Timeout, UserAgent: "fanout/" + version})
+}
+
+// workerOptions maps configuration to worker options.
+func workerOptions(cfg config.Config) worker.Options {
+	return worker.Options{
+		Concurrency:     cfg.Worker.Concurrency,
+		Queues:          cfg.Worker.Queues,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		RequestTimeout:  cfg.OneRoute.Timeout,
+		MaxAttempts:     cfg.Worker.MaxAttempts,
+		TaskTimeout:     cfg.Worker.TaskTimeout,
+		DLRInterval:     cfg.Worker.DLRInterval,
+		DLRMaxAge:       cfg.Worker.DLRMaxAge,
+		PollInterval:    cfg.Worker.PollInterval,
+		RateLimit: ratelimit.Limit{PerSecond: cfg.RateLimit.PerSecond, PerMinute: cfg.RateLimit.PerMinute,
+			PerDay: cfg.RateLimit.PerDay, Burst: cfg.RateLimit.Burst},
+	}
+}
+
+// newWorker wires a worker server.
+func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit.Limiter, cfg config.Config, log zerolog.Logger) *worker.Server {
+	deps := worker.Deps{
+		Store:    campaigns.NewStore(rdb),
+		Provider: client,
+		Enqueuer: asynq.NewClientFromRedisClient(rdb),
+		Limiter:  lim,
+		Logger:   log,
+	}
+	return worker.NewServer(rdb, deps, workerOptions(cfg))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,183 @@
+// Command fanout sends campaigns through OneRoute: it expands recipient files
+// into Redis-backed asynq jobs, runs workers that send them within shared
+// rate limits without ever sending twice, and reports per-campaign progress.
+//
+// Run "fanout help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes, documented in docs/cli.md.
+const (
+	exitOK       = 0
+	exitError    = 1 // runtime failure: Redis unreachable, OneRoute down, ...
+	exitBadInput = 2 // bad usage, spec, recipient file or configuration
+)
+
+// usageError is a mistake in the command line (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// inputError wraps errors in the user's files or settings (exit 2).
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// env is what commands get from main: streams and the environment.
+type env struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	getenv         func(string) string
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run a campaign end to end in one process (embedded Redis and sandbox with --sandbox)", cmdRun},
+		{"dispatch", "expand a campaign's recipients into Redis and print the campaign id", cmdDispatch},
+		{"worker", "run a long-lived worker that sends queued campaigns", cmdWorker},
+		{"status", "show a campaign's progress counters", cmdStatus},
+		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
+		{"version", "print the version", func(ctx context.Context, e *env, args []string) error {
+			fmt.Fprintln(e.stdout, "fanout", version)
+			return nil
+		}},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
+	os.Exit(runMain(ctx, e, os.Args[1:]))
+}
+
+func runMain(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			return runMain(ctx, e, []string{args[1], "--help"})
+		}
+		usage(e.stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, e, args[1:])
+			return report(e.stderr, c.name, err)
+		}
+	}
+	fmt.Fprintf(e.stderr, "fanout: unknown command %q\n\n", args[0])
+	usage(e.stderr)
+	return exitBadInput
+}
+
+func report(w io.Writer, name string, err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue *usageError
+	var ie *inputError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(w, "fanout %s: %s\nRun 'fanout %s --help' for usage.\n", name, ue.msg, name)
+		return exitBadInput
+	case errors.As(err, &ie):
+		fmt.Fprintf(w, "fanout %s: %s\n", name, indentLines(ie.Error()))
+		return exitBadInput
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(w, "fanout %s: interrupted\n", name)
+		return exitError
+	default:
+		fmt.Fprintf(w, "fanout %s: %s\n", name, err)
+		return exitError
+	}
+}
+
+func indentLines(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	return "\n  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `fanout sends campaigns (SMS, WhatsApp templates, email) through OneRoute.
+
+Usage:
+  fanout <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Try it with no setup:
+  fanout run --sandbox examples/sms.yaml
+
+Settings come from the environment (or --config FILE):
+  REDIS_URL           redis://host:port/db or rediss://... (default redis://127.0.0.1:6379/0)
+  ONEROUTE_API_KEY    your OneRoute key (or ONEROUTE_API_KEY_FILE); required by dispatch and worker
+  ONEROUTE_BASE_URL   default https://api.oneroute.io
+  LOG_LEVEL           debug, info, warn, error (default info)
+  LOG_FORMAT          json or console (default console on a terminal)
+See docs/configuration.md for the rest.
+
+Run 'fanout <command> --help' for a command's flags.
+`)
+}
+
+// newFlags returns a flag set whose usage prints the command's synopsis and
+// description, then its flags.
+func newFlags(e *env, name, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: fanout %s %s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(description))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags wherever they appear among the arguments, so both
+// "status ID --json" and "status --json ID" work.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

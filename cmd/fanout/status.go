@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fanoutdev/fanout/campaigns"
+)
+
+func cmdStatus(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "status", "[flags] CAMPAIGN-ID", `
+Prints a campaign's state and counters from Redis at REDIS_URL.
+
+  total        valid recipients enqueued
+  sent         accepted by OneRoute (includes delivered and undelivered)
+  failed       refused for good, with a reason in the ledger
+  unknown      ambiguous outcome no lookup could settle; never resent
+  delivered / undelivered / dlr_expired   SMS delivery reports
+  pending      not yet final
+
+With --json, prints one object for scripts; its field names never change.`)
+	cfgFile := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	watch := fs.Bool("watch", false, "refresh every second until the campaign is final")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &usageError{"want exactly one campaign id"}
+	}
+	cfg, err := loadConfig(e, *cfgFile)
+	if err != nil {
+		return err
+	}
+	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store := campaigns.NewStore(rdb)
+	for {
+		p, err := store.Progress(ctx, pos[0])
+		if errors.Is(err, campaigns.ErrNotFound) {
+			return &inputError{fmt.Errorf("no campaign %q in Redis at %s", pos[0], rdb.Options().Addr)}
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			if err := json.NewEncoder(e.stdout).Encode(p); err != nil {
+				return err
+			}
+		} else {
+			printProgress(e.stdout, p)
+		}
+		if !*watch || p.Final() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func printProgress(w io.Writer, p campaigns.Progress) {
+	fmt.Fprintf(w, "campaign   %s", p.ID)
+	if p.Name != "" {
+		fmt.Fprintf(w, " (%s)", p.Name)
+	}
+	fmt.Fprintf(w, "\nchannel    %s\nstate      %s", p.Channel, p.State)
+	if p.Reason != "" {
+		fmt.Fprintf(w, ": %s", p.Reason)
+	}
+	fmt.Fprintf(w, "\nprogress   %s\n", bar(p.Done(), p.Total, 30))
+	fmt.Fprintf(w, "total      %d\nsent       %d\nfailed     %d\nunknown    %d\nskipped    %d\npending    %d\n",
+		p.Total, p.Sent, p.Failed, p.Unknown, p.Skipped, p.Pending)
+	if p.Channel.TracksDLR() {
+		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\n", p.Delivered, p.Undelivered, p.DLRExpired)
+	}
+	fmt.Fprintf(w, "refused    %d invalid, %d duplicates, %d suppressed\n", p.Invalid, p.Duplicates, p.Suppressed)
+	if p.FinishedAt != nil {
+		fmt.Fprintf(w, "finished   %s (took %s)\n", p.FinishedAt.Format(time.RFC3339), p.FinishedAt.Sub(p.CreatedAt).Round(time.Millisecond))
+	}
+}
+
+func bar(done, total int64, width int) string {
+	if total <= 0 {
+		return fmt.Sprintf("[%s] 0/0", spaces(width))
+	}
+	n := int(done * int64(width) / total)
+	b := make([]byte, width)
+	for i := range b {
+		if i < n {
+			b[i] = '#'
+		} else {
+			b[i] = '.'
+		}
+	}
+	return fmt.Sprintf("[%s] %d/%d (%.0f%%)", b, done, total, 100*float64(done)/float64(total))
+}
+
+func spaces(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = '.'
+	}
+	return string(b)
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+
+	"github.com/fanoutdev/fanout/ratelimit"
+)
+
+func cmdWorker(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "worker", "[flags]", `
+Runs a worker: a long-lived asynq server that takes send tasks from Redis at
+REDIS_URL and sends them through OneRoute at ONEROUTE_BASE_URL. Run as many as
+you need, on any number of machines; they share rate limits through Redis.
+
+SIGTERM or SIGINT stops it gracefully: it takes no new tasks and waits up to
+FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
+	cfgFile := configFlag(fs)
+	concurrency := fs.Int("concurrency", 0, "tasks run at once (default FANOUT_CONCURRENCY, 50)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e, *cfgFile)
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireAPIKey(); err != nil {
+		return &inputError{err}
+	}
+	if *concurrency > 0 {
+		cfg.Worker.Concurrency = *concurrency
+	}
+	log := newLogger(e.stderr, cfg.Log)
+	log.Info().Interface("config", cfg.Redacted()).Str("version", version).Msg("worker starting")
+	rdb, err := openRedis(ctx, cfg.Redis, cfg.Worker.Concurrency*2+10)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	client, err := newOneRoute(cfg.OneRoute)
+	if err != nil {
+		return &inputError{err}
+	}
+	var lim ratelimit.Limiter // shared limiter: see ratelimit
+	srv := newWorker(rdb, client, lim, cfg, log)
+	return srv.Run(ctx)
+}

@@ -1,0 +1,368 @@
+// Package config loads fanout's settings from the environment and an optional
+// YAML file, validates them all at once, and redacts secrets.
+//
+//	cfg, err := config.Load(os.Getenv, "fanout.yaml")
+//	log.Info().Interface("config", cfg.Redacted()).Msg("starting")
+//
+// The environment wins over the file. Only cmd/fanout reads the environment;
+// every other package receives the typed sub-structs by value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Secret is a string that never prints: String, MarshalText and MarshalJSON
+// give "[REDACTED]". Use Reveal where the value must be sent.
+type Secret string
+
+const redacted = "[REDACTED]"
+
+func (s Secret) String() string { return mask(s) }
+
+// GoString covers %#v.
+func (s Secret) GoString() string { return mask(s) }
+
+// MarshalText covers JSON, YAML and zerolog's Interface.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(mask(s)), nil }
+
+// MarshalJSON prints the mask.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + mask(s) + `"`), nil }
+
+// UnmarshalText reads a secret from a config file.
+func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+func mask(s Secret) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// Config is every setting of fanout.
+type Config struct {
+	Redis     Redis     `yaml:"redis"`
+	OneRoute  OneRoute  `yaml:"oneroute"`
+	Log       Log       `yaml:"log"`
+	Worker    Worker    `yaml:"worker"`
+	Dispatch  Dispatch  `yaml:"dispatch"`
+	RateLimit RateLimit `yaml:"rate_limit"`
+}
+
+// Redis locates the Redis that holds queues, ledger, counters and limits.
+type Redis struct {
+	// URL is redis://[user:pass@]host:port/db or rediss:// for TLS.
+	// Env REDIS_URL; default redis://127.0.0.1:6379/0.
+	URL string `yaml:"url"`
+}
+
+// OneRoute configures the API client.
+type OneRoute struct {
+	// BaseURL: env ONEROUTE_BASE_URL; default https://api.oneroute.io.
+	BaseURL string `yaml:"base_url"`
+	// APIKey: env ONEROUTE_API_KEY, or a file named by ONEROUTE_API_KEY_FILE
+	// (a mounted secret). No default.
+	APIKey Secret `yaml:"api_key"`
+	// Timeout bounds one API request: env ONEROUTE_TIMEOUT; default 15s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level: env LOG_LEVEL (debug, info, warn, error); default info.
+	Level string `yaml:"level"`
+	// Format: env LOG_FORMAT (json or console); default console on a
+	// terminal, json otherwise.
+	Format string `yaml:"format"`
+}
+
+// Worker configures the asynq server.
+type Worker struct {
+	// Concurrency is the number of tasks run at once: env
+	// FANOUT_CONCURRENCY; default 50.
+	Concurrency int `yaml:"concurrency"`
+	// ShutdownTimeout is how long a stopping worker waits for running tasks:
+	// env FANOUT_SHUTDOWN_TIMEOUT; default the OneRoute timeout + 10s. Must be
+	// longer than the OneRoute timeout, so no send outlives its task.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TaskTimeout bounds one task run: env FANOUT_TASK_TIMEOUT; default 5m.
+	TaskTimeout time.Duration `yaml:"task_timeout"`
+	// MaxAttempts caps retries of temporary failures: env
+	// FANOUT_MAX_ATTEMPTS; default 8.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Queues weights the channel queues: env FANOUT_QUEUES as
+	// "sms=6,whatsapp=6,email=3,dlr=2"; default that.
+	Queues map[string]int `yaml:"queues"`
+	// DLRInterval is the first wait before polling a delivery report; later
+	// polls back off: env FANOUT_DLR_INTERVAL; default 5s.
+	DLRInterval time.Duration `yaml:"dlr_interval"`
+	// DLRMaxAge is how long delivery reports are polled before the message
+	// is counted dlr_expired: env FANOUT_DLR_MAX_AGE; default 24h.
+	DLRMaxAge time.Duration `yaml:"dlr_max_age"`
+	// PollInterval is how often an idle worker looks for tasks, and how often
+	// scheduled and retried tasks are moved: env FANOUT_POLL_INTERVAL;
+	// default 1s.
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Dispatch configures expansion.
+type Dispatch struct {
+	// BatchSize is the recipients per task: env FANOUT_BATCH_SIZE; default 50.
+	BatchSize int `yaml:"batch_size"`
+	// Window is the most pending tasks a campaign keeps in Redis; 0 means no
+	// limit: env FANOUT_WINDOW; default 0.
+	Window int `yaml:"window"`
+}
+
+// RateLimit is the default limit per sender (channel id or from number);
+// campaigns may override it with rate: in their spec. Zero means no limit.
+type RateLimit struct {
+	// PerSecond: env FANOUT_RATE_PER_SECOND; default 0.
+	PerSecond int `yaml:"per_second"`
+	// PerMinute: env FANOUT_RATE_PER_MINUTE; default 0.
+	PerMinute int `yaml:"per_minute"`
+	// PerDay: env FANOUT_RATE_PER_DAY; default 0.
+	PerDay int `yaml:"per_day"`
+	// Burst: env FANOUT_RATE_BURST; default the per-second limit.
+	Burst int `yaml:"burst"`
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Redis:    Redis{URL: "redis://127.0.0.1:6379/0"},
+		OneRoute: OneRoute{BaseURL: "https://api.oneroute.io", Timeout: 15 * time.Second},
+		Log:      Log{Level: "info"},
+		Worker: Worker{Concurrency: 50, TaskTimeout: 5 * time.Minute, MaxAttempts: 8,
+			Queues:      map[string]int{"sms": 6, "whatsapp": 6, "email": 3, "dlr": 2},
+			DLRInterval: 5 * time.Second, DLRMaxAge: 24 * time.Hour, PollInterval: time.Second},
+		Dispatch: Dispatch{BatchSize: 50},
+	}
+}
+
+// Load reads file (when not "") and then the environment through getenv, and
+// validates the result, reporting every problem at once.
+func Load(getenv func(string) string, file string) (Config, error) {
+	cfg := Defaults()
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		var fc Config
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&fc); err != nil {
+			return cfg, fmt.Errorf("config %s: %v", file, err)
+		}
+		merge(&cfg, fc)
+	}
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	num := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a whole number", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 15s or 2m", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("REDIS_URL", &cfg.Redis.URL)
+	str("ONEROUTE_BASE_URL", &cfg.OneRoute.BaseURL)
+	if v := getenv("ONEROUTE_API_KEY"); v != "" {
+		cfg.OneRoute.APIKey = Secret(strings.TrimSpace(v))
+	} else if f := getenv("ONEROUTE_API_KEY_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ONEROUTE_API_KEY_FILE: %w", err))
+		} else {
+			cfg.OneRoute.APIKey = Secret(strings.TrimSpace(string(b)))
+		}
+	}
+	dur("ONEROUTE_TIMEOUT", &cfg.OneRoute.Timeout)
+	str("LOG_LEVEL", &cfg.Log.Level)
+	str("LOG_FORMAT", &cfg.Log.Format)
+	num("FANOUT_CONCURRENCY", &cfg.Worker.Concurrency)
+	dur("FANOUT_SHUTDOWN_TIMEOUT", &cfg.Worker.ShutdownTimeout)
+	dur("FANOUT_TASK_TIMEOUT", &cfg.Worker.TaskTimeout)
+	num("FANOUT_MAX_ATTEMPTS", &cfg.Worker.MaxAttempts)
+	dur("FANOUT_DLR_INTERVAL", &cfg.Worker.DLRInterval)
+	dur("FANOUT_DLR_MAX_AGE", &cfg.Worker.DLRMaxAge)
+	dur("FANOUT_POLL_INTERVAL", &cfg.Worker.PollInterval)
+	if v := getenv("FANOUT_QUEUES"); v != "" {
+		q, err := parseQueues(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FANOUT_QUEUES=%q: %v", v, err))
+		} else {
+			cfg.Worker.Queues = q
+		}
+	}
+	num("FANOUT_BATCH_SIZE", &cfg.Dispatch.BatchSize)
+	num("FANOUT_WINDOW", &cfg.Dispatch.Window)
+	num("FANOUT_RATE_PER_SECOND", &cfg.RateLimit.PerSecond)
+	num("FANOUT_RATE_PER_MINUTE", &cfg.RateLimit.PerMinute)
+	num("FANOUT_RATE_PER_DAY", &cfg.RateLimit.PerDay)
+	num("FANOUT_RATE_BURST", &cfg.RateLimit.Burst)
+
+	if cfg.Worker.ShutdownTimeout == 0 {
+		cfg.Worker.ShutdownTimeout = cfg.OneRoute.Timeout + 10*time.Second
+	}
+	errs = append(errs, cfg.validate()...)
+	return cfg, errors.Join(errs...)
+}
+
+func parseQueues(v string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(v, ",") {
+		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(w)
+		if !ok || name == "" || err != nil || n < 1 {
+			return nil, fmt.Errorf("want name=weight pairs such as sms=6,dlr=2")
+		}
+		out[name] = n
+	}
+	return out, nil
+}
+
+// merge copies the non-zero fields of a file config over the defaults.
+func merge(dst *Config, src Config) {
+	set := func(d *string, s string) {
+		if s != "" {
+			*d = s
+		}
+	}
+	seti := func(d *int, s int) {
+		if s != 0 {
+			*d = s
+		}
+	}
+	setd := func(d *time.Duration, s time.Duration) {
+		if s != 0 {
+			*d = s
+		}
+	}
+	set(&dst.Redis.URL, src.Redis.URL)
+	set(&dst.OneRoute.BaseURL, src.OneRoute.BaseURL)
+	if src.OneRoute.APIKey != "" {
+		dst.OneRoute.APIKey = src.OneRoute.APIKey
+	}
+	setd(&dst.OneRoute.Timeout, src.OneRoute.Timeout)
+	set(&dst.Log.Level, src.Log.Level)
+	set(&dst.Log.Format, src.Log.Format)
+	seti(&dst.Worker.Concurrency, src.Worker.Concurrency)
+	setd(&dst.Worker.ShutdownTimeout, src.Worker.ShutdownTimeout)
+	setd(&dst.Worker.TaskTimeout, src.Worker.TaskTimeout)
+	seti(&dst.Worker.MaxAttempts, src.Worker.MaxAttempts)
+	if len(src.Worker.Queues) > 0 {
+		dst.Worker.Queues = src.Worker.Queues
+	}
+	setd(&dst.Worker.DLRInterval, src.Worker.DLRInterval)
+	setd(&dst.Worker.DLRMaxAge, src.Worker.DLRMaxAge)
+	setd(&dst.Worker.PollInterval, src.Worker.PollInterval)
+	seti(&dst.Dispatch.BatchSize, src.Dispatch.BatchSize)
+	seti(&dst.Dispatch.Window, src.Dispatch.Window)
+	seti(&dst.RateLimit.PerSecond, src.RateLimit.PerSecond)
+	seti(&dst.RateLimit.PerMinute, src.RateLimit.PerMinute)
+	seti(&dst.RateLimit.PerDay, src.RateLimit.PerDay)
+	seti(&dst.RateLimit.Burst, src.RateLimit.Burst)
+}
+
+func (c Config) validate() []error {
+	var errs []error
+	if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("REDIS_URL %q: want redis://host:port/db or rediss://host:port/db", redactURL(c.Redis.URL)))
+	}
+	if u, err := url.Parse(c.OneRoute.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("ONEROUTE_BASE_URL %q: want https://host", c.OneRoute.BaseURL))
+	}
+	if c.OneRoute.Timeout <= 0 {
+		errs = append(errs, errors.New("ONEROUTE_TIMEOUT must be positive"))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error", "trace":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL %q: use debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_FORMAT %q: use json or console", c.Log.Format))
+	}
+	if c.Worker.Concurrency < 1 {
+		errs = append(errs, errors.New("FANOUT_CONCURRENCY must be at least 1"))
+	}
+	if c.Worker.ShutdownTimeout <= c.OneRoute.Timeout {
+		errs = append(errs, fmt.Errorf("FANOUT_SHUTDOWN_TIMEOUT (%s) must be longer than ONEROUTE_TIMEOUT (%s), or a stopping worker could abandon a send that then succeeds",
+			c.Worker.ShutdownTimeout, c.OneRoute.Timeout))
+	}
+	if c.Worker.MaxAttempts < 1 {
+		errs = append(errs, errors.New("FANOUT_MAX_ATTEMPTS must be at least 1"))
+	}
+	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 1000 {
+		errs = append(errs, errors.New("FANOUT_BATCH_SIZE must be between 1 and 1000"))
+	}
+	if c.Dispatch.Window < 0 {
+		errs = append(errs, errors.New("FANOUT_WINDOW cannot be negative (0 means no limit)"))
+	}
+	if c.RateLimit.PerSecond < 0 || c.RateLimit.PerMinute < 0 || c.RateLimit.PerDay < 0 || c.RateLimit.Burst < 0 {
+		errs = append(errs, errors.New("FANOUT_RATE_* limits cannot be negative"))
+	}
+	return errs
+}
+
+// ErrNoAPIKey is returned by RequireAPIKey.
+var ErrNoAPIKey = errors.New("ONEROUTE_API_KEY is not set: export ONEROUTE_API_KEY (or ONEROUTE_API_KEY_FILE) with your OneRoute key; to try fanout without one, run `fanout run --sandbox CAMPAIGN.yaml`")
+
+// RequireAPIKey fails when no API key is configured. Nothing ever falls back
+// to the sandbox silently.
+func (c Config) RequireAPIKey() error {
+	if c.OneRoute.APIKey == "" {
+		return ErrNoAPIKey
+	}
+	return nil
+}
+
+// Redacted returns a copy safe to log: secrets masked, Redis password hidden.
+func (c Config) Redacted() Config {
+	r := c
+	r.Redis.URL = redactURL(c.Redis.URL)
+	return r
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,112 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/oneroute"
+)
+
+// DLRHandler runs dlr:poll tasks: it reads the delivery report of each
+// accepted SMS of a batch, records the final ones, and polls the rest again
+// with backoff until DLRMaxAge, after which they count as dlr_expired.
+type DLRHandler struct {
+	deps Deps
+	opts Options
+}
+
+// maxDLRInterval caps the backoff between polls.
+const maxDLRInterval = 10 * time.Minute
+
+// ProcessTask implements asynq.Handler.
+func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p campaigns.DLRPoll
+	if err := campaigns.Decode(t.Payload(), &p); err != nil {
+		return skip(err)
+	}
+	log := zerolog.Ctx(ctx)
+	type polled struct {
+		state  byte
+		id     string
+		action Action
+		wait   time.Duration
+	}
+	res := make([]polled, len(p.Items))
+	sem := make(chan struct{}, h.opts.PerCallConcurrency)
+	var wg sync.WaitGroup
+	for i, it := range p.Items {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			d, err := h.deps.Provider.GetSMSDLR(ctx, it.ID)
+			if err != nil {
+				res[i] = polled{action: Decide(err), wait: oneroute.RetryAfter(err)}
+				return
+			}
+			switch d.Conversation.Status {
+			case oneroute.DLRDelivered:
+				res[i] = polled{state: campaigns.LedgerDelivered, id: it.ID}
+			case oneroute.DLRUndelivered:
+				res[i] = polled{state: campaigns.LedgerUndelivered, id: it.ID}
+			}
+		}()
+	}
+	wg.Wait()
+
+	expired := time.Since(time.Unix(p.Since, 0)) >= h.opts.DLRMaxAge
+	var outs []campaigns.Outcome
+	var rest []campaigns.DLRItem
+	var wait time.Duration
+	for i, r := range res {
+		it := p.Items[i]
+		switch {
+		case r.state != 0:
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: r.state, Value: r.id})
+		case expired:
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerDLRExpired, Value: it.ID})
+		default:
+			if r.action == PauseCampaign {
+				log.Error().Msg("delivery report refused: API key rejected")
+			}
+			rest = append(rest, it)
+			wait = max(wait, r.wait)
+		}
+	}
+	if len(outs) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := h.deps.Store.Record(rctx, p.Campaign, campaigns.ModeDLR, outs); err != nil {
+			return fmt.Errorf("record delivery reports: %w", err)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	next := p
+	next.Attempt++
+	next.Items = rest
+	delay := min(h.opts.DLRInterval<<min(next.Attempt, 20), maxDLRInterval)
+	if remaining := time.Until(time.Unix(p.Since, 0).Add(h.opts.DLRMaxAge)); remaining > 0 && delay > remaining {
+		delay = remaining
+	}
+	return enqueueDLR(ctx, h.deps.Enqueuer, &next, max(delay, wait), h.opts)
+}
+
+func enqueueDLR(ctx context.Context, enq Enqueuer, p *campaigns.DLRPoll, delay time.Duration, o Options) error {
+	task := asynq.NewTask(campaigns.TypeDLRPoll, campaigns.Encode(p), asynq.TaskID(p.TaskID()),
+		asynq.Queue(campaigns.QueueDLR), asynq.MaxRetry(o.MaxAttempts), asynq.Timeout(o.TaskTimeout), asynq.ProcessIn(delay))
+	_, err := enq.EnqueueContext(context.WithoutCancel(ctx), task)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue %s: %w", p.TaskID(), err)
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+package worker
+
+import (
+	"context"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/oneroute"
+)
+
+// SMSHandler runs sms:send tasks. A batch whose text is the same for every
+// recipient is one provider call with recipients[]; personalised texts are
+// one call per message, made concurrently.
+type SMSHandler struct{ b *batchSender }
+
+// ProcessTask implements asynq.Handler.
+func (h *SMSHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var b campaigns.Batch
+	if err := campaigns.Decode(t.Payload(), &b); err != nil {
+		return skip(err)
+	}
+	return h.b.process(ctx, &b, h.send)
+}
+
+func (h *SMSHandler) send(ctx context.Context, b *campaigns.Batch, items []campaigns.Item) []outcome {
+	p := h.b.deps.Provider
+	if b.Shared != nil {
+		to := make([]string, len(items))
+		for i, it := range items {
+			to[i] = it.To
+		}
+		res, err := p.SendSMS(ctx, b.ChannelID, oneroute.SMSRequest{Message: b.Shared.Text, Recipients: to})
+		return fromResults(res, err, len(items))
+	}
+	return perMessage(ctx, items, h.b.opts.PerCallConcurrency, func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error) {
+		return p.SendSMS(ctx, b.ChannelID, oneroute.SMSRequest{Message: b.ContentOf(it).Text, Recipients: []string{it.To}})
+	})
+}

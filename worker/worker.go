@@ -1,0 +1,164 @@
+// Package worker runs fanout's asynq handlers: it sends batches of recipients
+// through OneRoute under the shared rate limits, records every outcome in the
+// campaign ledger so that no task run sends twice, and follows accepted SMS
+// to their delivery reports.
+//
+//	srv := worker.NewServer(rdb, worker.Options{...}, deps)
+//	err := srv.Run(ctx) // returns after ctx is cancelled and in-flight sends finished
+//
+// Handlers live one per file: sms.go, whatsapp.go, email.go and dlr.go; the
+// error-to-action table is in actions.go.
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/ratelimit"
+)
+
+// SMSSender sends SMS; *oneroute.Client implements it.
+type SMSSender interface {
+	SendSMS(ctx context.Context, channelID string, r oneroute.SMSRequest) ([]oneroute.Result, error)
+}
+
+// TemplateSender sends WhatsApp templates.
+type TemplateSender interface {
+	SendTemplate(ctx context.Context, r oneroute.TemplateRequest) ([]oneroute.Result, error)
+}
+
+// EmailSender sends email.
+type EmailSender interface {
+	SendEmail(ctx context.Context, channelID string, r oneroute.EmailRequest) ([]oneroute.Result, error)
+}
+
+// DLRReader reads SMS delivery reports and lists a channel's messages (for
+// reconciliation).
+type DLRReader interface {
+	GetSMSDLR(ctx context.Context, messageID string) (oneroute.DLR, error)
+	FetchSMSMessages(ctx context.Context, channelID, status string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error)
+}
+
+// Provider is everything the handlers need from OneRoute.
+type Provider interface {
+	SMSSender
+	TemplateSender
+	EmailSender
+	DLRReader
+}
+
+var _ Provider = (*oneroute.Client)(nil)
+
+// Enqueuer schedules follow-up tasks (DLR polls, retries of a batch's
+// failed part).
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Deps are the handlers' collaborators.
+type Deps struct {
+	Store    *campaigns.Store
+	Provider Provider
+	Enqueuer Enqueuer
+	// Limiter paces sends per sender; nil means no limit.
+	Limiter ratelimit.Limiter
+	Logger  zerolog.Logger
+}
+
+// Options tunes handlers and the server.
+type Options struct {
+	// Concurrency is how many tasks run at once; default 50.
+	Concurrency int
+	// Queues weights the queues; default sms=6, whatsapp=6, email=3, dlr=2.
+	Queues map[string]int
+	// ShutdownTimeout is how long Stop waits for running tasks; must exceed
+	// the OneRoute request timeout. Default 25s.
+	ShutdownTimeout time.Duration
+	// RequestTimeout is the OneRoute client's timeout: a claim older than
+	// this plus a margin can no longer be in flight. Default 15s.
+	RequestTimeout time.Duration
+	// MaxAttempts caps tries of a temporary failure; default 8.
+	MaxAttempts int
+	// TaskTimeout bounds follow-up tasks; default 5m.
+	TaskTimeout time.Duration
+	// RateLimit is the default per-sender limit; a campaign's rate wins.
+	RateLimit ratelimit.Limit
+	// MaxWait is the longest a handler waits for the limiter before
+	// rescheduling its task instead; default 2s.
+	MaxWait time.Duration
+	// DLRInterval is the first wait before polling delivery reports;
+	// default 5s. Later polls back off up to 10 minutes.
+	DLRInterval time.Duration
+	// DLRMaxAge is how long delivery reports are polled; default 24h.
+	DLRMaxAge time.Duration
+	// PollInterval is how often idle workers look for tasks and due
+	// retries; default 1s.
+	PollInterval time.Duration
+	// PerCallConcurrency bounds concurrent calls within one batch of
+	// personalised messages; default 16.
+	PerCallConcurrency int
+	// RetryBase is the first retry delay of a temporary failure; default 2s.
+	RetryBase time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 50
+	}
+	if len(o.Queues) == 0 {
+		o.Queues = map[string]int{campaigns.QueueSMS: 6, campaigns.QueueWhatsApp: 6, campaigns.QueueEmail: 3, campaigns.QueueDLR: 2}
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 15 * time.Second
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = o.RequestTimeout + 10*time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.TaskTimeout <= 0 {
+		o.TaskTimeout = 5 * time.Minute
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 2 * time.Second
+	}
+	if o.DLRInterval <= 0 {
+		o.DLRInterval = 5 * time.Second
+	}
+	if o.DLRMaxAge <= 0 {
+		o.DLRMaxAge = 24 * time.Hour
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.PerCallConcurrency <= 0 {
+		o.PerCallConcurrency = 16
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 2 * time.Second
+	}
+	return o
+}
+
+// staleAfter is how old a claim must be before no attempt can still be
+// sending it: the request timeout plus a margin for clock skew.
+func (o Options) staleAfter() time.Duration { return o.RequestTimeout + 5*time.Second }
+
+// NewMux registers every handler.
+func NewMux(d Deps, o Options) *asynq.ServeMux {
+	o = o.withDefaults()
+	b := &batchSender{deps: d, opts: o}
+	mux := asynq.NewServeMux()
+	mux.Use(LogMiddleware(d.Logger))
+	mux.Handle(campaigns.TypeSMSSend, &SMSHandler{b})
+	mux.Handle(campaigns.TypeWhatsAppTemplate, &WhatsAppHandler{b})
+	mux.Handle(campaigns.TypeEmailSend, &EmailHandler{b})
+	mux.Handle(campaigns.TypeDLRPoll, &DLRHandler{deps: d, opts: o})
+	return mux
+}
