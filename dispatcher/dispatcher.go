@@ -127,24 +127,11 @@ var ErrBadInput = errors.New("bad input")
 func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src campaigns.Source) (Result, error) {
 	start := time.Now()
 	res := Result{ID: spec.ID, DryRun: d.opts.DryRun}
-	renderer, err := spec.Compile()
+	pf, err := preflight(spec, src.Columns())
 	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrBadInput, err)
+		return res, err
 	}
-	cols := src.Columns()
-	if cols != nil {
-		if err := spec.CheckColumns(renderer, spec.Recipients, cols); err != nil {
-			return res, fmt.Errorf("%w: %w", ErrBadInput, err)
-		}
-	}
-	addrField, err := spec.AddressField(cols)
-	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrBadInput, err)
-	}
-	suppressed, err := loadSuppression(spec)
-	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrBadInput, err)
-	}
+	renderer, addrField, suppressed := pf.renderer, pf.addrField, pf.suppressed
 	if !d.opts.DryRun {
 		if _, err := d.store.Create(ctx, spec); err != nil {
 			return res, err
@@ -213,6 +200,40 @@ func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src camp
 		d.opts.Progress(res)
 	}
 	return res, nil
+}
+
+type checked struct {
+	renderer   *campaigns.Renderer
+	addrField  string
+	suppressed map[string]bool
+}
+
+// Check validates a spec against a source's header before anything is
+// enqueued: templates parse, every column they use exists, the address
+// column is found and the suppression list reads. Errors wrap ErrBadInput.
+func Check(spec campaigns.Spec, src campaigns.Source) error {
+	_, err := preflight(spec, src.Columns())
+	return err
+}
+
+func preflight(spec campaigns.Spec, cols []string) (checked, error) {
+	var c checked
+	var err error
+	if c.renderer, err = spec.Compile(); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	if cols != nil {
+		if err := spec.CheckColumns(c.renderer, spec.Recipients, cols); err != nil {
+			return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+		}
+	}
+	if c.addrField, err = spec.AddressField(cols); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	if c.suppressed, err = loadSuppression(spec); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	return c, nil
 }
 
 func (d *Dispatcher) newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *campaigns.Batch {

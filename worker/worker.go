@@ -68,6 +68,9 @@ type Deps struct {
 	// Limiter paces sends per sender; nil means no limit.
 	Limiter ratelimit.Limiter
 	Logger  zerolog.Logger
+	// Handlers are extra task handlers to register by task type (for
+	// example the dispatcher's detached expansion).
+	Handlers map[string]asynq.Handler
 }
 
 // Options tunes handlers and the server.
@@ -160,5 +163,8 @@ func NewMux(d Deps, o Options) *asynq.ServeMux {
 	mux.Handle(campaigns.TypeWhatsAppTemplate, &WhatsAppHandler{b})
 	mux.Handle(campaigns.TypeEmailSend, &EmailHandler{b})
 	mux.Handle(campaigns.TypeDLRPoll, &DLRHandler{deps: d, opts: o})
+	for typ, h := range d.Handlers {
+		mux.Handle(typ, h)
+	}
 	return mux
 }

@@ -79,8 +79,12 @@ Exit codes: 0 enqueued, 1 runtime error (Redis unreachable, ...),
 		defer rw.Close()
 		opts.Reject = rw.Write
 	}
+	src, err := openChecked(spec)
+	if err != nil {
+		return err
+	}
 	log := newLogger(e.stderr, cfg.Log)
-	res, err := dispatchSpec(ctx, e, cfg, spec, opts, log)
+	res, err := dispatchSpec(ctx, cfg, spec, src, opts, log)
 	if err != nil {
 		return err
 	}
@@ -103,12 +107,22 @@ Exit codes: 0 enqueued, 1 runtime error (Redis unreachable, ...),
 	return nil
 }
 
-// dispatchSpec opens the spec's recipients and dispatches them.
-func dispatchSpec(ctx context.Context, e *env, cfg config.Config, spec campaigns.Spec, opts dispatcher.Options, log zerolog.Logger) (dispatcher.Result, error) {
+// openChecked opens the spec's recipients and checks the spec against the
+// file's header, before anything connects anywhere.
+func openChecked(spec campaigns.Spec) (campaigns.Source, error) {
 	src, err := campaigns.OpenSource(spec.RecipientsPath(), campaigns.SourceOptions{})
 	if err != nil {
-		return dispatcher.Result{}, &inputError{fmt.Errorf("%s: %w", spec.File(), err)}
+		return nil, &inputError{spec.Errorf("recipients", "%v", err)}
 	}
+	if err := dispatcher.Check(spec, src); err != nil {
+		src.Close()
+		return nil, &inputError{err}
+	}
+	return src, nil
+}
+
+// dispatchSpec dispatches a checked source.
+func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, src campaigns.Source, opts dispatcher.Options, log zerolog.Logger) (dispatcher.Result, error) {
 	defer src.Close()
 	opts.Logger = log
 	var store *campaigns.Store

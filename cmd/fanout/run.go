@@ -52,6 +52,11 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	if err != nil {
 		return &inputError{err}
 	}
+	src, err := openChecked(spec)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 	log := newLogger(e.stderr, cfg.Log)
 	if *useSandbox && e.getenv("LOG_LEVEL") == "" {
 		log = log.Level(zerolog.WarnLevel)
@@ -126,7 +131,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		}
 	}
 	start := time.Now()
-	res, err := dispatchSpec(ctx, e, cfg, spec, opts, log)
+	res, err := dispatchSpec(ctx, cfg, spec, src, opts, log)
 	if err != nil {
 		return err
 	}
@@ -151,10 +156,22 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	}
 	srv.Stop()
 	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(p)
+		out := runResult{Progress: p}
+		if sb != nil {
+			st := sb.Stats()
+			out.Sandbox = &st
+		}
+		return json.NewEncoder(e.stdout).Encode(out)
 	}
 	summary(e.stdout, p, time.Since(start), sb)
 	return nil
+}
+
+// runResult is run's --json output: the campaign's status object, plus the
+// sandbox's counters with --sandbox.
+type runResult struct {
+	campaigns.Progress
+	Sandbox *sandbox.Stats `json:"sandbox,omitempty"`
 }
 
 // follow shows live progress until the campaign is final.

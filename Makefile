@@ -1,0 +1,50 @@
+# fanout: run `make help` for the targets.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/fanout
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fanout ./cmd/fanout
+
+.PHONY: run
+run: ## send the sample SMS campaign end to end (embedded Redis, OneRoute sandbox)
+	$(GO) run ./cmd/fanout run --sandbox examples/sms.yaml
+
+.PHONY: test
+test: ## run every test with the race detector (real redis-server when installed, miniredis otherwise)
+	$(GO) test -race -count=1 ./...
+
+.PHONY: test-miniredis
+test-miniredis: ## run the tests on miniredis even when redis-server is installed
+	FANOUT_TEST_REDIS=miniredis $(GO) test -count=1 ./...
+
+.PHONY: vet
+vet: ## go vet
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: vet ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+.PHONY: bench
+bench: ## benchmarks against baselines (needs redis-server); writes bench-out/
+	mkdir -p bench-out
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./... | tee bench-out/bench.txt
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | sed 's/func //'); do \
+	  pkg=$$(grep -rlE "^func $$t\(" --include='*_test.go' . | xargs dirname); \
+	  echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+	done
+
+.PHONY: tidy
+tidy: ## go mod tidy
+	$(GO) mod tidy

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/internal/redistest"
+)
+
+// testBundle runs the fanout command in-process with a fake environment.
+type testBundle struct {
+	env    map[string]string
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+}
+
+func (b *testBundle) run(t *testing.T, args ...string) int {
+	t.Helper()
+	b.stdout.Reset()
+	b.stderr.Reset()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := &env{stdout: &b.stdout, stderr: &b.stderr, stdin: strings.NewReader(""), getenv: func(k string) string { return b.env[k] }}
+	return runMain(ctx, e, args)
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	return &testBundle{env: map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "warn"}}
+}
+
+// The whole path, on a private Redis: every valid recipient is sent once,
+// the counters match the file's known delivered/undelivered split exactly,
+// and the sandbox saw no duplicate.
+func TestRunSandboxEndToEnd(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := setup(t)
+	b.env["REDIS_URL"] = srv.URL()
+	code := b.run(t, "run", "--sandbox", "--json", "--dlr-max-age", "3s", "--timeout", "90s", "testdata/e2e/campaign.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, b.stderr.String())
+	}
+	var got runResult
+	if err := json.Unmarshal(b.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("decode %q: %v", b.stdout.String(), err)
+	}
+	want := map[string]int64{
+		"total": 20, "sent": 20, "failed": 0, "unknown": 0, "skipped": 0, "pending": 0,
+		"delivered": 16, "undelivered": 2, "dlr_expired": 2,
+		"invalid": 2, "duplicates": 2, "suppressed": 0, "batches": 4,
+	}
+	have := map[string]int64{
+		"total": got.Total, "sent": got.Sent, "failed": got.Failed, "unknown": got.Unknown, "skipped": got.Skipped,
+		"pending": got.Pending, "delivered": got.Delivered, "undelivered": got.Undelivered, "dlr_expired": got.DLRExpired,
+		"invalid": got.Invalid, "duplicates": got.Duplicates, "suppressed": got.Suppressed, "batches": got.Batches,
+	}
+	for k, v := range want {
+		if have[k] != v {
+			t.Errorf("%s = %d, want %d", k, have[k], v)
+		}
+	}
+	if got.State != campaigns.StateCompleted {
+		t.Errorf("state = %s, want completed", got.State)
+	}
+	if got.Sandbox == nil {
+		t.Fatal("no sandbox stats in the output")
+	}
+	if got.Sandbox.Duplicates != 0 || got.Sandbox.Accepted != 20 || got.Sandbox.ByMedium["sms"] != 20 {
+		t.Errorf("sandbox: accepted %d (sms %d), duplicates %d; want 20, 20, 0",
+			got.Sandbox.Accepted, got.Sandbox.ByMedium["sms"], got.Sandbox.Duplicates)
+	}
+}
+
+// Bad input stops with exit code 2 and a message that names the file, the
+// line and the fix.
+func TestBadInputNamesFileAndLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		spec string
+		want []string
+	}{
+		{"missing recipients file", "testdata/e2e/missing_file.yaml", []string{"missing_file.yaml:5:", "nowhere.csv does not exist"}},
+		{"unknown channel", "testdata/e2e/unknown_channel.yaml", []string{"unknown_channel.yaml:2:", `unknown channel "telegram"`, "sms, whatsapp_template, email"}},
+		{"template refers to a missing column", "testdata/e2e/missing_column.yaml", []string{"missing_column.yaml:4:", `"first_name"`, "columns: phone, name"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.env["REDIS_URL"] = "redis://127.0.0.1:1/0" // never reached: input is checked first
+			code := b.run(t, "run", "--sandbox", tc.spec)
+			if code != exitBadInput {
+				t.Errorf("exit %d, want %d", code, exitBadInput)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(b.stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, b.stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// dispatch and worker refuse to start without an API key, and say how to fix it.
+func TestNoAPIKeyStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"dispatch", "testdata/e2e/campaign.yaml"}, {"worker"}} {
+		b := setup(t)
+		b.env["REDIS_URL"] = "redis://127.0.0.1:1/0"
+		code := b.run(t, args...)
+		if code != exitBadInput || !strings.Contains(b.stderr.String(), "ONEROUTE_API_KEY is not set") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, b.stderr.String())
+		}
+	}
+}
