@@ -1,0 +1,343 @@
+package campaigns_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/internal/redistest"
+)
+
+type testBundle struct {
+	ctx   context.Context
+	rdb   *redis.Client
+	store *campaigns.Store
+	srv   *redistest.Server
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	return &testBundle{ctx: context.Background(), rdb: rdb, store: campaigns.NewStore(rdb), srv: srv}
+}
+
+func smsSpec(id string) campaigns.Spec {
+	return campaigns.Spec{ID: id, Name: "t", Channel: campaigns.ChannelSMS, ChannelID: "ch", Message: "hi", Recipients: "r.csv"}
+}
+
+// create makes a campaign with n recipients in batches of 10 and finishes its dispatch.
+func (b *testBundle) create(t *testing.T, spec campaigns.Spec, n int) []int {
+	t.Helper()
+	if _, err := b.store.Create(b.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]int, n)
+	for i := range rows {
+		rows[i] = i + 1
+	}
+	for seq := 0; seq*10 < n; seq++ {
+		end := min(seq*10+10, n)
+		if _, err := b.store.AddBatch(b.ctx, spec.ID, seq, end-seq*10, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.store.FinishDispatch(b.ctx, spec.ID, campaigns.DispatchCounts{Rows: n}); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func accept(rows []int) []campaigns.Outcome {
+	out := make([]campaigns.Outcome, len(rows))
+	for i, r := range rows {
+		out[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerAccepted, Value: "id" + strconv.Itoa(r)}
+	}
+	return out
+}
+
+// A recipient is claimed once: a second claim of the same rows sees them in
+// flight, and after acceptance sees them final, so a re-run sends nothing twice.
+func TestClaimIsExclusiveAndFinalIsSkipped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("claim")
+	rows := b.create(t, spec, 5)
+
+	r1, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rows {
+		if r1.Results[i].Code != campaigns.Claimed || r2.Results[i].Code != campaigns.InFlight {
+			t.Fatalf("row %d: first %v second %v, want Claimed then InFlight", rows[i], r1.Results[i].Code, r2.Results[i].Code)
+		}
+	}
+	if n, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, accept(rows)); err != nil || n != 5 {
+		t.Fatalf("record: %d, %v", n, err)
+	}
+	// Recording the same outcomes again changes nothing.
+	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, accept(rows)); n != 0 {
+		t.Fatalf("second record applied %d transitions, want 0", n)
+	}
+	r3, _ := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	for i := range rows {
+		if r3.Results[i].Code != campaigns.AlreadyFinal {
+			t.Fatalf("row %d after accept: %v, want AlreadyFinal", rows[i], r3.Results[i].Code)
+		}
+	}
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.Sent != 5 || p.Total != 5 {
+		t.Fatalf("sent %d total %d", p.Sent, p.Total)
+	}
+}
+
+// A claim older than staleAfter is taken over once and reported Stale with
+// the old claim's time, so the new attempt reconciles before resending.
+func TestStaleClaimIsTakenOverOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("stale")
+	rows := b.create(t, spec, 3)
+	if _, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.store.Claim(b.ctx, spec.ID, rows, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range r.Results {
+		if res.Code != campaigns.Stale || time.Since(res.Since) > time.Minute {
+			t.Fatalf("got %+v, want Stale with a recent Since", res)
+		}
+	}
+	r, _ = b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	for _, res := range r.Results {
+		if res.Code != campaigns.InFlight {
+			t.Fatalf("after takeover: %v, want InFlight", res.Code)
+		}
+	}
+}
+
+// Counters are transitions of the ledger: however often outcomes are
+// recorded, concurrently and repeatedly, sent+failed+unknown+skipped = total
+// and the campaign completes exactly when every recipient is final.
+func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := campaigns.Spec{ID: "conc", Name: "t", Channel: campaigns.ChannelEmail, ChannelID: "ch", Message: "m", Subject: "s", Recipients: "r.csv"}
+	rows := b.create(t, spec, 300)
+	if _, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	outs := make([]campaigns.Outcome, len(rows))
+	for i, r := range rows {
+		switch i % 3 {
+		case 0:
+			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerAccepted, Value: "x"}
+		case 1:
+			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerFailed, Value: "HTTP 400: bad"}
+		case 2:
+			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerUnknown, Value: "timeout"}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < len(outs); i += 25 {
+				if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, outs[i:min(i+25, len(outs))]); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	p, err := b.store.Progress(b.ctx, spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := [4]int64{p.Sent, p.Failed, p.Unknown, p.Pending}
+	if diff := cmp.Diff([4]int64{100, 100, 100, 0}, got); diff != "" {
+		t.Fatalf("sent, failed, unknown, pending (-want +got):\n%s", diff)
+	}
+	if p.State != campaigns.StateCompleted || p.FinishedAt == nil {
+		t.Fatalf("state %s, want completed", p.State)
+	}
+	// Recount from the ledger.
+	counts := map[byte]int64{}
+	if err := b.store.Scan(b.ctx, spec.ID, func(e campaigns.Entry) error { counts[e.State]++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if counts['a'] != p.Sent || counts['f'] != p.Failed || counts['u'] != p.Unknown {
+		t.Fatalf("ledger recount %v differs from counters %+v", counts, p)
+	}
+}
+
+// An SMS campaign completes only when every accepted message has a final
+// delivery report (or expired), and DLR transitions apply once.
+func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("dlr")
+	rows := b.create(t, spec, 3)
+	b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, accept(rows))
+	if p, _ := b.store.Progress(b.ctx, spec.ID); p.State != campaigns.StateRunning {
+		t.Fatalf("state %s before DLRs, want running", p.State)
+	}
+	dlr := []campaigns.Outcome{
+		{Row: 1, State: campaigns.LedgerDelivered, Value: "id1"},
+		{Row: 2, State: campaigns.LedgerUndelivered, Value: "id2"},
+		{Row: 3, State: campaigns.LedgerDLRExpired, Value: "id3"},
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeDLR, dlr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.Delivered != 1 || p.Undelivered != 1 || p.DLRExpired != 1 || p.Sent != 3 || p.State != campaigns.StateCompleted {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+// Releasing a claim puts the recipient back to pending, counting nothing.
+func TestReleaseReturnsToPending(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("release")
+	rows := b.create(t, spec, 2)
+	b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, []campaigns.Outcome{{Row: 1}, {Row: 2}})
+	r, _ := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	for _, res := range r.Results {
+		if res.Code != campaigns.Claimed {
+			t.Fatalf("after release: %v, want Claimed", res.Code)
+		}
+	}
+	if p, _ := b.store.Progress(b.ctx, spec.ID); p.Done() != 0 {
+		t.Fatalf("done %d after releases, want 0", p.Done())
+	}
+}
+
+// Batches count into the total once, however often the dispatcher records them.
+func TestAddBatchIsIdempotent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("batches")
+	b.store.Create(b.ctx, spec)
+	for i := 0; i < 3; i++ {
+		b.store.AddBatch(b.ctx, spec.ID, 0, 50, 50)
+		b.store.AddBatch(b.ctx, spec.ID, 1, 7, 57)
+	}
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.Total != 57 || p.Batches != 2 {
+		t.Fatalf("total %d batches %d, want 57 and 2", p.Total, p.Batches)
+	}
+}
+
+// Reusing an id with another spec is refused; the same spec is a no-op.
+func TestCreateRefusesAnotherSpecUnderTheSameID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("same")
+	if created, err := b.store.Create(b.ctx, spec); err != nil || !created {
+		t.Fatalf("first create: %v %v", created, err)
+	}
+	if created, err := b.store.Create(b.ctx, spec); err != nil || created {
+		t.Fatalf("same spec again: %v %v", created, err)
+	}
+	other := spec
+	other.Message = "changed"
+	if _, err := b.store.Create(b.ctx, other); err == nil || !strings.Contains(err.Error(), "different spec") {
+		t.Fatalf("other spec: %v", err)
+	}
+}
+
+// Paused and cancelled campaigns claim nothing.
+func TestPausedCampaignClaimsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("paused")
+	rows := b.create(t, spec, 2)
+	if err := b.store.SetState(b.ctx, spec.ID, campaigns.StatePaused, "key refused"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	if err != nil || r.State != campaigns.StatePaused || r.Results != nil {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.Reason != "key refused" {
+		t.Fatalf("reason %q", p.Reason)
+	}
+}
+
+// The ledger stays compact: under 100 bytes of Redis per recipient with a
+// provider id in every entry (measured on a real redis-server).
+func TestLedgerBytesPerRecipient(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartWith(t, redistest.Options{RequireReal: true})
+	rdb := srv.Client(t)
+	store := campaigns.NewStore(rdb)
+	ctx := context.Background()
+	const n = 100_000
+	spec := smsSpec("mem")
+	store.Create(ctx, spec)
+	before := usedMemory(t, rdb)
+	rows := make([]int, 0, 50)
+	for start := 1; start <= n; start += 50 {
+		rows = rows[:0]
+		for r := start; r < start+50; r++ {
+			rows = append(rows, r)
+		}
+		if _, err := store.Claim(ctx, spec.ID, rows, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		outs := make([]campaigns.Outcome, len(rows))
+		for i, r := range rows {
+			// A 22-digit id like OneRoute's SMS ids.
+			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerDelivered, Value: fmt.Sprintf("47%020d", r)}
+		}
+		store.Record(ctx, spec.ID, campaigns.ModeSend, accept(rows))
+		if _, err := store.Record(ctx, spec.ID, campaigns.ModeDLR, outs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := usedMemory(t, rdb)
+	per := float64(after-before) / n
+	t.Logf("ledger: %.1f bytes of Redis per recipient (%d recipients, %d bytes)", per, n, after-before)
+	if per >= 100 {
+		t.Fatalf("ledger uses %.1f bytes per recipient, target < 100", per)
+	}
+}
+
+func usedMemory(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO")
+	return 0
+}
