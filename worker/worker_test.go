@@ -1,0 +1,554 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/ratelimit"
+)
+
+// fakeProvider answers provider calls from per-method functions and records
+// every message it was asked to send.
+type fakeProvider struct {
+	mu       sync.Mutex
+	sent     map[string]int // recipient -> times sent
+	sms      func(to []string, text string) ([]oneroute.Result, error)
+	template func(to []string) ([]oneroute.Result, error)
+	list     func() ([]oneroute.SMSMessage, error)
+	dlr      func(id string) (oneroute.DLR, error)
+}
+
+func (f *fakeProvider) count(to []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sent == nil {
+		f.sent = map[string]int{}
+	}
+	for _, t := range to {
+		f.sent[t]++
+	}
+}
+
+func (f *fakeProvider) times(to string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sent[to]
+}
+
+func ok(to []string) []oneroute.Result {
+	out := make([]oneroute.Result, len(to))
+	for i, t := range to {
+		out[i] = oneroute.Result{Status: "success", Response: "id-" + t}
+	}
+	return out
+}
+
+func (f *fakeProvider) SendSMS(ctx context.Context, ch string, r oneroute.SMSRequest) ([]oneroute.Result, error) {
+	res, err := f.sms(r.Recipients, r.Message)
+	if err == nil || oneroute.Classify(err) == oneroute.Ambiguous {
+		f.count(r.Recipients)
+	}
+	return res, err
+}
+
+func (f *fakeProvider) SendTemplate(ctx context.Context, r oneroute.TemplateRequest) ([]oneroute.Result, error) {
+	to := make([]string, len(r.Messages))
+	for i, m := range r.Messages {
+		to[i] = m.To
+	}
+	res, err := f.template(to)
+	if err == nil || oneroute.Classify(err) == oneroute.Ambiguous {
+		f.count(to)
+	}
+	return res, err
+}
+
+func (f *fakeProvider) SendEmail(ctx context.Context, ch string, r oneroute.EmailRequest) ([]oneroute.Result, error) {
+	f.count(r.Recipients)
+	return ok(r.Recipients), nil
+}
+
+func (f *fakeProvider) GetSMSDLR(ctx context.Context, id string) (oneroute.DLR, error) {
+	if f.dlr == nil {
+		return oneroute.DLR{Conversation: oneroute.SMSMessage{ID: id, Status: oneroute.DLRDelivered}}, nil
+	}
+	return f.dlr(id)
+}
+
+func (f *fakeProvider) FetchSMSMessages(ctx context.Context, ch, status string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error) {
+	if f.list == nil {
+		return nil, nil, errors.New("no list")
+	}
+	msgs, err := f.list()
+	return msgs, nil, err
+}
+
+// fakeEnqueuer keeps follow-up tasks instead of enqueuing them.
+type fakeEnqueuer struct {
+	mu    sync.Mutex
+	tasks []*asynq.Task
+}
+
+func (e *fakeEnqueuer) EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tasks = append(e.tasks, t)
+	return &asynq.TaskInfo{}, nil
+}
+
+func (e *fakeEnqueuer) take(typ string) []*asynq.Task {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out, rest []*asynq.Task
+	for _, t := range e.tasks {
+		if t.Type() == typ {
+			out = append(out, t)
+		} else {
+			rest = append(rest, t)
+		}
+	}
+	e.tasks = rest
+	return out
+}
+
+// blockRecorder is a limiter that allows everything and records Blocks.
+type blockRecorder struct {
+	mu     sync.Mutex
+	blocks map[string]time.Duration
+}
+
+func (b *blockRecorder) Allow(ctx context.Context, key string, l ratelimit.Limit, n int) (ratelimit.Result, error) {
+	return ratelimit.Result{Allowed: n}, nil
+}
+
+func (b *blockRecorder) Block(ctx context.Context, key string, d time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.blocks == nil {
+		b.blocks = map[string]time.Duration{}
+	}
+	b.blocks[key] = d
+	return nil
+}
+
+type testBundle struct {
+	ctx   context.Context
+	store *campaigns.Store
+	prov  *fakeProvider
+	enq   *fakeEnqueuer
+	lim   *blockRecorder
+	mux   *asynq.ServeMux
+	opts  Options
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	srv := redistest.Start(t)
+	b := &testBundle{ctx: context.Background(), store: campaigns.NewStore(srv.Client(t)),
+		prov: &fakeProvider{}, enq: &fakeEnqueuer{}, lim: &blockRecorder{}}
+	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) { return ok(to), nil }
+	b.prov.template = func(to []string) ([]oneroute.Result, error) { return ok(to), nil }
+	b.opts = Options{MaxAttempts: 3, RequestTimeout: time.Second, PerCallConcurrency: 4}
+	b.mux = NewMux(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: b.lim}, b.opts)
+	return b
+}
+
+// campaign creates a fully dispatched campaign and returns its first batch.
+func (b *testBundle) campaign(t *testing.T, spec campaigns.Spec, to ...string) *campaigns.Batch {
+	t.Helper()
+	if _, err := b.store.Create(b.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	batch := &campaigns.Batch{Campaign: spec.ID, Channel: spec.Channel, ChannelID: spec.ChannelID, From: spec.From, AtLeastOnce: spec.AtLeastOnce}
+	if spec.Template != nil {
+		batch.Template = spec.Template.Name
+	}
+	for i, addr := range to {
+		batch.Items = append(batch.Items, campaigns.Item{Row: i + 1, To: addr, Content: &campaigns.Content{Text: "hi " + addr, Params: []string{addr}}})
+	}
+	if _, err := b.store.AddBatch(b.ctx, spec.ID, 0, len(to), len(to)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.FinishDispatch(b.ctx, spec.ID, campaigns.DispatchCounts{Rows: len(to)}); err != nil {
+		t.Fatal(err)
+	}
+	return batch
+}
+
+func (b *testBundle) run(t *testing.T, batch *campaigns.Batch) error {
+	t.Helper()
+	return b.mux.ProcessTask(b.ctx, asynq.NewTask(batch.Channel.TaskType(), campaigns.Encode(batch)))
+}
+
+func (b *testBundle) progress(t *testing.T, id string) campaigns.Progress {
+	t.Helper()
+	p, err := b.store.Progress(b.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// children decodes the follow-up batches the handler scheduled.
+func (b *testBundle) children(t *testing.T, typ string) []*campaigns.Batch {
+	t.Helper()
+	var out []*campaigns.Batch
+	for _, task := range b.enq.take(typ) {
+		var c campaigns.Batch
+		if err := campaigns.Decode(task.Payload(), &c); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &c)
+	}
+	return out
+}
+
+func spec(id string, ch campaigns.Channel) campaigns.Spec {
+	s := campaigns.Spec{ID: id, Channel: ch, ChannelID: "chan", From: "2348000000001", Message: "hi {{.x}}", Recipients: "r.csv"}
+	if ch == campaigns.ChannelWhatsAppTemplate {
+		s.Message = ""
+		s.Template = &campaigns.Template{Name: "tpl", Parameters: []string{"{{.x}}"}}
+	}
+	return s
+}
+
+var errTimeoutAfterWrite = &oneroute.TransportError{Op: "send", Written: true, Err: errors.New("i/o timeout")}
+
+// Decide maps every error class to one action.
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want Action
+	}{
+		{"ok", nil, Succeed},
+		{"validation", &oneroute.APIError{Status: 400, Message: `"message" is required`}, FailPermanently},
+		{"not found", &oneroute.APIError{Status: 404, Message: "Channel not found"}, FailPermanently},
+		{"template rejected", &oneroute.APIError{Status: 400, Message: "Template promo not found or not approved"}, PauseCampaign},
+		{"unauthorized", &oneroute.APIError{Status: 401, Message: "Invalid API Key"}, PauseCampaign},
+		{"throttled", &oneroute.APIError{Status: 429, Message: "Too many requests", RetryAfter: time.Second}, Reschedule},
+		{"server error", &oneroute.APIError{Status: 503, Message: "unavailable"}, RetryWithBackoff},
+		{"refused before write", &oneroute.TransportError{Op: "send", Err: errors.New("connection refused")}, RetryWithBackoff},
+		{"timeout after write", errTimeoutAfterWrite, Reconcile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Decide(tc.err); got != tc.want {
+				t.Errorf("Decide(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// A batch whose call partly fails records each recipient on its own; only
+// the temporarily failed ones travel on in a smaller follow-up task, and
+// nobody accepted is sent again.
+func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("partial", campaigns.ChannelSMS)
+	batch := b.campaign(t, s, "+2348030000001", "+2348030000002", "+2348030000003", "+2348030000004")
+	var mu sync.Mutex
+	calls := map[string]int{}
+	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) {
+		mu.Lock()
+		calls[to[0]]++
+		n := calls[to[0]]
+		mu.Unlock()
+		switch {
+		case to[0] == "+2348030000002" && n == 1:
+			return nil, &oneroute.APIError{Status: 502, Message: "bad gateway"}
+		case to[0] == "+2348030000003":
+			return []oneroute.Result{{Status: "failed", Response: "Invalid number"}}, nil
+		}
+		return ok(to), nil
+	}
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	kids := b.children(t, campaigns.TypeSMSSend)
+	if len(kids) != 1 || len(kids[0].Items) != 1 || kids[0].Items[0].To != "+2348030000002" || kids[0].Failures != 1 {
+		t.Fatalf("follow-ups: %+v", kids)
+	}
+	// The same task runs again (asynq is at-least-once): nothing is resent.
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.run(t, kids[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"+2348030000001", "+2348030000002", "+2348030000004"} {
+		if n := b.prov.times(to); n != 1 {
+			t.Errorf("%s accepted %d times, want 1", to, n)
+		}
+	}
+	p := b.progress(t, s.ID)
+	if p.Sent != 3 || p.Failed != 1 || p.Pending != 0 {
+		t.Fatalf("sent %d failed %d pending %d, want 3 1 0", p.Sent, p.Failed, p.Pending)
+	}
+	// Accepted SMS are followed to their delivery reports.
+	if polls := b.enq.take(campaigns.TypeDLRPoll); len(polls) != 2 {
+		t.Fatalf("dlr polls scheduled: %d, want 2 (one per send round)", len(polls))
+	}
+}
+
+// An ambiguous WhatsApp send is recorded unknown and never resent; with
+// at_least_once it is retried.
+func TestAmbiguousWithoutLookupIsUnknown(t *testing.T) {
+	t.Parallel()
+	for _, alo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("at_least_once=%v", alo), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			s := spec("amb", campaigns.ChannelWhatsAppTemplate)
+			s.AtLeastOnce = alo
+			batch := b.campaign(t, s, "+2348030000001", "+2348030000002")
+			b.prov.template = func(to []string) ([]oneroute.Result, error) { return nil, errTimeoutAfterWrite }
+			if err := b.run(t, batch); err != nil {
+				t.Fatal(err)
+			}
+			p := b.progress(t, s.ID)
+			kids := b.children(t, campaigns.TypeWhatsAppTemplate)
+			if !alo && (p.Unknown != 2 || len(kids) != 0) {
+				t.Fatalf("unknown %d, follow-ups %d; want 2 and 0", p.Unknown, len(kids))
+			}
+			if alo && (p.Unknown != 0 || len(kids) != 1 || len(kids[0].Items) != 2) {
+				t.Fatalf("unknown %d, follow-ups %+v; want 0 and one with both", p.Unknown, kids)
+			}
+		})
+	}
+}
+
+// An ambiguous SMS keeps its claim and is reconciled through the channel's
+// message list: found means accepted (no resend); provably absent means safe
+// to send.
+func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("recon", campaigns.ChannelSMS)
+	batch := b.campaign(t, s, "+2348030000001", "+2348030000002")
+	var mu sync.Mutex
+	var accepted []oneroute.SMSMessage
+	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if to[0] == "+2348030000001" {
+			accepted = append(accepted, oneroute.SMSMessage{ID: "found-1", To: "2348030000001", CreatedAt: time.Now()})
+		}
+		return nil, errTimeoutAfterWrite
+	}
+	b.prov.list = func() ([]oneroute.SMSMessage, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]oneroute.SMSMessage(nil), accepted...), nil
+	}
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	kids := b.children(t, campaigns.TypeSMSSend)
+	if len(kids) != 1 || len(kids[0].Items) != 2 {
+		t.Fatalf("follow-ups: %+v, want one with both recipients", kids)
+	}
+	if p := b.progress(t, s.ID); p.Done() != 0 {
+		t.Fatalf("done %d before reconciliation, want 0", p.Done())
+	}
+	// The follow-up runs once the claims are stale.
+	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) { return ok(to), nil }
+	bs := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
+	bs.opts.RequestTimeout = -5 * time.Second // staleAfter() == 0: every claim is stale now
+	mux := asynq.NewServeMux()
+	mux.Handle(campaigns.TypeSMSSend, &SMSHandler{bs})
+	if err := mux.ProcessTask(b.ctx, asynq.NewTask(campaigns.TypeSMSSend, campaigns.Encode(kids[0]))); err != nil {
+		t.Fatal(err)
+	}
+	p := b.progress(t, s.ID)
+	if p.Sent != 2 || p.Unknown != 0 {
+		t.Fatalf("sent %d unknown %d, want 2 0", p.Sent, p.Unknown)
+	}
+	e, _ := b.store.Ledger(b.ctx, s.ID, []int{1, 2})
+	if diff := cmp.Diff([]string{"afound-1", "aid-+2348030000002"}, []string{string(e[0].State) + e[0].Value, string(e[1].State) + e[1].Value}); diff != "" {
+		t.Fatalf("ledger (-want +got):\n%s", diff)
+	}
+	// Recipient 1 went out once: its lost answer was found in the list.
+	if n := b.prov.times("+2348030000001"); n != 1 {
+		t.Errorf("recipient 1 sent %d times, want 1", n)
+	}
+}
+
+// A refused API key pauses the campaign, releases the claims and schedules
+// the batch to come back; nothing is counted failed.
+func TestUnauthorizedPausesTheCampaign(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("auth", campaigns.ChannelWhatsAppTemplate)
+	batch := b.campaign(t, s, "+2348030000001")
+	b.prov.template = func(to []string) ([]oneroute.Result, error) {
+		return nil, &oneroute.APIError{Status: 401, Message: "Invalid API Key"}
+	}
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	p := b.progress(t, s.ID)
+	if p.State != campaigns.StatePaused || !strings.Contains(p.Reason, "Invalid API Key") || p.Failed != 0 {
+		t.Fatalf("state %s reason %q failed %d", p.State, p.Reason, p.Failed)
+	}
+	if kids := b.children(t, campaigns.TypeWhatsAppTemplate); len(kids) != 1 {
+		t.Fatalf("follow-ups %d, want 1", len(kids))
+	}
+	// While paused, a task bounces without claiming and without a failure.
+	err := b.run(t, batch)
+	if err == nil || IsFailure(err) {
+		t.Fatalf("paused run: %v (IsFailure %v), want a not-a-failure error", err, IsFailure(err))
+	}
+}
+
+// A provider 429 reschedules after Retry-After without a failure, and slows
+// the shared limiter for every worker.
+func TestThrottleIsSharedAndNotAFailure(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("throttle", campaigns.ChannelWhatsAppTemplate)
+	batch := b.campaign(t, s, "+2348030000001")
+	b.prov.template = func(to []string) ([]oneroute.Result, error) {
+		return nil, &oneroute.APIError{Status: 429, Message: "Too many requests", RetryAfter: 3 * time.Second}
+	}
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	kids := b.children(t, campaigns.TypeWhatsAppTemplate)
+	if len(kids) != 1 || kids[0].Failures != 0 {
+		t.Fatalf("follow-ups %+v, want one with no failure counted", kids)
+	}
+	if d := b.lim.blocks[batch.Sender()]; d != 3*time.Second {
+		t.Fatalf("limiter blocked %q for %s, want 3s", batch.Sender(), d)
+	}
+}
+
+// Temporary failures stop after MaxAttempts and the recipient is recorded
+// failed with the reason: nothing is left pending forever.
+func TestTemporaryFailuresGiveUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("giveup", campaigns.ChannelWhatsAppTemplate)
+	batch := b.campaign(t, s, "+2348030000001")
+	b.prov.template = func(to []string) ([]oneroute.Result, error) {
+		return nil, &oneroute.APIError{Status: 500, Message: "boom"}
+	}
+	for i := 0; i < b.opts.MaxAttempts; i++ {
+		if err := b.run(t, batch); err != nil {
+			t.Fatal(err)
+		}
+		kids := b.children(t, campaigns.TypeWhatsAppTemplate)
+		if i < b.opts.MaxAttempts-1 {
+			if len(kids) != 1 {
+				t.Fatalf("attempt %d: %d follow-ups", i+1, len(kids))
+			}
+			batch = kids[0]
+		} else if len(kids) != 0 {
+			t.Fatalf("last attempt still scheduled a follow-up")
+		}
+	}
+	p := b.progress(t, s.ID)
+	if p.Failed != 1 || p.State != campaigns.StateCompleted {
+		t.Fatalf("failed %d state %s, want 1 completed", p.Failed, p.State)
+	}
+	e, _ := b.store.Ledger(b.ctx, s.ID, []int{1})
+	if !strings.Contains(e[0].Value, "gave up after 3 attempts") {
+		t.Fatalf("ledger reason %q", e[0].Value)
+	}
+}
+
+// A cancelled campaign skips its remaining recipients.
+func TestCancelledCampaignSkips(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("cancel", campaigns.ChannelSMS)
+	batch := b.campaign(t, s, "+2348030000001", "+2348030000002")
+	b.store.SetState(b.ctx, s.ID, campaigns.StateCancelled, "operator")
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.progress(t, s.ID); p.Skipped != 2 || b.prov.times("+2348030000001") != 0 {
+		t.Fatalf("skipped %d, sent %d", p.Skipped, b.prov.times("+2348030000001"))
+	}
+}
+
+// Delivery reports become final once, and unfinished ones are polled again
+// until DLRMaxAge, then counted dlr_expired.
+func TestDLRPolling(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("dlrpoll", campaigns.ChannelSMS)
+	batch := b.campaign(t, s, "+2348030000001", "+2348030000002", "+2348030000009")
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	b.prov.dlr = func(id string) (oneroute.DLR, error) {
+		st := map[string]string{"id-+2348030000001": "delivered", "id-+2348030000002": "undelivered"}[id]
+		if st == "" {
+			st = "pending"
+		}
+		return oneroute.DLR{Conversation: oneroute.SMSMessage{ID: id, Status: st}}, nil
+	}
+	polls := b.enq.take(campaigns.TypeDLRPoll)
+	if len(polls) != 1 {
+		t.Fatalf("%d polls", len(polls))
+	}
+	if err := b.mux.ProcessTask(b.ctx, polls[0]); err != nil {
+		t.Fatal(err)
+	}
+	next := b.enq.take(campaigns.TypeDLRPoll)
+	if len(next) != 1 {
+		t.Fatalf("%d follow-up polls, want 1 for the pending one", len(next))
+	}
+	var p campaigns.DLRPoll
+	campaigns.Decode(next[0].Payload(), &p)
+	if len(p.Items) != 1 || p.Attempt != 1 {
+		t.Fatalf("follow-up poll %+v", p)
+	}
+	p.Since = time.Now().Add(-48 * time.Hour).Unix() // older than DLRMaxAge
+	if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(campaigns.TypeDLRPoll, campaigns.Encode(&p))); err != nil {
+		t.Fatal(err)
+	}
+	got := b.progress(t, s.ID)
+	if got.Delivered != 1 || got.Undelivered != 1 || got.DLRExpired != 1 || got.State != campaigns.StateCompleted {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+// The client and the handler agree end to end: a real HTTP timeout after the
+// request was written is classified ambiguous.
+func TestHTTPTimeoutAfterWriteIsAmbiguous(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-release
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(release); srv.Close() })
+	c, _ := oneroute.New(oneroute.Options{BaseURL: "http://" + ln.Addr().String(), APIKey: "test_x", Timeout: 200 * time.Millisecond})
+	_, err = c.SendSMS(context.Background(), "ch", oneroute.SMSRequest{Message: "hi", Recipients: []string{"+2348030000001"}})
+	if Decide(err) != Reconcile {
+		t.Fatalf("Decide(%v) = %v, want reconcile", err, Decide(err))
+	}
+}
