@@ -2,7 +2,7 @@ package worker
 
 import (
 	"context"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,50 +30,57 @@ const maxLookupPages = 100
 // is resent only when the campaign opts into at-least-once delivery.
 func (s *batchSender) reconcile(ctx context.Context, b *campaigns.Batch, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome) {
 	log := zerolog.Ctx(ctx)
-	var found map[string]string
-	complete := false
+	type verdict struct {
+		id       string
+		complete bool
+		err      error
+	}
+	verdicts := make([]verdict, len(stale))
 	if b.Channel == campaigns.ChannelSMS {
-		since := stale[0].since
-		want := map[string]bool{}
-		for _, st := range stale {
-			if st.since.Before(since) {
-				since = st.since
-			}
-			want[oneroute.Phone(st.item.To)] = true
+		sem := make(chan struct{}, s.opts.PerCallConcurrency)
+		var wg sync.WaitGroup
+		for i, st := range stale {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				id, complete, err := lookupSMS(ctx, s.deps.Provider, b.ChannelID, st.item.To, st.since.Add(-clockSkew))
+				verdicts[i] = verdict{id, complete, err}
+			}()
 		}
-		var err error
-		found, complete, err = lookupSMS(ctx, s.deps.Provider, b.ChannelID, since.Add(-clockSkew), want)
-		if err != nil {
-			log.Warn().Err(err).Msg("reconcile: message lookup failed")
-		}
+		wg.Wait()
 	}
-	for _, st := range stale {
-		it := st.item
-		if id, ok := found[oneroute.Phone(it.To)]; ok {
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: id})
-			continue
-		}
-		if complete || b.AtLeastOnce {
+	found, failed := 0, 0
+	for i, st := range stale {
+		it, v := st.item, verdicts[i]
+		switch {
+		case v.id != "":
+			found++
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: v.id})
+		case v.complete && v.err == nil, b.AtLeastOnce:
 			resend = append(resend, it)
-			continue
+		default:
+			if v.err != nil {
+				failed++
+			}
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerUnknown, Value: "outcome unknown and no lookup could settle it"})
 		}
-		outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerUnknown, Value: "outcome unknown and no lookup could settle it"})
 	}
-	log.Info().Int("stale", len(stale)).Int("found", len(found)).Int("resend", len(resend)).Bool("complete", complete).Msg("reconciled stale claims")
+	log.Info().Int("stale", len(stale)).Int("found", found).Int("resend", len(resend)).Int("lookup_errors", failed).Msg("reconciled stale claims")
 	return resend, outs
 }
 
-// lookupSMS scans a channel's messages for the numbers in want, created at
-// or after since. complete reports whether the scan provably saw every such
-// message (it reached the end of the list, or, for a newest-first list, a
-// message older than since).
-func lookupSMS(ctx context.Context, r DLRReader, channelID string, since time.Time, want map[string]bool) (found map[string]string, complete bool, err error) {
-	found = map[string]string{}
+// lookupSMS looks for an SMS to one number created at or after since. It
+// returns its id when found; complete reports whether the scan provably saw
+// every such message (it reached the end of the list, or, for a
+// newest-first list, a message older than since).
+func lookupSMS(ctx context.Context, r DLRReader, channelID, to string, since time.Time) (id string, complete bool, err error) {
 	const size = 100
 	for page := 1; page <= maxLookupPages; page++ {
-		msgs, _, err := r.FetchSMSMessages(ctx, channelID, "", oneroute.Page{Size: size, Number: page})
+		msgs, raw, _, err := r.FetchSMSMessagesTo(ctx, channelID, to, oneroute.Page{Size: size, Number: page})
 		if err != nil {
-			return found, false, err
+			return "", false, err
 		}
 		newestFirst := len(msgs) > 1 && !msgs[0].CreatedAt.Before(msgs[len(msgs)-1].CreatedAt)
 		older := false
@@ -85,19 +92,11 @@ func lookupSMS(ctx context.Context, r DLRReader, channelID string, since time.Ti
 				older = true
 				continue
 			}
-			to := strings.TrimPrefix(m.To, "+")
-			if want[to] {
-				if _, dup := found[to]; !dup {
-					found[to] = m.ID
-				}
-			}
+			return m.ID, true, nil
 		}
-		if len(msgs) < size {
-			return found, true, nil
-		}
-		if newestFirst && older {
-			return found, true, nil
+		if raw < size || (newestFirst && older) {
+			return "", true, nil
 		}
 	}
-	return found, false, nil
+	return "", false, nil
 }

@@ -37,11 +37,11 @@ type EmailSender interface {
 	SendEmail(ctx context.Context, channelID string, r oneroute.EmailRequest) ([]oneroute.Result, error)
 }
 
-// DLRReader reads SMS delivery reports and lists a channel's messages (for
-// reconciliation).
+// DLRReader reads SMS delivery reports and lists a channel's messages to a
+// number (for reconciliation).
 type DLRReader interface {
 	GetSMSDLR(ctx context.Context, messageID string) (oneroute.DLR, error)
-	FetchSMSMessages(ctx context.Context, channelID, status string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error)
+	FetchSMSMessagesTo(ctx context.Context, channelID, to string, p oneroute.Page) ([]oneroute.SMSMessage, int, *oneroute.Meta, error)
 }
 
 // Provider is everything the handlers need from OneRoute.

@@ -89,12 +89,18 @@ func (f *fakeProvider) GetSMSDLR(ctx context.Context, id string) (oneroute.DLR, 
 	return f.dlr(id)
 }
 
-func (f *fakeProvider) FetchSMSMessages(ctx context.Context, ch, status string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error) {
+func (f *fakeProvider) FetchSMSMessagesTo(ctx context.Context, ch, to string, p oneroute.Page) ([]oneroute.SMSMessage, int, *oneroute.Meta, error) {
 	if f.list == nil {
-		return nil, nil, errors.New("no list")
+		return nil, 0, nil, errors.New("no list")
 	}
 	msgs, err := f.list()
-	return msgs, nil, err
+	var out []oneroute.SMSMessage
+	for _, m := range msgs {
+		if oneroute.Phone(m.To) == oneroute.Phone(to) {
+			out = append(out, m)
+		}
+	}
+	return out, len(msgs), nil, err
 }
 
 // fakeEnqueuer keeps follow-up tasks instead of enqueuing them.
