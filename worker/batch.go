@@ -79,9 +79,10 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	}
 	var outs []campaigns.Outcome
 	if len(stale) > 0 {
-		resend, settled := s.reconcile(ctx, b, stale)
+		resend, settled, again := s.reconcile(ctx, b, stale)
 		send = append(send, resend...)
 		outs = append(outs, settled...)
+		later = append(later, again...)
 	}
 	var accepted []campaigns.DLRItem
 	for _, o := range outs {

@@ -28,7 +28,10 @@ const maxLookupPages = 100
 // and record (crash, lease expiry, ambiguous answer). Found at OneRoute means
 // accepted; provably absent means safe to send; anything else is unknown and
 // is resent only when the campaign opts into at-least-once delivery.
-func (s *batchSender) reconcile(ctx context.Context, b *campaigns.Batch, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome) {
+//
+// A lookup that fails (5xx, throttled, timeout) keeps the claim and returns
+// the item in later, to be looked up again, until the batch's attempts run out.
+func (s *batchSender) reconcile(ctx context.Context, b *campaigns.Batch, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome, later []campaigns.Item) {
 	log := zerolog.Ctx(ctx)
 	type verdict struct {
 		id       string
@@ -60,15 +63,15 @@ func (s *batchSender) reconcile(ctx context.Context, b *campaigns.Batch, stale [
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: v.id})
 		case v.complete && v.err == nil, b.AtLeastOnce:
 			resend = append(resend, it)
+		case v.err != nil && b.Failures+1 < s.opts.MaxAttempts:
+			failed++
+			later = append(later, it)
 		default:
-			if v.err != nil {
-				failed++
-			}
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerUnknown, Value: "outcome unknown and no lookup could settle it"})
 		}
 	}
 	log.Info().Int("stale", len(stale)).Int("found", found).Int("resend", len(resend)).Int("lookup_errors", failed).Msg("reconciled stale claims")
-	return resend, outs
+	return resend, outs, later
 }
 
 // lookupSMS looks for an SMS to one number created at or after since. It
