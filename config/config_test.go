@@ -1,0 +1,108 @@
+package config_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/fanoutdev/fanout/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+
+const canary = "CANARY-7Q2XK9P-KEY"
+
+// The API key never prints: not with %v, %+v, %#v, JSON, or zerolog.
+func TestSecretNeverPrints(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(map[string]string{"ONEROUTE_API_KEY": canary}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OneRoute.APIKey.Reveal() != canary {
+		t.Fatal("Reveal lost the key")
+	}
+	js, _ := json.Marshal(cfg)
+	var logs bytes.Buffer
+	zl := zerolog.New(&logs)
+	zl.Info().Interface("config", cfg.Redacted()).Interface("raw", cfg).Msg("x")
+	for name, out := range map[string]string{
+		"%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), "%#v": fmt.Sprintf("%#v", cfg),
+		"%s": fmt.Sprintf("%s", cfg.OneRoute.APIKey), "json": string(js), "zerolog": logs.String(),
+	} {
+		if strings.Contains(out, canary) {
+			t.Errorf("%s leaks the key: %s", name, out)
+		}
+	}
+}
+
+// Every problem is reported at once, each naming the variable and the fix.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{
+		"REDIS_URL": "http://x", "ONEROUTE_TIMEOUT": "soon", "FANOUT_CONCURRENCY": "many",
+		"LOG_LEVEL": "loud", "FANOUT_SHUTDOWN_TIMEOUT": "5s", "FANOUT_BATCH_SIZE": "5000",
+	}), "")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"REDIS_URL", "ONEROUTE_TIMEOUT", "FANOUT_CONCURRENCY", "LOG_LEVEL", "FANOUT_SHUTDOWN_TIMEOUT", "FANOUT_BATCH_SIZE"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %s:\n%v", want, err)
+		}
+	}
+}
+
+// Defaults hold with an empty environment, and the shutdown timeout outlasts
+// the request timeout.
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.URL != "redis://127.0.0.1:6379/0" || cfg.OneRoute.BaseURL != "https://api.oneroute.io" ||
+		cfg.Dispatch.BatchSize != 50 || cfg.Worker.ShutdownTimeout != 25*time.Second || cfg.Worker.MaxAttempts != 8 {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if err := cfg.RequireAPIKey(); err == nil || !strings.Contains(err.Error(), "fanout run --sandbox") {
+		t.Fatalf("RequireAPIKey: %v", err)
+	}
+}
+
+// The file sets values, the environment wins, and a key file is read.
+func TestFileThenEnvironment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fanout.yaml")
+	os.WriteFile(file, []byte("redis:\n  url: redis://file:6379/1\nworker:\n  concurrency: 7\nrate_limit:\n  per_second: 80\n"), 0o600)
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte(canary+"\n"), 0o600)
+	cfg, err := config.Load(env(map[string]string{"FANOUT_CONCURRENCY": "9", "ONEROUTE_API_KEY_FILE": keyFile, "REDIS_URL": "rediss://u:secretpw@h:6380/2"}), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Worker.Concurrency != 9 || cfg.RateLimit.PerSecond != 80 || cfg.OneRoute.APIKey.Reveal() != canary {
+		t.Fatalf("got %+v", cfg)
+	}
+	if r := cfg.Redacted().Redis.URL; strings.Contains(r, "secretpw") {
+		t.Fatalf("Redacted leaks the Redis password: %s", r)
+	}
+	if _, err := config.Load(env(nil), filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("missing file: no error")
+	}
+	os.WriteFile(file, []byte("worker:\n  concurency: 7\n"), 0o600)
+	if _, err := config.Load(env(nil), file); err == nil || !strings.Contains(err.Error(), "concurency") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
