@@ -98,12 +98,30 @@ type Spec struct {
 	// ambiguous outcome that no lookup could settle. Default false: such
 	// recipients end as "unknown" and are never resent.
 	AtLeastOnce bool `yaml:"at_least_once" json:"at_least_once,omitempty"`
+	// Schedule bounds when the campaign may send.
+	Schedule *Schedule `yaml:"schedule" json:"schedule,omitempty"`
 
 	// file and dir are where the spec was loaded from, for errors and
 	// relative paths; lines maps top-level keys to their line.
 	file  string
 	dir   string
 	lines map[string]int
+}
+
+// Schedule bounds when a campaign sends.
+type Schedule struct {
+	// ExpiresAt is the campaign's deadline: recipients not sent by then are
+	// skipped ("expired"), and retries stop. RFC 3339, e.g.
+	// 2026-12-01T18:00:00+01:00.
+	ExpiresAt *time.Time `yaml:"expires_at" json:"expires_at,omitempty"`
+}
+
+// Expiry returns the deadline as unix seconds, or 0 for none.
+func (s Spec) Expiry() int64 {
+	if s.Schedule == nil || s.Schedule.ExpiresAt == nil {
+		return 0
+	}
+	return s.Schedule.ExpiresAt.Unix()
 }
 
 // SpecError is a problem in a campaign spec, located by file and line.
@@ -206,7 +224,7 @@ func yamlErrMsg(err error) string {
 
 func specKeys() []string {
 	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
-		"recipients", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once"}
+		"recipients", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule"}
 }
 
 // File is the path the spec was loaded from ("" when built in code).

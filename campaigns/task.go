@@ -81,6 +81,8 @@ type Batch struct {
 	Items       []Item   `json:"items"`
 	Rate        *Rate    `json:"rate,omitempty"`
 	AtLeastOnce bool     `json:"alo,omitempty"`
+	// ExpiresAt is the campaign deadline in unix seconds (0: none).
+	ExpiresAt int64 `json:"exp,omitempty"`
 }
 
 // ContentOf returns the content for an item of the batch.

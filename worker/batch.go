@@ -90,6 +90,14 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			accepted = append(accepted, campaigns.DLRItem{Row: o.Row, ID: o.Value})
 		}
 	}
+	if b.ExpiresAt > 0 && time.Now().Unix() >= b.ExpiresAt {
+		// Past the campaign's deadline: send nothing more. Recipients that
+		// reconciliation found sent keep that outcome.
+		for _, it := range send {
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerSkipped, Value: "expired"})
+		}
+		send = nil
+	}
 	if len(send) > 0 {
 		if err := ratelimit.Wait(ctx, s.deps.Limiter, b.Sender(), s.limitFor(b), len(send), s.opts.MaxWait); err != nil {
 			// Nothing was sent: give the claims back, let asynq bring the

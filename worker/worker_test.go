@@ -558,3 +558,24 @@ func TestHTTPTimeoutAfterWriteIsAmbiguous(t *testing.T) {
 		t.Fatalf("Decide(%v) = %v, want reconcile", err, Decide(err))
 	}
 }
+
+// Past the campaign's deadline nothing more is sent: pending recipients are
+// skipped as expired.
+func TestExpiredCampaignSendsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("expired", campaigns.ChannelWhatsAppTemplate)
+	batch := b.campaign(t, s, "+2348030000001", "+2348030000002")
+	batch.ExpiresAt = time.Now().Add(-time.Minute).Unix()
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	p := b.progress(t, s.ID)
+	if p.Skipped != 2 || p.State != campaigns.StateCompleted || b.prov.times("+2348030000001") != 0 {
+		t.Fatalf("skipped %d state %s sent %d", p.Skipped, p.State, b.prov.times("+2348030000001"))
+	}
+	e, _ := b.store.Ledger(b.ctx, s.ID, []int{1})
+	if e[0].State != campaigns.LedgerSkipped || e[0].Value != "expired" {
+		t.Fatalf("ledger %c%s", e[0].State, e[0].Value)
+	}
+}
