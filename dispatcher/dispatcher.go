@@ -7,14 +7,20 @@
 //	d := dispatcher.New(store, asynqClient, dispatcher.Options{BatchSize: 50})
 //	res, err := d.Dispatch(ctx, spec, src)
 //	fmt.Println(res.ID, res.Valid, res.Invalid)
+//
+// Rows are parsed and normalised on every core while their order is kept, so
+// batch n always holds the same recipients; batches are enqueued by several
+// goroutines at once. A checkpoint in Redis (checkpoint.go) lets a re-run skip
+// what an earlier run did without a Redis look-up per batch. With Options.Window
+// the dispatcher waits for workers before Redis holds more than Window
+// unfinished batches of the campaign. NewExpandHandler runs the same
+// expansion inside a worker (fanout dispatch --detach).
 package dispatcher
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"io"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -42,18 +48,67 @@ type Options struct {
 	MaxAttempts int
 	// TaskTimeout bounds one run of a batch; default 5m.
 	TaskTimeout time.Duration
-	// Reject, when set, receives every refused row.
+	// Reject, when set, receives every refused row, in file order. When a
+	// dispatch resumes, the rows before the checkpoint are read again (and
+	// validated, without enqueuing) so the report is complete.
 	Reject func(Reject)
 	// Progress, when set, is called about every ProgressEvery rows and at
-	// the end.
+	// the end, from the dispatching goroutine.
 	Progress      func(Result)
 	ProgressEvery int
 	// DryRun validates and counts without touching Redis.
 	DryRun bool
+	// SuppressFiles are suppression lists added to the spec's `suppress`.
+	SuppressFiles []string
+	// Rate is the configured per-sender limit, for Result.Estimate; the
+	// spec's rate wins field by field. Zero: no limit.
+	Rate campaigns.Rate
 	// Logger; default a no-op logger.
 	Logger zerolog.Logger
 	// WindowPoll is how often a full window is re-checked; default 200ms.
 	WindowPoll time.Duration
+	// Workers parse and validate rows; default GOMAXPROCS.
+	Workers int
+	// Enqueuers enqueue batches concurrently; default 8.
+	Enqueuers int
+	// CheckpointEvery is the number of batches between checkpoints; default 64.
+	CheckpointEvery int
+	// MaxRun, when set, suspends the dispatch at the first batch boundary
+	// after this long: Dispatch saves its checkpoint and returns
+	// ErrSuspended; the next call goes on from there.
+	MaxRun time.Duration
+
+	// suppressed, when set, replaces the suppression files (a detached
+	// dispatch uploads the hashes).
+	suppressed *hashSet
+	// crashAfterEnqueue, in tests, simulates a crash between a batch's
+	// enqueue and its AddBatch: nothing after it is recorded.
+	crashAfterEnqueue func(seq int) bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 50
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.TaskTimeout <= 0 {
+		o.TaskTimeout = 5 * time.Minute
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 10000
+	}
+	if o.WindowPoll <= 0 {
+		o.WindowPoll = 200 * time.Millisecond
+	}
+	if o.Enqueuers <= 0 {
+		o.Enqueuers = 8
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 64
+	}
+	return o
 }
 
 // Reject is a refused row: its record number, file line, value and reason.
@@ -78,9 +133,13 @@ type Result struct {
 	Batches    int `json:"batches"`
 	// Enqueued counts batches enqueued by this run; Resumed those found
 	// enqueued by an earlier run.
-	Enqueued int  `json:"enqueued"`
-	Resumed  int  `json:"resumed"`
-	DryRun   bool `json:"dry_run,omitempty"`
+	Enqueued int `json:"enqueued"`
+	Resumed  int `json:"resumed"`
+	// ResumedAt is the row an earlier run's checkpoint let this one skip to.
+	ResumedAt int  `json:"resumed_at_row,omitempty"`
+	DryRun    bool `json:"dry_run,omitempty"`
+	// Estimate is the sending time at the campaign's rate limits.
+	Estimate *Estimate `json:"estimate,omitempty"`
 	// Elapsed is the dispatch's wall time in seconds.
 	Elapsed float64 `json:"elapsed_s"`
 }
@@ -95,22 +154,7 @@ type Dispatcher struct {
 
 // New returns a dispatcher. store and enq may be nil for dry runs.
 func New(store *campaigns.Store, enq Enqueuer, o Options) *Dispatcher {
-	if o.BatchSize <= 0 {
-		o.BatchSize = 50
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
-	}
-	if o.TaskTimeout <= 0 {
-		o.TaskTimeout = 5 * time.Minute
-	}
-	if o.ProgressEvery <= 0 {
-		o.ProgressEvery = 10000
-	}
-	if o.WindowPoll <= 0 {
-		o.WindowPoll = 200 * time.Millisecond
-	}
-	return &Dispatcher{store: store, enq: enq, opts: o}
+	return &Dispatcher{store: store, enq: enq, opts: o.withDefaults()}
 }
 
 // Dispatch is New(store, enq, o).Dispatch(ctx, spec, src).
@@ -121,73 +165,39 @@ func Dispatch(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec ca
 // ErrBadInput marks errors in the spec or recipient file (exit code 2).
 var ErrBadInput = errors.New("bad input")
 
+// ErrSuspended is returned when Options.MaxRun stopped a dispatch at a batch
+// boundary; its checkpoint is saved and dispatching again goes on from there.
+var ErrSuspended = errors.New("dispatch suspended")
+
+// ErrFileChanged is returned when a resumed dispatch finds the recipient
+// file differs from the one the checkpoint was taken on.
+var ErrFileChanged = errors.New("recipient file changed since the interrupted dispatch")
+
 // Dispatch expands one campaign from src. Errors in the spec or the file's
 // header stop it before anything is enqueued; a bad row is rejected and the
-// rest goes on.
+// rest goes on. When an earlier run of the same campaign stopped part way,
+// Dispatch goes on from its checkpoint.
 func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src campaigns.Source) (Result, error) {
 	start := time.Now()
 	res := Result{ID: spec.ID, DryRun: d.opts.DryRun}
-	pf, err := preflight(spec, src.Columns())
+	pf, err := preflight(spec, src.Columns(), d.opts)
 	if err != nil {
 		return res, err
 	}
-	renderer, addrField, suppressed := pf.renderer, pf.addrField, pf.suppressed
 	if !d.opts.DryRun {
+		if d.store == nil || d.enq == nil {
+			return res, errors.New("dispatcher: a store and an enqueuer are needed unless DryRun is set")
+		}
 		if _, err := d.store.Create(ctx, spec); err != nil {
 			return res, err
 		}
 	}
-	batchSize := d.opts.BatchSize
-	if spec.BatchSize > 0 {
-		batchSize = spec.BatchSize
-	}
-	seed := maphash.MakeSeed()
-	seen := make(map[uint64]struct{})
-	b := d.newBatch(spec, 0, renderer, batchSize)
-
-	flush := func() error {
-		if len(b.Items) == 0 {
-			return nil
-		}
-		res.Batches++
-		if !d.opts.DryRun {
-			if err := d.enqueue(ctx, spec, b, batchSize, &res); err != nil {
-				return err
-			}
-		}
-		b = d.newBatch(spec, b.Seq+1, renderer, batchSize)
-		return nil
-	}
-
-	for {
-		row, err := src.Next()
-		if row.N > 0 {
-			res.Rows++
-			d.handleRow(spec, renderer, addrField, row, seed, seen, suppressed, b, &res)
-			if len(b.Items) >= batchSize {
-				if ferr := flush(); ferr != nil {
-					return res, ferr
-				}
-			}
-			if d.opts.Progress != nil && res.Rows%d.opts.ProgressEvery == 0 {
-				res.Elapsed = time.Since(start).Seconds()
-				d.opts.Progress(res)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return res, fmt.Errorf("dispatch %s: read recipients: %w", spec.ID, err)
-		}
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-	}
-	if err := flush(); err != nil {
+	r := newRun(d, spec, pf, start)
+	err = r.run(ctx, src)
+	res = r.result()
+	if err != nil {
 		return res, err
 	}
-	res.Total = res.Valid
 	if !d.opts.DryRun {
 		err := d.store.FinishDispatch(ctx, spec.ID, campaigns.DispatchCounts{
 			Rows: res.Rows, Invalid: res.Invalid, Duplicates: res.Duplicates, Suppressed: res.Suppressed})
@@ -195,7 +205,6 @@ func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src camp
 			return res, err
 		}
 	}
-	res.Elapsed = time.Since(start).Seconds()
 	if d.opts.Progress != nil {
 		d.opts.Progress(res)
 	}
@@ -205,18 +214,18 @@ func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src camp
 type checked struct {
 	renderer   *campaigns.Renderer
 	addrField  string
-	suppressed map[string]bool
+	suppressed *hashSet
 }
 
 // Check validates a spec against a source's header before anything is
 // enqueued: templates parse, every column they use exists, the address
 // column is found and the suppression list reads. Errors wrap ErrBadInput.
 func Check(spec campaigns.Spec, src campaigns.Source) error {
-	_, err := preflight(spec, src.Columns())
+	_, err := preflight(spec, src.Columns(), Options{})
 	return err
 }
 
-func preflight(spec campaigns.Spec, cols []string) (checked, error) {
+func preflight(spec campaigns.Spec, cols []string, o Options) (checked, error) {
 	var c checked
 	var err error
 	if c.renderer, err = spec.Compile(); err != nil {
@@ -230,13 +239,15 @@ func preflight(spec campaigns.Spec, cols []string) (checked, error) {
 	if c.addrField, err = spec.AddressField(cols); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
-	if c.suppressed, err = loadSuppression(spec); err != nil {
+	if o.suppressed != nil {
+		c.suppressed = o.suppressed
+	} else if c.suppressed, err = loadSuppression(spec, o.SuppressFiles); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	return c, nil
 }
 
-func (d *Dispatcher) newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *campaigns.Batch {
+func newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *campaigns.Batch {
 	b := &campaigns.Batch{
 		Campaign: spec.ID, Seq: seq, Channel: spec.Channel, ChannelID: spec.ChannelID, From: spec.From,
 		Items: make([]campaigns.Item, 0, size), Rate: spec.Rate, AtLeastOnce: spec.AtLeastOnce,
@@ -251,103 +262,45 @@ func (d *Dispatcher) newBatch(spec campaigns.Spec, seq int, r *campaigns.Rendere
 	return b
 }
 
-// handleRow validates one row and adds it to the batch or rejects it.
-func (d *Dispatcher) handleRow(spec campaigns.Spec, r *campaigns.Renderer, addrField string, row campaigns.Row,
-	seed maphash.Seed, seen map[uint64]struct{}, suppressed map[string]bool, b *campaigns.Batch, res *Result) {
-	raw := row.Fields[addrField]
-	reject := func(reason string) {
-		res.Invalid++
-		if d.opts.Reject != nil {
-			d.opts.Reject(Reject{Row: row.N, Line: row.Line, Value: raw, Reason: reason})
-		}
-	}
-	if row.Err != nil {
-		reject(row.Err.Error())
-		return
-	}
-	if _, has := row.Fields[addrField]; !has {
-		reject(fmt.Sprintf("no %q field", addrField))
-		return
-	}
-	addr, err := spec.Normalize(raw)
-	if err != nil {
-		reject(err.Error())
-		return
-	}
-	if suppressed[addr] {
-		res.Suppressed++
-		return
-	}
-	h := maphash.String(seed, addr)
-	if _, dup := seen[h]; dup {
-		res.Duplicates++
-		return
-	}
-	item := campaigns.Item{Row: row.N, To: addr}
-	if r.Personalised() {
-		c, err := r.Render(row.Fields)
+// enqueueBatch enqueues one batch and records it. A batch in the uncertain
+// zone of a resumed run is looked up first: a batch an earlier run recorded
+// was enqueued then (the record follows the enqueue), so it is skipped.
+func (d *Dispatcher) enqueueBatch(ctx context.Context, spec campaigns.Spec, b *campaigns.Batch, uncertain bool) (resumed bool, err error) {
+	if uncertain {
+		done, err := d.store.HasBatch(ctx, spec.ID, b.Seq)
 		if err != nil {
-			reject(err.Error())
-			return
+			return false, err
 		}
-		item.Content = &c
-	}
-	seen[h] = struct{}{}
-	res.Valid++
-	b.Items = append(b.Items, item)
-}
-
-// enqueue records and enqueues one batch. A batch an earlier run recorded was
-// enqueued then (the record follows the enqueue), so it is skipped.
-func (d *Dispatcher) enqueue(ctx context.Context, spec campaigns.Spec, b *campaigns.Batch, batchSize int, res *Result) error {
-	done, err := d.store.HasBatch(ctx, spec.ID, b.Seq)
-	if err != nil {
-		return err
-	}
-	if done {
-		res.Resumed++
-		return nil
-	}
-	if err := d.waitWindow(ctx, spec.ID, batchSize); err != nil {
-		return err
+		if done {
+			return true, nil
+		}
 	}
 	task := asynq.NewTask(spec.Channel.TaskType(), campaigns.Encode(b),
 		asynq.TaskID(b.TaskID()), asynq.Queue(spec.Channel.Queue()),
 		asynq.MaxRetry(d.opts.MaxAttempts), asynq.Timeout(d.opts.TaskTimeout))
 	if _, err := d.enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("dispatch %s: enqueue batch %d: %w", spec.ID, b.Seq, err)
+		return false, fmt.Errorf("dispatch %s: enqueue batch %d: %w", spec.ID, b.Seq, err)
+	}
+	if d.opts.crashAfterEnqueue != nil && d.opts.crashAfterEnqueue(b.Seq) {
+		return false, errSimulatedCrash
 	}
 	maxRow := 0
 	for _, it := range b.Items {
 		maxRow = max(maxRow, it.Row)
 	}
 	if _, err := d.store.AddBatch(ctx, spec.ID, b.Seq, len(b.Items), maxRow); err != nil {
-		return err
+		return false, err
 	}
-	res.Enqueued++
-	return nil
+	return false, nil
 }
 
-// waitWindow blocks while the campaign has Window or more unfinished batches.
-func (d *Dispatcher) waitWindow(ctx context.Context, id string, batchSize int) error {
-	if d.opts.Window <= 0 {
-		return nil
+var errSimulatedCrash = errors.New("simulated crash between enqueue and AddBatch")
+
+// outstanding estimates the campaign's unfinished batches in Redis.
+func (d *Dispatcher) outstanding(ctx context.Context, id string, batchSize int) (int, error) {
+	p, err := d.store.Progress(ctx, id)
+	if err != nil {
+		return 0, err
 	}
-	for {
-		p, err := d.store.Progress(ctx, id)
-		if err != nil {
-			return err
-		}
-		outstanding := (p.Pending + int64(batchSize) - 1) / int64(batchSize)
-		if outstanding < int64(d.opts.Window) {
-			return nil
-		}
-		t := time.NewTimer(d.opts.WindowPoll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return int((p.Pending + int64(batchSize) - 1) / int64(batchSize)), nil
 }

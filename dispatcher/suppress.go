@@ -9,19 +9,33 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 )
 
-// loadSuppression reads the spec's suppression list: one phone number or
-// email per line (a CSV's first column works too; a header line and blank
-// lines are ignored). Addresses are normalised like recipients, so
-// "0803…" suppresses "+234803…".
-func loadSuppression(spec campaigns.Spec) (map[string]bool, error) {
-	out := map[string]bool{}
-	if spec.Suppress == "" {
-		return out, nil
+// loadSuppression reads the spec's suppression list and any extra files:
+// one phone number or email per line (a CSV's first column works too; a
+// header line, blank lines and lines starting with # are ignored).
+// Addresses are normalised like recipients, so "0803…" suppresses
+// "+234803…". The set holds the addresses' hashes.
+func loadSuppression(spec campaigns.Spec, extra []string) (*hashSet, error) {
+	set := newHashSet(0)
+	var files []string
+	if spec.Suppress != "" {
+		files = append(files, spec.Resolve(spec.Suppress))
 	}
-	path := spec.Resolve(spec.Suppress)
+	files = append(files, extra...)
+	for i, path := range files {
+		if err := readSuppression(spec, path, set); err != nil {
+			if i == 0 && spec.Suppress != "" {
+				return nil, spec.Errorf("suppress", "suppression list %s: %v", path, err)
+			}
+			return nil, fmt.Errorf("suppression list %s: %w", path, err)
+		}
+	}
+	return set, nil
+}
+
+func readSuppression(spec campaigns.Spec, path string, set *hashSet) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, spec.Errorf("suppress", "suppression list %s: %v", path, err)
+		return err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -37,11 +51,8 @@ func loadSuppression(spec campaigns.Spec) (map[string]bool, error) {
 			continue
 		}
 		if addr, err := spec.Normalize(line); err == nil {
-			out[addr] = true
+			set.Add(addrHash(addr))
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("suppression list %s: %w", path, err)
-	}
-	return out, nil
+	return sc.Err()
 }
