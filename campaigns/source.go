@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -154,30 +155,39 @@ func NewSource(r io.Reader, opts SourceOptions) (Source, error) {
 	}
 }
 
-// capReader fails a read once more than max bytes come without a newline, so
-// a quote left open cannot pull the rest of a huge file into one field.
+// capReader fails a read once a record grows past max bytes: the parser
+// above it reports each record's end with done, so a quote left open (which
+// makes the rest of the file one field, newlines and all) or a giant line
+// cannot pull the rest of a huge file into memory.
 type capReader struct {
-	r       *bufio.Reader
-	max     int
-	run     int
-	tripped bool
+	r        io.Reader
+	max      int64
+	pos      int64 // bytes handed out so far
+	recStart int64 // where the current record starts, as the parser counts
+	tripped  bool
 }
 
+// capSlack allows for the parser's own read-ahead buffer.
+const capSlack = 64 << 10
+
 func (c *capReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	for i := 0; i < n; i++ {
-		if p[i] == '\n' {
-			c.run = 0
-			continue
-		}
-		c.run++
-		if c.run > c.max {
-			c.tripped = true
-			return i, errLineTooLong
-		}
+	if c.tripped {
+		return 0, errLineTooLong
 	}
+	if room := c.recStart + c.max + capSlack - c.pos; int64(len(p)) > room {
+		if room <= 0 {
+			c.tripped = true
+			return 0, errLineTooLong
+		}
+		p = p[:room]
+	}
+	n, err := c.r.Read(p)
+	c.pos += int64(n)
 	return n, err
 }
+
+// done marks the end of a record at offset off (in the parser's count).
+func (c *capReader) done(off int64) { c.recStart = off }
 
 var errLineTooLong = errors.New("line too long")
 
@@ -192,7 +202,7 @@ type csvSource struct {
 }
 
 func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvSource, error) {
-	cp := &capReader{r: br, max: opts.MaxLine}
+	cp := &capReader{r: br, max: int64(opts.MaxLine)}
 	cr := csv.NewReader(cp)
 	cr.Comma = opts.Comma
 	cr.ReuseRecord = true
@@ -206,6 +216,7 @@ func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvS
 		if err != nil {
 			return nil, fmt.Errorf("%w: header row: %v", ErrSourceFormat, err)
 		}
+		cp.done(cr.InputOffset())
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
@@ -237,6 +248,7 @@ func (s *csvSource) Next() (Row, error) {
 			return Row{}, io.EOF
 		}
 		line, _ := s.cr.FieldPos(0)
+		s.cap.done(s.cr.InputOffset())
 		if err != nil {
 			var pe *csv.ParseError
 			if s.cap.tripped || errors.Is(err, errLineTooLong) {
@@ -258,8 +270,15 @@ func (s *csvSource) Next() (Row, error) {
 			continue // blank line
 		}
 		s.n++
+		clear(s.fields)
 		row := Row{N: s.n, Line: line, Fields: s.fields}
 		if len(rec) != len(s.columns) {
+			// Keep what is there, so the rejects report shows the value.
+			for i := 0; i < len(rec) && i < len(s.columns); i++ {
+				if len(rec[i]) <= s.opts.MaxField && utf8.ValidString(rec[i]) {
+					s.fields[s.columns[i]] = strings.TrimSpace(rec[i])
+				}
+			}
 			row.Err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(s.columns))
 			return row, nil
 		}
@@ -287,6 +306,7 @@ func (s *csvSource) Close() error {
 
 type jsonSource struct {
 	dec    *json.Decoder
+	cap    *capReader
 	closer io.Closer
 	opts   SourceOptions
 	n      int
@@ -294,7 +314,8 @@ type jsonSource struct {
 }
 
 func newJSONSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*jsonSource, error) {
-	dec := json.NewDecoder(br)
+	cp := &capReader{r: br, max: int64(opts.MaxLine)}
+	dec := json.NewDecoder(cp)
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
@@ -303,7 +324,8 @@ func newJSONSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*jso
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return nil, fmt.Errorf("%w: a JSON recipient file must be an array of objects, [{\"phone\": ...}, ...]", ErrSourceFormat)
 	}
-	return &jsonSource{dec: dec, closer: closer, opts: opts}, nil
+	cp.done(dec.InputOffset())
+	return &jsonSource{dec: dec, cap: cp, closer: closer, opts: opts}, nil
 }
 
 func (s *jsonSource) Columns() []string { return nil }
@@ -317,8 +339,12 @@ func (s *jsonSource) Next() (Row, error) {
 	var raw json.RawMessage
 	if err := s.dec.Decode(&raw); err != nil {
 		s.done = true
-		return Row{N: s.n, Err: fmt.Errorf("invalid JSON in element %d: %v; reading stopped here", s.n, err)}, nil
+		if s.cap.tripped {
+			return Row{N: s.n, Line: s.n, Err: fmt.Errorf("element longer than %d bytes; reading stopped here", s.opts.MaxLine)}, nil
+		}
+		return Row{N: s.n, Line: s.n, Err: fmt.Errorf("invalid JSON in element %d: %v; reading stopped here", s.n, err)}, nil
 	}
+	s.cap.done(s.dec.InputOffset())
 	fields, err := flatObject(raw, s.opts.MaxField)
 	return Row{N: s.n, Line: s.n, Fields: fields, Err: err}, nil
 }
@@ -331,7 +357,7 @@ func (s *jsonSource) Close() error {
 }
 
 type ndjsonSource struct {
-	sc     *bufio.Scanner
+	br     *bufio.Reader
 	closer io.Closer
 	opts   SourceOptions
 	n      int
@@ -339,32 +365,46 @@ type ndjsonSource struct {
 }
 
 func newNDJSONSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) *ndjsonSource {
-	sc := bufio.NewScanner(br)
-	sc.Buffer(make([]byte, 64<<10), opts.MaxLine)
-	return &ndjsonSource{sc: sc, closer: closer, opts: opts}
+	// Wrapped, so that bufio does not hand back br and its larger buffer.
+	return &ndjsonSource{br: bufio.NewReaderSize(struct{ io.Reader }{br}, opts.MaxLine), closer: closer, opts: opts}
 }
 
 func (s *ndjsonSource) Columns() []string { return nil }
 
+// Next reads one line. A line over MaxLine is skipped to its end and
+// rejected; reading goes on with the next line.
 func (s *ndjsonSource) Next() (Row, error) {
-	for s.sc.Scan() {
+	for {
+		b, err := s.br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			s.line++
+			s.n++
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = s.br.ReadSlice('\n')
+			}
+			if err != nil && err != io.EOF {
+				return Row{}, err
+			}
+			return Row{N: s.n, Line: s.line, Err: fmt.Errorf("line longer than %d bytes", s.opts.MaxLine)}, nil
+		}
+		if err != nil && err != io.EOF {
+			return Row{}, err
+		}
+		if len(b) == 0 && err == io.EOF {
+			return Row{}, io.EOF
+		}
 		s.line++
-		b := bytes.TrimSpace(s.sc.Bytes())
-		if len(b) == 0 {
+		t := bytes.TrimSpace(b)
+		if len(t) == 0 {
+			if err == io.EOF {
+				return Row{}, io.EOF
+			}
 			continue
 		}
 		s.n++
-		fields, err := flatObject(b, s.opts.MaxField)
-		return Row{N: s.n, Line: s.line, Fields: fields, Err: err}, nil
+		fields, ferr := flatObject(t, s.opts.MaxField)
+		return Row{N: s.n, Line: s.line, Fields: fields, Err: ferr}, nil
 	}
-	if err := s.sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			s.n++
-			return Row{N: s.n, Line: s.line + 1, Err: fmt.Errorf("line longer than %d bytes; reading stopped here", s.opts.MaxLine)}, io.EOF
-		}
-		return Row{}, err
-	}
-	return Row{}, io.EOF
 }
 
 func (s *ndjsonSource) Close() error {
@@ -377,6 +417,9 @@ func (s *ndjsonSource) Close() error {
 // flatObject decodes one JSON object whose values are strings, numbers,
 // booleans or null into string fields.
 func flatObject(raw []byte, maxField int) (map[string]string, error) {
+	if !utf8.Valid(raw) {
+		return nil, fmt.Errorf("not valid UTF-8; save the file as UTF-8")
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fmt.Errorf("not a JSON object: %v", err)
@@ -402,4 +445,30 @@ func flatObject(raw []byte, maxField int) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ParseDelimiter reads a CSV delimiter as a spec or flag gives it: one
+// character (",", ";", "|"), or "tab" or "\t". "" is the default (0).
+func ParseDelimiter(s string) (rune, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "tab", `\t`, "\t":
+		return '\t', nil
+	}
+	r, size := utf8.DecodeRuneInString(s)
+	if size != len(s) || r == utf8.RuneError {
+		return 0, fmt.Errorf("%q is not one character; use e.g. \",\", \";\", \"|\" or \"tab\"", s)
+	}
+	if r == '"' || r == '\r' || r == '\n' || r == '\uFFFD' || unicode.IsLetter(r) || unicode.IsDigit(r) {
+		return 0, fmt.Errorf("%q cannot separate CSV fields; use e.g. \",\", \";\", \"|\" or \"tab\"", s)
+	}
+	return r, nil
+}
+
+// SourceOptions are the reader settings the spec asks for (format and
+// delimiter); flags may override them.
+func (s Spec) SourceOptions() SourceOptions {
+	comma, _ := ParseDelimiter(s.Delimiter) // checked by Validate
+	return SourceOptions{Format: s.Format, Comma: comma}
 }

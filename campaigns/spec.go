@@ -81,6 +81,12 @@ type Spec struct {
 	// Recipients is the recipient file (CSV with a header row, a JSON array
 	// of objects, or NDJSON), relative to the spec file; "-" is stdin.
 	Recipients string `yaml:"recipients" json:"recipients"`
+	// Format is the recipient file's format: csv, json or ndjson; default
+	// from the file's extension, else sniffed from its first byte.
+	Format string `yaml:"format" json:"format,omitempty"`
+	// Delimiter is the CSV field separator: one character such as ";" or
+	// "|", or "tab"; default ',' (tab for .tsv files).
+	Delimiter string `yaml:"delimiter" json:"delimiter,omitempty"`
 	// To is the recipient field holding the address; default: "phone" (or
 	// "email" for email), then "to".
 	To string `yaml:"to" json:"to,omitempty"`
@@ -309,6 +315,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Recipients == "" {
 		add("recipients", "recipients is missing: a CSV file with a header row or a JSON array of objects, relative to this spec")
+	}
+	if s.Format != "" && s.Format != "csv" && s.Format != "json" && s.Format != "ndjson" {
+		add("format", "format %q: use csv, json or ndjson", s.Format)
+	}
+	if _, err := ParseDelimiter(s.Delimiter); err != nil {
+		add("delimiter", "delimiter: %v", err)
 	}
 	if s.BatchSize < 0 || s.BatchSize > 1000 {
 		add("batch_size", "batch_size %d: use 1 to 1000", s.BatchSize)
