@@ -1,0 +1,171 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fanoutdev/fanout/campaigns"
+)
+
+// TypeExpand is the task type of a detached expansion: its handler runs the
+// dispatcher inside a worker, from the campaign's checkpoint, on the file
+// `fanout dispatch --detach` uploaded. Stored in Redis: never rename it.
+const TypeExpand = "campaign:expand"
+
+// ExpandPayload is the payload of a campaign:expand task. Gen counts the
+// continuations of one expansion: each task runs at most MaxRun, then hands
+// over to the next generation.
+type ExpandPayload struct {
+	Campaign string `json:"cid"`
+	Gen      int    `json:"gen"`
+}
+
+// TaskID is the deterministic id of an expansion generation.
+func (p ExpandPayload) TaskID() string { return p.Campaign + ":expand:" + strconv.Itoa(p.Gen) }
+
+func genKey(id string) string { return "fanout:{" + id + "}:expand" }
+
+// Detach prepares a detached dispatch of a campaign whose recipient file
+// was uploaded with up (already closed): it records the campaign, stores the
+// suppression list's hashes and enqueues the first campaign:expand task.
+// Running it twice enqueues one task.
+func Detach(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec campaigns.Spec, o Options) error {
+	o = o.withDefaults()
+	pf, err := preflight(spec, nil, o)
+	if err != nil {
+		return err
+	}
+	if _, err := store.Create(ctx, spec); err != nil {
+		return err
+	}
+	rdb := store.Redis()
+	if err := saveHashes(ctx, rdb, supKey(spec.ID), pf.suppressed); err != nil {
+		return fmt.Errorf("detach %s: store suppression list: %w", spec.ID, err)
+	}
+	p := ExpandPayload{Campaign: spec.ID}
+	task := asynq.NewTask(TypeExpand, campaigns.Encode(p), asynq.TaskID(p.TaskID()),
+		asynq.Queue(spec.Channel.Queue()), asynq.MaxRetry(o.MaxAttempts), asynq.Timeout(expandTimeout(o)))
+	if _, err := enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("detach %s: enqueue expansion: %w", spec.ID, err)
+	}
+	return nil
+}
+
+// UploadMeta is what NewUpload stores beside a file for the expansion:
+// the reader settings and the dispatch options the command line chose.
+func UploadMeta(so campaigns.SourceOptions, o Options) map[string]any {
+	return map[string]any{"format": so.Format, "comma": strconv.Itoa(int(so.Comma)),
+		"batch_size": o.BatchSize, "window": o.Window, "max_attempts": o.MaxAttempts,
+		"task_timeout_ms": o.TaskTimeout.Milliseconds()}
+}
+
+const defaultMaxRun = 10 * time.Minute
+
+func expandTimeout(o Options) time.Duration {
+	run := o.MaxRun
+	if run <= 0 {
+		run = defaultMaxRun
+	}
+	return run + 5*time.Minute
+}
+
+// ExpandHandler runs detached expansions; build it with NewExpandHandler.
+type ExpandHandler struct {
+	store *campaigns.Store
+	enq   Enqueuer
+	opts  Options
+}
+
+// NewExpandHandler returns the campaign:expand handler. o supplies what the
+// upload does not (Workers, Enqueuers, Logger, ...); MaxRun defaults to 10
+// minutes, after which a task hands over to a continuation so no task holds
+// a worker for hours.
+func NewExpandHandler(store *campaigns.Store, enq Enqueuer, o Options) asynq.Handler {
+	if o.MaxRun <= 0 {
+		o.MaxRun = defaultMaxRun
+	}
+	return &ExpandHandler{store: store, enq: enq, opts: o}
+}
+
+// claimGen makes generation gen the current one unless a later one is.
+var claimGen = redis.NewScript(`
+-- KEYS[1]: fanout:{id}:expand; ARGV[1]: generation
+-- Returns 1 when ARGV[1] is (now) the current generation, 0 when a later one is.
+local cur = tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1')
+local g = tonumber(ARGV[1])
+if cur > g then return 0 end
+redis.call('HSET', KEYS[1], 'gen', g)
+return 1
+`)
+
+// ProcessTask expands the campaign from its checkpoint for up to MaxRun.
+func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p ExpandPayload
+	if err := campaigns.Decode(t.Payload(), &p); err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	rdb := h.store.Redis()
+	if ok, err := claimGen.Run(ctx, rdb, []string{genKey(p.Campaign)}, p.Gen).Int(); err != nil {
+		return err
+	} else if ok == 0 {
+		return nil // a later generation took over
+	}
+	prog, err := h.store.Progress(ctx, p.Campaign)
+	if err != nil {
+		return fmt.Errorf("expand %s: %w", p.Campaign, err)
+	}
+	up, meta, err := openUpload(ctx, rdb, p.Campaign)
+	if errors.Is(err, ErrNoUpload) {
+		if prog.Dispatched {
+			return nil // done, and cleaned up
+		}
+		return fmt.Errorf("expand %s: %w; dispatch the file again with fanout dispatch --detach: %w", p.Campaign, err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	if prog.State == campaigns.StateCancelled || prog.State == campaigns.StateCompleted {
+		return deleteUpload(ctx, rdb, p.Campaign, up.chunks)
+	}
+	spec, err := h.store.Spec(ctx, p.Campaign)
+	if err != nil {
+		return err
+	}
+	o := h.opts
+	n := func(k string) int { v, _ := strconv.Atoi(meta[k]); return v }
+	o.BatchSize, o.Window, o.MaxAttempts = n("batch_size"), n("window"), n("max_attempts")
+	o.TaskTimeout = time.Duration(n("task_timeout_ms")) * time.Millisecond
+	o.DryRun, o.Reject = false, nil
+	if o.suppressed, err = loadHashes(ctx, rdb, supKey(p.Campaign)); err != nil {
+		return fmt.Errorf("expand %s: read suppression list: %w", p.Campaign, err)
+	}
+	src, err := campaigns.NewSource(up, campaigns.SourceOptions{Format: meta["format"], Comma: rune(n("comma"))})
+	if err != nil {
+		return fmt.Errorf("expand %s: %w: %w", p.Campaign, err, asynq.SkipRetry)
+	}
+	defer src.Close()
+	res, err := New(h.store, h.enq, o).Dispatch(ctx, spec, src)
+	switch {
+	case errors.Is(err, ErrSuspended):
+		next := ExpandPayload{Campaign: p.Campaign, Gen: p.Gen + 1}
+		task := asynq.NewTask(TypeExpand, campaigns.Encode(next), asynq.TaskID(next.TaskID()),
+			asynq.Queue(spec.Channel.Queue()), asynq.MaxRetry(max(o.MaxAttempts, 1)), asynq.Timeout(expandTimeout(o)))
+		if _, err := h.enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("expand %s: enqueue continuation: %w", p.Campaign, err)
+		}
+		o.Logger.Info().Str("campaign", p.Campaign).Int("gen", p.Gen).Int("row", res.Rows).Int("batches", res.Batches).Msg("expansion continues in a new task")
+		return nil
+	case errors.Is(err, ErrBadInput), errors.Is(err, ErrFileChanged), errors.Is(err, campaigns.ErrSpecConflict):
+		return fmt.Errorf("expand %s: %w: %w", p.Campaign, err, asynq.SkipRetry)
+	case err != nil:
+		return fmt.Errorf("expand %s: %w", p.Campaign, err)
+	}
+	o.Logger.Info().Str("campaign", p.Campaign).Int("valid", res.Valid).Int("invalid", res.Invalid).Int("batches", res.Batches).Msg("expansion done")
+	return deleteUpload(ctx, rdb, p.Campaign, up.chunks)
+}

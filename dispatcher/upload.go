@@ -1,0 +1,209 @@
+package dispatcher
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A detached dispatch uploads its recipient file to Redis, beside the
+// campaign and under its hash tag, so any worker can expand it:
+//
+//	fanout:{id}:src      hash: chunks, bytes, format, comma and the options
+//	fanout:{id}:src:<n>  string: chunk n, up to uploadChunk bytes of the
+//	                     file, gzip-compressed on its own
+//	fanout:{id}:sup      string: 8-byte hashes of the suppressed addresses
+//
+// All three are deleted once the expansion is done.
+func srcKey(id string) string          { return "fanout:{" + id + "}:src" }
+func chunkKey(id string, n int) string { return srcKey(id) + ":" + strconv.Itoa(n) }
+func supKey(id string) string          { return "fanout:{" + id + "}:sup" }
+
+// uploadChunk is the raw size of one uploaded chunk.
+const uploadChunk = 1 << 20
+
+// Upload writes a recipient file to Redis in compressed chunks. Write it
+// like a file, then Close; nothing is usable before Close stores the index.
+type Upload struct {
+	ctx   context.Context
+	rdb   redis.UniversalClient
+	id    string
+	buf   bytes.Buffer
+	n     int
+	size  int64
+	zbuf  bytes.Buffer
+	zw    *gzip.Writer
+	meta  map[string]any
+	err   error
+	wrote bool
+}
+
+// NewUpload starts uploading the recipient file of campaign id. meta is
+// stored with the index (format, delimiter, options).
+func NewUpload(ctx context.Context, rdb redis.UniversalClient, id string, meta map[string]any) *Upload {
+	u := &Upload{ctx: ctx, rdb: rdb, id: id, meta: meta}
+	u.zw, _ = gzip.NewWriterLevel(&u.zbuf, gzip.BestSpeed)
+	return u
+}
+
+// Write buffers p and stores every full chunk.
+func (u *Upload) Write(p []byte) (int, error) {
+	if u.err != nil {
+		return 0, u.err
+	}
+	if !u.wrote {
+		u.wrote = true
+		// A re-upload replaces an earlier, unfinished one.
+		if err := u.rdb.Del(u.ctx, srcKey(u.id)).Err(); err != nil {
+			u.err = fmt.Errorf("upload recipients of %s: %w", u.id, err)
+			return 0, u.err
+		}
+	}
+	written := 0
+	for len(p) > 0 {
+		k := min(len(p), uploadChunk-u.buf.Len())
+		u.buf.Write(p[:k])
+		p = p[k:]
+		written += k
+		if u.buf.Len() == uploadChunk {
+			if err := u.flush(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+func (u *Upload) flush() error {
+	if u.buf.Len() == 0 {
+		return nil
+	}
+	u.zbuf.Reset()
+	u.zw.Reset(&u.zbuf)
+	u.zw.Write(u.buf.Bytes())
+	if err := u.zw.Close(); err != nil {
+		u.err = err
+		return err
+	}
+	if err := u.rdb.Set(u.ctx, chunkKey(u.id, u.n), u.zbuf.Bytes(), 0).Err(); err != nil {
+		u.err = fmt.Errorf("upload recipients of %s: chunk %d: %w", u.id, u.n, err)
+		return u.err
+	}
+	u.size += int64(u.buf.Len())
+	u.n++
+	u.buf.Reset()
+	return nil
+}
+
+// Close stores the last chunk and the index.
+func (u *Upload) Close() error {
+	if u.err != nil {
+		return u.err
+	}
+	if err := u.flush(); err != nil {
+		return err
+	}
+	fields := map[string]any{"chunks": u.n, "bytes": u.size}
+	for k, v := range u.meta {
+		fields[k] = v
+	}
+	if err := u.rdb.HSet(u.ctx, srcKey(u.id), fields).Err(); err != nil {
+		return fmt.Errorf("upload recipients of %s: %w", u.id, err)
+	}
+	return nil
+}
+
+// Size is the number of bytes uploaded so far.
+func (u *Upload) Size() int64 { return u.size + int64(u.buf.Len()) }
+
+// uploadReader reads an uploaded file back, one chunk in memory at a time.
+type uploadReader struct {
+	ctx    context.Context
+	rdb    redis.UniversalClient
+	id     string
+	chunks int
+	next   int
+	cur    *bytes.Reader
+}
+
+// ErrNoUpload is returned when a detached campaign's file is not in Redis.
+var ErrNoUpload = errors.New("recipient file not uploaded")
+
+func openUpload(ctx context.Context, rdb redis.UniversalClient, id string) (*uploadReader, map[string]string, error) {
+	meta, err := rdb.HGetAll(ctx, srcKey(id)).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read upload of %s: %w", id, err)
+	}
+	if len(meta) == 0 {
+		return nil, nil, fmt.Errorf("campaign %s: %w", id, ErrNoUpload)
+	}
+	n, _ := strconv.Atoi(meta["chunks"])
+	return &uploadReader{ctx: ctx, rdb: rdb, id: id, chunks: n, cur: bytes.NewReader(nil)}, meta, nil
+}
+
+func (r *uploadReader) Read(p []byte) (int, error) {
+	for r.cur.Len() == 0 {
+		if r.next >= r.chunks {
+			return 0, io.EOF
+		}
+		z, err := r.rdb.Get(r.ctx, chunkKey(r.id, r.next)).Bytes()
+		if err != nil {
+			return 0, fmt.Errorf("read upload of %s: chunk %d: %w", r.id, r.next, err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(z))
+		if err != nil {
+			return 0, fmt.Errorf("read upload of %s: chunk %d: %w", r.id, r.next, err)
+		}
+		raw, err := io.ReadAll(zr)
+		if err != nil {
+			return 0, fmt.Errorf("read upload of %s: chunk %d: %w", r.id, r.next, err)
+		}
+		r.cur = bytes.NewReader(raw)
+		r.next++
+	}
+	return r.cur.Read(p)
+}
+
+// deleteUpload removes a campaign's uploaded file and suppression hashes.
+func deleteUpload(ctx context.Context, rdb redis.UniversalClient, id string, chunks int) error {
+	keys := []string{srcKey(id), supKey(id)}
+	for i := 0; i < chunks; i++ {
+		keys = append(keys, chunkKey(id, i))
+		if len(keys) >= 512 {
+			if err := rdb.Del(ctx, keys...).Err(); err != nil {
+				return err
+			}
+			keys = keys[:0]
+		}
+	}
+	return rdb.Del(ctx, keys...).Err()
+}
+
+func saveHashes(ctx context.Context, rdb redis.UniversalClient, key string, set *hashSet) error {
+	buf := make([]byte, 0, 8*set.Len())
+	for _, h := range set.slots {
+		if h != 0 {
+			buf = binary.LittleEndian.AppendUint64(buf, h)
+		}
+	}
+	return rdb.Set(ctx, key, buf, 0).Err()
+}
+
+func loadHashes(ctx context.Context, rdb redis.UniversalClient, key string) (*hashSet, error) {
+	b, err := rdb.Get(ctx, key).Bytes()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	set := newHashSet(len(b) / 8)
+	for i := 0; i+8 <= len(b); i += 8 {
+		set.Add(binary.LittleEndian.Uint64(b[i:]))
+	}
+	return set, nil
+}
