@@ -45,7 +45,7 @@ func TestDetachedExpansion(t *testing.T) {
 		t.Fatalf("second Detach: %v", err)
 	}
 	// Slices of about 40ms: several continuations.
-	h := NewExpandHandler(b.store, b.client, Options{MaxRun: 40 * time.Millisecond, CheckpointEvery: 2})
+	h := NewExpandHandler(b.store, b.client, Options{MaxRun: 40 * time.Millisecond, CheckpointEvery: 8})
 	runs := 0
 	for ; runs < 1000; runs++ {
 		tasks, err := b.insp.ListPendingTasks(spec.Channel.Queue(), asynq.PageSize(10000))

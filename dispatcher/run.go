@@ -87,6 +87,7 @@ type run struct {
 	b           *campaigns.Batch
 	bHashes     []uint64
 	seq         int
+	firstSeq    int // the first batch this run hands out
 	lastRow     int
 	lastRowHash uint64
 	enqueued    int
@@ -218,6 +219,7 @@ func (r *run) resume(ctx context.Context) error {
 		// Read everything again for a complete rejects report, enqueuing
 		// only from the checkpoint on.
 		r.replayTo = ck.Seq
+		r.firstSeq = ck.Seq
 		r.committedSeen = ck.Counts.Valid
 		r.lastCommitted = ck.Seq - 1
 		r.frontier = ck.Seq
@@ -234,6 +236,7 @@ func (r *run) resume(ctx context.Context) error {
 	r.committedSeen = ck.Counts.Valid
 	r.lastRow, r.lastRowHash = ck.Row, ck.RowHash
 	r.b = newBatch(r.spec, ck.Seq, r.pf.renderer, r.batchSize)
+	r.firstSeq = ck.Seq
 	r.seen = newHashSet(ck.Counts.Valid)
 	return loadSeen(ctx, rdb, r.spec.ID, ck.Counts.Valid, r.seen)
 }
@@ -444,7 +447,9 @@ func (r *run) apply(ctx context.Context, x *rowRec) error {
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	if r.opts.MaxRun > 0 && time.Since(r.start) >= r.opts.MaxRun {
+	// Suspend after MaxRun, but only once a checkpoint's worth of batches
+	// went out, so every slice makes progress.
+	if r.opts.MaxRun > 0 && time.Since(r.start) >= r.opts.MaxRun && r.seq-r.firstSeq >= r.opts.CheckpointEvery {
 		return ErrSuspended
 	}
 	return nil
