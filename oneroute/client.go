@@ -1,12 +1,3 @@
-// Package oneroute is a client for the OneRoute messaging API (WhatsApp, SMS,
-// email, OneOTP). Every failure comes back as a typed error that Classify
-// sorts into what to do next; the API key travels only in the apiKey header.
-//
-//	c, err := oneroute.New(oneroute.Options{BaseURL: "https://api.oneroute.io", APIKey: key})
-//	res, err := c.SendSMS(ctx, channelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"+2348031234567"}})
-//	switch oneroute.Classify(err) { ... }
-//
-// The sandbox in oneroute/sandbox implements the same API for tests and demos.
 package oneroute
 
 import (
@@ -35,14 +26,17 @@ type Options struct {
 	BaseURL string
 	// APIKey is sent in the apiKey header and nowhere else.
 	APIKey string
-	// Timeout bounds each request; default 15s.
+	// Timeout bounds each request, from dial to the last byte of the
+	// response; default 15s.
 	Timeout time.Duration
 	// MaxResponseBytes caps a response body; default 4 MiB. A larger body is
-	// an error, not a crash.
+	// an error (see Classify), not a crash.
 	MaxResponseBytes int64
-	// UserAgent; default "fanout/dev".
+	// UserAgent is sent with every request; default "fanout/dev".
 	UserAgent string
-	// HTTPClient replaces the tuned default transport (tests).
+	// HTTPClient replaces the tuned default client (tests, proxies). Its
+	// redirect policy is the caller's; the default client follows none, so
+	// the apiKey header never reaches another host.
 	HTTPClient *http.Client
 	// MaxConnsPerHost bounds connections to the API; default 512.
 	MaxConnsPerHost int
@@ -58,14 +52,20 @@ type Client struct {
 	http      *http.Client
 }
 
-// New returns a client. It fails on a malformed base URL.
+// New returns a client. It fails on a malformed base URL or an API key that
+// cannot travel in an HTTP header (the error does not show the key).
 func New(o Options) (*Client, error) {
 	if o.BaseURL == "" {
 		o.BaseURL = DefaultBaseURL
 	}
 	u, err := url.Parse(strings.TrimRight(o.BaseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("oneroute: base URL %q: want http(s)://host[:port]", o.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("oneroute: base URL %q: want http(s)://host[:port][/path]", redactURL(o.BaseURL))
+	}
+	for i := 0; i < len(o.APIKey); i++ {
+		if c := o.APIKey[i]; c < 0x21 || c > 0x7e {
+			return nil, fmt.Errorf("oneroute: the API key has a character at position %d that is not allowed in a header", i)
+		}
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 15 * time.Second
@@ -81,9 +81,25 @@ func New(o Options) (*Client, error) {
 	}
 	hc := o.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: NewTransport(o.MaxConnsPerHost)}
+		hc = &http.Client{
+			Transport: NewTransport(o.MaxConnsPerHost),
+			// OneRoute does not redirect API calls; following one would
+			// replay a POST and carry the apiKey header to another host.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	return &Client{base: u, apiKey: o.APIKey, timeout: o.Timeout, maxBody: o.MaxResponseBytes, userAgent: o.UserAgent, http: hc}, nil
+}
+
+// redactURL hides credentials in a URL that failed to parse or had userinfo.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		return "…" + s[i:]
+	}
+	return s
 }
 
 // NewTransport returns an HTTP transport tuned for thousands of requests a
@@ -98,6 +114,7 @@ func NewTransport(maxConnsPerHost int) *http.Transport {
 		MaxConnsPerHost:       maxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 0, // the per-request context bounds it
 		ExpectContinueTimeout: time.Second,
 	}
 }
@@ -105,95 +122,201 @@ func NewTransport(maxConnsPerHost int) *http.Transport {
 // BaseURL returns the API root the client calls.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// String never shows the key.
+// String describes the client without its key.
 func (c *Client) String() string { return "oneroute.Client{" + c.base.String() + "}" }
 
-// envelope is OneRoute's response wrapper. The payload is in data on most
-// endpoints and in body on the OTP ones; both are accepted everywhere.
-type envelope struct {
-	Data    json.RawMessage `json:"data"`
-	Body    json.RawMessage `json:"body"`
-	Message string          `json:"message"`
-	Success *bool           `json:"success"`
-	Error   json.RawMessage `json:"error"`
-	Errors  []struct {
-		Message string `json:"message"`
-	} `json:"errors"`
-	Code json.RawMessage `json:"code"`
-	Meta *Meta           `json:"meta"`
-}
+// GoString describes the client without its key, for %#v.
+func (c *Client) GoString() string { return c.String() }
 
-func (e *envelope) payload() json.RawMessage {
-	if len(e.Data) > 0 && string(e.Data) != "null" {
-		return e.Data
-	}
-	if len(e.Body) > 0 && string(e.Body) != "null" {
-		return e.Body
-	}
-	return nil
-}
-
-func (e *envelope) errorText() string {
-	if e.Message != "" {
-		return e.Message
-	}
-	if len(e.Errors) > 0 && e.Errors[0].Message != "" {
-		return e.Errors[0].Message
-	}
-	if len(e.Error) > 0 {
-		var s string
-		if json.Unmarshal(e.Error, &s) == nil {
-			return s
-		}
-		return string(e.Error)
-	}
-	return ""
-}
-
-// Meta is pagination metadata; OneRoute may omit it.
+// Meta is pagination metadata; OneRoute may omit it, and then the list
+// methods return a nil *Meta.
 type Meta struct {
-	Page  int `json:"page"`
-	Size  int `json:"size"`
+	// Page is the 1-based page number.
+	Page int `json:"page"`
+	// Size is the page size asked for.
+	Size int `json:"size"`
+	// Total is the number of items across all pages.
 	Total int `json:"total"`
 }
 
+// envelope is OneRoute's response wrapper. The payload is in data on most
+// endpoints and in body on the OTP ones; both are accepted everywhere. Each
+// field is decoded on its own so that one odd field (a string meta, a
+// numeric message) does not make the whole answer unreadable.
+type envelope struct {
+	payload   json.RawMessage // data, else body, else nil
+	message   string
+	success   *bool
+	code      int
+	meta      *Meta
+	errorText string // from errors[0].message or error, when message is empty
+}
+
+// parseEnvelope reads an answer. A top-level array is taken as the payload
+// itself. It fails only when data is not JSON at all.
+func parseEnvelope(data []byte) (envelope, error) {
+	var env envelope
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		if !json.Valid(trimmed) {
+			return env, errors.New("invalid JSON array")
+		}
+		env.payload = trimmed
+		return env, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return env, err
+	}
+	present := func(k string) json.RawMessage {
+		v := fields[k]
+		if len(v) == 0 || string(v) == "null" {
+			return nil
+		}
+		return v
+	}
+	if v := present("data"); v != nil {
+		env.payload = v
+	} else if v := present("body"); v != nil {
+		env.payload = v
+	}
+	if v := present("message"); v != nil {
+		if json.Unmarshal(v, &env.message) != nil {
+			env.message = truncate(string(v), 200)
+		}
+	}
+	if v := present("success"); v != nil {
+		var b bool
+		if json.Unmarshal(v, &b) == nil {
+			env.success = &b
+		} else if s := strings.Trim(string(v), `"`); s == "true" || s == "false" {
+			b = s == "true"
+			env.success = &b
+		}
+	}
+	if v := present("code"); v != nil {
+		var n json.Number
+		if json.Unmarshal(v, &n) == nil {
+			if i, err := strconv.Atoi(n.String()); err == nil {
+				env.code = i
+			}
+		} else {
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				env.code, _ = strconv.Atoi(s)
+			}
+		}
+	}
+	if v := present("meta"); v != nil {
+		var m Meta
+		if json.Unmarshal(v, &m) == nil {
+			env.meta = &m
+		}
+	}
+	if v := present("errors"); v != nil {
+		var list []struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(v, &list) == nil && len(list) > 0 {
+			env.errorText = list[0].Message
+		}
+	}
+	if v := present("error"); v != nil && env.errorText == "" {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			env.errorText = s
+		} else {
+			var obj struct {
+				Message string `json:"message"`
+			}
+			if json.Unmarshal(v, &obj) == nil && obj.Message != "" {
+				env.errorText = obj.Message
+			} else {
+				env.errorText = truncate(string(v), 200)
+			}
+		}
+	}
+	return env, nil
+}
+
+// failed reports an answer that refuses the request whatever its HTTP status.
+func (e *envelope) failed() bool { return e.success != nil && !*e.success }
+
+// text is the error text, read in the order the OneRoute widget reads it.
+func (e *envelope) text() string {
+	if e.message != "" {
+		return e.message
+	}
+	return e.errorText
+}
+
+// call is one API request.
+type call struct {
+	op     string     // names the client method in errors, e.g. "send sms"
+	method string     // HTTP method
+	path   string     // below the base URL, already escaped
+	query  url.Values // optional
+	in     any        // JSON request body, or nil
+	out    any        // decoded from the payload, or nil
+	raw    bool       // decode out from the whole answer (no envelope)
+}
+
 // do sends one request and decodes the payload into out. raw skips the
-// envelope (the DLR endpoint answers with a bare event object).
+// envelope (the DLR endpoint answers with a bare event object). It is the
+// original entry point and stays for callers in this package.
 func (c *Client) do(ctx context.Context, op, method, path string, query url.Values, in, out any, raw bool) (*Meta, error) {
+	return c.send(ctx, call{op: op, method: method, path: path, query: query, in: in, out: out, raw: raw})
+}
+
+// send performs a call: one request, bounded by the client timeout, whose
+// every failure is an *APIError or a *TransportError.
+func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
+	// k.path is already escaped (pathID); keep it as sent.
 	u := *c.base
-	u.Path = c.base.Path + path
-	if query != nil {
-		u.RawQuery = query.Encode()
+	u.RawPath = c.base.EscapedPath() + k.path
+	p, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, fmt.Errorf("oneroute %s: %w: bad path", k.op, ErrInvalidRequest)
+	}
+	u.Path = p
+	if k.query != nil {
+		u.RawQuery = k.query.Encode()
 	}
 	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
+	if k.in != nil {
+		b, err := json.Marshal(k.in)
 		if err != nil {
-			return nil, fmt.Errorf("oneroute %s: encode request: %w", op, err)
+			return nil, fmt.Errorf("oneroute %s: encode request: %w", k.op, err)
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		// Written means the whole request left: only then may OneRoute
+		// have acted on it.
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
+	req, err := http.NewRequestWithContext(ctx, k.method, u.String(), body)
 	if err != nil {
-		return nil, fmt.Errorf("oneroute %s: %w", op, err)
+		return nil, fmt.Errorf("oneroute %s: %w", k.op, err)
 	}
 	req.Header.Set("apiKey", c.apiKey)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
-	if in != nil {
+	if k.in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	var wrote atomic.Bool
-	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
-	}))
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, &TransportError{Op: op, Written: wrote.Load(), Err: scrubURL(err)}
+		return nil, &TransportError{Op: k.op, Written: wrote.Load(), Err: c.scrub(err)}
 	}
 	defer func() {
 		// Drain a little so the connection can be reused, then close.
@@ -202,18 +325,18 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 	}()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
-		return nil, &TransportError{Op: op, Written: true, Err: scrubURL(err)}
+		return nil, &TransportError{Op: k.op, Written: true, Err: c.scrub(err)}
 	}
 	if int64(len(data)) > c.maxBody {
-		return nil, &APIError{Op: op, Status: resp.StatusCode, Message: fmt.Sprintf("response body over the %d-byte cap", c.maxBody), oversize: true}
+		return nil, &APIError{Op: k.op, Status: resp.StatusCode, Message: fmt.Sprintf("response body over the %d-byte cap", c.maxBody), oversize: true}
 	}
 
-	var env envelope
-	jsonErr := json.Unmarshal(data, &env)
-	if resp.StatusCode >= 300 || (jsonErr == nil && env.Success != nil && !*env.Success) {
-		ae := &APIError{Op: op, Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
+	env, jsonErr := parseEnvelope(data)
+	if resp.StatusCode >= 300 || resp.StatusCode < 200 || (jsonErr == nil && env.failed()) {
+		ae := &APIError{Op: k.op, Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		if jsonErr == nil {
-			ae.Message = env.errorText()
+			ae.Message = c.redact(env.text())
+			ae.Code = env.code
 		}
 		if ae.Message == "" {
 			ae.Message = http.StatusText(resp.StatusCode)
@@ -221,22 +344,22 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 		return nil, ae
 	}
 	if jsonErr != nil {
-		return nil, &APIError{Op: op, Status: resp.StatusCode, Message: "response is not JSON: " + truncate(string(data), 120), malformed: true}
+		return nil, &APIError{Op: k.op, Status: resp.StatusCode, Message: "response is not JSON: " + c.redact(truncate(string(data), 120)), malformed: true}
 	}
-	if out == nil {
-		return env.Meta, nil
+	if k.out == nil {
+		return env.meta, nil
 	}
 	src := json.RawMessage(data)
-	if !raw {
-		src = env.payload()
+	if !k.raw {
+		src = env.payload
 		if src == nil {
-			return env.Meta, &APIError{Op: op, Status: resp.StatusCode, Message: "response has no data", malformed: true}
+			return env.meta, &APIError{Op: k.op, Status: resp.StatusCode, Message: "response has no data", malformed: true}
 		}
 	}
-	if err := json.Unmarshal(src, out); err != nil {
-		return env.Meta, &APIError{Op: op, Status: resp.StatusCode, Message: "unexpected response shape: " + err.Error(), malformed: true}
+	if err := json.Unmarshal(src, k.out); err != nil {
+		return env.meta, &APIError{Op: k.op, Status: resp.StatusCode, Message: "unexpected response shape: " + err.Error(), malformed: true}
 	}
-	return env.Meta, nil
+	return env.meta, nil
 }
 
 func truncate(s string, n int) string {
@@ -246,40 +369,87 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// scrubURL drops the URL from *url.Error so no query string is ever logged.
-func scrubURL(err error) error {
+// scrub drops the URL from *url.Error (it prints the query string) and any
+// echo of the key from a transport error.
+func (c *Client) scrub(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+		err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	if c.apiKey != "" && strings.Contains(err.Error(), c.apiKey) {
+		return &redactedError{msg: c.redact(err.Error()), err: err}
 	}
 	return err
 }
 
-func parseRetryAfter(v string) time.Duration {
+// redact removes the key from text a server or a library produced.
+func (c *Client) redact(s string) string {
+	if c.apiKey == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.apiKey, "[REDACTED]")
+}
+
+// redactedError keeps an error's chain (for errors.Is and As) but prints a
+// message with the key removed.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP-date
+// (RFC 9110 §10.2.3). It returns 0 when absent, unreadable or in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, 24*3600)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
+		if d := t.Sub(now); d > 0 {
 			return d
 		}
 	}
 	return 0
 }
 
-// Phone formats an E.164 number the way the messaging endpoints expect it:
-// digits only, no '+'.
-func Phone(e164 string) string {
-	return strings.TrimPrefix(e164, "+")
+// Page selects one page of a list (1-based). Zero values mean the first page
+// of 100.
+type Page struct {
+	// Size is page[size]; default 100.
+	Size int
+	// Number is page[number], 1-based; default 1.
+	Number int
 }
 
-func phones(list []string) []string {
-	out := make([]string, len(list))
-	for i, p := range list {
-		out[i] = Phone(p)
+func (p Page) values(q url.Values) url.Values {
+	if q == nil {
+		q = url.Values{}
 	}
-	return out
+	if p.Size <= 0 {
+		p.Size = 100
+	}
+	if p.Number <= 0 {
+		p.Number = 1
+	}
+	q.Set("page[size]", strconv.Itoa(p.Size))
+	q.Set("page[number]", strconv.Itoa(p.Number))
+	return q
+}
+
+// pathID escapes an id for a path segment and refuses an empty one, which
+// would silently address another endpoint.
+func pathID(op, what, id string) (string, error) {
+	if strings.TrimSpace(id) == "" {
+		return "", fmt.Errorf("oneroute %s: %w: empty %s", op, ErrInvalidRequest, what)
+	}
+	return url.PathEscape(id), nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
@@ -14,37 +15,58 @@ import (
 func cmdSandbox(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "sandbox", "[flags]", `
 Serves the fake OneRoute API: the same paths as https://api.oneroute.io, any
-API key that starts with "test_", seeded channels and templates, and SMS
-delivery decided by the recipient's last digit (0 undelivered, 9 stays
-pending, others delivered after --dlr-delay).
+API key that starts with "test_", seeded channels and templates, delivery
+decided by the recipient's last digit (0 undelivered, 9 stays pending,
+others delivered after --dlr-delay), the 24-hour WhatsApp session window,
+OneOTP, campaign logs and, with --webhook-url, signed webhooks.
 
-  GET  /sandbox/stats    counters: requests, accepted, duplicates, by_medium, ...
-  POST /sandbox/reset    clear counters and messages
-  POST /sandbox/faults   inject faults, e.g. {"error_rate": 0.1, "latency_ms": 50}
+  GET  /sandbox/stats          counters: requests, accepted, duplicates, by_medium, ...
+  POST /sandbox/reset          clear counters, messages, logs, OTPs
+  POST /sandbox/faults         inject faults, e.g. {"error_rate": 0.1, "latency_ms": 50}
+  POST /sandbox/inbound        a customer's WhatsApp message {"from", "message"}
+  GET  /sandbox/otp/{key}      read an issued OTP
+  POST /sandbox/otp/{key}/ussd verify an OTP by USSD (pushes otpVerified)
 
-Point fanout at it with ONEROUTE_BASE_URL=http://ADDR ONEROUTE_API_KEY=test_key.`)
+Point fanout at it with ONEROUTE_BASE_URL=http://ADDR ONEROUTE_API_KEY=test_key.
+See docs/oneroute.md.`)
 	addr := fs.String("addr", "127.0.0.1:8765", "listen `address`")
-	dlrDelay := fs.Duration("dlr-delay", 2*time.Second, "time until an SMS becomes delivered or undelivered")
+	dlrDelay := fs.Duration("dlr-delay", 2*time.Second, "time until a message reaches its final delivery status")
+	campaignDelay := fs.Duration("campaign-delay", 200*time.Millisecond, "time until a WhatsApp campaign is processed")
+	webhookURL := fs.String("webhook-url", "", "POST signed events (smsDeliveryReport, messageStatus, campaignCompleted, newMessage, otpVerified) to this `URL`")
+	webhookSecret := fs.String("webhook-secret", "", "HMAC-SHA512 `secret` of x-oneroute-signature (default "+sandbox.DefaultWebhookSecret+")")
+	maxMessages := fs.Int("max-messages", 1_000_000, "SMS kept for delivery reports and message lists, oldest forgotten first")
 	var f sandbox.Faults
 	fs.IntVar(&f.LatencyMS, "latency-ms", 0, "added latency per API request, in ms")
 	fs.Float64Var(&f.ErrorRate, "error-rate", 0, "share of requests answered 500")
 	fs.Float64Var(&f.ThrottleRate, "throttle-rate", 0, "share of requests answered 429 with Retry-After")
 	fs.IntVar(&f.RetryAfterS, "retry-after-s", 1, "Retry-After of 429 answers, in seconds")
-	fs.Float64Var(&f.HangRate, "hang-rate", 0, "share of sends accepted and then left hanging")
+	fs.Float64Var(&f.HangRate, "hang-rate", 0, "share of sends accepted and then left hanging until the client gives up")
+	fs.IntVar(&f.HangMS, "hang-ms", 0, "bound a hang to this many ms (0: until the client goes away)")
 	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "share of sends accepted and then reset")
 	fs.IntVar(&f.RateLimitPerSec, "rate-limit", 0, "answer 429 above this many requests per second (0: none)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	sb := sandbox.New(sandbox.Options{DLRDelay: *dlrDelay, Faults: f})
+	if *webhookURL != "" {
+		if u, err := url.Parse(*webhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &usageError{fmt.Sprintf("--webhook-url %q: want http(s)://host[:port]/path", *webhookURL)}
+		}
+	}
+	sb := sandbox.New(sandbox.Options{DLRDelay: *dlrDelay, CampaignDelay: *campaignDelay, Faults: f,
+		WebhookURL: *webhookURL, WebhookSecret: *webhookSecret, MaxMessages: *maxMessages})
+	defer sb.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(e.stderr, "OneRoute sandbox on http://%s (API keys: test_*)\n", ln.Addr())
+	if *webhookURL != "" {
+		fmt.Fprintf(e.stderr, "webhooks to %s, signed with the secret given\n", *webhookURL)
+	}
 	go func() {
 		<-ctx.Done()
+		sb.Close() // release hung requests so Shutdown can finish
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
