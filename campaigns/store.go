@@ -107,6 +107,15 @@ type Progress struct {
 	Dispatched bool       `json:"dispatched"`
 	CreatedAt  time.Time  `json:"created_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// StartedAt is when the first outcome was recorded.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// Rate is recipients settled per second since StartedAt (until the end).
+	Rate float64 `json:"rate_per_s"`
+	// ETA estimates the seconds until every enqueued recipient is settled, at
+	// the rate so far; absent when unknown.
+	ETA *float64 `json:"eta_s,omitempty"`
+	// AwaitingDLR counts accepted SMS without a final delivery report yet.
+	AwaitingDLR int64 `json:"awaiting_dlr"`
 }
 
 // Done is the number of recipients in a final send state.
@@ -412,7 +421,10 @@ for i = 3, #ARGV, 3 do
     applied = applied + 1
   end
 end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+if applied > 0 then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+  redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+end
 maybe_complete(KEYS[1], ARGV[1])
 return applied
 `)
@@ -558,6 +570,26 @@ func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 	if f := n("finished_at"); f > 0 {
 		t := time.UnixMilli(f).UTC()
 		p.FinishedAt = &t
+	}
+	if m["dlr"] == "1" {
+		p.AwaitingDLR = p.Sent - p.Delivered - p.Undelivered - p.DLRExpired
+	}
+	if st := n("started_at"); st > 0 {
+		t := time.UnixMilli(st).UTC()
+		p.StartedAt = &t
+		end := time.Now()
+		if p.FinishedAt != nil {
+			end = *p.FinishedAt
+		} else if u := n("updated_at"); p.Pending == 0 && u > 0 {
+			end = time.UnixMilli(u)
+		}
+		if secs := end.Sub(t).Seconds(); secs > 0.5 {
+			p.Rate = float64(p.Done()) / secs
+			if p.Rate > 0 && !p.Final() {
+				eta := float64(p.Pending) / p.Rate
+				p.ETA = &eta
+			}
+		}
 	}
 	return p, nil
 }

@@ -190,8 +190,14 @@ func follow(ctx context.Context, w io.Writer, store *campaigns.Store, id string)
 			return p, err
 		}
 		if p.Final() || time.Since(last) >= every {
-			line := fmt.Sprintf("  %s  sent %d  failed %d  delivered %d  undelivered %d  pending %d  [%s]",
-				bar(p.Done(), p.Total, 20), p.Sent, p.Failed, p.Delivered, p.Undelivered, p.Pending, p.State)
+			line := fmt.Sprintf("  %s  sent %d  failed %d  pending %d", bar(p.Done(), p.Total, 20), p.Sent, p.Failed, p.Pending)
+			if p.Channel.TracksDLR() {
+				line += fmt.Sprintf("  delivered %d  undelivered %d  awaiting DLR %d", p.Delivered, p.Undelivered, p.AwaitingDLR)
+			}
+			if p.Rate > 0 {
+				line += fmt.Sprintf("  %.0f/s", p.Rate)
+			}
+			line += "  [" + string(p.State) + "]"
 			if tty {
 				fmt.Fprintf(w, "\r\033[K%s", line)
 				if p.Final() {

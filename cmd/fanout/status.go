@@ -79,10 +79,17 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 		fmt.Fprintf(w, ": %s", p.Reason)
 	}
 	fmt.Fprintf(w, "\nprogress   %s\n", bar(p.Done(), p.Total, 30))
+	if p.Rate > 0 {
+		fmt.Fprintf(w, "rate       %.1f recipients/s", p.Rate)
+		if p.ETA != nil {
+			fmt.Fprintf(w, ", about %s left", (time.Duration(*p.ETA) * time.Second).Round(time.Second))
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "total      %d\nsent       %d\nfailed     %d\nunknown    %d\nskipped    %d\npending    %d\n",
 		p.Total, p.Sent, p.Failed, p.Unknown, p.Skipped, p.Pending)
 	if p.Channel.TracksDLR() {
-		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\n", p.Delivered, p.Undelivered, p.DLRExpired)
+		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
 	}
 	fmt.Fprintf(w, "refused    %d invalid, %d duplicates, %d suppressed\n", p.Invalid, p.Duplicates, p.Suppressed)
 	if p.FinishedAt != nil {
