@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -199,6 +200,8 @@ type csvSource struct {
 	opts    SourceOptions
 	n       int
 	fields  map[string]string
+	// prevLine is the line of the last record read (the header is 1).
+	prevLine int
 }
 
 func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvSource, error) {
@@ -236,7 +239,8 @@ func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvS
 		}
 		seen[h] = true
 	}
-	return &csvSource{cr: cr, cap: cp, closer: closer, columns: header, opts: opts, fields: make(map[string]string, len(header))}, nil
+	hl, _ := cr.FieldPos(0)
+	return &csvSource{cr: cr, cap: cp, closer: closer, columns: header, opts: opts, fields: make(map[string]string, len(header)), prevLine: hl}, nil
 }
 
 func (s *csvSource) Columns() []string { return s.columns }
@@ -247,25 +251,30 @@ func (s *csvSource) Next() (Row, error) {
 		if err == io.EOF {
 			return Row{}, io.EOF
 		}
-		line, _ := s.cr.FieldPos(0)
+		line := 0
+		if err == nil && len(rec) > 0 {
+			// FieldPos panics after an error: the record has no fields.
+			line, _ = s.cr.FieldPos(0)
+		}
 		s.cap.done(s.cr.InputOffset())
 		if err != nil {
 			var pe *csv.ParseError
 			if s.cap.tripped || errors.Is(err, errLineTooLong) {
 				s.n++
-				return Row{N: s.n, Line: line, Err: fmt.Errorf("record longer than %d bytes (an unclosed quote?); reading stopped here", s.opts.MaxLine)}, io.EOF
+				// The record starts after the last one read (the line is
+				// approximate when that one spanned lines).
+				return Row{N: s.n, Line: s.prevLine + 1, Err: fmt.Errorf("record longer than %d bytes (an unclosed quote?); reading stopped here", s.opts.MaxLine)}, io.EOF
 			}
 			if errors.As(err, &pe) {
 				s.n++
-				if pe.StartLine > 0 {
-					line = pe.StartLine
-				}
+				line = pe.StartLine
 				// encoding/csv cannot resynchronise after a bare quote error
 				// reliably, but it does continue with the next record.
 				return Row{N: s.n, Line: line, Err: fmt.Errorf("malformed CSV: %v", pe.Err)}, nil
 			}
 			return Row{}, err
 		}
+		s.prevLine = line
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // blank line
 		}
@@ -424,27 +433,39 @@ func flatObject(raw []byte, maxField int) (map[string]string, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fmt.Errorf("not a JSON object: %v", err)
 	}
+	// Every plain field is kept, even when another one is refused, so a
+	// rejects report shows the address; the error names the first bad key
+	// in sorted order, so it is the same on every run.
 	out := make(map[string]string, len(obj))
+	var bad []string
+	problem := map[string]string{}
 	for k, v := range obj {
-		if len(v) > maxField {
-			return out, fmt.Errorf("field %q is %d bytes, over the %d-byte cap", k, len(v), maxField)
-		}
 		switch {
+		case len(v) > maxField:
+			problem[k] = fmt.Sprintf("field %q is %d bytes, over the %d-byte cap", k, len(v), maxField)
 		case len(v) == 0 || string(v) == "null":
 			out[k] = ""
 		case v[0] == '"':
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				return out, fmt.Errorf("field %q: %v", k, err)
+				problem[k] = fmt.Sprintf("field %q: %v", k, err)
+				continue
 			}
 			out[k] = strings.TrimSpace(s)
 		case v[0] == '{' || v[0] == '[':
-			return out, fmt.Errorf("field %q is an object or array; use plain values", k)
+			problem[k] = fmt.Sprintf("field %q is an object or array; use plain values", k)
 		default:
 			out[k] = string(v)
 		}
 	}
-	return out, nil
+	if len(problem) == 0 {
+		return out, nil
+	}
+	for k := range problem {
+		bad = append(bad, k)
+	}
+	sort.Strings(bad)
+	return out, errors.New(problem[bad[0]])
 }
 
 // ParseDelimiter reads a CSV delimiter as a spec or flag gives it: one
