@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The dispatcher's peak RSS and speed as a user runs it: `fanout dispatch` on a
+# FANOUT_BENCH_ROWS-row CSV (default 1,000,000) into a private redis-server
+# on a free port, measured with /usr/bin/time -v. Needs redis-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${FANOUT_BENCH_ROWS:-1000000}
+command -v redis-server >/dev/null || { echo "dispatch-rss: redis-server not installed; skipped"; exit 0; }
+dir=$(mktemp -d)
+rpid=
+cleanup() { [ -n "$rpid" ] && kill "$rpid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+go build -o "$dir/fanout" ./cmd/fanout
+go run ./bench/gencsv -rows "$ROWS" -out "$dir/recipients.csv"
+port=$(( 20000 + RANDOM % 20000 ))
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+rpid=$!
+for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+cat > "$dir/bench.yaml" <<YAML
+id: bench-rss
+channel: sms
+channel_id: ch-bench
+message: "Hi {{.first_name}}, your {{.discount}}% discount is waiting"
+recipients: recipients.csv
+YAML
+export REDIS_URL="redis://127.0.0.1:$port/0" ONEROUTE_API_KEY=bench-not-a-key LOG_LEVEL=warn
+echo "== fanout dispatch, $ROWS rows, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+/usr/bin/time -v "$dir/fanout" dispatch --json "$dir/bench.yaml" >"$dir/out.json" 2>"$dir/time.txt"
+rss=$(awk -F: '/Maximum resident/ {gsub(/ /,"",$2); print $2}' "$dir/time.txt")
+wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$dir/time.txt")
+valid=$(grep -o '"valid":[0-9]*' "$dir/out.json" | cut -d: -f2)
+el=$(grep -o '"elapsed_s":[0-9.]*' "$dir/out.json" | cut -d: -f2)
+echo "valid recipients: $valid; dispatch time: ${el}s; process wall: $wall"
+echo "recipients/s (dispatch time): $(awk -v v="$valid" -v e="$el" 'BEGIN {printf "%.0f", v/e}')"
+echo "peak RSS: $((rss / 1024)) MB ($rss kB)"
+echo "redis used_memory after: $(redis-cli -p "$port" info memory | awk -F: '/^used_memory_human/ {print $2}' | tr -d '\r')"
+echo "== again (nothing to do: resumed from the checkpoint)"
+/usr/bin/time -v "$dir/fanout" dispatch --json "$dir/bench.yaml" >"$dir/out2.json" 2>"$dir/time2.txt"
+echo "second run: $(grep -o '"enqueued":[0-9]*,"resumed":[0-9]*' "$dir/out2.json"), wall $(awk '/Elapsed \(wall clock\)/ {print $NF}' "$dir/time2.txt")"
