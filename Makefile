@@ -37,6 +37,7 @@ lint: vet ## gofmt check and go vet
 bench: ## benchmarks against baselines (needs redis-server); writes bench-out/
 	mkdir -p bench-out
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./... | tee bench-out/bench.txt
+	bash bench/dispatch-rss.sh | tee bench-out/dispatch-rss.txt
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
