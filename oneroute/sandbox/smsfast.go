@@ -122,7 +122,7 @@ func (f *fastSMS) parse(b []byte) bool {
 				i++
 			} else {
 				for {
-					if v, i, ok = str(b, i); !ok {
+					if v, i, ok = str(b, i); !ok || !utf8.Valid(v) {
 						return false
 					}
 					f.recipients = append(f.recipients, v)

@@ -415,17 +415,24 @@ func (s *Server) scheduleRowHooks(rows []*logRow, delay time.Duration) {
 	}
 	final := delay + max(s.opts.DLRDelay, 0)
 	for _, row := range rows {
-		at := row.processAt
-		s.hooks.schedule(delay, func() any { return s.messageStatus(row, at) })
-		if row.outcome == outDelivered || row.outcome == outUndelivered {
-			at := row.processAt.Add(max(s.opts.DLRDelay, 0))
-			s.hooks.schedule(final, func() any { return s.messageStatus(row, at) })
+		if row.outcome == outRejected {
+			if row.identifier == "" {
+				continue // nothing names it; the send's results said why
+			}
+			s.hooks.schedule(delay, func() any { return s.messageStatus(row, "failed", row.reason) })
+			continue
+		}
+		s.hooks.schedule(delay, func() any { return s.messageStatus(row, "sent", "") })
+		switch row.outcome {
+		case outDelivered:
+			s.hooks.schedule(final, func() any { return s.messageStatus(row, "delivered", "") })
+		case outUndelivered:
+			s.hooks.schedule(final, func() any { return s.messageStatus(row, "failed", undeliverableWA) })
 		}
 	}
 }
 
-func (s *Server) messageStatus(row *logRow, at time.Time) map[string]any {
-	status, resp, _ := s.rowStatus(row, at)
+func (s *Server) messageStatus(row *logRow, status, reason string) map[string]any {
 	m := map[string]any{"externalId": row.wamid, "status": status, "to": row.to}
 	if row.identifier != "" {
 		m["identifier"] = row.identifier
@@ -433,8 +440,8 @@ func (s *Server) messageStatus(row *logRow, at time.Time) map[string]any {
 	if row.campaignID != "" {
 		m["campaign_id"] = row.campaignID
 	}
-	if status == "failed" && resp != nil {
-		m["reason"] = *resp
+	if reason != "" {
+		m["reason"] = reason
 	}
 	return map[string]any{"event": "messageStatus", "message": m}
 }
