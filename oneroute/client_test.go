@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,5 +459,36 @@ func TestPhoneFormats(t *testing.T) {
 	}
 	if d := difftest.Diff(want, got); d != "" {
 		t.Errorf("mismatch (-want +got):\n%s", d)
+	}
+}
+
+// TestRetryAfterHeader: a 429's Retry-After, in seconds or as an HTTP date,
+// reaches the caller through RetryAfter.
+func TestRetryAfterHeader(t *testing.T) {
+	t.Parallel()
+	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	srv := stub(t, func(w http.ResponseWriter, r *http.Request) {
+		// The case's header value is the first path segment.
+		v, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/api/")
+		if v != "none" {
+			w.Header().Set("Retry-After", v)
+		}
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"data":null,"message":"Too many requests","success":false}`)
+	})
+	for _, tc := range []struct {
+		header   string
+		min, max time.Duration
+	}{
+		{"7", 7 * time.Second, 7 * time.Second},
+		{date, 80 * time.Second, 91 * time.Second},
+		{"none", 0, 0},
+		{"soon", 0, 0},
+	} {
+		c := newClient(t, oneroute.Options{BaseURL: srv.URL + "/" + url.PathEscape(tc.header)})
+		_, err := c.SendSMS(context.Background(), "ch", oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234567"}})
+		if got := oneroute.RetryAfter(err); oneroute.Classify(err) != oneroute.Throttled || got < tc.min || got > tc.max {
+			t.Errorf("Retry-After %q: class %s, RetryAfter %s; want throttled, %s to %s", tc.header, oneroute.Classify(err), got, tc.min, tc.max)
+		}
 	}
 }

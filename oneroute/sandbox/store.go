@@ -45,7 +45,8 @@ func (s *seenSet) add(h uint64) bool {
 		return false
 	}
 	if len(sh.cur) >= s.limit {
-		sh.prev, sh.cur = sh.cur, make(map[uint64]struct{}, s.limit/4)
+		// Sized for a whole generation: no rehashing while it fills.
+		sh.prev, sh.cur = sh.cur, make(map[uint64]struct{}, s.limit)
 	}
 	sh.cur[h] = struct{}{}
 	return true
