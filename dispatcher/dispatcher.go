@@ -250,7 +250,7 @@ func preflight(spec campaigns.Spec, cols []string, o Options) (checked, error) {
 func newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *campaigns.Batch {
 	b := &campaigns.Batch{
 		Campaign: spec.ID, Seq: seq, Channel: spec.Channel, ChannelID: spec.ChannelID, From: spec.From,
-		Items: make([]campaigns.Item, 0, size), Rate: spec.Rate, AtLeastOnce: spec.AtLeastOnce,
+		Items: make([]campaigns.Item, 0, size), Rate: spec.Rate, AtLeastOnce: spec.AtLeastOnce, ExpiresAt: spec.Expiry(),
 	}
 	if spec.Template != nil {
 		b.Template, b.Language = spec.Template.Name, spec.Template.Language

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
+	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/worker"
@@ -95,12 +96,19 @@ func workerOptions(cfg config.Config) worker.Options {
 
 // newWorker wires a worker server.
 func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit.Limiter, cfg config.Config, log zerolog.Logger) *worker.Server {
+	store := campaigns.NewStore(rdb)
+	enq := asynq.NewClientFromRedisClient(rdb)
+	expand := dispatcher.NewExpandHandler(store, enq, dispatcher.Options{
+		BatchSize: cfg.Dispatch.BatchSize, Window: cfg.Dispatch.Window,
+		MaxAttempts: cfg.Worker.MaxAttempts, TaskTimeout: cfg.Worker.TaskTimeout, Logger: log})
 	deps := worker.Deps{
-		Store:    campaigns.NewStore(rdb),
+		Store:    store,
 		Provider: client,
-		Enqueuer: asynq.NewClientFromRedisClient(rdb),
+		Enqueuer: enq,
 		Limiter:  lim,
 		Logger:   log,
+		// Detached dispatches (fanout dispatch --detach) expand in workers.
+		Handlers: map[string]asynq.Handler{dispatcher.TypeExpand: expand},
 	}
 	return worker.NewServer(rdb, deps, workerOptions(cfg))
 }

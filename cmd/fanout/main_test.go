@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/oneroute/sandbox"
 )
 
 // testBundle runs the fanout command in-process with a fake environment.
@@ -117,5 +122,49 @@ func TestNoAPIKeyStopsAtOnce(t *testing.T) {
 		if code != exitBadInput || !strings.Contains(b.stderr.String(), "ONEROUTE_API_KEY is not set") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, b.stderr.String())
 		}
+	}
+}
+
+// A detached dispatch returns at once and the workers expand and send it:
+// the same counts as an attached run.
+func TestDetachedDispatchCompletesInWorkers(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	sb := sandbox.New(sandbox.Options{DLRDelay: 100 * time.Millisecond})
+	api := httptest.NewServer(sb)
+	t.Cleanup(api.Close)
+	b := setup(t)
+	for k, v := range map[string]string{"REDIS_URL": srv.URL(), "ONEROUTE_BASE_URL": api.URL, "ONEROUTE_API_KEY": "test_detach",
+		"FANOUT_POLL_INTERVAL": "100ms", "FANOUT_DLR_INTERVAL": "200ms", "FANOUT_DLR_MAX_AGE": "2s"} {
+		b.env[k] = v
+	}
+	if code := b.run(t, "dispatch", "--detach", "--json", "--id", "detached-e2e", "testdata/e2e/campaign.yaml"); code != 0 {
+		t.Fatalf("dispatch --detach: exit %d\n%s", code, b.stderr.String())
+	}
+	cfg, err := config.Load(func(k string) string { return b.env[k] }, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := srv.Client(t)
+	client, _ := newOneRoute(cfg.OneRoute)
+	w := newWorker(rdb, client, nil, cfg, zerolog.Nop())
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	store := campaigns.NewStore(rdb)
+	deadline := time.Now().Add(time.Minute)
+	var p campaigns.Progress
+	for time.Now().Before(deadline) {
+		if p, err = store.Progress(context.Background(), "detached-e2e"); err == nil && p.Final() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !p.Final() || p.Total != 20 || p.Sent != 20 || p.Delivered != 16 || p.Undelivered != 2 || p.DLRExpired != 2 || p.Invalid != 2 || p.Duplicates != 2 {
+		t.Fatalf("got %+v", p)
+	}
+	if st := sb.Stats(); st.Duplicates != 0 || st.Accepted != 20 {
+		t.Fatalf("sandbox %+v", st)
 	}
 }
