@@ -49,3 +49,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 .PHONY: tidy
 tidy: ## go mod tidy
 	$(GO) mod tidy
+
+.PHONY: chaos-rate
+chaos-rate: ## ratelimit: two worker processes, one redis-server, 200/s for 60 s (issue 5 proof)
+	FANOUT_LONG=1 $(GO) test -count=1 -v -run '^TestTwoProcessAccuracyLong$$' ./ratelimit
+
+.PHONY: chaos
+chaos: chaos-rate ## long and failure-injection tests (needs redis-server)
