@@ -331,6 +331,11 @@ func (c Config) validate() []error {
 	if c.Dispatch.Window < 0 {
 		errs = append(errs, errors.New("FANOUT_WINDOW cannot be negative (0 means no limit)"))
 	}
+	for name, cap := range map[string]int{"FANOUT_RATE_PER_MINUTE": c.RateLimit.PerMinute, "FANOUT_RATE_PER_DAY": c.RateLimit.PerDay} {
+		if cap > 0 && c.Dispatch.BatchSize > cap {
+			errs = append(errs, fmt.Errorf("FANOUT_BATCH_SIZE (%d) is larger than %s (%d): a batch could never be sent; lower the batch size", c.Dispatch.BatchSize, name, cap))
+		}
+	}
 	if c.RateLimit.PerSecond < 0 || c.RateLimit.PerMinute < 0 || c.RateLimit.PerDay < 0 || c.RateLimit.Burst < 0 {
 		errs = append(errs, errors.New("FANOUT_RATE_* limits cannot be negative"))
 	}

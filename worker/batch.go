@@ -103,6 +103,16 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			// Nothing was sent: give the claims back, let asynq bring the
 			// task back after the wait without counting a failure.
 			s.record(ctx, b, campaigns.ModeSend, append(outs, releaseAll(send)...))
+			var ce *ratelimit.CapacityError
+			if errors.As(err, &ce) {
+				// The batch can never fit the cap: every try would fail.
+				reason := ce.Error() + "; lower batch_size or raise the limit, then resume"
+				if perr := s.deps.Store.SetState(context.WithoutCancel(ctx), b.Campaign, campaigns.StatePaused, reason); perr != nil {
+					log.Error().Err(perr).Msg("pause campaign")
+				}
+				log.Error().Str("reason", reason).Msg("campaign paused")
+				return &notFailure{reason: "campaign paused", retryIn: 10 * time.Second}
+			}
 			return err
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
+	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/worker"
 )
 
@@ -152,7 +153,8 @@ func TestSoakWithProviderFaults(t *testing.T) {
 	opts := worker.Options{Concurrency: 40, RequestTimeout: time.Second, MaxAttempts: 20, RetryBase: 100 * time.Millisecond,
 		PollInterval: 100 * time.Millisecond, DLRInterval: 200 * time.Millisecond, DLRMaxAge: 30 * time.Second, ShutdownTimeout: 5 * time.Second}
 	for i := 0; i < 2; i++ {
-		deps := worker.Deps{Store: c.store, Provider: client, Enqueuer: asynq.NewClientFromRedisClient(c.rdb), Logger: zerolog.Nop()}
+		deps := worker.Deps{Store: c.store, Provider: client, Enqueuer: asynq.NewClientFromRedisClient(c.rdb),
+			Limiter: ratelimit.NewRedis(c.rdb), Logger: zerolog.Nop()}
 		w := worker.NewServer(c.rdb, deps, opts)
 		if err := w.Start(); err != nil {
 			t.Fatal(err)

@@ -109,7 +109,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		fmt.Fprintf(e.stderr, "fanout run: %s, OneRoute sandbox at %s\n", redisNote, cfg.OneRoute.BaseURL)
 	}
 
-	var lim ratelimit.Limiter
+	lim := ratelimit.NewRedis(rdb)
 	srv := newWorker(rdb, client, lim, cfg, log)
 	if err := srv.Start(); err != nil {
 		return err

@@ -40,7 +40,7 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	if err != nil {
 		return &inputError{err}
 	}
-	var lim ratelimit.Limiter // shared limiter: see ratelimit
+	lim := ratelimit.NewRedis(rdb)
 	srv := newWorker(rdb, client, lim, cfg, log)
 	return srv.Run(ctx)
 }
