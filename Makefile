@@ -54,5 +54,9 @@ tidy: ## go mod tidy
 chaos-rate: ## ratelimit: two worker processes, one redis-server, 200/s for 60 s (issue 5 proof)
 	FANOUT_LONG=1 $(GO) test -count=1 -v -run '^TestTwoProcessAccuracyLong$$' ./ratelimit
 
+.PHONY: chaos-delivery
+chaos-delivery: ## delivery: 10k-recipient provider-fault soak, SIGTERM during a 5 s send, SIGKILL mid-batch
+	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestSoakWithProviderFaults|TestSIGTERMDuringSlowSend|TestSIGKILLMidBatch)$$' ./cmd/fanout
+
 .PHONY: chaos
-chaos: chaos-rate ## long and failure-injection tests (needs redis-server)
+chaos: chaos-rate chaos-delivery ## long and failure-injection tests (needs redis-server)
