@@ -85,7 +85,8 @@ type Options struct {
 	// timeout.
 	WebhookClient *http.Client
 	// MaxMessages bounds the SMS kept for delivery reports and message
-	// lists, the oldest forgotten first; default 1,000,000 (about 100 MB).
+	// lists, the oldest forgotten first; default 1,000,000 (about 110 MB
+	// with texts under 64 bytes).
 	MaxMessages int
 	// MaxLogs bounds the WhatsApp log rows kept (and the OTPs and
 	// conversations), the oldest forgotten first; default 200,000.

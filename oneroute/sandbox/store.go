@@ -146,7 +146,8 @@ func (st *smsStore) add(route uint8, from, text []byte, created int64, units uin
 		ci := ((seq - 1) >> st.chunkBits) % uint64(len(st.chunks))
 		c := st.chunks[ci]
 		if c == nil {
-			c = &smsChunk{recs: make([]smsRec, 0, 1<<st.chunkBits)}
+			// 64 bytes of text a message before the arena grows.
+			c = &smsChunk{recs: make([]smsRec, 0, 1<<st.chunkBits), arena: make([]byte, 0, 64<<st.chunkBits)}
 			st.chunks[ci] = c
 		}
 		if slot == 0 { // starting the chunk afresh: forget what it held
