@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/oneroute"
-	"github.com/fanoutdev/fanout/oneroute/internal/difftest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // stub is an httptest server whose answers the test decides.
@@ -103,7 +103,7 @@ func TestEnvelopeTolerance(t *testing.T) {
 			if errors.As(err, &ae) {
 				got.Message = ae.Message
 			}
-			if d := difftest.Diff(tc.want, got); d != "" {
+			if d := cmp.Diff(tc.want, got); d != "" {
 				t.Errorf("mismatch (-want +got):\n%s", d)
 			}
 		})
@@ -130,7 +130,7 @@ func TestMissingMetaIsNil(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := difftest.Diff(&oneroute.Meta{Page: 2, Size: 1, Total: 7}, meta); d != "" || len(rows) != 1 {
+	if d := cmp.Diff(&oneroute.Meta{Page: 2, Size: 1, Total: 7}, meta); d != "" || len(rows) != 1 {
 		t.Errorf("page 2: %d rows, meta mismatch (-want +got):\n%s", len(rows), d)
 	}
 }
@@ -176,7 +176,7 @@ func TestRequestShape(t *testing.T) {
 			`{"channels":["SMS"],"templateId":"t","phoneNumber":"+2348031234567"}`},
 		{"GET", "/v1/api/public/channel/ch/sms", "page%5Bnumber%5D=3&page%5Bsize%5D=10&status=delivered", "fanout/1.2.3", "test_shape", "", "application/json", ""},
 	}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("requests mismatch (-want +got):\n%s", d)
 	}
 }
@@ -457,7 +457,7 @@ func TestPhoneFormats(t *testing.T) {
 		{"2348031234567", "+2348031234567"}, {"2348031234567", "+2348031234567"}, {"2348031234567", "+2348031234567"},
 		{"2348031234567", "+2348031234567"}, {"2348031234567", "+2348031234567"}, {"", ""}, {"234803123456a", "+234803123456a"},
 	}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("mismatch (-want +got):\n%s", d)
 	}
 }

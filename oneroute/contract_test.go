@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/oneroute"
-	"github.com/fanoutdev/fanout/oneroute/internal/difftest"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
+	"github.com/google/go-cmp/cmp"
 )
 
 // clock is a settable time for the sandbox.
@@ -124,7 +124,7 @@ func TestContractChannels(t *testing.T) {
 		"sms":      {sandbox.SMSChannelID + " SMS TEST OneRoute"},
 		"email":    {sandbox.EmailChannelID + " EMAIL TEST support"},
 	}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("channels mismatch (-want +got):\n%s", d)
 	}
 	ch, err := b.client.FetchChannel(b.ctx, sandbox.WhatsAppChannelID)
@@ -162,12 +162,12 @@ func TestContractSMS(t *testing.T) {
 		return out
 	}
 	want := []string{"smsDeliveryReport 2348030000001 pending", "smsDeliveryReport 2348030000000 pending", "smsDeliveryReport 2348030000009 pending"}
-	if d := difftest.Diff(want, statuses()); d != "" {
+	if d := cmp.Diff(want, statuses()); d != "" {
 		t.Errorf("before the delay (-want +got):\n%s", d)
 	}
 	b.clock.Advance(2 * time.Second)
 	want = []string{"smsDeliveryReport 2348030000001 delivered", "smsDeliveryReport 2348030000000 undelivered", "smsDeliveryReport 2348030000009 pending"}
-	if d := difftest.Diff(want, statuses()); d != "" {
+	if d := cmp.Diff(want, statuses()); d != "" {
 		t.Errorf("after the delay (-want +got):\n%s", d)
 	}
 	d, _ := b.client.GetSMSDLR(b.ctx, res[0].Response)
@@ -233,7 +233,7 @@ func TestContractTemplates(t *testing.T) {
 		names = append(names, tp.Name+":"+tp.Status+":"+tp.Category)
 	}
 	want := []string{"first_welcome_messsage:approved:MARKETING", "new_conversation:approved:UTILITY", "otp_auth:approved:AUTHENTICATION", "summer_promo:pending:MARKETING"}
-	if d := difftest.Diff(want, names); d != "" {
+	if d := cmp.Diff(want, names); d != "" {
 		t.Errorf("templates mismatch (-want +got):\n%s", d)
 	}
 	msg := func(to, name string, params ...string) oneroute.TemplateMessage {
@@ -259,7 +259,7 @@ func TestContractTemplates(t *testing.T) {
 		got = append(got, r.Status+" "+resp)
 	}
 	want = []string{"success gBGHI0k", "success gBGHI0k", "failed Template new_conversation takes 1 parameters, got 0", "failed Invalid number"}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("results mismatch (-want +got):\n%s", d)
 	}
 	for _, name := range []string{"promo_that_does_not_exist", "summer_promo"} {
@@ -312,7 +312,7 @@ func TestContractCampaign(t *testing.T) {
 	}
 	for _, step := range steps {
 		b.clock.Advance(step.advance)
-		if d := difftest.Diff(step.want, statuses()); d != "" {
+		if d := cmp.Diff(step.want, statuses()); d != "" {
 			t.Errorf("after %s more (-want +got):\n%s", step.advance, d)
 		}
 	}
@@ -528,7 +528,7 @@ func TestContractErrorClasses(t *testing.T) {
 				RetryAfter time.Duration
 			}
 			got := outcome{classOf(err), b.sb.Stats().Accepted, oneroute.RetryAfter(err)}
-			if d := difftest.Diff(outcome{tc.class, tc.accepted, tc.retryAfter}, got); d != "" {
+			if d := cmp.Diff(outcome{tc.class, tc.accepted, tc.retryAfter}, got); d != "" {
 				t.Errorf("err = %v: mismatch (-want +got):\n%s", err, d)
 			}
 		})
@@ -614,7 +614,7 @@ func TestContractWebhooks(t *testing.T) {
 	wantEvents := []string{"campaignCompleted 1 sent 1", "dlr 2348037777770 undelivered", "dlr 2348037777771 delivered",
 		"messageStatus c1 delivered", "messageStatus c1 sent", "newMessage Hello?", "otpVerified +2348037777771"}
 	slices.Sort(accepted)
-	if d := difftest.Diff(wantEvents, accepted); d != "" {
+	if d := cmp.Diff(wantEvents, accepted); d != "" {
 		t.Errorf("events mismatch (-want +got):\n%s", d)
 	}
 

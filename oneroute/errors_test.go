@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fanoutdev/fanout/oneroute/internal/difftest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestClassify is the specification of Classify: every kind of answer and
@@ -64,7 +64,7 @@ func TestClassify(t *testing.T) {
 		got[tc.name] = Classify(tc.err).String()
 		want[tc.name] = tc.want.String()
 	}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Classify mismatch (-want +got):\n%s", d)
 	}
 }
@@ -101,7 +101,7 @@ func TestAPIErrorIs(t *testing.T) {
 				got = append(got, name)
 			}
 		}
-		if d := difftest.Diff(tc.want, got); d != "" {
+		if d := cmp.Diff(tc.want, got); d != "" {
 			t.Errorf("%s: errors.Is mismatch (-want +got):\n%s", tc.name, d)
 		}
 	}
@@ -131,7 +131,7 @@ func TestParseRetryAfter(t *testing.T) {
 	for in := range tests {
 		got[in] = parseRetryAfter(in, now)
 	}
-	if d := difftest.Diff(tests, got); d != "" {
+	if d := cmp.Diff(tests, got); d != "" {
 		t.Errorf("parseRetryAfter mismatch (-want +got):\n%s", d)
 	}
 }
@@ -151,7 +151,7 @@ func TestErrorStrings(t *testing.T) {
 		"oneroute send sms: dial tcp: connection refused, before the request was sent",
 		"Class(42)",
 	}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("mismatch (-want +got):\n%s", d)
 	}
 }

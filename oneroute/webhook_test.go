@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/oneroute"
-	"github.com/fanoutdev/fanout/oneroute/internal/difftest"
+	"github.com/google/go-cmp/cmp"
 )
 
 func fixture(t testing.TB, name string) []byte {
@@ -88,7 +88,7 @@ func TestParseEvent(t *testing.T) {
 		ev, err := oneroute.ParseEvent(fixture(t, tc.file))
 		got = append(got, tc.file+": "+summarize(ev, err))
 	}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("ParseEvent mismatch (-want +got):\n%s", d)
 	}
 }
@@ -195,7 +195,7 @@ func TestMemoryReplayGuard(t *testing.T) {
 	g.Release(ctx, "c")                       //
 	got = append(got, claim("c"))             // released: new again
 	want := []bool{true, false, true, true, true, true, false, true, true}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("claims mismatch (-want +got):\n%s", d)
 	}
 }
@@ -248,7 +248,7 @@ func TestWebhookHandler(t *testing.T) {
 		post("POST", camp, sign(camp)),
 	}
 	want := []int{200, 200, 401, 400, 413, 405, 500, 200, 200}
-	if d := difftest.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("status codes mismatch (-want +got):\n%s", d)
 	}
 	mu.Lock()

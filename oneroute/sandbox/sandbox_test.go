@@ -13,14 +13,21 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/oneroute"
-	"github.com/fanoutdev/fanout/oneroute/internal/difftest"
-	"github.com/fanoutdev/fanout/oneroute/internal/leakcheck"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 )
 
 // TestMain fails the package if a test leaves a sandbox goroutine running
 // (webhook delivery, a hung request).
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Idle keep-alive connections of the shared transport outlive the tests.
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
 
 type testBundle struct {
 	sb  *sandbox.Server
@@ -164,7 +171,7 @@ func TestValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		a := b.call(t, tc.method, tc.path, "test_validation", tc.body)
-		if d := difftest.Diff(got{tc.status, tc.message, false}, got{a.Status, a.Body["message"], a.Body["success"]}); d != "" {
+		if d := cmp.Diff(got{tc.status, tc.message, false}, got{a.Status, a.Body["message"], a.Body["success"]}); d != "" {
 			t.Errorf("%s %s %s: mismatch (-want +got):\n%s", tc.method, tc.path, tc.body, d)
 		}
 	}
@@ -188,20 +195,20 @@ func TestAdminContract(t *testing.T) {
 	}
 	stats := b.call(t, "GET", "/sandbox/stats", "", "")
 	wantStats := []string{"accepted", "by_medium", "duplicates", "faults", "requests", "send_requests", "throttled", "unauthorized", "webhooks_failed", "webhooks_sent"}
-	if d := difftest.Diff(wantStats, keys(stats.Body)); d != "" {
+	if d := cmp.Diff(wantStats, keys(stats.Body)); d != "" {
 		t.Errorf("stats fields (-want +got):\n%s", d)
 	}
-	if d := difftest.Diff([]string{"email", "push", "sms", "whatsapp"}, keys(stats.Body["by_medium"].(map[string]any))); d != "" {
+	if d := cmp.Diff([]string{"email", "push", "sms", "whatsapp"}, keys(stats.Body["by_medium"].(map[string]any))); d != "" {
 		t.Errorf("by_medium keys (-want +got):\n%s", d)
 	}
 	set := b.call(t, "POST", "/sandbox/faults", "", `{"latency_ms": 50, "error_rate": 0.1, "throttle_rate": 0.1, "retry_after_s": 1, "hang_rate": 0.05, "reset_rate": 0.02, "rate_limit_per_sec": 500}`)
 	want := sandbox.Faults{LatencyMS: 50, ErrorRate: 0.1, ThrottleRate: 0.1, RetryAfterS: 1, HangRate: 0.05, ResetRate: 0.02, RateLimitPerSec: 500}
-	if d := difftest.Diff(want, b.sb.Faults()); d != "" || set.Status != 200 {
+	if d := cmp.Diff(want, b.sb.Faults()); d != "" || set.Status != 200 {
 		t.Errorf("POST /sandbox/faults: HTTP %d, mismatch (-want +got):\n%s", set.Status, d)
 	}
 	faults := b.call(t, "GET", "/sandbox/faults", "", "")
 	wantFaults := []string{"error_rate", "hang_ms", "hang_rate", "latency_ms", "rate_limit_per_sec", "reset_rate", "retry_after_s", "throttle_rate"}
-	if d := difftest.Diff(wantFaults, keys(faults.Body)); d != "" {
+	if d := cmp.Diff(wantFaults, keys(faults.Body)); d != "" {
 		t.Errorf("faults fields (-want +got):\n%s", d)
 	}
 	for _, bad := range []string{`{"error_rate": 2}`, `{"latency_ms": -1}`, `{"typo_rate": 0.5}`, `nope`} {

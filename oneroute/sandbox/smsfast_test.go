@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fanoutdev/fanout/oneroute/internal/difftest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // parsed is what either parser made of a Send SMS body.
@@ -81,7 +81,7 @@ func TestFastSMSAgreesWithJSON(t *testing.T) {
 			continue
 		}
 		fastCount++
-		if d := difftest.Diff(viaJSON([]byte(body)), fast); d != "" {
+		if d := cmp.Diff(viaJSON([]byte(body)), fast); d != "" {
 			t.Errorf("%q: mismatch (-json +fast):\n%s", body, d)
 		}
 	}
@@ -101,7 +101,7 @@ func FuzzSMSBody(f *testing.F) {
 		if !ok {
 			return
 		}
-		if d := difftest.Diff(viaJSON(body), fast); d != "" {
+		if d := cmp.Diff(viaJSON(body), fast); d != "" {
 			t.Fatalf("%q: mismatch (-json +fast):\n%s", body, d)
 		}
 	})
