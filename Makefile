@@ -37,7 +37,12 @@ lint: vet ## gofmt check and go vet
 bench: ## benchmarks against baselines (needs redis-server); writes bench-out/
 	mkdir -p bench-out
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./... | tee bench-out/bench.txt
+	$(MAKE) bench-sandbox
 	bash bench/dispatch-rss.sh | tee bench-out/dispatch-rss.txt
+
+.PHONY: bench-sandbox
+bench-sandbox: ## the sandbox's SMS-send rate on loopback (target: 40,000 req/s), median of 5
+	$(GO) test -run '^$$' -bench BenchmarkSandboxSMSSend -benchtime 400000x -count 5 ./oneroute/sandbox | tee bench-out/sandbox.txt
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

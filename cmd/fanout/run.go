@@ -65,6 +65,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	var sb *sandbox.Server
 	if *useSandbox {
 		sb = sandbox.New(sandbox.Options{DLRDelay: time.Second})
+		defer sb.Close()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
