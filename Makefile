@@ -42,6 +42,7 @@ bench: ## benchmarks against baselines (needs redis-server); writes bench-out/
 
 .PHONY: bench-sandbox
 bench-sandbox: ## the sandbox's SMS-send rate on loopback (target: 40,000 req/s), median of 5
+	mkdir -p bench-out
 	$(GO) test -run '^$$' -bench BenchmarkSandboxSMSSend -benchtime 400000x -count 5 ./oneroute/sandbox | tee bench-out/sandbox.txt
 
 .PHONY: fuzz
