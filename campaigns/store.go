@@ -109,7 +109,8 @@ type Progress struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// StartedAt is when the first outcome was recorded.
 	StartedAt *time.Time `json:"started_at,omitempty"`
-	// Rate is recipients settled per second since StartedAt (until the end).
+	// Rate is recipients settled per second from StartedAt to the last
+	// settled recipient (or now, while some are pending).
 	Rate float64 `json:"rate_per_s"`
 	// ETA estimates the seconds until every enqueued recipient is settled, at
 	// the rate so far; absent when unknown.
@@ -423,7 +424,10 @@ for i = 3, #ARGV, 3 do
 end
 if applied > 0 then
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
-  redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+  if mode ~= 'dlr' then
+    redis.call('HSET', KEYS[1], 'settled_at', ARGV[1])
+    redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+  end
 end
 maybe_complete(KEYS[1], ARGV[1])
 return applied
@@ -580,12 +584,12 @@ func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 		end := time.Now()
 		if p.FinishedAt != nil {
 			end = *p.FinishedAt
-		} else if u := n("updated_at"); p.Pending == 0 && u > 0 {
+		} else if u := n("settled_at"); p.Pending == 0 && u > 0 {
 			end = time.UnixMilli(u)
 		}
 		if secs := end.Sub(t).Seconds(); secs > 0.5 {
 			p.Rate = float64(p.Done()) / secs
-			if p.Rate > 0 && !p.Final() {
+			if p.Rate > 0 && p.Pending > 0 && !p.Final() {
 				eta := float64(p.Pending) / p.Rate
 				p.ETA = &eta
 			}

@@ -80,7 +80,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	}
 	fmt.Fprintf(w, "\nprogress   %s\n", bar(p.Done(), p.Total, 30))
 	if p.Rate > 0 {
-		fmt.Fprintf(w, "rate       %.1f recipients/s", p.Rate)
+		fmt.Fprintf(w, "rate       %.1f recipients/s sent", p.Rate)
 		if p.ETA != nil {
 			fmt.Fprintf(w, ", about %s left", (time.Duration(*p.ETA) * time.Second).Round(time.Second))
 		}
