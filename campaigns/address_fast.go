@@ -26,9 +26,11 @@ import (
 // on the first L-T characters, and the E.164 result ends with the input's
 // last T digits. So the cache maps (L, first L-T characters) to the result's
 // first part. Only valid results in the region's own country code are
-// cached, and only for inputs of plain ASCII digits with an optional leading
-// '+' that do not start with the region's international dialling prefix;
-// everything else takes the full parse. TestPhoneNormalizerMatchesPhonenumbers
+// cached, and only for inputs that are plain ASCII digits with an optional
+// leading '+' once cleanPhone has dropped their separators (NormalizePhone
+// parses that cleaned string, so it is the cache's input) and that do not
+// start with the region's international dialling prefix; everything else
+// takes the full parse. TestPhoneNormalizerMatchesPhonenumbers
 // checks the equivalence on random numbers for many regions.
 //
 // A PhoneNormalizer is not safe for concurrent use: give each goroutine its own.
@@ -57,6 +59,11 @@ func NewPhoneNormalizer(region string) *PhoneNormalizer {
 func (p *PhoneNormalizer) Normalize(raw string) (string, error) {
 	pl := p.plan
 	s, ok := plainDigits(raw)
+	if !ok {
+		// "0803 123 4567", "(0803) 123-4567": NormalizePhone parses the
+		// cleaned string, so the cache answers for it as well.
+		s, ok = plainDigits(cleanPhone(raw))
+	}
 	if !ok || pl == nil || len(s) > maxCachedLen {
 		return NormalizePhone(raw, p.region)
 	}

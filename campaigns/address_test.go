@@ -159,7 +159,27 @@ func (g *phoneGen) next() string {
 			nsn = nsn[:len(nsn)-1]
 		}
 	}
-	s := string(nsn)
+	return g.separate(g.format(string(nsn)))
+}
+
+// separate sometimes writes a number the way people type it: with spaces,
+// dashes, dots, brackets or a no-break space between digits.
+func (g *phoneGen) separate(s string) string {
+	if g.rng.IntN(3) != 0 || len(s) < 4 {
+		return s
+	}
+	seps := []string{" ", "-", ".", " (", ") ", "\u00a0", "/"}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if i > 0 && g.rng.IntN(4) == 0 {
+			b.WriteString(seps[g.rng.IntN(len(seps))])
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func (g *phoneGen) format(s string) string {
 	switch g.rng.IntN(9) {
 	case 0, 1:
 		return g.np + s
@@ -188,5 +208,23 @@ func TestEscapeCell(t *testing.T) {
 		if got := EscapeCell(in); got != want {
 			t.Errorf("EscapeCell(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A number typed with separators is the same cache entry as its plain
+// digits: files often mix both, and a miss costs a full parse.
+func TestPhoneNormalizerCachesSeparatedNumbers(t *testing.T) {
+	t.Parallel()
+	p := NewPhoneNormalizer("NG")
+	for _, raw := range []string{"08031234567", "0803 123 4568", "(0803) 123-4569", "+234 803 123 4560", "234-803-123-4561"} {
+		got, err := p.Normalize(raw)
+		want, werr := NormalizePhone(raw, "NG")
+		if got != want || err != nil || werr != nil {
+			t.Fatalf("Normalize(%q) = %q, %v; NormalizePhone = %q, %v", raw, got, err, want, werr)
+		}
+	}
+	// The three ways of writing the country (0, +234, 234) each miss once.
+	if p.Hits != 2 || p.Misses != 3 {
+		t.Errorf("hits %d, misses %d; want 2 hits, 3 misses", p.Hits, p.Misses)
 	}
 }

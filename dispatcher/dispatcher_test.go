@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,4 +143,51 @@ func TestHashSetMemory(t *testing.T) {
 		t.Error("a member was added twice")
 	}
 	t.Logf("%d members in %d bytes: %.1f bytes each", s.Len(), s.Bytes(), per)
+}
+
+// The reader reuses applied chunks and their field maps: no row may render
+// with a field left over from an earlier row. Every seventh row lacks the
+// name, so it must be refused, never sent with a neighbour's name.
+func TestDispatchReusedRowsKeepNoFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := b.spec(t, "reuse", smsSpec, "phone,name\n")
+	const n = 20 * chunkRows
+	var sb strings.Builder
+	for i := 1; i <= n; i++ {
+		if i%7 == 0 {
+			fmt.Fprintf(&sb, "{\"phone\":\"0803%07d\"}\n", i)
+		} else {
+			fmt.Fprintf(&sb, "{\"phone\":\"0803%07d\",\"name\":\"P%d\"}\n", i, i)
+		}
+	}
+	src, err := campaigns.NewSource(strings.NewReader(sb.String()), campaigns.SourceOptions{Format: "ndjson"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejected []int
+	res, err := Dispatch(context.Background(), b.store, b.client, spec, src, Options{Workers: 2,
+		Reject: func(r Reject) { rejected = append(rejected, r.Row) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantRejected []int
+	for i := 7; i <= n; i += 7 {
+		wantRejected = append(wantRejected, i)
+	}
+	if diff := cmp.Diff(wantRejected, rejected); diff != "" {
+		t.Errorf("rejected rows (-want +got):\n%s", diff)
+	}
+	items := 0
+	for _, bt := range b.tasks(t, spec) {
+		for _, it := range bt.Items {
+			items++
+			if want := fmt.Sprintf("Hi P%d", it.Row); it.Content == nil || it.Content.Text != want {
+				t.Fatalf("row %d: content %+v, want %q", it.Row, it.Content, want)
+			}
+		}
+	}
+	if items != res.Valid || items != n-len(wantRejected) {
+		t.Errorf("%d items, %d valid; want %d", items, res.Valid, n-len(wantRejected))
+	}
 }

@@ -21,7 +21,9 @@ import (
 // The main loop takes chunks in file order and waits for each to be
 // processed, so dedupe and batch numbering are the same whatever the
 // timing; only enqueues run out of order, and the checkpoint advances over
-// the longest finished prefix of batches.
+// the longest finished prefix of batches. Once applied, a chunk goes back
+// to the reader (run.free) with its rows and field maps, so a file of
+// millions of rows does not allocate a map per row.
 
 const chunkRows = 256
 
@@ -94,6 +96,8 @@ type run struct {
 	resumed     int
 	resumedAt   int
 
+	free chan *chunk // applied chunks, for the reader to reuse
+
 	todo          chan job
 	results       chan jobResult
 	poolWG        sync.WaitGroup
@@ -155,6 +159,7 @@ func (r *run) run(ctx context.Context, src campaigns.Source) error {
 	var wg sync.WaitGroup
 	jobs := make(chan *chunk, 2*workers)
 	ordered := make(chan *chunk, 2*workers+2)
+	r.free = make(chan *chunk, 2*workers+2)
 	wg.Add(1 + workers)
 	go func() { defer wg.Done(); r.read(pctx, src, jobs, ordered) }()
 	for i := 0; i < workers; i++ {
@@ -263,7 +268,15 @@ func (r *run) read(ctx context.Context, src campaigns.Source, jobs, ordered chan
 			return false
 		}
 	}
-	newChunk := func() *chunk { return &chunk{rows: make([]rowRec, 0, chunkRows), done: make(chan struct{})} }
+	newChunk := func() *chunk {
+		select {
+		case c := <-r.free:
+			c.rows, c.eof, c.err, c.done = c.rows[:0], false, nil, make(chan struct{})
+			return c
+		default:
+			return &chunk{rows: make([]rowRec, 0, chunkRows), done: make(chan struct{})}
+		}
+	}
 	cur := newChunk()
 	verified := !r.fast || r.ck.Row == 0
 	for {
@@ -282,17 +295,23 @@ func (r *run) read(ctx context.Context, src campaigns.Source, jobs, ordered chan
 					send(&chunk{err: r.changed(r.ck.Row), done: make(chan struct{})}, false)
 					return
 				}
-				x := rowRec{n: row.N, line: row.Line, err: row.Err}
+				cur.rows = cur.rows[:len(cur.rows)+1]
+				x := &cur.rows[len(cur.rows)-1]
+				m := x.fields // a reused chunk's map
+				*x = rowRec{n: row.N, line: row.Line, err: row.Err}
 				x.raw, x.has = row.Fields[r.pf.addrField]
 				if r.personal && row.Fields != nil {
-					x.fields = make(map[string]string, len(r.needed))
+					if m == nil {
+						m = make(map[string]string, len(r.needed))
+					}
+					clear(m)
 					for _, f := range r.needed {
 						if v, ok := row.Fields[f]; ok {
-							x.fields[f] = v
+							m[f] = v
 						}
 					}
+					x.fields = m
 				}
-				cur.rows = append(cur.rows, x)
 			}
 		}
 		if err == io.EOF {
@@ -397,6 +416,12 @@ func (r *run) loop(ctx context.Context, ordered <-chan *chunk) error {
 		}
 		if c.eof {
 			return r.flush(ctx)
+		}
+		// Nothing refers to the chunk's rows any more: batches hold the
+		// addresses and contents, not the rows.
+		select {
+		case r.free <- c:
+		default:
 		}
 		if err := r.drain(ctx); err != nil {
 			return err
