@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -31,7 +32,13 @@ const (
 // Ledger states of one recipient, as the first byte of its ledger value.
 // Pending recipients have no ledger entry.
 const (
-	LedgerSending     = 's' // claimed by a worker; value holds the claim time (unix ms)
+	// LedgerClaimed: an attempt owns the recipient but has not started a
+	// request for it. Value "c<ms>:<token>[:<since>]".
+	LedgerClaimed = 'c'
+	// LedgerSending: a request for the recipient started at <ms>; the
+	// outcome is not known yet. Value "s<ms>:<token>:<since>", where since is
+	// the first time any request for it started (for reconciliation).
+	LedgerSending     = 's'
 	LedgerAccepted    = 'a' // accepted by OneRoute; value holds the provider message id
 	LedgerFailed      = 'f' // failed for good; value holds the reason
 	LedgerUnknown     = 'u' // ambiguous outcome no lookup could settle; never resent by default
@@ -212,6 +219,15 @@ func (s *Store) HasBatch(ctx context.Context, id string, seq int) (bool, error) 
 	return s.rdb.HExists(ctx, batchesKey(id), strconv.Itoa(seq)).Result()
 }
 
+// nowLua reads Redis' clock in milliseconds, so every worker's claims and
+// stamps share one clock.
+const nowLua = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
 // completeLua moves a fully dispatched campaign whose recipients are all final
 // to completed. Shared by the scripts that change counters.
 const completeLua = `
@@ -256,39 +272,65 @@ func (s *Store) FinishDispatch(ctx context.Context, id string, c DispatchCounts)
 	return err
 }
 
-var claimScript = redis.NewScript(`
+// claimLua parses ledger values of claimed and sending rows.
+const claimLua = `
+-- owner(v) returns state byte, time, token and since of a "c" or "s" value.
+local function owner(v)
+  local st = string.sub(v, 1, 1)
+  local a, b, c = string.match(string.sub(v, 2), '^(%d+):([^:]*):?(%d*)$')
+  return st, tonumber(a) or 0, b or '', tonumber(c)
+end
+`
+
+var claimScript = redis.NewScript(nowLua + claimLua + `
 -- KEYS[1]: campaign hash fanout:{id}; KEYS[2..]: ledger buckets fanout:{id}:l:<n>
--- ARGV[1]: now (unix ms); ARGV[2]: a claim older than this many ms is stale
+-- ARGV[1]: a claim or request older than this many ms is stale
+-- ARGV[2]: this attempt's token
 -- ARGV[3..]: pairs (index into KEYS of the row's bucket, row)
 -- Returns {state, code...} with one code per row:
---   "0" claimed (was pending, now sending)      "1" already final: skip it
---   "2" claimed by an attempt that may still be in flight: try later
---   "3:<ms>" stale claim from <ms> taken over: reconcile before sending
+--   "0" claimed by this attempt: pending before, or claimed by this very
+--       attempt already (a retried call), or claimed by an attempt that
+--       vanished before starting any request (nothing can have been sent)
+--   "1" already final: skip it
+--   "a:<id>" already accepted with provider id <id>, delivery not final yet
+--   "2" another attempt owns it and may still be working: try later
+--   "3:<since>" a request started at <since> and its attempt vanished: the
+--       claim is taken over; reconcile with the provider before any resend
 -- When the campaign is not dispatching or running, nothing is claimed and
 -- the reply is {state}.
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st ~= 'running' and st ~= 'dispatching' then return {st} end
-local now = tonumber(ARGV[1])
-local stale = tonumber(ARGV[2])
+local now = now_ms()
+local stale = tonumber(ARGV[1])
+local tok = ARGV[2]
+local mine = 'c' .. now .. ':' .. tok
 local out = {st}
 for i = 3, #ARGV, 2 do
   local key = KEYS[tonumber(ARGV[i])]
   local row = ARGV[i + 1]
   local v = redis.call('HGET', key, row)
   if not v then
-    redis.call('HSET', key, row, 's' .. ARGV[1])
+    redis.call('HSET', key, row, mine)
     out[#out + 1] = '0'
-  elseif string.sub(v, 1, 1) == 's' then
-    local t = tonumber(string.sub(v, 2)) or 0
-    if now - t >= stale then
-      redis.call('HSET', key, row, 's' .. ARGV[1])
-      out[#out + 1] = '3:' .. t
-    else
-      out[#out + 1] = '2'
-    end
   else
-    out[#out + 1] = '1'
+    local s, t, owner_tok, since = owner(v)
+    if s == 'a' then
+      out[#out + 1] = 'a:' .. string.sub(v, 2)
+    elseif s ~= 'c' and s ~= 's' then
+      out[#out + 1] = '1'
+    elseif owner_tok == tok then
+      if s == 'c' then out[#out + 1] = '0' else out[#out + 1] = '2' end
+    elseif now - t < stale then
+      out[#out + 1] = '2'
+    elseif s == 'c' and not since then
+      redis.call('HSET', key, row, mine)
+      out[#out + 1] = '0'
+    else
+      since = since or t
+      redis.call('HSET', key, row, mine .. ':' .. since)
+      out[#out + 1] = '3:' .. since
+    end
   end
 end
 return out
@@ -299,22 +341,26 @@ type ClaimCode int
 
 // Claim outcomes.
 const (
-	// Claimed: the recipient was pending and is now sending; send it.
+	// Claimed: this attempt owns the recipient and no request for it can be
+	// in flight or have been made; send it.
 	Claimed ClaimCode = iota
 	// AlreadyFinal: accepted, failed, unknown or skipped before; do not send.
 	AlreadyFinal
-	// InFlight: another attempt claimed it recently and may still be sending.
+	// InFlight: another attempt owns it and may still be working on it.
 	InFlight
-	// Stale: an earlier attempt claimed it and vanished (crash, lease
-	// expiry); this attempt took the claim over and must reconcile with the
-	// provider before any resend. ClaimResult.Since is the old claim's time.
+	// Stale: a request for it started (at ClaimResult.Since) and its attempt
+	// vanished (crash, lease expiry, lost answer). This attempt took the
+	// claim over and must reconcile with the provider before any resend.
 	Stale
 )
 
 // ClaimResult is the claim outcome for one row.
 type ClaimResult struct {
 	Code  ClaimCode
-	Since time.Time // for Stale: when the earlier attempt claimed it
+	Since time.Time // for Stale: when the first request for the row started
+	// Accepted is the provider id of an AlreadyFinal row that is accepted
+	// and still awaits its delivery report.
+	Accepted string
 }
 
 // ClaimReply is the reply of Claim.
@@ -325,11 +371,20 @@ type ClaimReply struct {
 	Results []ClaimResult
 }
 
-// Claim atomically moves pending rows to sending. Rows already final are
-// reported as such, so a re-run of a task sends only what was not accepted.
-// A claim older than staleAfter is taken over and reported Stale.
-func (s *Store) Claim(ctx context.Context, id string, rows []int, staleAfter time.Duration) (ClaimReply, error) {
-	keys, args := ledgerArgs(id, rows, nil, time.Now().UnixMilli(), staleAfter.Milliseconds())
+// NewToken returns a fresh attempt token: one per execution of a task, so
+// that only the attempt owning a claim can stamp or settle it.
+func NewToken() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Claim atomically takes ownership of rows for the attempt token. Rows
+// already final are reported as such, so a re-run of a task sends only what
+// was not settled. A claim or request older than staleAfter (by Redis' clock)
+// is taken over. Calling Claim again with the same token is harmless.
+func (s *Store) Claim(ctx context.Context, id, token string, rows []int, staleAfter time.Duration) (ClaimReply, error) {
+	keys, args := ledgerArgs(id, rows, nil, staleAfter.Milliseconds(), token)
 	res, err := claimScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return ClaimReply{}, fmt.Errorf("claim %d rows of %s: %w", len(rows), id, err)
@@ -348,6 +403,8 @@ func (s *Store) Claim(ctx context.Context, id string, rows []int, staleAfter tim
 			reply.Results[i].Code = Claimed
 		case code == "1":
 			reply.Results[i].Code = AlreadyFinal
+		case strings.HasPrefix(code, "a:"):
+			reply.Results[i] = ClaimResult{Code: AlreadyFinal, Accepted: code[2:]}
 		case code == "2":
 			reply.Results[i].Code = InFlight
 		case strings.HasPrefix(code, "3:"):
@@ -356,6 +413,48 @@ func (s *Store) Claim(ctx context.Context, id string, rows []int, staleAfter tim
 		}
 	}
 	return reply, nil
+}
+
+var stampScript = redis.NewScript(nowLua + claimLua + `
+-- KEYS[1]: campaign hash; KEYS[2..]: ledger buckets
+-- ARGV[1]: the attempt's token; ARGV[2..]: pairs (bucket index in KEYS, row)
+-- Marks rows the attempt still owns as sending, just before their request
+-- starts: "c<t>:<tok>[:<since>]" becomes "s<now>:<tok>:<since or now>".
+-- Returns one 1 (stamped: send it) or 0 (no longer owned: do not send) per row.
+local now = now_ms()
+local out = {}
+for i = 2, #ARGV, 2 do
+  local key = KEYS[tonumber(ARGV[i])]
+  local row = ARGV[i + 1]
+  local v = redis.call('HGET', key, row)
+  out[#out + 1] = 0
+  if v then
+    local s, t, tok, since = owner(v)
+    if s == 'c' and tok == ARGV[1] then
+      redis.call('HSET', key, row, 's' .. now .. ':' .. tok .. ':' .. (since or now))
+      out[#out] = 1
+    end
+  end
+end
+return out
+`)
+
+// Stamp marks rows as sending just before their request starts, and reports
+// which ones this attempt still owns. Only stamped rows may be sent: a row
+// whose claim was taken over is left to its new owner. Staleness of a
+// sending row is measured from this stamp, so time spent waiting for the
+// rate limiter or a free connection never makes a live attempt look dead.
+func (s *Store) Stamp(ctx context.Context, id, token string, rows []int) ([]bool, error) {
+	keys, args := ledgerArgs(id, rows, nil, token)
+	res, err := stampScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("stamp %d rows of %s: %w", len(rows), id, err)
+	}
+	out := make([]bool, len(res))
+	for i, v := range res {
+		out[i] = v == 1
+	}
+	return out, nil
 }
 
 // ledgerArgs builds KEYS and ARGV for the ledger scripts: KEYS[1] is the
@@ -382,34 +481,42 @@ func ledgerArgs(id string, rows []int, values []string, head ...any) ([]string, 
 	return keys, args
 }
 
-var recordScript = redis.NewScript(completeLua + `
+var recordScript = redis.NewScript(nowLua + completeLua + claimLua + `
 -- KEYS[1]: campaign hash; KEYS[2..]: ledger buckets
--- ARGV[1]: now (unix ms); ARGV[2]: mode
---   "send": from sending to accepted/failed/unknown, or "" to release the claim (back to pending)
---   "dlr":  from accepted to delivered/undelivered/dlr-expired
---   "skip": from pending or sending to skipped
---   "settle": from unknown to accepted/failed (a late reconciliation)
+-- ARGV[1]: mode; ARGV[2]: the attempt's token (mode "send")
+--   "send":    from claimed or sending by this token to accepted/failed/unknown/
+--              skipped, or "" to release the claim (back to pending)
+--   "dlr":     from accepted to delivered/undelivered/dlr-expired
+--   "skip":    from pending or claimed (by anyone: its owner's stamp then
+--              fails, so it is never sent) to skipped
+--   "abandon": a task that asynq gave up on: pending or claimed to the new
+--              value, sending (maybe sent) to unknown
 -- ARGV[3..]: triples (bucket index in KEYS, row, new value)
--- Each applied transition bumps the counter of the new state (and, for
--- "settle", takes one off unknown) in this same script, so counters count
--- each recipient once however often a task or a command is retried.
--- Returns the number of transitions applied.
+-- Each applied transition bumps the counter of the new state in this same
+-- script, so counters count each recipient once however often a task or a
+-- command is retried. Returns the number of transitions applied.
 local counter = {a = 'sent', f = 'failed', u = 'unknown', x = 'skipped',
   d = 'delivered', n = 'undelivered', e = 'dlr_expired'}
-local mode = ARGV[2]
+local mode = ARGV[1]
 local applied = 0
 for i = 3, #ARGV, 3 do
   local key = KEYS[tonumber(ARGV[i])]
   local row = ARGV[i + 1]
   local nv = ARGV[i + 2]
   local v = redis.call('HGET', key, row)
-  local cur = ''
-  if v then cur = string.sub(v, 1, 1) end
+  local cur, tok = '', ''
+  if v then
+    local _t
+    cur, _t, tok = owner(v)
+  end
   local ok = false
-  if mode == 'send' then ok = (cur == 's')
+  if mode == 'send' then ok = (cur == 'c' or cur == 's') and tok == ARGV[2]
   elseif mode == 'dlr' then ok = (cur == 'a')
-  elseif mode == 'skip' then ok = (cur == '' or cur == 's')
-  elseif mode == 'settle' then ok = (cur == 'u') end
+  elseif mode == 'skip' then ok = (cur == '' or cur == 'c')
+  elseif mode == 'abandon' then
+    ok = (cur == '' or cur == 'c' or cur == 's')
+    if cur == 's' then nv = 'u' .. string.sub(nv, 2) end
+  end
   if ok then
     if nv == '' then
       redis.call('HDEL', key, row)
@@ -417,19 +524,19 @@ for i = 3, #ARGV, 3 do
       redis.call('HSET', key, row, nv)
       local c = counter[string.sub(nv, 1, 1)]
       if c then redis.call('HINCRBY', KEYS[1], c, 1) end
-      if mode == 'settle' then redis.call('HINCRBY', KEYS[1], 'unknown', -1) end
     end
     applied = applied + 1
   end
 end
 if applied > 0 then
-  redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+  local now = now_ms()
+  redis.call('HSET', KEYS[1], 'updated_at', now)
   if mode ~= 'dlr' then
-    redis.call('HSET', KEYS[1], 'settled_at', ARGV[1])
-    redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+    redis.call('HSET', KEYS[1], 'settled_at', now)
+    redis.call('HSETNX', KEYS[1], 'started_at', now)
   end
+  maybe_complete(KEYS[1], now)
 end
-maybe_complete(KEYS[1], ARGV[1])
 return applied
 `)
 
@@ -449,16 +556,17 @@ type Mode string
 
 // Record modes; see the record script.
 const (
-	ModeSend   Mode = "send"
-	ModeDLR    Mode = "dlr"
-	ModeSkip   Mode = "skip"
-	ModeSettle Mode = "settle"
+	ModeSend    Mode = "send"
+	ModeDLR     Mode = "dlr"
+	ModeSkip    Mode = "skip"
+	ModeAbandon Mode = "abandon"
 )
 
 // Record applies ledger transitions and their counter updates in one atomic
-// script. A transition whose source state does not match mode is ignored, so
-// recording twice changes nothing. It returns how many were applied.
-func (s *Store) Record(ctx context.Context, id string, mode Mode, outs []Outcome) (int, error) {
+// script. In ModeSend only rows the token's attempt owns change. A
+// transition whose source state does not match is ignored, so recording
+// twice changes nothing. It returns how many were applied.
+func (s *Store) Record(ctx context.Context, id string, mode Mode, token string, outs []Outcome) (int, error) {
 	if len(outs) == 0 {
 		return 0, nil
 	}
@@ -474,7 +582,7 @@ func (s *Store) Record(ctx context.Context, id string, mode Mode, outs []Outcome
 			vals[i] = v
 		}
 	}
-	keys, args := ledgerArgs(id, rows, vals, time.Now().UnixMilli(), string(mode))
+	keys, args := ledgerArgs(id, rows, vals, string(mode), token)
 	n, err := recordScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("record %d outcomes of %s: %w", len(outs), id, err)
@@ -536,20 +644,64 @@ func (s *Store) Scan(ctx context.Context, id string, fn func(Entry) error) error
 	return nil
 }
 
-// SetState changes a campaign's state (pause, resume, cancel) with a reason
-// for the operator. A completed campaign stays completed.
-func (s *Store) SetState(ctx context.Context, id string, st State, reason string) error {
-	cur, err := s.rdb.HGet(ctx, campaignKey(id), "state").Result()
-	if errors.Is(err, redis.Nil) {
-		return fmt.Errorf("campaign %s: %w", id, ErrNotFound)
-	}
+var transitionScript = redis.NewScript(nowLua + completeLua + `
+-- KEYS[1]: campaign hash
+-- ARGV[1]: "pause", "resume" or "cancel"; ARGV[2]: reason
+-- pause:  dispatching or running -> paused
+-- resume: paused -> running (dispatching while the file is still expanding)
+-- cancel: dispatching, running or paused -> cancelled
+-- Completed and cancelled campaigns never change. Returns {state, changed}.
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'missing', 0} end
+local now = now_ms()
+local to = nil
+if ARGV[1] == 'pause' and (st == 'dispatching' or st == 'running') then to = 'paused'
+elseif ARGV[1] == 'resume' and st == 'paused' then
+  to = 'dispatching'
+  if redis.call('HGET', KEYS[1], 'dispatched') == '1' then to = 'running' end
+elseif ARGV[1] == 'cancel' and (st == 'dispatching' or st == 'running' or st == 'paused') then to = 'cancelled'
+end
+if not to then return {st, 0} end
+redis.call('HSET', KEYS[1], 'state', to, 'reason', ARGV[2], 'updated_at', now)
+if to == 'cancelled' then redis.call('HSET', KEYS[1], 'finished_at', now) end
+if to == 'running' then maybe_complete(KEYS[1], now) end
+return {redis.call('HGET', KEYS[1], 'state'), 1}
+`)
+
+// ErrTransition is returned for a state change the campaign's state does not
+// allow (resume a running campaign, pause a completed one, ...).
+var ErrTransition = errors.New("campaign state does not allow this")
+
+func (s *Store) transition(ctx context.Context, id, action, reason string) (State, error) {
+	res, err := transitionScript.Run(ctx, s.rdb, []string{campaignKey(id)}, action, reason).Slice()
 	if err != nil {
-		return err
+		return "", fmt.Errorf("%s campaign %s: %w", action, id, err)
 	}
-	if State(cur) == StateCompleted {
-		return nil
+	st, _ := res[0].(string)
+	if st == "missing" {
+		return "", fmt.Errorf("campaign %s: %w", id, ErrNotFound)
 	}
-	return s.rdb.HSet(ctx, campaignKey(id), "state", string(st), "reason", reason).Err()
+	if n, _ := res[1].(int64); n == 0 {
+		return State(st), fmt.Errorf("%s campaign %s: it is %s: %w", action, id, st, ErrTransition)
+	}
+	return State(st), nil
+}
+
+// Pause stops a dispatching or running campaign fleet-wide: workers claim
+// nothing more of it until Resume. reason is shown by status.
+func (s *Store) Pause(ctx context.Context, id, reason string) (State, error) {
+	return s.transition(ctx, id, "pause", reason)
+}
+
+// Resume restarts a paused campaign.
+func (s *Store) Resume(ctx context.Context, id string) (State, error) {
+	return s.transition(ctx, id, "resume", "")
+}
+
+// Cancel stops a campaign for good: recipients not yet sent are skipped as
+// their tasks come through.
+func (s *Store) Cancel(ctx context.Context, id, reason string) (State, error) {
+	return s.transition(ctx, id, "cancel", reason)
 }
 
 // Progress reads a campaign's state and counters.

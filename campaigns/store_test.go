@@ -2,6 +2,7 @@ package campaigns_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -64,38 +65,44 @@ func accept(rows []int) []campaigns.Outcome {
 	return out
 }
 
-// A recipient is claimed once: a second claim of the same rows sees them in
-// flight, and after acceptance sees them final, so a re-run sends nothing twice.
+// A recipient is claimed once: another attempt sees it in flight, the same
+// attempt calling again (a retried command) still owns it, and after
+// acceptance everyone sees it final, so a re-run sends nothing twice.
 func TestClaimIsExclusiveAndFinalIsSkipped(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := smsSpec("claim")
 	rows := b.create(t, spec, 5)
 
-	r1, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	r1, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	again, _ := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
+	r2, err := b.store.Claim(b.ctx, spec.ID, "B", rows, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range rows {
-		if r1.Results[i].Code != campaigns.Claimed || r2.Results[i].Code != campaigns.InFlight {
-			t.Fatalf("row %d: first %v second %v, want Claimed then InFlight", rows[i], r1.Results[i].Code, r2.Results[i].Code)
+		if r1.Results[i].Code != campaigns.Claimed || again.Results[i].Code != campaigns.Claimed || r2.Results[i].Code != campaigns.InFlight {
+			t.Fatalf("row %d: A %v, A again %v, B %v; want Claimed, Claimed, InFlight", rows[i], r1.Results[i].Code, again.Results[i].Code, r2.Results[i].Code)
 		}
 	}
-	if n, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, accept(rows)); err != nil || n != 5 {
+	// Only the owner settles its rows.
+	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "B", accept(rows)); n != 0 {
+		t.Fatalf("a non-owner recorded %d outcomes", n)
+	}
+	if n, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", accept(rows)); err != nil || n != 5 {
 		t.Fatalf("record: %d, %v", n, err)
 	}
 	// Recording the same outcomes again changes nothing.
-	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, accept(rows)); n != 0 {
+	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", accept(rows)); n != 0 {
 		t.Fatalf("second record applied %d transitions, want 0", n)
 	}
-	r3, _ := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	r3, _ := b.store.Claim(b.ctx, spec.ID, "C", rows, time.Minute)
 	for i := range rows {
-		if r3.Results[i].Code != campaigns.AlreadyFinal {
-			t.Fatalf("row %d after accept: %v, want AlreadyFinal", rows[i], r3.Results[i].Code)
+		if r3.Results[i].Code != campaigns.AlreadyFinal || r3.Results[i].Accepted == "" {
+			t.Fatalf("row %d after accept: %+v, want AlreadyFinal with its provider id", rows[i], r3.Results[i])
 		}
 	}
 	p, _ := b.store.Progress(b.ctx, spec.ID)
@@ -104,30 +111,49 @@ func TestClaimIsExclusiveAndFinalIsSkipped(t *testing.T) {
 	}
 }
 
-// A claim older than staleAfter is taken over once and reported Stale with
-// the old claim's time, so the new attempt reconciles before resending.
-func TestStaleClaimIsTakenOverOnce(t *testing.T) {
+// A stale claim whose attempt never started a request is taken over as a
+// plain claim (nothing can have been sent). A stale request is taken over
+// for reconciliation, with the time of the first request, which later
+// takeovers keep; and the old attempt can neither stamp nor settle the rows
+// any more.
+func TestTakeoverKeepsTheFirstRequestTime(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := smsSpec("stale")
-	rows := b.create(t, spec, 3)
-	if _, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute); err != nil {
-		t.Fatal(err)
+	rows := b.create(t, spec, 2)
+	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
+	stamped, err := b.store.Stamp(b.ctx, spec.ID, "A", rows[:1]) // row 1 starts a request; row 2 never does
+	if err != nil || !stamped[0] {
+		t.Fatalf("stamp: %v %v", stamped, err)
 	}
-	r, err := b.store.Claim(b.ctx, spec.ID, rows, 0)
+	r, err := b.store.Claim(b.ctx, spec.ID, "B", rows, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, res := range r.Results {
-		if res.Code != campaigns.Stale || time.Since(res.Since) > time.Minute {
-			t.Fatalf("got %+v, want Stale with a recent Since", res)
-		}
+	if r.Results[0].Code != campaigns.Stale || time.Since(r.Results[0].Since) > time.Minute {
+		t.Fatalf("row 1: %+v, want Stale with the request time", r.Results[0])
 	}
-	r, _ = b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
-	for _, res := range r.Results {
-		if res.Code != campaigns.InFlight {
-			t.Fatalf("after takeover: %v, want InFlight", res.Code)
-		}
+	if r.Results[1].Code != campaigns.Claimed {
+		t.Fatalf("row 2: %v, want Claimed (never sent)", r.Results[1].Code)
+	}
+	first := r.Results[0].Since
+	// A keeps going but owns nothing now.
+	if got, _ := b.store.Stamp(b.ctx, spec.ID, "A", rows[1:]); got[0] {
+		t.Fatal("the old attempt stamped a row it no longer owns")
+	}
+	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}}); n != 0 {
+		t.Fatalf("the old attempt released %d rows it no longer owns", n)
+	}
+	// Later takeovers report the first request's time, not their own.
+	time.Sleep(5 * time.Millisecond)
+	r, _ = b.store.Claim(b.ctx, spec.ID, "C", rows[:1], 0)
+	if r.Results[0].Code != campaigns.Stale || !r.Results[0].Since.Equal(first) {
+		t.Fatalf("second takeover: %+v, want Stale since %v", r.Results[0], first)
+	}
+	stamped, _ = b.store.Stamp(b.ctx, spec.ID, "C", rows[:1])
+	r, _ = b.store.Claim(b.ctx, spec.ID, "D", rows[:1], 0)
+	if r.Results[0].Code != campaigns.Stale || !r.Results[0].Since.Equal(first) || !stamped[0] {
+		t.Fatalf("after a re-stamp: %+v, want Stale since %v", r.Results[0], first)
 	}
 }
 
@@ -139,7 +165,7 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 	b := setup(t)
 	spec := campaigns.Spec{ID: "conc", Name: "t", Channel: campaigns.ChannelEmail, ChannelID: "ch", Message: "m", Subject: "s", Recipients: "r.csv"}
 	rows := b.create(t, spec, 300)
-	if _, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute); err != nil {
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	outs := make([]campaigns.Outcome, len(rows))
@@ -159,7 +185,7 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < len(outs); i += 25 {
-				if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, outs[i:min(i+25, len(outs))]); err != nil {
+				if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", outs[i:min(i+25, len(outs))]); err != nil {
 					t.Error(err)
 				}
 			}
@@ -194,8 +220,8 @@ func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("dlr")
 	rows := b.create(t, spec, 3)
-	b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
-	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, accept(rows))
+	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
+	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", accept(rows))
 	if p, _ := b.store.Progress(b.ctx, spec.ID); p.State != campaigns.StateRunning {
 		t.Fatalf("state %s before DLRs, want running", p.State)
 	}
@@ -205,7 +231,7 @@ func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
 		{Row: 3, State: campaigns.LedgerDLRExpired, Value: "id3"},
 	}
 	for i := 0; i < 2; i++ {
-		if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeDLR, dlr); err != nil {
+		if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeDLR, "", dlr); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -221,9 +247,9 @@ func TestReleaseReturnsToPending(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("release")
 	rows := b.create(t, spec, 2)
-	b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
-	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, []campaigns.Outcome{{Row: 1}, {Row: 2}})
-	r, _ := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
+	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}})
+	r, _ := b.store.Claim(b.ctx, spec.ID, "B", rows, time.Minute)
 	for _, res := range r.Results {
 		if res.Code != campaigns.Claimed {
 			t.Fatalf("after release: %v, want Claimed", res.Code)
@@ -268,22 +294,57 @@ func TestCreateRefusesAnotherSpecUnderTheSameID(t *testing.T) {
 	}
 }
 
-// Paused and cancelled campaigns claim nothing.
-func TestPausedCampaignClaimsNothing(t *testing.T) {
+// Paused campaigns claim nothing; resume, pause and cancel follow the
+// allowed transitions only (a worker's pause never overrides a cancel, and
+// nothing changes a completed campaign).
+func TestStateTransitions(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := smsSpec("paused")
 	rows := b.create(t, spec, 2)
-	if err := b.store.SetState(b.ctx, spec.ID, campaigns.StatePaused, "key refused"); err != nil {
-		t.Fatal(err)
+	if st, err := b.store.Pause(b.ctx, spec.ID, "key refused"); err != nil || st != campaigns.StatePaused {
+		t.Fatalf("pause: %s %v", st, err)
 	}
-	r, err := b.store.Claim(b.ctx, spec.ID, rows, time.Minute)
+	r, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
 	if err != nil || r.State != campaigns.StatePaused || r.Results != nil {
 		t.Fatalf("got %+v, %v", r, err)
 	}
-	p, _ := b.store.Progress(b.ctx, spec.ID)
-	if p.Reason != "key refused" {
+	if p, _ := b.store.Progress(b.ctx, spec.ID); p.Reason != "key refused" {
 		t.Fatalf("reason %q", p.Reason)
+	}
+	if _, err := b.store.Pause(b.ctx, spec.ID, "again"); !errors.Is(err, campaigns.ErrTransition) {
+		t.Fatalf("pause a paused campaign: %v", err)
+	}
+	if st, err := b.store.Resume(b.ctx, spec.ID); err != nil || st != campaigns.StateRunning {
+		t.Fatalf("resume: %s %v", st, err)
+	}
+	if st, err := b.store.Cancel(b.ctx, spec.ID, "operator"); err != nil || st != campaigns.StateCancelled {
+		t.Fatalf("cancel: %s %v", st, err)
+	}
+	if _, err := b.store.Pause(b.ctx, spec.ID, "401"); !errors.Is(err, campaigns.ErrTransition) {
+		t.Fatalf("a pause overrode a cancel: %v", err)
+	}
+	if _, err := b.store.Resume(b.ctx, "nope"); !errors.Is(err, campaigns.ErrNotFound) {
+		t.Fatalf("resume unknown: %v", err)
+	}
+}
+
+// A task asynq gives up on leaves no recipient pending: unsent ones fail
+// with the reason, ones whose request started become unknown.
+func TestAbandonSettlesEverything(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("abandon")
+	rows := b.create(t, spec, 3)
+	b.store.Claim(b.ctx, spec.ID, "A", rows[:2], time.Minute)
+	b.store.Stamp(b.ctx, spec.ID, "A", rows[:1])
+	outs := []campaigns.Outcome{{Row: 1, State: 'f', Value: "gave up"}, {Row: 2, State: 'f', Value: "gave up"}, {Row: 3, State: 'f', Value: "gave up"}}
+	if n, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeAbandon, "", outs); err != nil || n != 3 {
+		t.Fatalf("abandon: %d %v", n, err)
+	}
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.Unknown != 1 || p.Failed != 2 || p.Pending != 0 {
+		t.Fatalf("unknown %d failed %d pending %d; want 1 2 0", p.Unknown, p.Failed, p.Pending)
 	}
 }
 
@@ -305,7 +366,7 @@ func TestLedgerBytesPerRecipient(t *testing.T) {
 		for r := start; r < start+50; r++ {
 			rows = append(rows, r)
 		}
-		if _, err := store.Claim(ctx, spec.ID, rows, time.Minute); err != nil {
+		if _, err := store.Claim(ctx, spec.ID, "A", rows, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		outs := make([]campaigns.Outcome, len(rows))
@@ -313,8 +374,8 @@ func TestLedgerBytesPerRecipient(t *testing.T) {
 			// A 22-digit id like OneRoute's SMS ids.
 			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerDelivered, Value: fmt.Sprintf("47%020d", r)}
 		}
-		store.Record(ctx, spec.ID, campaigns.ModeSend, accept(rows))
-		if _, err := store.Record(ctx, spec.ID, campaigns.ModeDLR, outs); err != nil {
+		store.Record(ctx, spec.ID, campaigns.ModeSend, "A", accept(rows))
+		if _, err := store.Record(ctx, spec.ID, campaigns.ModeDLR, "", outs); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,8 +1,10 @@
 package campaigns
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 )
 
 // Task types, namespaced by channel. They are stored in Redis with every
@@ -109,10 +111,24 @@ func (b *Batch) Sender() string {
 	}
 }
 
-// Key is a short name of the batch within its campaign: "b12", "b12r1".
+// TaskMaxRetry is asynq's retry budget for fanout's tasks. It is large on
+// purpose: the ledger, not asynq, bounds provider failures (the workers'
+// MaxAttempts), and crashes or lease expiries must not exhaust a task and
+// strand its recipients.
+const TaskMaxRetry = 100
+
+// Key is a short name of the batch within its campaign: "b12" for a
+// dispatched batch, "b12r1-<hash>" for a follow-up, where the hash covers
+// its rows so that two follow-ups with different rows never share an id.
 func (b *Batch) Key() string {
 	if b.Attempt > 0 {
-		return fmt.Sprintf("b%dr%d", b.Seq, b.Attempt)
+		h := fnv.New32a()
+		var buf [8]byte
+		for _, it := range b.Items {
+			binary.LittleEndian.PutUint64(buf[:], uint64(it.Row))
+			h.Write(buf[:])
+		}
+		return fmt.Sprintf("b%dr%d-%08x", b.Seq, b.Attempt, h.Sum32())
 	}
 	return fmt.Sprintf("b%d", b.Seq)
 }

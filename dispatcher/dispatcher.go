@@ -277,7 +277,7 @@ func (d *Dispatcher) enqueueBatch(ctx context.Context, spec campaigns.Spec, b *c
 	}
 	task := asynq.NewTask(spec.Channel.TaskType(), campaigns.Encode(b),
 		asynq.TaskID(b.TaskID()), asynq.Queue(spec.Channel.Queue()),
-		asynq.MaxRetry(d.opts.MaxAttempts), asynq.Timeout(d.opts.TaskTimeout))
+		asynq.MaxRetry(campaigns.TaskMaxRetry), asynq.Timeout(d.opts.TaskTimeout))
 	if _, err := d.enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return false, fmt.Errorf("dispatch %s: enqueue batch %d: %w", spec.ID, b.Seq, err)
 	}

@@ -97,10 +97,10 @@ func TestWindowBoundsRedis(t *testing.T) {
 				rows[i] = it.Row
 				outs[i] = campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: "m" + strconv.Itoa(it.Row)}
 			}
-			if _, err := b.store.Claim(ctx, spec.ID, rows, time.Minute); err != nil {
+			if _, err := b.store.Claim(ctx, spec.ID, "w", rows, time.Minute); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := b.store.Record(ctx, spec.ID, campaigns.ModeSend, outs); err != nil {
+			if _, err := b.store.Record(ctx, spec.ID, campaigns.ModeSend, "w", outs); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.insp.DeleteTask(spec.Channel.Queue(), ti.ID); err != nil && err != asynq.ErrTaskNotFound {

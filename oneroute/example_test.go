@@ -114,7 +114,7 @@ func ExampleClient_FetchSMSMessagesTo() {
 	defer done()
 	ctx := context.Background()
 	c.SendSMS(ctx, sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234561", "2348031234562"}})
-	msgs, _, _, err := c.FetchSMSMessagesTo(ctx, sandbox.SMSChannelID, "+2348031234562", oneroute.Page{Size: 100})
+	msgs, _, err := c.FetchSMSMessagesTo(ctx, sandbox.SMSChannelID, "+2348031234562", oneroute.Page{Size: 100})
 	fmt.Println(len(msgs), msgs[0].To, err)
 	// Output: 1 2348031234562 <nil>
 }

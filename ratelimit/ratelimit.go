@@ -141,8 +141,8 @@ func checkCapacity(key string, l Limit, n int) error {
 	return nil
 }
 
-// Wait takes n permits for key, waiting inside the call while the wait is at
-// most maxWait and ends before ctx's deadline. A longer wait returns a
+// Wait takes n permits for key, waiting inside the call while the total wait
+// stays within maxWait and ends before ctx's deadline. A longer wait returns a
 // *ThrottledError at once. Waits honour ctx.
 //
 // When the limiter fails (Redis unreachable), Wait fails closed: it returns a
@@ -153,6 +153,9 @@ func Wait(ctx context.Context, lim Limiter, key string, l Limit, n int, maxWait 
 	if lim == nil || n <= 0 {
 		return nil
 	}
+	// maxWait bounds the whole wait, not each sleep, so a handler never sits
+	// on claimed recipients for long.
+	giveUp := time.Now().Add(maxWait)
 	for {
 		res, err := lim.Allow(ctx, key, l, n)
 		if err != nil {
@@ -167,7 +170,7 @@ func Wait(ctx context.Context, lim Limiter, key string, l Limit, n int, maxWait 
 		if res.Allowed >= n {
 			return nil
 		}
-		if res.RetryAfter > maxWait {
+		if res.RetryAfter > maxWait || time.Now().Add(res.RetryAfter).After(giveUp) {
 			return &ThrottledError{Key: key, RetryIn: res.RetryAfter}
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < res.RetryAfter {

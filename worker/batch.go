@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -16,10 +17,13 @@ import (
 )
 
 // batchSender runs the send path shared by every channel: claim, reconcile,
-// rate-limit, call, record, follow up.
+// rate-limit, stamp, call, record, follow up.
 type batchSender struct {
 	deps Deps
 	opts Options
+	// drain is closed when the worker is stopping: no new provider call
+	// starts, and recipients not yet sent are given back.
+	drain <-chan struct{}
 }
 
 // outcome is what happened to one item of the batch.
@@ -29,20 +33,47 @@ type outcome struct {
 	reason     string
 	retryAfter time.Duration
 	err        error
+	// notOwned: the claim was taken over before the request started; the
+	// item was not sent and belongs to another attempt now.
+	notOwned bool
+	// released: not sent because the worker is stopping; give it back
+	// without counting a failure.
+	released bool
 }
 
-// call sends some items of a batch in one or more provider calls and returns
-// one outcome per item, in order.
-type callFunc func(ctx context.Context, b *campaigns.Batch, items []campaigns.Item) []outcome
+// attempt is one execution of a batch task: its token owns the claims.
+type attempt struct {
+	s     *batchSender
+	b     *campaigns.Batch
+	token string
+}
+
+// callFunc sends items of a batch through the attempt's batchCall or
+// eachCall and returns one outcome per item, in order.
+type callFunc func(ctx context.Context, a *attempt, items []campaigns.Item) []outcome
+
+// errStopping gives a task back to asynq while the worker stops.
+var errStopping = &notFailure{reason: "worker stopping", retryIn: time.Second}
+
+func (s *batchSender) draining() bool {
+	select {
+	case <-s.drain:
+		return true
+	default:
+		return false
+	}
+}
 
 // process is the whole life of one batch task.
 func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call callFunc) error {
 	log := zerolog.Ctx(ctx)
+	a := &attempt{s: s, b: b, token: campaigns.NewToken()}
 	rows := make([]int, len(b.Items))
 	for i, it := range b.Items {
 		rows[i] = it.Row
 	}
-	reply, err := s.deps.Store.Claim(ctx, b.Campaign, rows, s.opts.staleAfter())
+	expired := b.ExpiresAt > 0 && time.Now().Unix() >= b.ExpiresAt
+	reply, err := s.deps.Store.Claim(ctx, b.Campaign, a.token, rows, s.opts.staleAfter())
 	if errors.Is(err, campaigns.ErrNotFound) {
 		log.Warn().Msg("campaign not found; dropping task")
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
@@ -53,20 +84,19 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	switch reply.State {
 	case campaigns.StateDispatching, campaigns.StateRunning:
 	case campaigns.StatePaused:
-		return &notFailure{reason: "campaign paused", retryIn: 10 * time.Second}
-	case campaigns.StateCancelled:
-		outs := make([]campaigns.Outcome, len(rows))
-		for i, r := range rows {
-			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerSkipped, Value: "cancelled"}
+		if expired {
+			return s.stopAll(ctx, b, rows, "expired", false)
 		}
-		_, err := s.deps.Store.Record(ctx, b.Campaign, campaigns.ModeSkip, outs)
-		return err
+		return &notFailure{reason: "campaign paused", retryIn: 30 * time.Second}
+	case campaigns.StateCancelled:
+		return s.stopAll(ctx, b, rows, "cancelled", true)
 	default:
 		return nil // completed: nothing left to do
 	}
 
 	var send, later []campaigns.Item
 	var stale []staleItem
+	var repoll []campaigns.DLRItem
 	for i, r := range reply.Results {
 		switch r.Code {
 		case campaigns.Claimed:
@@ -75,62 +105,97 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			later = append(later, b.Items[i])
 		case campaigns.Stale:
 			stale = append(stale, staleItem{item: b.Items[i], since: r.Since})
+		case campaigns.AlreadyFinal:
+			if r.Accepted != "" {
+				repoll = append(repoll, campaigns.DLRItem{Row: b.Items[i].Row, ID: r.Accepted})
+			}
 		}
 	}
-	var outs []campaigns.Outcome
+	// A re-run (crash, requeue) cannot tell whether the earlier run
+	// scheduled delivery-report polls for its accepted rows: poll again.
+	// Polls are idempotent.
+	if len(repoll) > 0 && b.Channel.TracksDLR() {
+		if err := s.scheduleDLR(ctx, a, repoll); err != nil {
+			return err
+		}
+	}
+
+	failed := false
+	var lastErr error
 	if len(stale) > 0 {
-		resend, settled, again := s.reconcile(ctx, b, stale)
+		resend, settled, again := s.reconcile(ctx, a, stale)
+		if expired {
+			for _, it := range resend {
+				settled = append(settled, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerSkipped, Value: "expired"})
+			}
+			resend = nil
+		}
+		// Settle what reconciliation decided at once, with its polls, before
+		// anything below can return early.
+		if err := s.settle(ctx, a, settled); err != nil {
+			return err
+		}
 		send = append(send, resend...)
-		outs = append(outs, settled...)
 		later = append(later, again...)
-	}
-	var accepted []campaigns.DLRItem
-	for _, o := range outs {
-		if o.State == campaigns.LedgerAccepted {
-			accepted = append(accepted, campaigns.DLRItem{Row: o.Row, ID: o.Value})
+		if len(again) > 0 {
+			failed, lastErr = true, errors.New("reconciliation lookup failed")
 		}
 	}
-	if b.ExpiresAt > 0 && time.Now().Unix() >= b.ExpiresAt {
-		// Past the campaign's deadline: send nothing more. Recipients that
-		// reconciliation found sent keep that outcome.
+
+	var outs []campaigns.Outcome
+	if expired {
+		// Past the campaign's deadline: send nothing more.
 		for _, it := range send {
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerSkipped, Value: "expired"})
 		}
 		send = nil
 	}
+	if len(send) > 0 && s.draining() {
+		outs = append(outs, releaseAll(send)...)
+		if err := s.record(ctx, a, outs); err != nil {
+			return err
+		}
+		return errStopping
+	}
 	if len(send) > 0 {
 		if err := ratelimit.Wait(ctx, s.deps.Limiter, b.Sender(), s.limitFor(b), len(send), s.opts.MaxWait); err != nil {
 			// Nothing was sent: give the claims back, let asynq bring the
 			// task back after the wait without counting a failure.
-			s.record(ctx, b, campaigns.ModeSend, append(outs, releaseAll(send)...))
+			if rerr := s.record(ctx, a, append(outs, releaseAll(send)...)); rerr != nil {
+				return rerr
+			}
 			var ce *ratelimit.CapacityError
 			if errors.As(err, &ce) {
 				// The batch can never fit the cap: every try would fail.
-				reason := ce.Error() + "; lower batch_size or raise the limit, then resume"
-				if perr := s.deps.Store.SetState(context.WithoutCancel(ctx), b.Campaign, campaigns.StatePaused, reason); perr != nil {
-					log.Error().Err(perr).Msg("pause campaign")
-				}
-				log.Error().Str("reason", reason).Msg("campaign paused")
-				return &notFailure{reason: "campaign paused", retryIn: 10 * time.Second}
+				s.pause(ctx, b, ce.Error()+"; lower batch_size or raise the limit, then resume")
+				return &notFailure{reason: "campaign paused", retryIn: 30 * time.Second}
 			}
 			return err
 		}
 	}
-	results := []outcome{}
+	var results []outcome
 	if len(send) > 0 {
-		results = call(ctx, b, send)
+		results = call(ctx, a, send)
 	}
 
 	var (
+		accepted   []campaigns.DLRItem
 		pause      string
 		retry      []campaigns.Item
-		delay      time.Duration
-		failed     bool
-		lastErr    error
+		stopping   bool
 		throttleTo time.Duration
 	)
 	for i, o := range results {
 		it := send[i]
+		switch {
+		case o.notOwned:
+			continue
+		case o.released:
+			outs = append(outs, campaigns.Outcome{Row: it.Row})
+			retry = append(retry, it)
+			stopping = true
+			continue
+		}
 		switch o.action {
 		case Succeed:
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: o.id})
@@ -139,6 +204,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerFailed, Value: o.reason})
 		case PauseCampaign:
 			outs = append(outs, campaigns.Outcome{Row: it.Row})
+			retry = append(retry, it)
 			pause = o.reason
 		case Reschedule:
 			outs = append(outs, campaigns.Outcome{Row: it.Row})
@@ -156,7 +222,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 		case Reconcile:
 			switch {
 			case b.Channel.TracksDLR():
-				// Keep the claim; the follow-up finds it stale and looks it up.
+				// Keep the claim; a follow-up finds it stale and looks it up.
 				later = append(later, it)
 			case b.AtLeastOnce:
 				outs = append(outs, campaigns.Outcome{Row: it.Row})
@@ -166,11 +232,14 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			}
 		}
 	}
-	s.record(ctx, b, campaigns.ModeSend, outs)
-
+	// Record before anything else: if this fails, the task fails and its
+	// re-run reconciles the rows this attempt stamped.
+	if err := s.record(ctx, a, outs); err != nil {
+		return err
+	}
 	if len(accepted) > 0 && b.Channel.TracksDLR() {
-		if err := s.scheduleDLR(ctx, b, accepted); err != nil {
-			log.Error().Err(err).Msg("schedule delivery report polls")
+		if err := s.scheduleDLR(ctx, a, accepted); err != nil {
+			return err
 		}
 	}
 	if throttleTo > 0 && s.deps.Limiter != nil {
@@ -179,21 +248,19 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			log.Warn().Err(err).Msg("share provider throttle")
 		}
 	}
+	var delay time.Duration
 	if pause != "" {
-		reason := "OneRoute refused the campaign: " + pause
-		if err := s.deps.Store.SetState(context.WithoutCancel(ctx), b.Campaign, campaigns.StatePaused, reason); err != nil {
-			log.Error().Err(err).Msg("pause campaign")
-		}
-		log.Error().Str("reason", reason).Msg("campaign paused; fix the cause and resume it")
-		// Everything not yet final in this batch comes back after resume.
-		retry = append(retry, itemsWithAction(send, results, PauseCampaign)...)
-		delay = max(delay, 10*time.Second)
+		s.pause(ctx, b, "OneRoute refused the campaign: "+pause)
+		delay = 30 * time.Second
 	}
 	if len(later) > 0 {
 		delay = max(delay, s.opts.staleAfter())
 	}
 	if failed {
 		delay = max(delay, Backoff(b.Failures+1, s.opts.RetryBase))
+	}
+	if stopping {
+		delay = max(delay, time.Second)
 	}
 	delay = max(delay, throttleTo)
 	rest := append(retry, later...)
@@ -217,14 +284,61 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	return nil
 }
 
-func itemsWithAction(items []campaigns.Item, results []outcome, a Action) []campaigns.Item {
-	var out []campaigns.Item
-	for i, o := range results {
-		if o.action == a {
-			out = append(out, items[i])
+// stopAll settles a batch of a cancelled or expired campaign: recipients not
+// being sent are skipped. With abandon, recipients whose request started
+// and never settled become unknown (they may have been sent). Otherwise the
+// task comes back until they are final.
+func (s *batchSender) stopAll(ctx context.Context, b *campaigns.Batch, rows []int, reason string, abandon bool) error {
+	outs := make([]campaigns.Outcome, len(rows))
+	for i, r := range rows {
+		outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerSkipped, Value: reason}
+	}
+	if _, err := s.deps.Store.Record(ctx, b.Campaign, campaigns.ModeSkip, "", outs); err != nil {
+		return err
+	}
+	if abandon {
+		for i := range outs {
+			outs[i] = campaigns.Outcome{Row: rows[i], State: campaigns.LedgerUnknown, Value: reason + " while sending"}
+		}
+		_, err := s.deps.Store.Record(ctx, b.Campaign, campaigns.ModeAbandon, "", outs)
+		return err
+	}
+	entries, err := s.deps.Store.Ledger(ctx, b.Campaign, rows)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.State == 0 || e.State == campaigns.LedgerClaimed || e.State == campaigns.LedgerSending {
+			return &notFailure{reason: "campaign paused with recipients in flight", retryIn: 30 * time.Second}
 		}
 	}
-	return out
+	return nil
+}
+
+func (s *batchSender) pause(ctx context.Context, b *campaigns.Batch, reason string) {
+	log := zerolog.Ctx(ctx)
+	if _, err := s.deps.Store.Pause(context.WithoutCancel(ctx), b.Campaign, reason); err != nil && !errors.Is(err, campaigns.ErrTransition) {
+		log.Error().Err(err).Msg("pause campaign")
+		return
+	}
+	log.Error().Str("reason", reason).Msg("campaign paused; fix the cause, then: fanout resume " + b.Campaign)
+}
+
+// settle records reconciliation's verdicts and polls the accepted ones.
+func (s *batchSender) settle(ctx context.Context, a *attempt, outs []campaigns.Outcome) error {
+	if err := s.record(ctx, a, outs); err != nil {
+		return err
+	}
+	var accepted []campaigns.DLRItem
+	for _, o := range outs {
+		if o.State == campaigns.LedgerAccepted {
+			accepted = append(accepted, campaigns.DLRItem{Row: o.Row, ID: o.Value})
+		}
+	}
+	if len(accepted) > 0 && a.b.Channel.TracksDLR() {
+		return s.scheduleDLR(ctx, a, accepted)
+	}
+	return nil
 }
 
 func releaseAll(items []campaigns.Item) []campaigns.Outcome {
@@ -235,18 +349,23 @@ func releaseAll(items []campaigns.Item) []campaigns.Outcome {
 	return out
 }
 
-// record writes ledger outcomes even when the task's context is being
-// cancelled (shutdown, lease loss): a send that happened must be recorded.
-func (s *batchSender) record(ctx context.Context, b *campaigns.Batch, mode campaigns.Mode, outs []campaigns.Outcome) {
+// record writes the attempt's ledger outcomes even when the task's context
+// is being cancelled (shutdown, lease loss): a send that happened must be
+// recorded. An error fails the task, whose re-run reconciles.
+func (s *batchSender) record(ctx context.Context, a *attempt, outs []campaigns.Outcome) error {
 	if len(outs) == 0 {
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := s.deps.Store.Record(rctx, b.Campaign, mode, outs); err != nil {
-		// The claims stay: a later run finds them stale and reconciles.
-		zerolog.Ctx(ctx).Error().Err(err).Int("outcomes", len(outs)).Msg("record outcomes")
+	n, err := s.deps.Store.Record(rctx, a.b.Campaign, campaigns.ModeSend, a.token, outs)
+	if err != nil {
+		return fmt.Errorf("record %d outcomes: %w", len(outs), err)
 	}
+	if n < len(outs) {
+		zerolog.Ctx(ctx).Warn().Int("outcomes", len(outs)).Int("applied", n).Msg("some claims were taken over by another attempt; its outcome stands")
+	}
+	return nil
 }
 
 func (s *batchSender) limitFor(b *campaigns.Batch) ratelimit.Limit {
@@ -271,7 +390,7 @@ func (s *batchSender) limitFor(b *campaigns.Batch) ratelimit.Limit {
 func (s *batchSender) enqueueChild(ctx context.Context, child *campaigns.Batch, delay time.Duration) error {
 	task := asynq.NewTask(child.Channel.TaskType(), campaigns.Encode(child),
 		asynq.TaskID(child.TaskID()), asynq.Queue(child.Channel.Queue()),
-		asynq.MaxRetry(s.opts.MaxAttempts), asynq.Timeout(s.opts.TaskTimeout), asynq.ProcessIn(delay))
+		asynq.MaxRetry(campaigns.TaskMaxRetry), asynq.Timeout(s.opts.TaskTimeout), asynq.ProcessIn(delay))
 	_, err := s.deps.Enqueuer.EnqueueContext(context.WithoutCancel(ctx), task)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue follow-up %s: %w", child.TaskID(), err)
@@ -279,16 +398,22 @@ func (s *batchSender) enqueueChild(ctx context.Context, child *campaigns.Batch, 
 	return nil
 }
 
-func (s *batchSender) scheduleDLR(ctx context.Context, b *campaigns.Batch, items []campaigns.DLRItem) error {
-	p := &campaigns.DLRPoll{Campaign: b.Campaign, Key: b.Key(), Since: time.Now().Unix(), Items: items}
+// scheduleDLR starts polling delivery reports of accepted rows. The poll's
+// id names the attempt and hashes its rows, so two polls of one attempt
+// (rows settled by reconciliation, rows sent) never share an id.
+func (s *batchSender) scheduleDLR(ctx context.Context, a *attempt, items []campaigns.DLRItem) error {
+	h := fnv.New32a()
+	for _, it := range items {
+		fmt.Fprintf(h, "%d,", it.Row)
+	}
+	key := fmt.Sprintf("%s-%s-%08x", a.b.Key(), a.token, h.Sum32())
+	p := &campaigns.DLRPoll{Campaign: a.b.Campaign, Key: key, Since: time.Now().Unix(), Items: items}
 	return enqueueDLR(ctx, s.deps.Enqueuer, p, s.opts.DLRInterval, s.opts)
 }
 
 // outcomeOf turns a provider error into an outcome.
 func outcomeOf(err error) outcome {
-	a := Decide(err)
-	o := outcome{action: a, err: err, reason: reasonOf(err), retryAfter: oneroute.RetryAfter(err)}
-	return o
+	return outcome{action: Decide(err), err: err, reason: reasonOf(err), retryAfter: oneroute.RetryAfter(err)}
 }
 
 // reasonOf is a short reason for the ledger: the API message, not the URL.
@@ -300,9 +425,13 @@ func reasonOf(err error) string {
 	return err.Error()
 }
 
-// fromResults maps a batch call's per-message results to outcomes.
+// fromResults maps a batch call's per-message results to outcomes. A result
+// list of the wrong length is ambiguous: something was accepted, but what?
 func fromResults(res []oneroute.Result, err error, n int) []outcome {
 	out := make([]outcome, n)
+	if err == nil && len(res) != n {
+		err = &oneroute.TransportError{Op: "send", Written: true, Err: fmt.Errorf("got %d results for %d messages", len(res), n)}
+	}
 	if err != nil {
 		o := outcomeOf(err)
 		for i := range out {
@@ -320,30 +449,85 @@ func fromResults(res []oneroute.Result, err error, n int) []outcome {
 	return out
 }
 
-// perMessage sends each item in its own call, concurrently up to limit.
-func perMessage(ctx context.Context, items []campaigns.Item, limit int, send func(context.Context, campaigns.Item) ([]oneroute.Result, error)) []outcome {
+// batchCall stamps items and sends those this attempt still owns in one
+// provider call.
+func (a *attempt) batchCall(ctx context.Context, items []campaigns.Item, send func(context.Context, []campaigns.Item) []outcome) []outcome {
 	out := make([]outcome, len(items))
-	sem := make(chan struct{}, limit)
+	owned, err := a.stamp(ctx, items)
+	if err != nil {
+		for i := range out {
+			out[i] = outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}
+		}
+		return out
+	}
+	var mine []campaigns.Item
+	var idx []int
+	for i, ok := range owned {
+		if !ok {
+			out[i] = outcome{notOwned: true}
+			continue
+		}
+		mine = append(mine, items[i])
+		idx = append(idx, i)
+	}
+	if len(mine) == 0 {
+		return out
+	}
+	for j, o := range send(ctx, mine) {
+		out[idx[j]] = o
+	}
+	return out
+}
+
+// eachCall sends each item in its own call, concurrently up to the
+// configured limit, stamping each just before its request.
+func (a *attempt) eachCall(ctx context.Context, items []campaigns.Item, send func(context.Context, campaigns.Item) ([]oneroute.Result, error)) []outcome {
+	out := make([]outcome, len(items))
+	sem := make(chan struct{}, a.s.opts.PerCallConcurrency)
 	var wg sync.WaitGroup
 	for i, it := range items {
+		stop := false
 		select {
 		case sem <- struct{}{}:
+			stop = ctx.Err() != nil || a.s.draining()
 		case <-ctx.Done():
-			// Not sent: release.
+			stop = true
+		case <-a.s.drain:
+			stop = true
+		}
+		if stop {
+			// Not sent: give back without counting a failure.
 			for j := i; j < len(items); j++ {
-				out[j] = outcome{action: RetryWithBackoff, err: ctx.Err(), reason: "stopped before sending"}
+				out[j] = outcome{released: true, reason: "worker stopping"}
 			}
-			wg.Wait()
-			return out
+			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := send(ctx, it)
-			out[i] = fromResults(res, err, 1)[0]
+			owned, err := a.stamp(ctx, []campaigns.Item{it})
+			switch {
+			case err != nil:
+				out[i] = outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}
+			case !owned[0]:
+				out[i] = outcome{notOwned: true}
+			case ctx.Err() != nil:
+				out[i] = outcome{released: true, reason: "worker stopping"}
+			default:
+				res, err := send(ctx, it)
+				out[i] = fromResults(res, err, 1)[0]
+			}
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+func (a *attempt) stamp(ctx context.Context, items []campaigns.Item) ([]bool, error) {
+	rows := make([]int, len(items))
+	for i, it := range items {
+		rows[i] = it.Row
+	}
+	return a.s.deps.Store.Stamp(context.WithoutCancel(ctx), a.b.Campaign, a.token, rows)
 }

@@ -84,7 +84,7 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if len(outs) > 0 {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, err := h.deps.Store.Record(rctx, p.Campaign, campaigns.ModeDLR, outs); err != nil {
+		if _, err := h.deps.Store.Record(rctx, p.Campaign, campaigns.ModeDLR, "", outs); err != nil {
 			return fmt.Errorf("record delivery reports: %w", err)
 		}
 	}
@@ -103,7 +103,7 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 func enqueueDLR(ctx context.Context, enq Enqueuer, p *campaigns.DLRPoll, delay time.Duration, o Options) error {
 	task := asynq.NewTask(campaigns.TypeDLRPoll, campaigns.Encode(p), asynq.TaskID(p.TaskID()),
-		asynq.Queue(campaigns.QueueDLR), asynq.MaxRetry(o.MaxAttempts), asynq.Timeout(o.TaskTimeout), asynq.ProcessIn(delay))
+		asynq.Queue(campaigns.QueueDLR), asynq.MaxRetry(campaigns.TaskMaxRetry), asynq.Timeout(o.TaskTimeout), asynq.ProcessIn(delay))
 	_, err := enq.EnqueueContext(context.WithoutCancel(ctx), task)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue %s: %w", p.TaskID(), err)

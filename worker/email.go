@@ -22,17 +22,16 @@ func (h *EmailHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return h.b.process(ctx, &b, h.send)
 }
 
-func (h *EmailHandler) send(ctx context.Context, b *campaigns.Batch, items []campaigns.Item) []outcome {
+func (h *EmailHandler) send(ctx context.Context, a *attempt, items []campaigns.Item) []outcome {
+	b := a.b
 	p := h.b.deps.Provider
 	if b.Shared != nil {
-		to := make([]string, len(items))
-		for i, it := range items {
-			to[i] = it.To
-		}
-		res, err := p.SendEmail(ctx, b.ChannelID, oneroute.EmailRequest{Subject: b.Shared.Subject, Message: b.Shared.Text, Recipients: to})
-		return fromResults(res, err, len(items))
+		return a.batchCall(ctx, items, func(ctx context.Context, items []campaigns.Item) []outcome {
+			res, err := p.SendEmail(ctx, b.ChannelID, oneroute.EmailRequest{Subject: b.Shared.Subject, Message: b.Shared.Text, Recipients: addresses(items)})
+			return fromResults(res, err, len(items))
+		})
 	}
-	return perMessage(ctx, items, h.b.opts.PerCallConcurrency, func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error) {
+	return a.eachCall(ctx, items, func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error) {
 		c := b.ContentOf(it)
 		return p.SendEmail(ctx, b.ChannelID, oneroute.EmailRequest{Subject: c.Subject, Message: c.Text, Recipients: []string{it.To}})
 	})

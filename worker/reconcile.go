@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -11,34 +12,47 @@ import (
 	"github.com/fanoutdev/fanout/oneroute"
 )
 
-// staleItem is a recipient an earlier attempt claimed and never settled.
+// staleItem is a recipient whose request started in an attempt that
+// vanished; since is when the first request for it started.
 type staleItem struct {
 	item  campaigns.Item
 	since time.Time
 }
 
-// clockSkew widens lookups so a message created just before the claim time
-// on another clock is still found.
+// clockSkew widens lookups so a message created just before the request on
+// another clock is still found.
 const clockSkew = time.Minute
 
 // maxLookupPages bounds one reconciliation's scan of a channel's messages.
 const maxLookupPages = 100
 
-// reconcile settles recipients whose earlier attempt vanished between claim
-// and record (crash, lease expiry, ambiguous answer). Found at OneRoute means
-// accepted; provably absent means safe to send; anything else is unknown and
-// is resent only when the campaign opts into at-least-once delivery.
-//
-// A lookup that fails (5xx, throttled, timeout) keeps the claim and returns
-// the item in later, to be looked up again, until the batch's attempts run out.
-func (s *batchSender) reconcile(ctx context.Context, b *campaigns.Batch, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome, later []campaigns.Item) {
+// verdict is what a lookup proved about one recipient.
+type verdict int
+
+const (
+	// inconclusive: the lookup cannot tell (no lookup for the channel,
+	// the list lacks times or texts, too many pages, a permanent error).
+	inconclusive verdict = iota
+	// found: OneRoute has the message; id is its provider id.
+	found
+	// absent: the scan provably saw every message since the request and
+	// this one is not among them: safe to send.
+	absent
+	// retryLookup: the lookup failed temporarily; try again later.
+	retryLookup
+)
+
+// reconcile settles recipients whose request started in an attempt that
+// vanished (crash, lease expiry, lost answer). Found at OneRoute means
+// accepted; provably absent means safe to send; a lookup that failed
+// temporarily is tried again later, within the batch's attempts; anything
+// else is unknown, and is resent only when the campaign opts into
+// at-least-once delivery.
+func (s *batchSender) reconcile(ctx context.Context, a *attempt, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome, later []campaigns.Item) {
+	b := a.b
 	log := zerolog.Ctx(ctx)
-	type verdict struct {
-		id       string
-		complete bool
-		err      error
-	}
 	verdicts := make([]verdict, len(stale))
+	ids := make([]string, len(stale))
 	if b.Channel == campaigns.ChannelSMS {
 		sem := make(chan struct{}, s.opts.PerCallConcurrency)
 		var wg sync.WaitGroup
@@ -48,58 +62,78 @@ func (s *batchSender) reconcile(ctx context.Context, b *campaigns.Batch, stale [
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				id, complete, err := lookupSMS(ctx, s.deps.Provider, b.ChannelID, st.item.To, st.since.Add(-clockSkew))
-				verdicts[i] = verdict{id, complete, err}
+				ids[i], verdicts[i] = lookupSMS(ctx, s.deps.Provider, b.ChannelID, st.item.To, b.ContentOf(st.item).Text, st.since.Add(-clockSkew))
 			}()
 		}
 		wg.Wait()
 	}
-	found, failed := 0, 0
+	counts := map[verdict]int{}
 	for i, st := range stale {
 		it, v := st.item, verdicts[i]
+		if v == retryLookup && b.Failures+1 >= s.opts.MaxAttempts {
+			v = inconclusive
+		}
+		counts[v]++
 		switch {
-		case v.id != "":
-			found++
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: v.id})
-		case v.complete && v.err == nil, b.AtLeastOnce:
+		case v == found:
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: ids[i]})
+		case v == absent, b.AtLeastOnce && v != retryLookup:
 			resend = append(resend, it)
-		case v.err != nil && b.Failures+1 < s.opts.MaxAttempts:
-			failed++
+		case v == retryLookup:
 			later = append(later, it)
 		default:
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerUnknown, Value: "outcome unknown and no lookup could settle it"})
 		}
 	}
-	log.Info().Int("stale", len(stale)).Int("found", found).Int("resend", len(resend)).Int("lookup_errors", failed).Msg("reconciled stale claims")
+	log.Info().Int("stale", len(stale)).Int("found", counts[found]).Int("absent", counts[absent]).
+		Int("lookup_failed", counts[retryLookup]).Int("inconclusive", counts[inconclusive]).Msg("reconciled interrupted sends")
 	return resend, outs, later
 }
 
-// lookupSMS looks for an SMS to one number created at or after since. It
-// returns its id when found; complete reports whether the scan provably saw
-// every such message (it reached the end of the list, or, for a
-// newest-first list, a message older than since).
-func lookupSMS(ctx context.Context, r DLRReader, channelID, to string, since time.Time) (id string, complete bool, err error) {
+// lookupSMS looks for the SMS with this text to one number, created at or
+// after since. A message to the number with another text (another campaign,
+// an OTP) is not ours. The scan is conclusive only if it provably saw every
+// message since then: it reached the end of the list, or, for a list sorted
+// newest first, a message older than since; every candidate must carry its
+// creation time and text.
+func lookupSMS(ctx context.Context, r DLRReader, channelID, to, text string, since time.Time) (string, verdict) {
 	const size = 100
+	want := oneroute.Phone(to)
 	for page := 1; page <= maxLookupPages; page++ {
-		msgs, raw, _, err := r.FetchSMSMessagesTo(ctx, channelID, to, oneroute.Page{Size: size, Number: page})
+		msgs, _, err := r.FetchSMSMessagesTo(ctx, channelID, to, oneroute.Page{Size: size, Number: page})
 		if err != nil {
-			return "", false, err
+			switch oneroute.Classify(err) {
+			case oneroute.Temporary, oneroute.Throttled, oneroute.Ambiguous:
+				return "", retryLookup
+			}
+			if errors.Is(err, context.Canceled) {
+				return "", retryLookup
+			}
+			return "", inconclusive
 		}
 		newestFirst := len(msgs) > 1 && !msgs[0].CreatedAt.Before(msgs[len(msgs)-1].CreatedAt)
 		older := false
 		for _, m := range msgs {
 			if m.CreatedAt.IsZero() {
-				continue
+				return "", inconclusive
 			}
 			if m.CreatedAt.Before(since) {
 				older = true
 				continue
 			}
-			return m.ID, true, nil
+			if oneroute.Phone(m.To) != want {
+				continue
+			}
+			if m.Message == "" {
+				return "", inconclusive // cannot tell ours from another message
+			}
+			if m.Message == text {
+				return m.ID, found
+			}
 		}
-		if raw < size || (newestFirst && older) {
-			return "", true, nil
+		if len(msgs) < size || (newestFirst && older) {
+			return "", absent
 		}
 	}
-	return "", false, nil
+	return "", inconclusive
 }

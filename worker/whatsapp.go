@@ -23,17 +23,20 @@ func (h *WhatsAppHandler) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	return h.b.process(ctx, &b, h.send)
 }
 
-func (h *WhatsAppHandler) send(ctx context.Context, b *campaigns.Batch, items []campaigns.Item) []outcome {
-	req := oneroute.TemplateRequest{From: b.From, Messages: make([]oneroute.TemplateMessage, len(items))}
-	for i, it := range items {
-		req.Messages[i] = oneroute.TemplateMessage{
-			To:       it.To,
-			Save:     true,
-			Template: oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(b.ContentOf(it).Params)},
+func (h *WhatsAppHandler) send(ctx context.Context, a *attempt, items []campaigns.Item) []outcome {
+	b := a.b
+	return a.batchCall(ctx, items, func(ctx context.Context, items []campaigns.Item) []outcome {
+		req := oneroute.TemplateRequest{From: b.From, Messages: make([]oneroute.TemplateMessage, len(items))}
+		for i, it := range items {
+			req.Messages[i] = oneroute.TemplateMessage{
+				To:       it.To,
+				Save:     true,
+				Template: oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(b.ContentOf(it).Params)},
+			}
 		}
-	}
-	res, err := h.b.deps.Provider.SendTemplate(ctx, req)
-	return fromResults(res, err, len(items))
+		res, err := h.b.deps.Provider.SendTemplate(ctx, req)
+		return fromResults(res, err, len(items))
+	})
 }
 
 // skip marks a task that can never succeed (a payload that does not decode).

@@ -41,7 +41,7 @@ type EmailSender interface {
 // number (for reconciliation).
 type DLRReader interface {
 	GetSMSDLR(ctx context.Context, messageID string) (oneroute.DLR, error)
-	FetchSMSMessagesTo(ctx context.Context, channelID, to string, p oneroute.Page) ([]oneroute.SMSMessage, int, *oneroute.Meta, error)
+	FetchSMSMessagesTo(ctx context.Context, channelID, to string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error)
 }
 
 // Provider is everything the handlers need from OneRoute.
@@ -155,8 +155,13 @@ func (o Options) staleAfter() time.Duration { return o.RequestTimeout + 5*time.S
 
 // NewMux registers every handler.
 func NewMux(d Deps, o Options) *asynq.ServeMux {
-	o = o.withDefaults()
-	b := &batchSender{deps: d, opts: o}
+	return newMux(d, o.withDefaults(), nil)
+}
+
+// newMux registers every handler; closing drain tells them the worker is
+// stopping.
+func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
+	b := &batchSender{deps: d, opts: o, drain: drain}
 	mux := asynq.NewServeMux()
 	mux.Use(LogMiddleware(d.Logger))
 	mux.Handle(campaigns.TypeSMSSend, &SMSHandler{b})

@@ -89,18 +89,12 @@ func (f *fakeProvider) GetSMSDLR(ctx context.Context, id string) (oneroute.DLR, 
 	return f.dlr(id)
 }
 
-func (f *fakeProvider) FetchSMSMessagesTo(ctx context.Context, ch, to string, p oneroute.Page) ([]oneroute.SMSMessage, int, *oneroute.Meta, error) {
+func (f *fakeProvider) FetchSMSMessagesTo(ctx context.Context, ch, to string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error) {
 	if f.list == nil {
-		return nil, 0, nil, errors.New("no list")
+		return nil, nil, &oneroute.APIError{Status: 503, Message: "no list"}
 	}
 	msgs, err := f.list()
-	var out []oneroute.SMSMessage
-	for _, m := range msgs {
-		if oneroute.Phone(m.To) == oneroute.Phone(to) {
-			out = append(out, m)
-		}
-	}
-	return out, len(msgs), nil, err
+	return msgs, nil, err
 }
 
 // fakeEnqueuer keeps follow-up tasks instead of enqueuing them.
@@ -307,9 +301,18 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 	if p.Sent != 3 || p.Failed != 1 || p.Pending != 0 {
 		t.Fatalf("sent %d failed %d pending %d, want 3 1 0", p.Sent, p.Failed, p.Pending)
 	}
-	// Accepted SMS are followed to their delivery reports.
-	if polls := b.enq.take(campaigns.TypeDLRPoll); len(polls) != 2 {
-		t.Fatalf("dlr polls scheduled: %d, want 2 (one per send round)", len(polls))
+	// Every accepted SMS is followed to its delivery report (re-runs poll
+	// again: polls are idempotent).
+	polled := map[int]bool{}
+	for _, task := range b.enq.take(campaigns.TypeDLRPoll) {
+		var p campaigns.DLRPoll
+		campaigns.Decode(task.Payload(), &p)
+		for _, it := range p.Items {
+			polled[it.Row] = true
+		}
+	}
+	if diff := cmp.Diff(map[int]bool{1: true, 2: true, 4: true}, polled); diff != "" {
+		t.Fatalf("rows polled (-want +got):\n%s", diff)
 	}
 }
 
@@ -354,7 +357,9 @@ func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if to[0] == "+2348030000001" {
-			accepted = append(accepted, oneroute.SMSMessage{ID: "found-1", To: "2348030000001", CreatedAt: time.Now()})
+			accepted = append(accepted, oneroute.SMSMessage{ID: "found-1", To: "2348030000001", Message: "hi +2348030000001", CreatedAt: time.Now()},
+				// Another campaign's message to the same number is not ours.
+				oneroute.SMSMessage{ID: "other", To: "2348030000002", Message: "another text", CreatedAt: time.Now()})
 		}
 		return nil, errTimeoutAfterWrite
 	}
@@ -485,7 +490,7 @@ func TestCancelledCampaignSkips(t *testing.T) {
 	b := setup(t)
 	s := spec("cancel", campaigns.ChannelSMS)
 	batch := b.campaign(t, s, "+2348030000001", "+2348030000002")
-	b.store.SetState(b.ctx, s.ID, campaigns.StateCancelled, "operator")
+	b.store.Cancel(b.ctx, s.ID, "operator")
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -577,5 +582,155 @@ func TestExpiredCampaignSendsNothing(t *testing.T) {
 	e, _ := b.store.Ledger(b.ctx, s.ID, []int{1})
 	if e[0].State != campaigns.LedgerSkipped || e[0].Value != "expired" {
 		t.Fatalf("ledger %c%s", e[0].State, e[0].Value)
+	}
+}
+
+// gateLimiter holds the first Allow until release is closed.
+type gateLimiter struct {
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gateLimiter) Allow(ctx context.Context, key string, l ratelimit.Limit, n int) (ratelimit.Result, error) {
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.release
+	}
+	return ratelimit.Result{Allowed: n}, nil
+}
+
+func (g *gateLimiter) Block(context.Context, string, time.Duration) error { return nil }
+
+// An attempt that waits long (here in the rate limiter) before its request
+// loses its claim to a newer attempt, which sends; the first attempt's stamp
+// then fails and it sends nothing. One send, never two.
+func TestSlowAttemptLosesItsClaimAndDoesNotSend(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("slow", campaigns.ChannelWhatsAppTemplate)
+	batch := b.campaign(t, s, "+2348030000001")
+	gate := &gateLimiter{entered: make(chan struct{}), release: make(chan struct{})}
+	slow := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: gate}, opts: b.opts.withDefaults()}
+	slow.opts.RateLimit = ratelimit.Limit{PerSecond: 1}
+	done := make(chan error, 1)
+	go func() { done <- slow.process(b.ctx, batch, (&WhatsAppHandler{slow}).send) }()
+	<-gate.entered
+	// A second execution, with every claim already stale to it.
+	fast := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
+	fast.opts.RequestTimeout = -5 * time.Second
+	if err := fast.process(b.ctx, batch, (&WhatsAppHandler{fast}).send); err != nil {
+		t.Fatal(err)
+	}
+	close(gate.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := b.prov.times("+2348030000001"); n != 1 {
+		t.Fatalf("sent %d times, want 1", n)
+	}
+	if p := b.progress(t, s.ID); p.Sent != 1 || p.Pending != 0 {
+		t.Fatalf("sent %d pending %d", p.Sent, p.Pending)
+	}
+}
+
+// Lookups that keep failing count as attempts: after MaxAttempts the
+// recipient ends unknown instead of following up forever.
+func TestFailingLookupsEndInUnknown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("lookupfail", campaigns.ChannelSMS)
+	batch := b.campaign(t, s, "+2348030000001")
+	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) { return nil, errTimeoutAfterWrite }
+	bs := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
+	bs.opts.RequestTimeout = -5 * time.Second // every claim is stale at once
+	for i := 0; i < 10 && batch != nil; i++ {
+		if err := bs.process(b.ctx, batch, (&SMSHandler{bs}).send); err != nil {
+			t.Fatal(err)
+		}
+		batch = nil
+		if kids := b.children(t, campaigns.TypeSMSSend); len(kids) == 1 {
+			batch = kids[0]
+		}
+	}
+	if batch != nil {
+		t.Fatalf("still following up after 10 rounds: %+v", batch)
+	}
+	if p := b.progress(t, s.ID); p.Unknown != 1 || b.prov.times("+2348030000001") != 1 {
+		t.Fatalf("unknown %d sends %d, want 1 and 1", p.Unknown, b.prov.times("+2348030000001"))
+	}
+}
+
+// slowEmail accepts every email after a delay that ignores cancellation, as
+// a request already on the wire does.
+type slowEmail struct {
+	fakeProvider
+	delay time.Duration
+}
+
+func (f *slowEmail) SendEmail(ctx context.Context, ch string, r oneroute.EmailRequest) ([]oneroute.Result, error) {
+	time.Sleep(f.delay)
+	f.count(r.Recipients)
+	return ok(r.Recipients), nil
+}
+
+// Stopping a worker mid-batch records every send it made before Stop
+// returns, starts no new request, and leaves the rest pending for another
+// worker: the ledger matches what the provider accepted.
+func TestStopRecordsEverySend(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	store := campaigns.NewStore(rdb)
+	prov := &slowEmail{delay: 700 * time.Millisecond}
+	s := campaigns.Spec{ID: "stop", Channel: campaigns.ChannelEmail, ChannelID: "ch", Message: "m {{.x}}", Subject: "s", Recipients: "r.csv"}
+	if _, err := store.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	batch := &campaigns.Batch{Campaign: s.ID, Channel: s.Channel, ChannelID: "ch"}
+	var to []string
+	for i := 1; i <= 6; i++ {
+		addr := fmt.Sprintf("u%d@example.com", i)
+		to = append(to, addr)
+		batch.Items = append(batch.Items, campaigns.Item{Row: i, To: addr, Content: &campaigns.Content{Text: "m", Subject: "s"}})
+	}
+	store.AddBatch(context.Background(), s.ID, 0, 6, 6)
+	store.FinishDispatch(context.Background(), s.ID, campaigns.DispatchCounts{Rows: 6})
+	enq := asynq.NewClientFromRedisClient(rdb)
+	w := NewServer(rdb, Deps{Store: store, Provider: prov, Enqueuer: enq}, Options{
+		Concurrency: 1, PerCallConcurrency: 2, RequestTimeout: 2 * time.Second, ShutdownTimeout: time.Second, PollInterval: 50 * time.Millisecond})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enq.Enqueue(asynq.NewTask(campaigns.TypeEmailSend, campaigns.Encode(batch), asynq.Queue(campaigns.QueueEmail), asynq.TaskID("stop:b0"))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for prov.times("u1@example.com") == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.Stop()
+	rdb.Close() // as cmd/fanout does right after Stop
+	rdb2 := srv.Client(t)
+	entries, _ := campaigns.NewStore(rdb2).Ledger(context.Background(), s.ID, []int{1, 2, 3, 4, 5, 6})
+	sentN := 0
+	for _, addr := range to {
+		if prov.times(addr) > 0 {
+			sentN++
+		}
+	}
+	if sentN == 0 || sentN == 6 {
+		t.Fatalf("%d of 6 sent: the stop should come mid-batch and start no new request", sentN)
+	}
+	for i, e := range entries {
+		sent := prov.times(to[i]) > 0
+		switch {
+		case sent && e.State != campaigns.LedgerAccepted:
+			t.Errorf("%s was sent but its ledger entry is %q", to[i], e.State)
+		case !sent && e.State != 0:
+			t.Errorf("%s was not sent but its ledger entry is %q", to[i], e.State)
+		}
 	}
 }
