@@ -328,6 +328,17 @@ func (s *Spec) Validate() error {
 	if r := s.Rate; r != nil && (r.PerSecond < 0 || r.PerMinute < 0 || r.PerDay < 0 || r.Burst < 0) {
 		add("rate", "rate limits cannot be negative")
 	}
+	if r := s.Rate; r != nil {
+		batch := s.BatchSize
+		if batch == 0 {
+			batch = 50
+		}
+		for name, limit := range map[string]int{"per_minute": r.PerMinute, "per_day": r.PerDay} {
+			if limit > 0 && batch > limit {
+				add("rate", "rate.%s (%d) is smaller than a batch (%d recipients): set batch_size to %d or less", name, limit, batch, limit)
+			}
+		}
+	}
 	if _, err := s.Compile(); err != nil {
 		var se *SpecError
 		if errors.As(err, &se) {

@@ -59,6 +59,9 @@ func commands() []command {
 		{"dispatch", "expand a campaign's recipients into Redis and print the campaign id", cmdDispatch},
 		{"worker", "run a long-lived worker that sends queued campaigns", cmdWorker},
 		{"status", "show a campaign's progress counters", cmdStatus},
+		{"pause", "pause a campaign fleet-wide", controlCommand("pause")},
+		{"resume", "resume a paused campaign", controlCommand("resume")},
+		{"cancel", "cancel a campaign: what is not sent is skipped", controlCommand("cancel")},
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"version", "print the version", func(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintln(e.stdout, "fanout", version)

@@ -168,3 +168,56 @@ func TestDetachedDispatchCompletesInWorkers(t *testing.T) {
 		t.Fatalf("sandbox %+v", st)
 	}
 }
+
+// pause, resume and cancel change the state fleet-wide, follow the allowed
+// transitions, and refuse the others with exit code 2.
+func TestPauseResumeCancel(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := setup(t)
+	b.env["REDIS_URL"] = srv.URL()
+	b.env["ONEROUTE_API_KEY"] = "test_control"
+	if code := b.run(t, "dispatch", "--id", "ctl", "testdata/e2e/campaign.yaml"); code != 0 {
+		t.Fatalf("dispatch: %d %s", code, b.stderr.String())
+	}
+	state := func() string {
+		b.run(t, "status", "--json", "ctl")
+		var p campaigns.Progress
+		json.Unmarshal(b.stdout.Bytes(), &p)
+		return string(p.State) + "/" + p.Reason
+	}
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"pause", "--reason", "checking the copy", "ctl"}, 0, "paused/checking the copy"},
+		{[]string{"pause", "ctl"}, exitBadInput, "paused/checking the copy"},
+		{[]string{"resume", "ctl"}, 0, "running/"},
+		{[]string{"cancel", "ctl"}, 0, "cancelled/by an operator"},
+		{[]string{"resume", "ctl"}, exitBadInput, "cancelled/by an operator"},
+		{[]string{"cancel", "nope"}, exitBadInput, ""},
+	}
+	for _, st := range steps {
+		if code := b.run(t, st.args...); code != st.code {
+			t.Fatalf("%v: exit %d, want %d\n%s", st.args, code, st.code, b.stderr.String())
+		}
+		if st.want != "" {
+			if got := state(); got != st.want {
+				t.Fatalf("after %v: %s, want %s", st.args, got, st.want)
+			}
+		}
+	}
+}
+
+// A template OneRoute refuses pauses the campaign with the reason; run stops
+// and says how to resume, instead of waiting forever.
+func TestRefusedTemplatePausesTheCampaign(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code := b.run(t, "run", "--sandbox", "--timeout", "60s", "testdata/e2e/bad_template.yaml")
+	if code != exitError || !strings.Contains(b.stderr.String(), "paused") || !strings.Contains(b.stderr.String(), "fanout resume") ||
+		!strings.Contains(b.stderr.String(), "no_such_template") {
+		t.Fatalf("exit %d, stderr:\n%s", code, b.stderr.String())
+	}
+}

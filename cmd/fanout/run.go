@@ -212,6 +212,12 @@ func follow(ctx context.Context, w io.Writer, store *campaigns.Store, id string)
 		if p.Final() {
 			return p, nil
 		}
+		if p.State == campaigns.StatePaused {
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return p, fmt.Errorf("campaign %s paused: %s (fix the cause, then: fanout resume %s)", id, p.Reason, id)
+		}
 		select {
 		case <-ctx.Done():
 			if tty {

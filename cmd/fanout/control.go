@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/fanoutdev/fanout/campaigns"
+)
+
+// controlCommands are pause, resume and cancel: atomic state changes that
+// every worker obeys at its next task of the campaign.
+func controlCommand(action string) func(ctx context.Context, e *env, args []string) error {
+	about := map[string]string{
+		"pause": `
+Pauses a dispatching or running campaign fleet-wide: workers claim none of
+its recipients until 'fanout resume'. Sends already on the wire finish and are
+recorded. A paused campaign past its schedule.expires_at skips what is left.`,
+		"resume": `
+Resumes a paused campaign, whether an operator or a worker paused it (for
+example after OneRoute refused the API key: fix the key first).`,
+		"cancel": `
+Cancels a campaign for good: recipients not yet sent are skipped as their
+tasks come through; sends already on the wire finish and are recorded.
+Delivery reports of sent messages are still followed.`,
+	}[action]
+	return func(ctx context.Context, e *env, args []string) error {
+		fs := newFlags(e, action, "[flags] CAMPAIGN-ID", about)
+		cfgFile := configFlag(fs)
+		asJSON := fs.Bool("json", false, "print the campaign's status object afterwards")
+		reason := fs.String("reason", "by an operator", "why, shown by status")
+		pos, err := parse(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return &usageError{"want exactly one campaign id"}
+		}
+		cfg, err := loadConfig(e, *cfgFile)
+		if err != nil {
+			return err
+		}
+		rdb, err := openRedis(ctx, cfg.Redis, 0)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		store := campaigns.NewStore(rdb)
+		id := pos[0]
+		var st campaigns.State
+		switch action {
+		case "pause":
+			st, err = store.Pause(ctx, id, *reason)
+		case "resume":
+			st, err = store.Resume(ctx, id)
+		case "cancel":
+			st, err = store.Cancel(ctx, id, *reason)
+		}
+		switch {
+		case errors.Is(err, campaigns.ErrNotFound):
+			return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, rdb.Options().Addr)}
+		case errors.Is(err, campaigns.ErrTransition):
+			return &inputError{fmt.Errorf("cannot %s campaign %s: it is %s", action, id, st)}
+		case err != nil:
+			return err
+		}
+		if *asJSON {
+			p, err := store.Progress(ctx, id)
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(e.stdout).Encode(p)
+		}
+		fmt.Fprintf(e.stdout, "campaign %s is now %s\n", id, st)
+		return nil
+	}
+}
