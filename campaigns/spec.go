@@ -49,6 +49,27 @@ type Rate struct {
 	Burst     int `yaml:"burst" json:"burst,omitempty"`
 }
 
+// Over returns the limit a campaign sends under: each field of r (the
+// spec's rate, possibly nil) wins over the configured default def.
+func (r *Rate) Over(def Rate) Rate {
+	l := def
+	if r != nil {
+		if r.PerSecond > 0 {
+			l.PerSecond = r.PerSecond
+		}
+		if r.PerMinute > 0 {
+			l.PerMinute = r.PerMinute
+		}
+		if r.PerDay > 0 {
+			l.PerDay = r.PerDay
+		}
+		if r.Burst > 0 {
+			l.Burst = r.Burst
+		}
+	}
+	return l
+}
+
 // Template is a WhatsApp template reference: its approved name and the body
 // parameters, each a Go text/template over the recipient's fields.
 type Template struct {

@@ -24,22 +24,7 @@ type Estimate struct {
 // EffectiveRate is the limit a campaign sends under: each field of the
 // spec's rate wins over the configured default, as in the worker.
 func EffectiveRate(def campaigns.Rate, spec *campaigns.Rate) campaigns.Rate {
-	l := def
-	if spec != nil {
-		if spec.PerSecond > 0 {
-			l.PerSecond = spec.PerSecond
-		}
-		if spec.PerMinute > 0 {
-			l.PerMinute = spec.PerMinute
-		}
-		if spec.PerDay > 0 {
-			l.PerDay = spec.PerDay
-		}
-		if spec.Burst > 0 {
-			l.Burst = spec.Burst
-		}
-	}
-	return l
+	return spec.Over(def)
 }
 
 // EstimateSend estimates the time to send n messages under l. Each level is

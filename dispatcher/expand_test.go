@@ -44,8 +44,9 @@ func TestDetachedExpansion(t *testing.T) {
 	if err := Detach(ctx, b.store, b.client, spec, o); err != nil {
 		t.Fatalf("second Detach: %v", err)
 	}
-	// Slices of about 40ms: several continuations.
-	h := NewExpandHandler(b.store, b.client, Options{MaxRun: 40 * time.Millisecond, CheckpointEvery: 8})
+	// Slices of a millisecond: several continuations however fast the
+	// machine (a slice always makes a checkpoint's worth of progress).
+	h := NewExpandHandler(b.store, b.client, Options{MaxRun: time.Millisecond, CheckpointEvery: 8})
 	runs := 0
 	for ; runs < 1000; runs++ {
 		tasks, err := b.insp.ListPendingTasks(spec.Channel.Queue(), asynq.PageSize(10000))

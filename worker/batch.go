@@ -369,22 +369,9 @@ func (s *batchSender) record(ctx context.Context, a *attempt, outs []campaigns.O
 }
 
 func (s *batchSender) limitFor(b *campaigns.Batch) ratelimit.Limit {
-	l := s.opts.RateLimit
-	if r := b.Rate; r != nil {
-		if r.PerSecond > 0 {
-			l.PerSecond = r.PerSecond
-		}
-		if r.PerMinute > 0 {
-			l.PerMinute = r.PerMinute
-		}
-		if r.PerDay > 0 {
-			l.PerDay = r.PerDay
-		}
-		if r.Burst > 0 {
-			l.Burst = r.Burst
-		}
-	}
-	return l
+	d := s.opts.RateLimit
+	r := b.Rate.Over(campaigns.Rate{PerSecond: d.PerSecond, PerMinute: d.PerMinute, PerDay: d.PerDay, Burst: d.Burst})
+	return ratelimit.Limit{PerSecond: r.PerSecond, PerMinute: r.PerMinute, PerDay: r.PerDay, Burst: r.Burst}
 }
 
 func (s *batchSender) enqueueChild(ctx context.Context, child *campaigns.Batch, delay time.Duration) error {

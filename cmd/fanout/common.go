@@ -117,3 +117,28 @@ func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// campaignStore parses a command that takes one campaign id, and opens the
+// store at REDIS_URL. Call the returned close when done.
+func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *string, args []string) (id string, store *campaigns.Store, notFound func() error, closeFn func(), err error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	if len(pos) != 1 {
+		return "", nil, nil, nil, &usageError{"want exactly one campaign id"}
+	}
+	cfg, err := loadConfig(e, *cfgFile)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	id = pos[0]
+	notFound = func() error {
+		return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, rdb.Options().Addr)}
+	}
+	return id, campaigns.NewStore(rdb), notFound, func() { rdb.Close() }, nil
+}

@@ -30,24 +30,11 @@ Delivery reports of sent messages are still followed.`,
 		cfgFile := configFlag(fs)
 		asJSON := fs.Bool("json", false, "print the campaign's status object afterwards")
 		reason := fs.String("reason", "by an operator", "why, shown by status")
-		pos, err := parse(fs, args)
+		id, store, notFound, closeStore, err := campaignStore(ctx, e, fs, cfgFile, args)
 		if err != nil {
 			return err
 		}
-		if len(pos) != 1 {
-			return &usageError{"want exactly one campaign id"}
-		}
-		cfg, err := loadConfig(e, *cfgFile)
-		if err != nil {
-			return err
-		}
-		rdb, err := openRedis(ctx, cfg.Redis, 0)
-		if err != nil {
-			return err
-		}
-		defer rdb.Close()
-		store := campaigns.NewStore(rdb)
-		id := pos[0]
+		defer closeStore()
 		var st campaigns.State
 		switch action {
 		case "pause":
@@ -59,7 +46,7 @@ Delivery reports of sent messages are still followed.`,
 		}
 		switch {
 		case errors.Is(err, campaigns.ErrNotFound):
-			return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, rdb.Options().Addr)}
+			return notFound()
 		case errors.Is(err, campaigns.ErrTransition):
 			return &inputError{fmt.Errorf("cannot %s campaign %s: it is %s", action, id, st)}
 		case err != nil:

@@ -26,27 +26,15 @@ With --json, prints one object for scripts; its field names never change.`)
 	cfgFile := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	watch := fs.Bool("watch", false, "refresh every second until the campaign is final")
-	pos, err := parse(fs, args)
+	id, store, notFound, closeStore, err := campaignStore(ctx, e, fs, cfgFile, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return &usageError{"want exactly one campaign id"}
-	}
-	cfg, err := loadConfig(e, *cfgFile)
-	if err != nil {
-		return err
-	}
-	rdb, err := openRedis(ctx, cfg.Redis, 0)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	store := campaigns.NewStore(rdb)
+	defer closeStore()
 	for {
-		p, err := store.Progress(ctx, pos[0])
+		p, err := store.Progress(ctx, id)
 		if errors.Is(err, campaigns.ErrNotFound) {
-			return &inputError{fmt.Errorf("no campaign %q in Redis at %s", pos[0], rdb.Options().Addr)}
+			return notFound()
 		}
 		if err != nil {
 			return err
