@@ -32,6 +32,61 @@ type Row struct {
 	Err error
 }
 
+// StopError is a row error after which a source cannot read on (an
+// unclosed quote, broken JSON): everything after it would be lost, so the
+// whole file is refused rather than dispatched in part.
+type StopError struct {
+	Msg string
+}
+
+func (e *StopError) Error() string { return e.Msg + "; the rest of the file cannot be read" }
+
+// Prescan reads a whole recipient source without normalising anything, and
+// refuses it before anything is enqueued when it cannot be read to the end
+// (a *StopError, named by line), when it holds no record at all, or when its
+// first record lacks a field in need (JSON and NDJSON have no header to
+// check up front). file names the source in errors.
+func Prescan(src Source, file string, need []string) (rows int, err error) {
+	first := true
+	for {
+		row, rerr := src.Next()
+		if row.N > 0 {
+			rows++
+			var se *StopError
+			if errors.As(row.Err, &se) {
+				return rows, &SpecError{File: file, Line: row.Line, Msg: se.Error() + "; fix it and dispatch again (nothing was enqueued)"}
+			}
+			if first && row.Err == nil && src.Columns() == nil {
+				first = false
+				for _, f := range need {
+					if _, ok := row.Fields[f]; !ok {
+						return rows, &SpecError{File: file, Line: row.Line, Msg: fmt.Sprintf("the first recipient has no field %q, which the spec uses (its fields: %s); fix the spelling in the file or the spec", f, strings.Join(sortedKeys(row.Fields), ", "))}
+					}
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rows, fmt.Errorf("%s: %w", file, rerr)
+		}
+	}
+	if rows == 0 {
+		return 0, &SpecError{File: file, Msg: "the file holds no recipient (only a header, or nothing); nothing to send"}
+	}
+	return rows, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // Source streams recipient records. Next returns io.EOF after the last one.
 type Source interface {
 	// Columns lists the header's columns, or nil when records may have any
@@ -263,13 +318,18 @@ func (s *csvSource) Next() (Row, error) {
 				s.n++
 				// The record starts after the last one read (the line is
 				// approximate when that one spanned lines).
-				return Row{N: s.n, Line: s.prevLine + 1, Err: fmt.Errorf("record longer than %d bytes (an unclosed quote?); reading stopped here", s.opts.MaxLine)}, io.EOF
+				return Row{N: s.n, Line: s.prevLine + 1, Err: &StopError{Msg: fmt.Sprintf("a record runs over %d bytes: a quote opens near here and never closes", s.opts.MaxLine)}}, io.EOF
 			}
 			if errors.As(err, &pe) {
 				s.n++
 				line = pe.StartLine
-				// encoding/csv cannot resynchronise after a bare quote error
-				// reliably, but it does continue with the next record.
+				if errors.Is(pe.Err, csv.ErrQuote) && pe.Line > pe.StartLine {
+					// A quote opened on one line swallowed the lines after it:
+					// those recipients would be lost without a trace.
+					return Row{N: s.n, Line: line, Err: &StopError{Msg: fmt.Sprintf("a quote opens on line %d and is not closed properly before line %d, swallowing the lines between", pe.StartLine, pe.Line)}}, nil
+				}
+				// A bad quote within one line: encoding/csv goes on with the
+				// next record.
 				return Row{N: s.n, Line: line, Err: fmt.Errorf("malformed CSV: %v", pe.Err)}, nil
 			}
 			return Row{}, err
@@ -349,9 +409,9 @@ func (s *jsonSource) Next() (Row, error) {
 	if err := s.dec.Decode(&raw); err != nil {
 		s.done = true
 		if s.cap.tripped {
-			return Row{N: s.n, Line: s.n, Err: fmt.Errorf("element longer than %d bytes; reading stopped here", s.opts.MaxLine)}, nil
+			return Row{N: s.n, Line: s.n, Err: &StopError{Msg: fmt.Sprintf("element %d is longer than %d bytes", s.n, s.opts.MaxLine)}}, nil
 		}
-		return Row{N: s.n, Line: s.n, Err: fmt.Errorf("invalid JSON in element %d: %v; reading stopped here", s.n, err)}, nil
+		return Row{N: s.n, Line: s.n, Err: &StopError{Msg: fmt.Sprintf("invalid JSON in element %d: %v", s.n, err)}}, nil
 	}
 	s.cap.done(s.dec.InputOffset())
 	fields, err := flatObject(raw, s.opts.MaxField)

@@ -107,7 +107,7 @@ func TestCSVSourceOptions(t *testing.T) {
 		{"field over the cap", "phone,name\n0803," + strings.Repeat("x", 100) + "\n0804,B\n", SourceOptions{MaxField: 50},
 			[]gotRow{{1, 2, "0803", "over the 50-byte cap"}, {2, 3, "0804", ""}}},
 		{"unclosed quote in a big file stops at the cap", "phone,name\n0803,\"open\n" + strings.Repeat("0804,line\n", 20000),
-			SourceOptions{MaxLine: 1000}, []gotRow{{1, 2, "", "longer than 1000 bytes"}}},
+			SourceOptions{MaxLine: 1000}, []gotRow{{1, 2, "", "runs over 1000 bytes"}}},
 		{"no newline at the end", "phone,name\n0803,A", SourceOptions{}, []gotRow{{1, 2, "0803", ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

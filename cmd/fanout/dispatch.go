@@ -287,7 +287,41 @@ func checkSource(spec campaigns.Spec, path string, r io.Reader, so campaigns.Sou
 		src.Close()
 		return nil, &inputError{err}
 	}
+	if path != "-" {
+		if err := prescan(spec, path, so, src.Columns()); err != nil {
+			src.Close()
+			return nil, err
+		}
+	}
 	return src, nil
+}
+
+// prescan reads the whole file once, fast (no normalisation), so a file
+// that cannot be read to the end (an unclosed quote, broken JSON), that is
+// empty, or whose first JSON record lacks a field the spec uses is refused
+// before anything is enqueued, rather than sent in part.
+func prescan(spec campaigns.Spec, path string, so campaigns.SourceOptions, columns []string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return &inputError{spec.Errorf("recipients", "%s: %v", path, err)}
+	}
+	defer f.Close()
+	src, err := campaigns.NewSource(f, so)
+	if err != nil {
+		return &inputError{spec.Errorf("recipients", "%s: %v", path, err)}
+	}
+	r, err := spec.Compile()
+	if err != nil {
+		return &inputError{err}
+	}
+	need := append([]string(nil), r.Fields()...)
+	if addr, err := spec.AddressField(columns); err == nil {
+		need = append(need, addr)
+	}
+	if _, err := campaigns.Prescan(src, path, need); err != nil {
+		return &inputError{err}
+	}
+	return nil
 }
 
 // openChecked opens the spec's recipients and checks the spec against the
@@ -303,6 +337,22 @@ func openChecked(spec campaigns.Spec) (campaigns.Source, error) {
 		return nil, err
 	}
 	return closeBoth{src, in}, nil
+}
+
+// stopWatch remembers a row after which the source could not read on.
+type stopWatch struct {
+	campaigns.Source
+	stop *campaigns.StopError
+	line int
+}
+
+func (w *stopWatch) Next() (campaigns.Row, error) {
+	row, err := w.Source.Next()
+	var se *campaigns.StopError
+	if w.stop == nil && errors.As(row.Err, &se) {
+		w.stop, w.line = se, row.Line
+	}
+	return row, err
 }
 
 // closeBoth closes a source and the file under it.
@@ -328,7 +378,17 @@ func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, s
 		store = campaigns.NewStore(rdb)
 		enq = asynq.NewClientFromRedisClient(rdb)
 	}
-	res, err := dispatcher.Dispatch(ctx, store, enq, spec, src, opts)
+	w := &stopWatch{Source: src}
+	res, err := dispatcher.Dispatch(ctx, store, enq, spec, w, opts)
+	if err == nil && w.stop != nil {
+		// Standard input cannot be read twice, so it was not prescanned: the
+		// part before the break is enqueued. Hold it until someone decides.
+		reason := fmt.Sprintf("the recipient stream broke at line %d: %v", w.line, w.stop)
+		if store != nil {
+			store.Pause(ctx, spec.ID, reason+"; fix the input and dispatch the rest under a new id, or resume to send the part read")
+		}
+		return res, &inputError{fmt.Errorf("%s: %s; campaign %s is paused with the %d recipients read before it", spec.Recipients, reason, spec.ID, res.Valid)}
+	}
 	if errors.Is(err, dispatcher.ErrBadInput) || errors.Is(err, campaigns.ErrSpecConflict) || errors.Is(err, dispatcher.ErrFileChanged) {
 		return res, &inputError{err}
 	}

@@ -94,6 +94,9 @@ func TestBadInputNamesFileAndLine(t *testing.T) {
 		{"missing recipients file", "testdata/e2e/missing_file.yaml", []string{"missing_file.yaml:5:", "nowhere.csv does not exist"}},
 		{"unknown channel", "testdata/e2e/unknown_channel.yaml", []string{"unknown_channel.yaml:2:", `unknown channel "telegram"`, "sms, whatsapp_template, email"}},
 		{"template refers to a missing column", "testdata/e2e/missing_column.yaml", []string{"missing_column.yaml:4:", `"first_name"`, "columns: phone, name"}},
+		{"an unclosed quote would swallow rows", "testdata/e2e/unclosed.yaml", []string{"unclosed.csv:3:", "quote opens on line 3", "nothing was enqueued"}},
+		{"a file with only a header", "testdata/e2e/header_only.yaml", []string{"header_only.csv", "no recipient"}},
+		{"a JSON field the template needs is misspelled", "testdata/e2e/misspelled.yaml", []string{"misspelled.json:1:", `no field "name"`, "nme, phone"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
