@@ -3,6 +3,7 @@ package campaigns
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -130,9 +131,11 @@ type Spec struct {
 
 	// file and dir are where the spec was loaded from, for errors and
 	// relative paths; lines maps top-level keys to their line.
-	file  string
-	dir   string
-	lines map[string]int
+	file      string
+	dir       string
+	lines     map[string]int
+	digest    [32]byte // of the spec file's bytes
+	generated bool     // ID was generated, not written in the spec
 }
 
 // Schedule bounds when a campaign sends.
@@ -215,6 +218,7 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 	}
 	s.file = name
 	s.dir = filepath.Dir(name)
+	s.digest = sha256.Sum256(data)
 	s.lines = map[string]int{}
 	if m := root.Content[0]; m.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(m.Content); i += 2 {
@@ -288,6 +292,7 @@ func (s *Spec) Validate() error {
 
 	if s.ID == "" {
 		s.ID = NewID()
+		s.generated = true
 	} else if !idPattern.MatchString(s.ID) {
 		add("id", "id %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", s.ID)
 	}
@@ -380,6 +385,31 @@ func channelList() string {
 		names[i] = string(c)
 	}
 	return strings.Join(names, ", ")
+}
+
+// SetID sets the campaign id chosen by the user (a flag), which DeriveID
+// then keeps.
+func (s *Spec) SetID(id string) { s.ID, s.generated = id, false }
+
+// IDGenerated reports whether the spec had no id and got a random one.
+func (s Spec) IDGenerated() bool { return s.generated }
+
+// DeriveID replaces a generated id with one derived from the spec file's
+// bytes and parts (the recipient file's path, size and modification time),
+// so that dispatching the same spec and file again resumes the same
+// campaign instead of sending it twice. An id written in the spec or given
+// by flag is never replaced.
+func (s *Spec) DeriveID(parts ...string) {
+	if !s.generated {
+		return
+	}
+	h := sha256.New()
+	h.Write(s.digest[:])
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	s.ID = "c-" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // NewID returns a fresh campaign id: a UTC timestamp and random suffix, so ids

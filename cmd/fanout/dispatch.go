@@ -81,7 +81,7 @@ configuration or flags). See docs/cli.md.`)
 		return &inputError{err}
 	}
 	if *id != "" {
-		spec.ID = *id
+		spec.SetID(*id)
 		if err := spec.Validate(); err != nil {
 			return &inputError{err}
 		}
@@ -131,6 +131,10 @@ configuration or flags). See docs/cli.md.`)
 		return err
 	}
 	defer in.Close()
+	deriveID(&spec, path)
+	if !*asJSON && !*dry {
+		fmt.Fprintf(e.stderr, "dispatching campaign %s (rerun the same command to resume it if interrupted)\n", spec.ID)
+	}
 	var up *dispatcher.Upload
 	var upRedis interface{ Close() error }
 	var reader io.Reader = in
@@ -337,6 +341,21 @@ func openChecked(spec campaigns.Spec) (campaigns.Source, error) {
 		return nil, err
 	}
 	return closeBoth{src, in}, nil
+}
+
+// deriveID gives a spec without an id one derived from the spec and the
+// recipient file, so running the same dispatch twice resumes instead of
+// sending twice. Standard input keeps its random id.
+func deriveID(spec *campaigns.Spec, path string) {
+	if path == "-" {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	abs, _ := filepath.Abs(path)
+	spec.DeriveID(abs, strconv.FormatInt(fi.Size(), 10), strconv.FormatInt(fi.ModTime().UnixNano(), 10))
 }
 
 // stopWatch remembers a row after which the source could not read on.

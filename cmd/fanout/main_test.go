@@ -224,3 +224,27 @@ func TestRefusedTemplatePausesTheCampaign(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, b.stderr.String())
 	}
 }
+
+// A spec without an id gets one derived from the spec and the file: the same
+// dispatch run twice is one campaign, enqueued once.
+func TestDispatchWithoutIDTwiceIsOneCampaign(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := setup(t)
+	b.env["REDIS_URL"] = srv.URL()
+	b.env["ONEROUTE_API_KEY"] = "test_noid"
+	var ids []string
+	var enqueued []float64
+	for i := 0; i < 2; i++ {
+		if code := b.run(t, "dispatch", "--json", "testdata/e2e/campaign.yaml"); code != 0 {
+			t.Fatalf("dispatch %d: exit %d\n%s", i, code, b.stderr.String())
+		}
+		var res map[string]any
+		json.Unmarshal(b.stdout.Bytes(), &res)
+		ids = append(ids, res["id"].(string))
+		enqueued = append(enqueued, res["enqueued"].(float64))
+	}
+	if ids[0] != ids[1] || enqueued[0] != 4 || enqueued[1] != 0 {
+		t.Fatalf("ids %v, batches enqueued %v; want one id and 4 then 0", ids, enqueued)
+	}
+}

@@ -57,6 +57,11 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		return err
 	}
 	defer src.Close()
+	if e.getenv("REDIS_URL") != "" || !*useSandbox {
+		// A Redis that outlives this run: the same spec and file resume the
+		// same campaign instead of sending it twice.
+		deriveID(&spec, spec.RecipientsPath())
+	}
 	log := newLogger(e.stderr, cfg.Log)
 	if *useSandbox && e.getenv("LOG_LEVEL") == "" {
 		log = log.Level(zerolog.WarnLevel)
