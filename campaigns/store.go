@@ -58,8 +58,9 @@ var ErrSpecConflict = errors.New("campaign id already used by a different spec")
 // in Redis' compact listpack encoding (up to 128 entries of up to 64 bytes).
 const bucketSize = 100
 
-// maxLedgerValue keeps ledger values under the listpack value limit.
-const maxLedgerValue = 60
+// maxReason bounds a failure reason as counted in status; the ledger keeps
+// its first 60 bytes, under the listpack value limit.
+const maxReason = 200
 
 // Store keeps campaigns, their progress counters and the send ledger in Redis.
 // Every key of one campaign shares the hash tag {id}, so the Lua scripts that
@@ -78,6 +79,7 @@ const indexKey = "fanout:campaigns"
 
 func campaignKey(id string) string { return "fanout:{" + id + "}" }
 func batchesKey(id string) string  { return "fanout:{" + id + "}:b" }
+func whyKey(id string) string      { return "fanout:{" + id + "}:why" }
 func bucketKey(id string, row int) string {
 	return "fanout:{" + id + "}:l:" + strconv.Itoa(row/bucketSize)
 }
@@ -124,6 +126,8 @@ type Progress struct {
 	ETA *float64 `json:"eta_s,omitempty"`
 	// AwaitingDLR counts accepted SMS without a final delivery report yet.
 	AwaitingDLR int64 `json:"awaiting_dlr"`
+	// FailureReasons counts failed and unknown recipients by reason.
+	FailureReasons map[string]int64 `json:"failure_reasons,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.
@@ -420,7 +424,12 @@ var stampScript = redis.NewScript(nowLua + claimLua + `
 -- ARGV[1]: the attempt's token; ARGV[2..]: pairs (bucket index in KEYS, row)
 -- Marks rows the attempt still owns as sending, just before their request
 -- starts: "c<t>:<tok>[:<since>]" becomes "s<now>:<tok>:<since or now>".
--- Returns one 1 (stamped: send it) or 0 (no longer owned: do not send) per row.
+-- Returns one 1 (stamped: send it) or 0 (no longer owned: do not send) per
+-- row; or {-1} when the campaign is no longer dispatching or running
+-- (paused, cancelled): nothing is stamped, so a pause or cancel stops sends
+-- within one request.
+local st = redis.call('HGET', KEYS[1], 'state')
+if st ~= 'running' and st ~= 'dispatching' then return {-1} end
 local now = now_ms()
 local out = {}
 for i = 2, #ARGV, 2 do
@@ -444,11 +453,17 @@ return out
 // whose claim was taken over is left to its new owner. Staleness of a
 // sending row is measured from this stamp, so time spent waiting for the
 // rate limiter or a free connection never makes a live attempt look dead.
+//
+// It returns ErrStopped, stamping nothing, when the campaign is paused or
+// cancelled.
 func (s *Store) Stamp(ctx context.Context, id, token string, rows []int) ([]bool, error) {
 	keys, args := ledgerArgs(id, rows, nil, token)
 	res, err := stampScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("stamp %d rows of %s: %w", len(rows), id, err)
+	}
+	if len(res) == 1 && res[0] == -1 && len(rows) >= 1 {
+		return nil, ErrStopped
 	}
 	out := make([]bool, len(res))
 	for i, v := range res {
@@ -458,10 +473,10 @@ func (s *Store) Stamp(ctx context.Context, id, token string, rows []int) ([]bool
 }
 
 // ledgerArgs builds KEYS and ARGV for the ledger scripts: KEYS[1] is the
-// campaign hash, then one key per distinct bucket; ARGV starts with head and
+// campaign hash, KEYS[2] the failure reasons, then one key per distinct bucket; ARGV starts with head and
 // then, per row, the bucket index, the row and (when values is set) its value.
 func ledgerArgs(id string, rows []int, values []string, head ...any) ([]string, []any) {
-	keys := []string{campaignKey(id)}
+	keys := []string{campaignKey(id), whyKey(id)}
 	index := map[int]int{}
 	args := make([]any, 0, len(head)+len(rows)*3)
 	args = append(args, head...)
@@ -482,7 +497,7 @@ func ledgerArgs(id string, rows []int, values []string, head ...any) ([]string, 
 }
 
 var recordScript = redis.NewScript(nowLua + completeLua + claimLua + `
--- KEYS[1]: campaign hash; KEYS[2..]: ledger buckets
+-- KEYS[1]: campaign hash; KEYS[2]: failure reasons hash; KEYS[3..]: ledger buckets
 -- ARGV[1]: mode; ARGV[2]: the attempt's token (mode "send")
 --   "send":    from claimed or sending by this token to accepted/failed/unknown/
 --              skipped, or "" to release the claim (back to pending)
@@ -494,7 +509,9 @@ var recordScript = redis.NewScript(nowLua + completeLua + claimLua + `
 -- ARGV[3..]: triples (bucket index in KEYS, row, new value)
 -- Each applied transition bumps the counter of the new state in this same
 -- script, so counters count each recipient once however often a task or a
--- command is retried. Returns the number of transitions applied.
+-- command is retried; failed and unknown ones also count their reason (at
+-- most 50 distinct reasons, then "other"). Values are cut to 60 bytes in the
+-- ledger. Returns the number of transitions applied.
 local counter = {a = 'sent', f = 'failed', u = 'unknown', x = 'skipped',
   d = 'delivered', n = 'undelivered', e = 'dlr_expired'}
 local mode = ARGV[1]
@@ -521,9 +538,15 @@ for i = 3, #ARGV, 3 do
     if nv == '' then
       redis.call('HDEL', key, row)
     else
-      redis.call('HSET', key, row, nv)
-      local c = counter[string.sub(nv, 1, 1)]
+      local st = string.sub(nv, 1, 1)
+      redis.call('HSET', key, row, string.sub(nv, 1, 60))
+      local c = counter[st]
       if c then redis.call('HINCRBY', KEYS[1], c, 1) end
+      if st == 'f' or st == 'u' then
+        local why = string.sub(nv, 2, 200)
+        if redis.call('HEXISTS', KEYS[2], why) == 0 and redis.call('HLEN', KEYS[2]) >= 50 then why = 'other reasons' end
+        redis.call('HINCRBY', KEYS[2], why, 1)
+      end
     end
     applied = applied + 1
   end
@@ -576,8 +599,8 @@ func (s *Store) Record(ctx context.Context, id string, mode Mode, token string, 
 		rows[i] = o.Row
 		if o.State != 0 {
 			v := string(o.State) + o.Value
-			if len(v) > maxLedgerValue {
-				v = v[:maxLedgerValue]
+			if len(v) > maxReason {
+				v = v[:maxReason]
 			}
 			vals[i] = v
 		}
@@ -668,6 +691,10 @@ if to == 'running' then maybe_complete(KEYS[1], now) end
 return {redis.call('HGET', KEYS[1], 'state'), 1}
 `)
 
+// ErrStopped is returned by Stamp when the campaign was paused or
+// cancelled: the rows must not be sent now.
+var ErrStopped = errors.New("campaign paused or cancelled")
+
 // ErrTransition is returned for a state change the campaign's state does not
 // allow (resume a running campaign, pause a completed one, ...).
 var ErrTransition = errors.New("campaign state does not allow this")
@@ -726,6 +753,16 @@ func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 	if f := n("finished_at"); f > 0 {
 		t := time.UnixMilli(f).UTC()
 		p.FinishedAt = &t
+	}
+	if p.Failed+p.Unknown > 0 {
+		why, err := s.rdb.HGetAll(ctx, whyKey(id)).Result()
+		if err != nil {
+			return p, fmt.Errorf("read failure reasons of %s: %w", id, err)
+		}
+		p.FailureReasons = make(map[string]int64, len(why))
+		for k, v := range why {
+			p.FailureReasons[k], _ = strconv.ParseInt(v, 10, 64)
+		}
 	}
 	if m["dlr"] == "1" {
 		p.AwaitingDLR = p.Sent - p.Delivered - p.Undelivered - p.DLRExpired

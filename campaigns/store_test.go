@@ -203,6 +203,9 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 	if p.State != campaigns.StateCompleted || p.FinishedAt == nil {
 		t.Fatalf("state %s, want completed", p.State)
 	}
+	if diff := cmp.Diff(map[string]int64{"HTTP 400: bad": 100, "timeout": 100}, p.FailureReasons); diff != "" {
+		t.Fatalf("failure reasons (-want +got):\n%s", diff)
+	}
 	// Recount from the ledger.
 	counts := map[byte]int64{}
 	if err := b.store.Scan(b.ctx, spec.ID, func(e campaigns.Entry) error { counts[e.State]++; return nil }); err != nil {

@@ -185,6 +185,14 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 		stopping   bool
 		throttleTo time.Duration
 	)
+	if reason := sameFailure(results); reason != "" {
+		// Every recipient of a sizeable batch refused for one reason: a
+		// campaign-level mistake (wrong parameters, unknown sender), not
+		// bad recipients. Pause instead of failing everyone.
+		for i := range results {
+			results[i].action, results[i].reason = PauseCampaign, "every recipient of a batch refused: "+reason
+		}
+	}
 	for i, o := range results {
 		it := send[i]
 		switch {
@@ -282,6 +290,20 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	}
 	ev.Int("retry", len(retry)).Int("later", len(later)).Dur("in", delay).Str("next", child.TaskID()).Msg("part of the batch follows up")
 	return nil
+}
+
+// sameFailure returns the reason when at least 10 outcomes all failed
+// permanently for the same reason.
+func sameFailure(results []outcome) string {
+	if len(results) < 10 {
+		return ""
+	}
+	for _, o := range results {
+		if o.action != FailPermanently || o.notOwned || o.released || o.reason != results[0].reason {
+			return ""
+		}
+	}
+	return results[0].reason
 }
 
 // stopAll settles a batch of a cancelled or expired campaign: recipients not
@@ -421,6 +443,11 @@ func fromResults(res []oneroute.Result, err error, n int) []outcome {
 	}
 	if err != nil {
 		o := outcomeOf(err)
+		if o.action == FailPermanently && n >= 2 {
+			// OneRoute refused the whole request, not one recipient: every
+			// batch of the campaign would fail the same way.
+			o.action = PauseCampaign
+		}
 		for i := range out {
 			out[i] = o
 		}
@@ -443,7 +470,7 @@ func (a *attempt) batchCall(ctx context.Context, items []campaigns.Item, send fu
 	owned, err := a.stamp(ctx, items)
 	if err != nil {
 		for i := range out {
-			out[i] = outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}
+			out[i] = stampFailed(err)
 		}
 		return out
 	}
@@ -496,7 +523,7 @@ func (a *attempt) eachCall(ctx context.Context, items []campaigns.Item, send fun
 			owned, err := a.stamp(ctx, []campaigns.Item{it})
 			switch {
 			case err != nil:
-				out[i] = outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}
+				out[i] = stampFailed(err)
 			case !owned[0]:
 				out[i] = outcome{notOwned: true}
 			case ctx.Err() != nil:
@@ -509,6 +536,15 @@ func (a *attempt) eachCall(ctx context.Context, items []campaigns.Item, send fun
 	}
 	wg.Wait()
 	return out
+}
+
+// stampFailed is the outcome of an item that could not be stamped: given
+// back, without a failure when the campaign was just paused or cancelled.
+func stampFailed(err error) outcome {
+	if errors.Is(err, campaigns.ErrStopped) {
+		return outcome{released: true, reason: "campaign paused or cancelled"}
+	}
+	return outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}
 }
 
 func (a *attempt) stamp(ctx context.Context, items []campaigns.Item) ([]bool, error) {

@@ -254,6 +254,10 @@ func summary(w io.Writer, p campaigns.Progress, took time.Duration, sb *sandbox.
 	row("invalid", p.Invalid, "rows refused by the dispatcher")
 	row("duplicates", p.Duplicates, "skipped: same recipient twice in the file")
 	row("suppressed", p.Suppressed, "skipped: on the suppression list")
+	if len(p.FailureReasons) > 0 {
+		fmt.Fprintln(w)
+		printReasons(w, p.FailureReasons, 3)
+	}
 	if sb != nil {
 		st := sb.Stats()
 		fmt.Fprintf(w, "\n  sandbox: %d API requests, %d messages accepted, %d duplicates\n", st.Requests, st.Accepted, st.Duplicates)

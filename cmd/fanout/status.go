@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
@@ -80,6 +81,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
 	}
 	fmt.Fprintf(w, "refused    %d invalid, %d duplicates, %d suppressed\n", p.Invalid, p.Duplicates, p.Suppressed)
+	printReasons(w, p.FailureReasons, 5)
 	if p.FinishedAt != nil {
 		fmt.Fprintf(w, "finished   %s (took %s)\n", p.FinishedAt.Format(time.RFC3339), p.FinishedAt.Sub(p.CreatedAt).Round(time.Millisecond))
 	}
@@ -107,4 +109,28 @@ func spaces(n int) string {
 		b[i] = '.'
 	}
 	return string(b)
+}
+
+// printReasons prints the most frequent failure reasons.
+func printReasons(w io.Writer, reasons map[string]int64, top int) {
+	if len(reasons) == 0 {
+		return
+	}
+	type kv struct {
+		k string
+		v int64
+	}
+	var list []kv
+	for k, v := range reasons {
+		list = append(list, kv{k, v})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].v > list[j].v || (list[i].v == list[j].v && list[i].k < list[j].k) })
+	fmt.Fprintln(w, "why failed or unknown:")
+	for i, r := range list {
+		if i == top {
+			fmt.Fprintf(w, "  ... %d more reasons (fanout status --json shows them all)\n", len(list)-top)
+			break
+		}
+		fmt.Fprintf(w, "  %7d  %s\n", r.v, r.k)
+	}
 }
