@@ -17,6 +17,7 @@ import (
 	"text/template/parse"
 	"time"
 
+	"github.com/nyaruka/phonenumbers"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -216,6 +217,10 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 	if err := dec.Decode(&s); err != nil {
 		return s, &SpecError{File: name, Line: yamlErrLine(err), Msg: yamlErrMsg(err)}
 	}
+	if err := wholeNumbers(root.Content[0], name, map[string]bool{
+		"batch_size": true, "per_second": true, "per_minute": true, "per_day": true, "burst": true}); err != nil {
+		return s, err
+	}
 	s.file = name
 	s.dir = filepath.Dir(name)
 	s.digest = sha256.Sum256(data)
@@ -229,6 +234,24 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// wholeNumbers refuses a fractional value for a whole-number key: YAML
+// decoding would silently cut "0.5" to 0, which for a rate means no limit.
+func wholeNumbers(n *yaml.Node, file string, keys map[string]bool) error {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if keys[k.Value] && v.Kind == yaml.ScalarNode && v.Tag == "!!float" {
+			return &SpecError{File: file, Line: v.Line, Msg: fmt.Sprintf("%s: %s is not a whole number", k.Value, v.Value)}
+		}
+		if err := wholeNumbers(v, file, keys); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var yamlLineRe = regexp.MustCompile(`line (\d+)`)
@@ -300,6 +323,12 @@ func (s *Spec) Validate() error {
 		s.DefaultRegion = "NG"
 	}
 	s.DefaultRegion = strings.ToUpper(s.DefaultRegion)
+	if s.Channel.AddressKind() == "phone" && !phonenumbers.GetSupportedRegions()[s.DefaultRegion] {
+		add("default_region", "default_region %q is not a region: use a two-letter ISO 3166 code such as NG, GH or KE", s.DefaultRegion)
+	}
+	if t := s.Expiry(); t > 0 && t <= time.Now().Unix() {
+		add("schedule", "schedule.expires_at %s is in the past: nothing would be sent", s.Schedule.ExpiresAt.Format(time.RFC3339))
+	}
 	switch s.Channel {
 	case ChannelSMS:
 		if s.ChannelID == "" {

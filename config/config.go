@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -160,6 +161,15 @@ func Load(getenv func(string) string, file string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			return cfg, fmt.Errorf("config %s: %v", file, err)
+		}
+		if len(root.Content) > 0 {
+			if err := wholeNumbers(root.Content[0], file); err != nil {
+				return cfg, err
+			}
+		}
 		var fc Config
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
@@ -236,6 +246,20 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	}
 	errs = append(errs, cfg.validate()...)
 	return cfg, errors.Join(errs...)
+}
+
+// wholeNumbers refuses fractional values: every number in the file is a
+// whole number, and YAML decoding would silently cut "0.5" to 0.
+func wholeNumbers(n *yaml.Node, file string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!float" {
+		return fmt.Errorf("config %s:%d: %s is not a whole number", file, n.Line, n.Value)
+	}
+	for _, c := range n.Content {
+		if err := wholeNumbers(c, file); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func parseQueues(v string) (map[string]int, error) {
@@ -361,9 +385,15 @@ func (c Config) Redacted() Config {
 	return r
 }
 
+var userinfoRe = regexp.MustCompile(`//[^/@]*@`)
+
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
+		// Unparsable: hide whatever stands before an '@'.
+		return userinfoRe.ReplaceAllString(s, "//xxxxx@")
+	}
+	if u.User == nil {
 		return s
 	}
 	if _, has := u.User.Password(); has {

@@ -87,7 +87,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 		if expired {
 			return s.stopAll(ctx, b, rows, "expired", false)
 		}
-		return &notFailure{reason: "campaign paused", retryIn: 30 * time.Second}
+		return &notFailure{reason: "campaign paused", retryIn: 10 * time.Second}
 	case campaigns.StateCancelled:
 		return s.stopAll(ctx, b, rows, "cancelled", true)
 	default:

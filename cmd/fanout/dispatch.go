@@ -64,6 +64,12 @@ configuration or flags). See docs/cli.md.`)
 	if len(pos) != 1 {
 		return &usageError{"want exactly one campaign spec file"}
 	}
+	if *batch != 0 && (*batch < 1 || *batch > 1000) {
+		return &usageError{fmt.Sprintf("--batch-size %d: use 1 to 1000", *batch)}
+	}
+	if *window < -1 {
+		return &usageError{fmt.Sprintf("--window %d: use 0 (no limit) or more", *window)}
+	}
 	if *detach && *dry {
 		return &usageError{"--detach and --dry-run do not go together"}
 	}
