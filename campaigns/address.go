@@ -104,6 +104,9 @@ func (s Spec) AddressField(columns []string) (string, error) {
 			}
 		}
 	}
+	if hint := delimiterHint(columns); hint != "" {
+		return "", s.Errorf("recipients", "the recipients file has one column, %q: %s", columns[0], hint)
+	}
 	return "", s.Errorf("recipients", "the recipients file has no %s column (looked for %s; its columns: %s); name the column with the spec key `to`",
 		s.Channel.AddressKind(), strings.Join(candidates, ", "), strings.Join(columns, ", "))
 }

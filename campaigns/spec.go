@@ -569,8 +569,25 @@ func (s Spec) CheckColumns(r *Renderer, file string, columns []string) error {
 	if s.Channel == ChannelWhatsAppTemplate {
 		key = "template"
 	}
+	if hint := delimiterHint(columns); hint != "" {
+		return s.Errorf("recipients", "%s has one column, %q: %s", file, columns[0], hint)
+	}
 	return s.Errorf(key, "the template refers to column %s, which %s does not have (its columns: %s); fix the spelling or add the column",
 		quoteList(missing), file, strings.Join(columns, ", "))
+}
+
+// delimiterHint explains a header read as one column because the file uses
+// another delimiter (Excel writes ';' in many locales).
+func delimiterHint(columns []string) string {
+	if len(columns) != 1 {
+		return ""
+	}
+	for _, d := range []struct{ c, name string }{{";", `";"`}, {"\t", `tab`}, {"|", `"|"`}} {
+		if strings.Contains(columns[0], d.c) {
+			return fmt.Sprintf("it looks %s-separated: add `delimiter: %s` to the spec (or pass --delimiter)", d.name, d.name)
+		}
+	}
+	return ""
 }
 
 func quoteList(xs []string) string {

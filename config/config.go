@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -262,17 +263,35 @@ func wholeNumbers(n *yaml.Node, file string) error {
 	return nil
 }
 
+// Queues lists the queues a worker must serve: one per channel, and the
+// delivery-report polls.
+var Queues = []string{"sms", "whatsapp", "email", "dlr"}
+
 func parseQueues(v string) (map[string]int, error) {
 	out := map[string]int{}
 	for _, part := range strings.Split(v, ",") {
 		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
 		n, err := strconv.Atoi(w)
 		if !ok || name == "" || err != nil || n < 1 {
-			return nil, fmt.Errorf("want name=weight pairs such as sms=6,dlr=2")
+			return nil, fmt.Errorf("want name=weight pairs such as sms=6,whatsapp=6,email=3,dlr=2")
 		}
 		out[name] = n
 	}
 	return out, nil
+}
+
+func checkQueues(q map[string]int) error {
+	for name := range q {
+		if !slices.Contains(Queues, name) {
+			return fmt.Errorf("FANOUT_QUEUES: unknown queue %q; the queues are %s", name, strings.Join(Queues, ", "))
+		}
+	}
+	for _, name := range Queues {
+		if q[name] < 1 {
+			return fmt.Errorf("FANOUT_QUEUES: queue %q is missing: a worker must serve %s, or its tasks wait forever", name, strings.Join(Queues, ", "))
+		}
+	}
+	return nil
 }
 
 // merge copies the non-zero fields of a file config over the defaults.
@@ -329,12 +348,15 @@ func (c Config) validate() []error {
 	if c.OneRoute.Timeout <= 0 {
 		errs = append(errs, errors.New("ONEROUTE_TIMEOUT must be positive"))
 	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error", "trace":
-	default:
-		errs = append(errs, fmt.Errorf("LOG_LEVEL %q: use debug, info, warn or error", c.Log.Level))
+	if err := checkQueues(c.Worker.Queues); err != nil {
+		errs = append(errs, err)
 	}
-	switch c.Log.Format {
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "warning", "error", "trace":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL %q: use trace, debug, info, warn or error", c.Log.Level))
+	}
+	switch strings.ToLower(c.Log.Format) {
 	case "", "json", "console":
 	default:
 		errs = append(errs, fmt.Errorf("LOG_FORMAT %q: use json or console", c.Log.Format))

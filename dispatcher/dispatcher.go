@@ -165,6 +165,13 @@ func Dispatch(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec ca
 // ErrBadInput marks errors in the spec or recipient file (exit code 2).
 var ErrBadInput = errors.New("bad input")
 
+// badInput marks err as bad input without changing its message, which
+// already names the file, the line and the fix.
+type badInput struct{ err error }
+
+func (b badInput) Error() string   { return b.err.Error() }
+func (b badInput) Unwrap() []error { return []error{ErrBadInput, b.err} }
+
 // ErrSuspended is returned when Options.MaxRun stopped a dispatch at a batch
 // boundary; its checkpoint is saved and dispatching again goes on from there.
 var ErrSuspended = errors.New("dispatch suspended")
@@ -229,20 +236,20 @@ func preflight(spec campaigns.Spec, cols []string, o Options) (checked, error) {
 	var c checked
 	var err error
 	if c.renderer, err = spec.Compile(); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+		return c, badInput{err}
 	}
 	if cols != nil {
 		if err := spec.CheckColumns(c.renderer, spec.Recipients, cols); err != nil {
-			return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+			return c, badInput{err}
 		}
 	}
 	if c.addrField, err = spec.AddressField(cols); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+		return c, badInput{err}
 	}
 	if o.suppressed != nil {
 		c.suppressed = o.suppressed
 	} else if c.suppressed, err = loadSuppression(spec, o.SuppressFiles); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrBadInput, err)
+		return c, badInput{err}
 	}
 	return c, nil
 }

@@ -288,7 +288,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	if failed {
 		ev = log.Warn().AnErr("last_error", lastErr)
 	}
-	ev.Int("retry", len(retry)).Int("later", len(later)).Dur("in", delay).Str("next", child.TaskID()).Msg("part of the batch follows up")
+	ev.Int("retry_items", len(retry)).Int("later_items", len(later)).Dur("in", delay).Str("next", child.TaskID()).Msg("part of the batch follows up")
 	return nil
 }
 

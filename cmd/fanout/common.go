@@ -37,11 +37,15 @@ func loadConfig(e *env, file string) (config.Config, error) {
 
 // newLogger builds the process logger: JSON, or console on a terminal.
 func newLogger(w io.Writer, c config.Log) zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(strings.ToLower(c.Level))
+	level := strings.ToLower(c.Level)
+	if level == "warning" {
+		level = "warn"
+	}
+	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || c.Level == "" {
 		lvl = zerolog.InfoLevel
 	}
-	format := c.Format
+	format := strings.ToLower(c.Format)
 	if format == "" {
 		format = "json"
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

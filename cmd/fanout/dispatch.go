@@ -139,7 +139,8 @@ configuration or flags). See docs/cli.md.`)
 	defer in.Close()
 	deriveID(&spec, path)
 	if !*asJSON && !*dry {
-		fmt.Fprintf(e.stderr, "dispatching campaign %s (rerun the same command to resume it if interrupted)\n", spec.ID)
+		fmt.Fprintf(e.stderr, "dispatching campaign %s into Redis at %s (rerun the same command to resume it if interrupted)\n",
+			spec.ID, config.Config{Redis: cfg.Redis}.Redacted().Redis.URL)
 	}
 	var up *dispatcher.Upload
 	var upRedis interface{ Close() error }

@@ -59,6 +59,7 @@ func commands() []command {
 		{"dispatch", "expand a campaign's recipients into Redis and print the campaign id", cmdDispatch},
 		{"worker", "run a long-lived worker that sends queued campaigns", cmdWorker},
 		{"status", "show a campaign's progress counters", cmdStatus},
+		{"list", "list campaigns, newest first", cmdList},
 		{"pause", "pause a campaign fleet-wide", controlCommand("pause")},
 		{"resume", "resume a paused campaign", controlCommand("resume")},
 		{"cancel", "cancel a campaign: what is not sent is skipped", controlCommand("cancel")},

@@ -113,6 +113,8 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	}
 	if *useSandbox {
 		fmt.Fprintf(e.stderr, "fanout run: %s, OneRoute sandbox at %s\n", redisNote, cfg.OneRoute.BaseURL)
+	} else {
+		fmt.Fprintf(e.stderr, "fanout run: %s, sending for real through OneRoute at %s\n", redisNote, cfg.OneRoute.BaseURL)
 	}
 
 	lim := ratelimit.NewRedis(rdb)
