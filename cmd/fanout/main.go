@@ -86,12 +86,19 @@ type quietRedis struct{}
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func runMain(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitBadInput
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			return runMain(ctx, e, []string{args[1], "--help"})
 		}
 		usage(e.stdout)
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -161,13 +168,16 @@ Run 'fanout <command> --help' for a command's flags.
 }
 
 // newFlags returns a flag set whose usage prints the command's synopsis and
-// description, then its flags.
+// description, then its flags, on standard output (help was asked for).
+// Mistakes are reported by parse, in one line on standard error.
 func newFlags(e *env, name, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: fanout %s %s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(description))
+		fmt.Fprintf(e.stdout, "Usage: fanout %s %s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(description))
+		fs.SetOutput(e.stdout)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 	return fs
 }
@@ -176,9 +186,13 @@ func newFlags(e *env, name, synopsis, description string) *flag.FlagSet {
 // "status ID --json" and "status --json ID" work.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
+	help := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on mistakes too
+	defer func() { fs.Usage = help }()
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				help()
 				return nil, err
 			}
 			return nil, &usageError{err.Error()}
