@@ -771,12 +771,12 @@ func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 		t := time.UnixMilli(st).UTC()
 		p.StartedAt = &t
 		end := time.Now()
-		if p.FinishedAt != nil {
+		if u := n("settled_at"); p.Pending == 0 && u > 0 {
+			end = time.UnixMilli(u) // the last send, not the last delivery report
+		} else if p.FinishedAt != nil {
 			end = *p.FinishedAt
-		} else if u := n("settled_at"); p.Pending == 0 && u > 0 {
-			end = time.UnixMilli(u)
 		}
-		if secs := end.Sub(t).Seconds(); secs > 0.5 {
+		if secs := end.Sub(t).Seconds(); secs >= 1 {
 			p.Rate = float64(p.Done()) / secs
 			if p.Rate > 0 && p.Pending > 0 && !p.Final() {
 				eta := float64(p.Pending) / p.Rate

@@ -34,7 +34,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	cfgFile := configFlag(fs)
 	useSandbox := fs.Bool("sandbox", false, "send to the built-in OneRoute sandbox (and embedded Redis unless REDIS_URL is set)")
 	asJSON := fs.Bool("json", false, "print the final status as one JSON object instead of the summary")
-	dlrMaxAge := fs.Duration("dlr-max-age", 0, "stop polling delivery reports after this long (default 24h; 10s with --sandbox)")
+	dlrMaxAge := fs.Duration("dlr-max-age", 0, "stop polling delivery reports after this long (default 24h; 5s with --sandbox)")
 	rejects := fs.String("rejects", "", "write refused rows to this CSV `file`")
 	timeout := fs.Duration("timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
 	pos, err := parse(fs, args)
@@ -83,7 +83,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		cfg.OneRoute.APIKey = config.Secret(sandbox.KeyPrefix + "run")
 		cfg.Worker.PollInterval = 200 * time.Millisecond
 		cfg.Worker.DLRInterval = time.Second
-		cfg.Worker.DLRMaxAge = 10 * time.Second
+		cfg.Worker.DLRMaxAge = 5 * time.Second
 		cfg.Worker.Concurrency = 10
 	} else if err := cfg.RequireAPIKey(); err != nil {
 		return &inputError{err}
