@@ -34,7 +34,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	cfgFile := configFlag(fs)
 	useSandbox := fs.Bool("sandbox", false, "send to the built-in OneRoute sandbox (and embedded Redis unless REDIS_URL is set)")
 	asJSON := fs.Bool("json", false, "print the final status as one JSON object instead of the summary")
-	dlrMaxAge := fs.Duration("dlr-max-age", 0, "stop polling delivery reports after this long (default 24h; 5s with --sandbox)")
+	dlrMaxAge := fs.Duration("dlr-max-age", 0, "stop polling delivery reports after this long (default 24h; 3s with --sandbox)")
 	rejects := fs.String("rejects", "", "write refused rows to this CSV `file`")
 	timeout := fs.Duration("timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
 	pos, err := parse(fs, args)
@@ -69,7 +69,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 
 	var sb *sandbox.Server
 	if *useSandbox {
-		sb = sandbox.New(sandbox.Options{DLRDelay: time.Second})
+		sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond})
 		defer sb.Close()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -82,8 +82,8 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		cfg.OneRoute.BaseURL = "http://" + ln.Addr().String()
 		cfg.OneRoute.APIKey = config.Secret(sandbox.KeyPrefix + "run")
 		cfg.Worker.PollInterval = 200 * time.Millisecond
-		cfg.Worker.DLRInterval = time.Second
-		cfg.Worker.DLRMaxAge = 5 * time.Second
+		cfg.Worker.DLRInterval = 500 * time.Millisecond
+		cfg.Worker.DLRMaxAge = 3 * time.Second
 		cfg.Worker.Concurrency = 10
 	} else if err := cfg.RequireAPIKey(); err != nil {
 		return &inputError{err}
