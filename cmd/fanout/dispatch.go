@@ -226,6 +226,9 @@ configuration or flags). See docs/cli.md.`)
 	}
 	fmt.Fprintf(e.stderr, "enqueued %d recipients in %d batches (%d invalid, %d duplicates, %d suppressed%s%s); follow it with: fanout status %s\n",
 		res.Total, res.Batches, res.Invalid, res.Duplicates, res.Suppressed, est, resumed, res.ID)
+	if res.Invalid > 0 && rw == nil {
+		fmt.Fprintf(e.stderr, "%d rows were refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n", res.Invalid)
+	}
 	return nil
 }
 

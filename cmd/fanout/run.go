@@ -134,8 +134,14 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		defer rw.Close()
 		opts.Reject = rw.Write
 	} else {
+		shown := 0
 		opts.Reject = func(r dispatcher.Reject) {
-			fmt.Fprintf(e.stderr, "  refused %s line %d: %s\n", spec.Recipients, r.Line, r.Reason)
+			switch shown++; {
+			case shown <= 10:
+				fmt.Fprintf(e.stderr, "  refused %s line %d: %s\n", spec.Recipients, r.Line, r.Reason)
+			case shown == 11:
+				fmt.Fprintf(e.stderr, "  ... more refused rows: write them all with --rejects FILE.csv\n")
+			}
 		}
 	}
 	start := time.Now()
