@@ -176,26 +176,15 @@ func NewSource(r io.Reader, opts SourceOptions) (Source, error) {
 	format := opts.Format
 	if format == "" {
 		format = "csv"
-		for {
-			b, err := br.Peek(1)
-			if err != nil {
-				break
-			}
-			if b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n' {
-				// Only skip leading white space for JSON detection; CSV keeps it.
-				bs, _ := br.Peek(256)
-				t := bytes.TrimLeft(bs, " \t\r\n")
-				if len(t) > 0 && (t[0] == '[' || t[0] == '{') {
-					format = map[byte]string{'[': "json", '{': "ndjson"}[t[0]]
-				}
-				break
-			}
-			if b[0] == '[' {
+		// '[' starts a JSON array, '{' NDJSON, after any leading white space.
+		head, _ := br.Peek(256)
+		if t := bytes.TrimLeft(head, " \t\r\n"); len(t) > 0 {
+			switch t[0] {
+			case '[':
 				format = "json"
-			} else if b[0] == '{' {
+			case '{':
 				format = "ndjson"
 			}
-			break
 		}
 	}
 	closer, _ := r.(io.Closer)

@@ -38,7 +38,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	zl.Info().Interface("config", cfg.Redacted()).Interface("raw", cfg).Msg("x")
 	for name, out := range map[string]string{
 		"%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), "%#v": fmt.Sprintf("%#v", cfg),
-		"%s": fmt.Sprintf("%s", cfg.OneRoute.APIKey), "json": string(js), "zerolog": logs.String(),
+		"%s": cfg.OneRoute.APIKey.String(), "json": string(js), "zerolog": logs.String(),
 	} {
 		if strings.Contains(out, canary) {
 			t.Errorf("%s leaks the key: %s", name, out)

@@ -10,7 +10,7 @@ import "strings"
 func Phone(number string) string {
 	number = strings.TrimSpace(number)
 	number = strings.TrimPrefix(number, "+")
-	if strings.IndexAny(number, " -.()\u00a0") < 0 {
+	if !strings.ContainsAny(number, " -.()\u00a0") {
 		return number
 	}
 	var b strings.Builder
