@@ -165,6 +165,22 @@ func Dispatch(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec ca
 // ErrBadInput marks errors in the spec or recipient file (exit code 2).
 var ErrBadInput = errors.New("bad input")
 
+// stopWatch remembers the first row after which the source could not read on.
+type stopWatch struct {
+	campaigns.Source
+	stop *campaigns.StopError
+	line int
+}
+
+func (w *stopWatch) Next() (campaigns.Row, error) {
+	row, err := w.Source.Next()
+	var se *campaigns.StopError
+	if w.stop == nil && errors.As(row.Err, &se) {
+		w.stop, w.line = se, row.Line
+	}
+	return row, err
+}
+
 // badInput marks err as bad input without changing its message, which
 // already names the file, the line and the fix.
 type badInput struct{ err error }
@@ -200,10 +216,23 @@ func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src camp
 		}
 	}
 	r := newRun(d, spec, pf, start)
-	err = r.run(ctx, src)
+	w := &stopWatch{Source: src}
+	err = r.run(ctx, w)
 	res = r.result()
 	if err != nil {
 		return res, err
+	}
+	if w.stop != nil {
+		// The source could not be read to the end (a stream cannot be
+		// prescanned like a file): hold what was enqueued, never finish.
+		reason := fmt.Sprintf("%s: the recipients broke off at line %d: %v", spec.Recipients, w.line, w.stop)
+		if !d.opts.DryRun {
+			if _, perr := d.store.Pause(ctx, spec.ID, reason+"; resume to send the part read, or cancel"); perr != nil {
+				return res, perr
+			}
+			reason += fmt.Sprintf("; campaign %s is paused with the %d recipients read before it", spec.ID, res.Valid)
+		}
+		return res, badInput{errors.New(reason)}
 	}
 	if !d.opts.DryRun {
 		err := d.store.FinishDispatch(ctx, spec.ID, campaigns.DispatchCounts{

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -270,5 +271,29 @@ func TestResumeAfterKill(t *testing.T) {
 			t.Errorf("re-run did not resume from a checkpoint (killed after %d batches)", n)
 		}
 		b.checkExactlyOnce(t, spec, want, ref)
+	}
+}
+
+// A stream that breaks off (an unclosed quote; standard input cannot be
+// prescanned like a file) is bad input, and the part already enqueued is
+// held: the campaign is paused, never finished as if complete.
+func TestBrokenStreamPausesTheCampaign(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := b.spec(t, "broken", smsSpec, recipientsCSV(10, 0))
+	src, err := campaigns.NewSource(strings.NewReader("phone,name\n08031234561,A\n\"08031234562,B\n08031234563,C\n"), campaigns.SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Dispatch(context.Background(), b.store, b.client, spec, src, Options{BatchSize: 1})
+	if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "broke off at line 3") {
+		t.Fatalf("got %v, want bad input naming line 3", err)
+	}
+	p, err := b.store.Progress(context.Background(), spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.State != campaigns.StatePaused || p.Dispatched {
+		t.Fatalf("state %s dispatched %v, want paused and not finished", p.State, p.Dispatched)
 	}
 }

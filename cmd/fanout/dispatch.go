@@ -368,22 +368,6 @@ func deriveID(spec *campaigns.Spec, path string) {
 	spec.DeriveID(abs, strconv.FormatInt(fi.Size(), 10), strconv.FormatInt(fi.ModTime().UnixNano(), 10))
 }
 
-// stopWatch remembers a row after which the source could not read on.
-type stopWatch struct {
-	campaigns.Source
-	stop *campaigns.StopError
-	line int
-}
-
-func (w *stopWatch) Next() (campaigns.Row, error) {
-	row, err := w.Source.Next()
-	var se *campaigns.StopError
-	if w.stop == nil && errors.As(row.Err, &se) {
-		w.stop, w.line = se, row.Line
-	}
-	return row, err
-}
-
 // closeBoth closes a source and the file under it.
 type closeBoth struct {
 	campaigns.Source
@@ -407,17 +391,7 @@ func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, s
 		store = campaigns.NewStore(rdb)
 		enq = asynq.NewClientFromRedisClient(rdb)
 	}
-	w := &stopWatch{Source: src}
-	res, err := dispatcher.Dispatch(ctx, store, enq, spec, w, opts)
-	if err == nil && w.stop != nil {
-		// Standard input cannot be read twice, so it was not prescanned: the
-		// part before the break is enqueued. Hold it until someone decides.
-		reason := fmt.Sprintf("the recipient stream broke at line %d: %v", w.line, w.stop)
-		if store != nil {
-			store.Pause(ctx, spec.ID, reason+"; fix the input and dispatch the rest under a new id, or resume to send the part read")
-		}
-		return res, &inputError{fmt.Errorf("%s: %s; campaign %s is paused with the %d recipients read before it", spec.Recipients, reason, spec.ID, res.Valid)}
-	}
+	res, err := dispatcher.Dispatch(ctx, store, enq, spec, src, opts)
 	if errors.Is(err, dispatcher.ErrBadInput) || errors.Is(err, campaigns.ErrSpecConflict) || errors.Is(err, dispatcher.ErrFileChanged) {
 		return res, &inputError{err}
 	}
