@@ -86,7 +86,7 @@ func (s Spec) Normalize(raw string) (string, error) {
 func (s Spec) AddressField(columns []string) (string, error) {
 	if s.To != "" {
 		if columns != nil && !contains(columns, s.To) {
-			return "", s.Errorf("to", "to: %q is not a column of the recipients file (its columns: %s)", s.To, strings.Join(columns, ", "))
+			return "", s.Errorf("to", "to: %q is not a column of the recipients file (%s)", s.To, ColumnsText(columns))
 		}
 		return s.To, nil
 	}
@@ -105,10 +105,10 @@ func (s Spec) AddressField(columns []string) (string, error) {
 		}
 	}
 	if hint := delimiterHint(columns); hint != "" {
-		return "", s.Errorf("recipients", "the recipients file has one column, %q: %s", columns[0], hint)
+		return "", s.Errorf("recipients", "the recipients file has one column, %s: %s", ColumnsText(columns), hint)
 	}
-	return "", s.Errorf("recipients", "the recipients file has no %s column (looked for %s; its columns: %s); name the column with the spec key `to`",
-		s.Channel.AddressKind(), strings.Join(candidates, ", "), strings.Join(columns, ", "))
+	return "", s.Errorf("recipients", "the recipients file has no %s column (looked for %s; %s); name the column with the spec key `to`",
+		s.Channel.AddressKind(), strings.Join(candidates, ", "), ColumnsText(columns))
 }
 
 func contains(xs []string, x string) bool {

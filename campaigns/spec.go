@@ -7,15 +7,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
-	"text/template"
-	"text/template/parse"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 	"go.yaml.in/yaml/v3"
@@ -193,18 +193,41 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // LoadSpec reads and validates a campaign spec file. Errors name the file and
 // line and say how to fix the problem.
+// A spec larger than MaxSpecBytes is refused before it is read whole.
 func LoadSpec(path string) (Spec, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return Spec{}, fmt.Errorf("read campaign spec: %w", err)
 	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return Spec{}, &SpecError{File: path, Msg: "is a folder, not a campaign spec; see examples/sms.yaml"}
+	} else if err == nil && fi.Mode().IsRegular() && fi.Size() > MaxSpecBytes {
+		return Spec{}, &SpecError{File: path, Msg: fmt.Sprintf("is %d bytes; a campaign spec may be at most %d (recipients belong in the recipients file)", fi.Size(), MaxSpecBytes)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxSpecBytes+1))
+	if err != nil {
+		return Spec{}, fmt.Errorf("read campaign spec: %w", err)
+	}
+	if len(data) > MaxSpecBytes {
+		return Spec{}, &SpecError{File: path, Msg: fmt.Sprintf("is over %d bytes, the cap for a campaign spec (recipients belong in the recipients file)", MaxSpecBytes)}
+	}
 	return ParseSpec(path, data)
 }
+
+// MaxSpecBytes caps a campaign spec's size.
+const MaxSpecBytes = 1 << 20
 
 // ParseSpec parses and validates a spec held in memory; name is used in
 // errors and as the base for relative paths.
 func ParseSpec(name string, data []byte) (Spec, error) {
 	var s Spec
+	if len(data) > MaxSpecBytes {
+		return s, &SpecError{File: name, Msg: fmt.Sprintf("is over %d bytes, the cap for a campaign spec", MaxSpecBytes)}
+	}
+	if !utf8.Valid(data) {
+		return s, &SpecError{File: name, Msg: "is not UTF-8 text: is it a campaign spec? See examples/sms.yaml"}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return s, &SpecError{File: name, Line: yamlErrLine(err), Msg: "not valid YAML: " + yamlErrMsg(err)}
@@ -266,19 +289,76 @@ func yamlErrLine(err error) int {
 	return n
 }
 
+// yamlErrMsg rewrites a YAML error for the user. It never repeats a value
+// from the file: the file may not be a spec at all (fanout dispatch
+// /etc/shadow), and its content must not leak into an error.
 func yamlErrMsg(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	msg = regexp.MustCompile(`^line \d+: `).ReplaceAllString(msg, "")
-	if strings.Contains(msg, "not found in type") {
-		msg = strings.Replace(msg, "not found in type campaigns.Spec", "is not a spec key (known keys: "+strings.Join(specKeys(), ", ")+")", 1)
+	msg = yamlLinePrefixRe.ReplaceAllString(msg, "")
+	if m := yamlUnknownRe.FindStringSubmatch(msg); m != nil {
+		where := "a spec key (known keys: " + strings.Join(specKeys(), ", ") + ")"
+		if m[2] != "Spec" {
+			where = "a key of " + strings.ToLower(m[2])
+		}
+		if !plainName(m[1]) {
+			return "a field that is not " + where
+		}
+		return fmt.Sprintf("field %s is not %s", m[1], where)
 	}
-	return msg
+	if m := yamlUnmarshalRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("found %s where %s is expected", yamlKinds[m[1]], goKind(m[2]))
+	}
+	return yamlValueRe.ReplaceAllString(msg, "…")
+}
+
+var (
+	yamlLinePrefixRe = regexp.MustCompile(`^line \d+: `)
+	yamlUnknownRe    = regexp.MustCompile(`^field (.*) not found in type campaigns\.(\w+)$`)
+	yamlUnmarshalRe  = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?s:`.*`|.*) into (.+)$")
+	yamlValueRe      = regexp.MustCompile("`[^`]*`")
+	yamlKinds        = map[string]string{"str": "text", "int": "a number", "float": "a number", "bool": "true or false",
+		"map": "a mapping of keys", "seq": "a list", "null": "nothing", "timestamp": "a time", "binary": "binary data"}
+)
+
+// goKind names a Go type the way a spec's author thinks of it.
+func goKind(t string) string {
+	switch {
+	case t == "campaigns.Spec":
+		return "the spec, a mapping of keys such as `channel: sms`,"
+	case strings.HasPrefix(t, "campaigns."), strings.HasPrefix(t, "*campaigns."), strings.HasPrefix(t, "map"):
+		return "a mapping of keys"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case t == "string":
+		return "text"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.Contains(t, "time.Time"):
+		return "a time (RFC 3339, e.g. 2026-12-01T18:00:00+01:00)"
+	}
+	return "another kind of value"
+}
+
+// plainName reports a key that is safe and useful to repeat in an error: a
+// short name of letters, digits and punctuation.
+func plainName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, r := range s {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("_-.", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 func specKeys() []string {
 	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
-		"recipients", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule"}
+		"recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule"}
 }
 
 // File is the path the spec was loaded from ("" when built in code).
@@ -449,110 +529,6 @@ func NewID() string {
 	return "c-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// Renderer renders a spec's per-recipient content. Build it once with
-// Spec.Compile and share it; it is safe for concurrent use.
-type Renderer struct {
-	message *template.Template
-	subject *template.Template
-	params  []*template.Template
-	fields  []string // every field the templates refer to, sorted
-}
-
-// Compile parses the spec's templates. Missing keys are errors at render time.
-func (s Spec) Compile() (*Renderer, error) {
-	r := &Renderer{}
-	seen := map[string]bool{}
-	parseOne := func(key, name, text string) (*template.Template, error) {
-		if text == "" {
-			return nil, nil
-		}
-		t, err := template.New(name).Option("missingkey=error").Parse(text)
-		if err != nil {
-			return nil, s.Errorf(key, "%s is not a valid template: %v", name, strings.TrimPrefix(err.Error(), "template: "))
-		}
-		for _, f := range templateFields(t.Tree) {
-			seen[f] = true
-		}
-		return t, nil
-	}
-	var err error
-	if r.message, err = parseOne("message", "message", s.Message); err != nil {
-		return nil, err
-	}
-	if r.subject, err = parseOne("subject", "subject", s.Subject); err != nil {
-		return nil, err
-	}
-	if s.Template != nil {
-		for i, p := range s.Template.Parameters {
-			t, err := parseOne("template", fmt.Sprintf("template.parameters[%d]", i), p)
-			if err != nil {
-				return nil, err
-			}
-			r.params = append(r.params, t)
-		}
-	}
-	for f := range seen {
-		r.fields = append(r.fields, f)
-	}
-	sort.Strings(r.fields)
-	return r, nil
-}
-
-// Fields lists the recipient fields the templates refer to.
-func (r *Renderer) Fields() []string { return r.fields }
-
-// Personalised reports whether the content differs between recipients.
-func (r *Renderer) Personalised() bool { return len(r.fields) > 0 }
-
-// Content is one recipient's rendered content.
-type Content struct {
-	Text    string   `json:"t,omitempty"`
-	Subject string   `json:"s,omitempty"`
-	Params  []string `json:"p,omitempty"`
-}
-
-// Render renders the content for one recipient's fields.
-func (r *Renderer) Render(fields map[string]string) (Content, error) {
-	var c Content
-	var buf strings.Builder
-	exec := func(t *template.Template) (string, error) {
-		buf.Reset()
-		if err := t.Execute(&buf, fields); err != nil {
-			return "", renderError(err)
-		}
-		return buf.String(), nil
-	}
-	var err error
-	if r.message != nil {
-		if c.Text, err = exec(r.message); err != nil {
-			return c, err
-		}
-	}
-	if r.subject != nil {
-		if c.Subject, err = exec(r.subject); err != nil {
-			return c, err
-		}
-	}
-	if len(r.params) > 0 {
-		c.Params = make([]string, len(r.params))
-		for i, t := range r.params {
-			if c.Params[i], err = exec(t); err != nil {
-				return c, err
-			}
-		}
-	}
-	return c, nil
-}
-
-var missingKeyRe = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
-
-func renderError(err error) error {
-	if m := missingKeyRe.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("missing field %q", m[1])
-	}
-	return err
-}
-
 // CheckColumns reports template fields that a source's header lacks. It names
 // the spec line that refers to them and the columns the file has.
 func (s Spec) CheckColumns(r *Renderer, file string, columns []string) error {
@@ -570,10 +546,42 @@ func (s Spec) CheckColumns(r *Renderer, file string, columns []string) error {
 		key = "template"
 	}
 	if hint := delimiterHint(columns); hint != "" {
-		return s.Errorf("recipients", "%s has one column, %q: %s", file, columns[0], hint)
+		return s.Errorf("recipients", "%s has one column, %s: %s", file, ColumnsText(columns), hint)
 	}
-	return s.Errorf(key, "the template refers to column %s, which %s does not have (its columns: %s); fix the spelling or add the column",
-		quoteList(missing), file, strings.Join(columns, ", "))
+	return s.Errorf(key, "the template refers to column %s, which %s does not have (%s); fix the spelling or add the column",
+		quoteList(missing), file, ColumnsText(columns))
+}
+
+// ColumnsText lists a recipient file's header columns for an error, as
+// "its columns: a, b". A header that does not look like column names (the
+// file is probably not a recipient file: fanout was pointed at /etc/shadow)
+// is not repeated, so no error leaks a file's content.
+func ColumnsText(columns []string) string {
+	for _, c := range columns {
+		if !plainColumn(c) {
+			return fmt.Sprintf("its first line does not look like a header of column names, so it is not shown; is it a recipient file? A CSV recipient file starts with a header such as \"phone,first_name\"")
+		}
+	}
+	if len(columns) == 1 {
+		return fmt.Sprintf("its one column: %q", columns[0])
+	}
+	return "its columns: " + strings.Join(columns, ", ")
+}
+
+// plainColumn reports a plausible column name: short, of letters, digits,
+// spaces and the punctuation spreadsheets use in headers (a delimiter
+// mistake may join several with ';', '|' or a tab).
+func plainColumn(c string) bool {
+	if c == "" || utf8.RuneCountInString(c) > 200 {
+		return false
+	}
+	for _, r := range c {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || (unicode.IsSymbol(r) && r != '$') ||
+			strings.ContainsRune(" _-.()#%&'/?;|\t", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // delimiterHint explains a header read as one column because the file uses
@@ -596,56 +604,4 @@ func quoteList(xs []string) string {
 		q[i] = fmt.Sprintf("%q", x)
 	}
 	return strings.Join(q, ", ")
-}
-
-// templateFields lists the top-level fields a template refers to ({{.x}}).
-func templateFields(tree *parse.Tree) []string {
-	var out []string
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Cmds {
-				walk(c)
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
-		case *parse.FieldNode:
-			if len(n.Ident) > 0 {
-				out = append(out, n.Ident[0])
-			}
-		case *parse.ChainNode:
-			walk(n.Node)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		}
-	}
-	if tree != nil {
-		walk(tree.Root)
-	}
-	return out
 }

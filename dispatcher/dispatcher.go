@@ -261,6 +261,55 @@ func Check(spec campaigns.Spec, src campaigns.Source) error {
 	return err
 }
 
+// CheckRender renders the spec's content for the first recipients of src
+// (at most n, after any that do not read) before anything is enqueued: a
+// template that fails or renders empty for every one of them is a mistake
+// in the spec, reported as bad input with the spec's line and the first
+// reason. src is read from where it stands; pass a fresh one.
+func CheckRender(spec campaigns.Spec, src campaigns.Source, n int) error {
+	r, err := spec.Compile()
+	if err != nil {
+		return badInput{err}
+	}
+	if !r.Personalised() {
+		return nil
+	}
+	var first error
+	var firstRow campaigns.Row
+	tried := 0
+	for tried < n {
+		row, err := src.Next()
+		if row.N > 0 && row.Err == nil {
+			tried++
+			_, rerr := r.Render(row.Fields)
+			if rerr == nil {
+				return nil
+			}
+			if first == nil {
+				first, firstRow = rerr, row
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	return templateFails(spec, fmt.Sprintf("each of the first %d recipients", tried), firstRow.N, firstRow.Line, first)
+}
+
+// templateFails is the bad-input error for a template that failed for
+// every recipient tried, located at the template's key in the spec.
+func templateFails(spec campaigns.Spec, who string, row, line int, err error) error {
+	key := "message"
+	var re *campaigns.RenderError
+	if errors.As(err, &re) {
+		key = re.Key
+	}
+	return badInput{spec.Errorf(key, "the template fails for %s, so nothing was enqueued; the first (row %d, line %d): %v", who, row, line, err)}
+}
+
 func preflight(spec campaigns.Spec, cols []string, o Options) (checked, error) {
 	var c checked
 	var err error
@@ -292,7 +341,7 @@ func newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *ca
 		b.Template, b.Language = spec.Template.Name, spec.Template.Language
 	}
 	if !r.Personalised() {
-		c, _ := r.Render(nil)
+		c := r.Shared()
 		b.Shared = &c
 	}
 	return b

@@ -41,7 +41,7 @@ type rowRec struct {
 	addr       string
 	hash       uint64 // hash of addr
 	suppressed bool
-	renderErr  string
+	renderErr  error
 	content    *campaigns.Content
 }
 
@@ -92,9 +92,13 @@ type run struct {
 	firstSeq    int // the first batch this run hands out
 	lastRow     int
 	lastRowHash uint64
-	enqueued    int
-	resumed     int
-	resumedAt   int
+	// renderFails counts the rows refused by the template while no row
+	// has rendered; firstRenderErr is the first of them.
+	renderFails    int
+	firstRenderErr *rowRec
+	enqueued       int
+	resumed        int
+	resumedAt      int
 
 	free chan *chunk // applied chunks, for the reader to reuse
 
@@ -387,7 +391,7 @@ func (r *run) process(x *rowRec, normalize func(string) (string, error)) {
 	if r.personal {
 		c, err := r.pf.renderer.Render(x.fields)
 		if err != nil {
-			x.renderErr = err.Error()
+			x.renderErr = err
 			return
 		}
 		x.content = &c
@@ -415,6 +419,9 @@ func (r *run) loop(ctx context.Context, ordered <-chan *chunk) error {
 			return c.err
 		}
 		if c.eof {
+			if r.renderFails > 0 && r.c.Valid == 0 {
+				return r.templateFails()
+			}
 			return r.flush(ctx)
 		}
 		// Nothing refers to the chunk's rows any more: batches hold the
@@ -458,9 +465,9 @@ func (r *run) apply(ctx context.Context, x *rowRec) error {
 	case r.seen.Has(x.hash):
 		r.c.Duplicates++
 		return nil
-	case x.renderErr != "":
-		r.reject(x, x.renderErr)
-		return nil
+	case x.renderErr != nil:
+		r.reject(x, x.renderErr.Error())
+		return r.renderFailed(x)
 	}
 	r.seen.Add(x.hash)
 	r.c.Valid++
@@ -478,6 +485,37 @@ func (r *run) apply(ctx context.Context, x *rowRec) error {
 		return ErrSuspended
 	}
 	return nil
+}
+
+// renderFailLimit is how many rows in a row, before any renders, the
+// template may refuse before the dispatch stops as bad input.
+const renderFailLimit = 100
+
+// renderFailed counts a row the template refused. A template that fails
+// for every one of the first recipients is a mistake in the spec, not in
+// the rows: the dispatch stops, with nothing enqueued.
+func (r *run) renderFailed(x *rowRec) error {
+	if r.c.Valid > 0 {
+		return nil
+	}
+	r.renderFails++
+	if r.firstRenderErr == nil {
+		cp := *x
+		r.firstRenderErr = &cp
+	}
+	if r.renderFails >= renderFailLimit {
+		return r.templateFails()
+	}
+	return nil
+}
+
+func (r *run) templateFails() error {
+	who := fmt.Sprintf("all %d recipients read", r.renderFails)
+	if r.renderFails >= renderFailLimit {
+		who = fmt.Sprintf("each of the first %d recipients", r.renderFails)
+	}
+	x := r.firstRenderErr
+	return templateFails(r.spec, who, x.n, x.line, x.renderErr)
 }
 
 // flush hands the current batch to the enqueuers.

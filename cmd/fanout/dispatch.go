@@ -335,6 +335,17 @@ func prescan(spec campaigns.Spec, path string, so campaigns.SourceOptions, colum
 	if _, err := campaigns.Prescan(src, path, need); err != nil {
 		return &inputError{err}
 	}
+	// Render the first recipients: a template that fails for all of them
+	// stops here, before anything is enqueued or detached.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil // not seekable: the dispatcher checks as it reads
+	}
+	if src, err = campaigns.NewSource(f, so); err != nil {
+		return &inputError{spec.Errorf("recipients", "%s: %v", path, err)}
+	}
+	if err := dispatcher.CheckRender(spec, src, 100); err != nil {
+		return &inputError{err}
+	}
 	return nil
 }
 
