@@ -11,6 +11,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"regexp"
@@ -125,6 +126,12 @@ type Dispatch struct {
 	// Window is the most pending tasks a campaign keeps in Redis; 0 means no
 	// limit: env FANOUT_WINDOW; default 0.
 	Window int `yaml:"window"`
+	// SpecRoot confines the files a campaign spec names (recipients,
+	// suppress) to this existing directory and below; a path that leaves it
+	// (../, an absolute path, a symbolic link) is refused. Required where
+	// specs come from others, e.g. over HTTP: env FANOUT_SPEC_ROOT; default
+	// "" (no confinement).
+	SpecRoot string `yaml:"spec_root"`
 }
 
 // RateLimit is the default limit per sender (channel id or from number);
@@ -237,6 +244,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	}
 	num("FANOUT_BATCH_SIZE", &cfg.Dispatch.BatchSize)
 	num("FANOUT_WINDOW", &cfg.Dispatch.Window)
+	str("FANOUT_SPEC_ROOT", &cfg.Dispatch.SpecRoot)
 	num("FANOUT_RATE_PER_SECOND", &cfg.RateLimit.PerSecond)
 	num("FANOUT_RATE_PER_MINUTE", &cfg.RateLimit.PerMinute)
 	num("FANOUT_RATE_PER_DAY", &cfg.RateLimit.PerDay)
@@ -331,6 +339,7 @@ func merge(dst *Config, src Config) {
 	setd(&dst.Worker.PollInterval, src.Worker.PollInterval)
 	seti(&dst.Dispatch.BatchSize, src.Dispatch.BatchSize)
 	seti(&dst.Dispatch.Window, src.Dispatch.Window)
+	set(&dst.Dispatch.SpecRoot, src.Dispatch.SpecRoot)
 	seti(&dst.RateLimit.PerSecond, src.RateLimit.PerSecond)
 	seti(&dst.RateLimit.PerMinute, src.RateLimit.PerMinute)
 	seti(&dst.RateLimit.PerDay, src.RateLimit.PerDay)
@@ -376,6 +385,17 @@ func (c Config) validate() []error {
 	}
 	if c.Dispatch.Window < 0 {
 		errs = append(errs, errors.New("FANOUT_WINDOW cannot be negative (0 means no limit)"))
+	}
+	if c.Dispatch.SpecRoot != "" {
+		if fi, err := os.Stat(c.Dispatch.SpecRoot); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is in the message already
+			}
+			errs = append(errs, fmt.Errorf("FANOUT_SPEC_ROOT %q: %v; set it to the existing directory that holds the campaign files, or unset it", c.Dispatch.SpecRoot, err))
+		} else if !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("FANOUT_SPEC_ROOT %q is not a directory; set it to the directory that holds the campaign files, or unset it", c.Dispatch.SpecRoot))
+		}
 	}
 	for name, cap := range map[string]int{"FANOUT_RATE_PER_MINUTE": c.RateLimit.PerMinute, "FANOUT_RATE_PER_DAY": c.RateLimit.PerDay} {
 		if cap > 0 && c.Dispatch.BatchSize > cap {

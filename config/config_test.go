@@ -106,3 +106,60 @@ func TestFileThenEnvironment(t *testing.T) {
 		t.Fatalf("unknown key: %v", err)
 	}
 }
+
+// FANOUT_SPEC_ROOT (or dispatch.spec_root) is off by default, the
+// environment wins over the file, and a root that is not an existing
+// directory is reported with the other problems at once.
+func TestSpecRoot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fileRoot, envRoot := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, d := range []string{fileRoot, envRoot} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notDir := filepath.Join(dir, "file")
+	os.WriteFile(notDir, []byte("x"), 0o600)
+	file := filepath.Join(dir, "fanout.yaml")
+	os.WriteFile(file, []byte("dispatch:\n  spec_root: "+fileRoot+"\n"), 0o600)
+
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		file    string
+		want    string
+		wantErr []string // parts of the error; nil for none
+	}{
+		{name: "default is no confinement", want: ""},
+		{name: "from the file", file: file, want: fileRoot},
+		{name: "the environment wins", env: map[string]string{"FANOUT_SPEC_ROOT": envRoot}, file: file, want: envRoot},
+		{name: "missing directory, reported with the rest",
+			env:     map[string]string{"FANOUT_SPEC_ROOT": filepath.Join(dir, "nope"), "FANOUT_CONCURRENCY": "0"},
+			wantErr: []string{"FANOUT_SPEC_ROOT", "nope", "unset it", "FANOUT_CONCURRENCY"}},
+		{name: "a file, not a directory", env: map[string]string{"FANOUT_SPEC_ROOT": notDir},
+			wantErr: []string{"FANOUT_SPEC_ROOT", "is not a directory"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(env(tc.env), tc.file)
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatalf("no error, spec root %q", cfg.Dispatch.SpecRoot)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error lacks %q:\n%v", w, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Dispatch.SpecRoot != tc.want {
+				t.Errorf("spec root %q, want %q", cfg.Dispatch.SpecRoot, tc.want)
+			}
+		})
+	}
+}

@@ -146,3 +146,31 @@ func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *strin
 	}
 	return id, campaigns.NewStore(rdb), notFound, func() { rdb.Close() }, nil
 }
+
+// confineSpec refuses a spec whose recipients or suppress file lies outside
+// the spec root (FANOUT_SPEC_ROOT), before any file is opened: a spec
+// written by someone else must not read the server's files. Without a spec
+// root every path is allowed. Paths given on the command line (--recipients,
+// --suppress) are the operator's and are not checked.
+func confineSpec(cfg config.Config, spec campaigns.Spec) error {
+	root := cfg.Dispatch.SpecRoot
+	if root == "" {
+		return nil
+	}
+	for _, f := range []struct{ key, path string }{
+		{"recipients", spec.RecipientsPath()},
+		{"suppress", spec.Resolve(spec.Suppress)},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := campaigns.Confine(root, f.path); err != nil {
+			where := spec.File()
+			if n := spec.Line(f.key); n > 0 {
+				where = fmt.Sprintf("%s:%d", where, n)
+			}
+			return &inputError{fmt.Errorf("%s: %s: %w", where, f.key, err)}
+		}
+	}
+	return nil
+}

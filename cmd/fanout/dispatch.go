@@ -92,6 +92,9 @@ configuration or flags). See docs/cli.md.`)
 			return &inputError{err}
 		}
 	}
+	if err := confineSpec(cfg, spec); err != nil {
+		return err
+	}
 	so := spec.SourceOptions()
 	if *format != "" {
 		if *format != "csv" && *format != "json" && *format != "ndjson" {

@@ -27,6 +27,8 @@ const (
 	exitOK       = 0
 	exitError    = 1 // runtime failure: Redis unreachable, OneRoute down, ...
 	exitBadInput = 2 // bad usage, spec, recipient file or configuration
+	// A second SIGINT or SIGTERM exits at once with 128 + the signal's
+	// number: 130 or 143 (see notifyContext).
 )
 
 // usageError is a mistake in the command line (exit 2).
@@ -72,7 +74,9 @@ func commands() []command {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(context.Background(), sigs, os.Exit, os.Stderr)
 	defer stop()
 	// go-redis prints pool dial failures on its own; fanout reports them
 	// once, with the fix, instead.

@@ -52,6 +52,9 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	if err != nil {
 		return &inputError{err}
 	}
+	if err := confineSpec(cfg, spec); err != nil {
+		return err
+	}
 	src, err := openChecked(spec)
 	if err != nil {
 		return err
