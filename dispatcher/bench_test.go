@@ -16,6 +16,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/gencsv"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 func benchRows() int {
@@ -106,9 +107,9 @@ recipients: recipients.csv
 		src2.Close()
 		start = time.Now()
 		for j, to := range base {
-			payload := campaigns.Encode(&campaigns.Batch{Campaign: "base", Seq: j, Channel: spec.Channel, ChannelID: spec.ChannelID,
+			payload := tasks.Encode(&campaigns.Batch{Campaign: "base", Seq: j, Channel: spec.Channel, ChannelID: spec.ChannelID,
 				Items: []campaigns.Item{{Row: j + 1, To: to, Content: &campaigns.Content{Text: "Hi Name, your 10% discount is waiting"}}}})
-			task := asynq.NewTask(campaigns.TypeSMSSend, payload, asynq.Queue("baseline"), asynq.TaskID(fmt.Sprintf("base-%d-%d", i, j)))
+			task := asynq.NewTask(tasks.TypeSMSSend, payload, asynq.Queue("baseline"), asynq.TaskID(fmt.Sprintf("base-%d-%d", i, j)))
 			if _, err := client.EnqueueContext(ctx, task); err != nil {
 				b.Fatal(err)
 			}

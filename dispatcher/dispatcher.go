@@ -27,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // Enqueuer is the one method the dispatcher needs from *asynq.Client.
@@ -360,11 +361,8 @@ func (d *Dispatcher) enqueueBatch(ctx context.Context, spec campaigns.Spec, b *c
 			return true, nil
 		}
 	}
-	task := asynq.NewTask(spec.Channel.TaskType(), campaigns.Encode(b),
-		asynq.TaskID(b.TaskID()), asynq.Queue(spec.Channel.Queue()),
-		asynq.MaxRetry(campaigns.TaskMaxRetry), asynq.Timeout(d.opts.TaskTimeout))
-	if _, err := d.enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, fmt.Errorf("dispatch %s: enqueue batch %d: %w", spec.ID, b.Seq, err)
+	if err := tasks.Enqueue(ctx, d.enq, tasks.Send(b, tasks.Options{Timeout: d.opts.TaskTimeout})); err != nil {
+		return false, fmt.Errorf("dispatch %s: batch %d: %w", spec.ID, b.Seq, err)
 	}
 	if d.opts.crashAfterEnqueue != nil && d.opts.crashAfterEnqueue(b.Seq) {
 		return false, errSimulatedCrash

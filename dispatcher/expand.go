@@ -11,23 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/tasks"
 )
-
-// TypeExpand is the task type of a detached expansion: its handler runs the
-// dispatcher inside a worker, from the campaign's checkpoint, on the file
-// `fanout dispatch --detach` uploaded. Stored in Redis: never rename it.
-const TypeExpand = "campaign:expand"
-
-// ExpandPayload is the payload of a campaign:expand task. Gen counts the
-// continuations of one expansion: each task runs at most MaxRun, then hands
-// over to the next generation.
-type ExpandPayload struct {
-	Campaign string `json:"cid"`
-	Gen      int    `json:"gen"`
-}
-
-// TaskID is the deterministic id of an expansion generation.
-func (p ExpandPayload) TaskID() string { return p.Campaign + ":expand:" + strconv.Itoa(p.Gen) }
 
 func genKey(id string) string { return "fanout:{" + id + "}:expand" }
 
@@ -48,11 +33,9 @@ func Detach(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec camp
 	if err := saveHashes(ctx, rdb, supKey(spec.ID), pf.suppressed); err != nil {
 		return fmt.Errorf("detach %s: store suppression list: %w", spec.ID, err)
 	}
-	p := ExpandPayload{Campaign: spec.ID}
-	task := asynq.NewTask(TypeExpand, campaigns.Encode(p), asynq.TaskID(p.TaskID()),
-		asynq.Queue(spec.Channel.Queue()), asynq.MaxRetry(o.MaxAttempts), asynq.Timeout(expandTimeout(o)))
-	if _, err := enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("detach %s: enqueue expansion: %w", spec.ID, err)
+	p := tasks.Expand{Campaign: spec.ID}
+	if err := tasks.Enqueue(ctx, enq, tasks.NewExpand(p, spec.Channel, expandOptions(o))); err != nil {
+		return fmt.Errorf("detach %s: %w", spec.ID, err)
 	}
 	return nil
 }
@@ -67,12 +50,14 @@ func UploadMeta(so campaigns.SourceOptions, o Options) map[string]any {
 
 const defaultMaxRun = 10 * time.Minute
 
-func expandTimeout(o Options) time.Duration {
+// expandOptions are the asynq settings of an expansion task: a timeout
+// past its slice, and the workers' attempts.
+func expandOptions(o Options) tasks.Options {
 	run := o.MaxRun
 	if run <= 0 {
 		run = defaultMaxRun
 	}
-	return run + 5*time.Minute
+	return tasks.Options{Timeout: run + 5*time.Minute, MaxRetry: max(o.MaxAttempts, 1)}
 }
 
 // ExpandHandler runs detached expansions; build it with NewExpandHandler.
@@ -106,8 +91,8 @@ return 1
 
 // ProcessTask expands the campaign from its checkpoint for up to MaxRun.
 func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p ExpandPayload
-	if err := campaigns.Decode(t.Payload(), &p); err != nil {
+	var p tasks.Expand
+	if err := tasks.Decode(t.Payload(), &p); err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	rdb := h.store.Redis()
@@ -153,11 +138,9 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	res, err := New(h.store, h.enq, o).Dispatch(ctx, spec, src)
 	switch {
 	case errors.Is(err, ErrSuspended):
-		next := ExpandPayload{Campaign: p.Campaign, Gen: p.Gen + 1}
-		task := asynq.NewTask(TypeExpand, campaigns.Encode(next), asynq.TaskID(next.TaskID()),
-			asynq.Queue(spec.Channel.Queue()), asynq.MaxRetry(max(o.MaxAttempts, 1)), asynq.Timeout(expandTimeout(o)))
-		if _, err := h.enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return fmt.Errorf("expand %s: enqueue continuation: %w", p.Campaign, err)
+		next := tasks.Expand{Campaign: p.Campaign, Gen: p.Gen + 1}
+		if err := tasks.Enqueue(ctx, h.enq, tasks.NewExpand(next, spec.Channel, expandOptions(o))); err != nil {
+			return fmt.Errorf("expand %s: continuation: %w", p.Campaign, err)
 		}
 		o.Logger.Info().Str("campaign", p.Campaign).Int("gen", p.Gen).Int("row", res.Rows).Int("batches", res.Batches).Msg("expansion continues in a new task")
 		return nil

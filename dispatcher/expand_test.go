@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutdev/fanout/tasks"
 	"github.com/hibiken/asynq"
 )
 
@@ -49,13 +50,13 @@ func TestDetachedExpansion(t *testing.T) {
 	h := NewExpandHandler(b.store, b.client, Options{MaxRun: time.Millisecond, CheckpointEvery: 8})
 	runs := 0
 	for ; runs < 1000; runs++ {
-		tasks, err := b.insp.ListPendingTasks(spec.Channel.Queue(), asynq.PageSize(10000))
+		pending, err := b.insp.ListPendingTasks(tasks.Queue(spec.Channel), asynq.PageSize(10000))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var next *asynq.TaskInfo
-		for _, ti := range tasks {
-			if ti.Type == TypeExpand {
+		for _, ti := range pending {
+			if ti.Type == tasks.TypeExpand {
 				if next != nil {
 					t.Fatalf("two expansion tasks pending: %s and %s", next.ID, ti.ID)
 				}
@@ -65,7 +66,7 @@ func TestDetachedExpansion(t *testing.T) {
 		if next == nil {
 			break
 		}
-		if err := b.insp.DeleteTask(spec.Channel.Queue(), next.ID); err != nil {
+		if err := b.insp.DeleteTask(tasks.Queue(spec.Channel), next.ID); err != nil {
 			t.Fatal(err)
 		}
 		if err := h.ProcessTask(ctx, asynq.NewTask(next.Type, next.Payload)); err != nil {

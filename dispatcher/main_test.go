@@ -17,6 +17,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 func TestMain(m *testing.M) {
@@ -92,20 +93,20 @@ func (b *testBundle) tasks(t *testing.T, spec campaigns.Spec) []campaigns.Batch 
 	t.Helper()
 	var out []campaigns.Batch
 	for page := 1; ; page++ {
-		infos, err := b.insp.ListPendingTasks(spec.Channel.Queue(), asynq.PageSize(1000), asynq.Page(page))
+		infos, err := b.insp.ListPendingTasks(tasks.Queue(spec.Channel), asynq.PageSize(1000), asynq.Page(page))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, ti := range infos {
 			var bt campaigns.Batch
-			if err := campaigns.Decode(ti.Payload, &bt); err != nil {
+			if err := tasks.Decode(ti.Payload, &bt); err != nil {
 				t.Fatal(err)
 			}
 			if bt.Campaign != spec.ID {
 				continue
 			}
-			if ti.ID != bt.TaskID() {
-				t.Errorf("task %s holds batch %s", ti.ID, bt.TaskID())
+			if ti.ID != tasks.BatchID(&bt) {
+				t.Errorf("task %s holds batch %s", ti.ID, tasks.BatchID(&bt))
 			}
 			out = append(out, bt)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 func hgetallCalls(ctx context.Context, b *testBundle) int {
@@ -43,7 +44,7 @@ func TestWindowBoundsRedis(t *testing.T) {
 		done <- outcome{res, err}
 	}()
 	pending := func() int {
-		q, err := b.insp.GetQueueInfo(spec.Channel.Queue())
+		q, err := b.insp.GetQueueInfo(tasks.Queue(spec.Channel))
 		if err != nil {
 			return 0
 		}
@@ -77,14 +78,14 @@ func TestWindowBoundsRedis(t *testing.T) {
 			finished = true
 		default:
 		}
-		tasks, err := b.insp.ListPendingTasks(spec.Channel.Queue())
+		pending, err := b.insp.ListPendingTasks(tasks.Queue(spec.Channel))
 		if err != nil {
 			t.Fatal(err)
 		}
-		most = max(most, len(tasks))
-		for _, ti := range tasks {
+		most = max(most, len(pending))
+		for _, ti := range pending {
 			var bt campaigns.Batch
-			if err := campaigns.Decode(ti.Payload, &bt); err != nil {
+			if err := tasks.Decode(ti.Payload, &bt); err != nil {
 				t.Fatal(err)
 			}
 			if seen[bt.Seq] {
@@ -103,7 +104,7 @@ func TestWindowBoundsRedis(t *testing.T) {
 			if _, err := b.store.Record(ctx, spec.ID, campaigns.ModeSend, "w", outs); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.insp.DeleteTask(spec.Channel.Queue(), ti.ID); err != nil && err != asynq.ErrTaskNotFound {
+			if err := b.insp.DeleteTask(tasks.Queue(spec.Channel), ti.ID); err != nil && err != asynq.ErrTaskNotFound {
 				t.Fatal(err)
 			}
 		}

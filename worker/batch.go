@@ -14,6 +14,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // batchSender runs the send path shared by every channel: claim, reconcile,
@@ -96,7 +97,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 
 	var send, later []campaigns.Item
 	var stale []staleItem
-	var repoll []campaigns.DLRItem
+	var repoll []tasks.DLRItem
 	for i, r := range reply.Results {
 		switch r.Code {
 		case campaigns.Claimed:
@@ -107,7 +108,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			stale = append(stale, staleItem{item: b.Items[i], since: r.Since})
 		case campaigns.AlreadyFinal:
 			if r.Accepted != "" {
-				repoll = append(repoll, campaigns.DLRItem{Row: b.Items[i].Row, ID: r.Accepted})
+				repoll = append(repoll, tasks.DLRItem{Row: b.Items[i].Row, ID: r.Accepted})
 			}
 		}
 	}
@@ -179,7 +180,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	}
 
 	var (
-		accepted   []campaigns.DLRItem
+		accepted   []tasks.DLRItem
 		pause      string
 		retry      []campaigns.Item
 		stopping   bool
@@ -207,7 +208,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 		switch o.action {
 		case Succeed:
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: o.id})
-			accepted = append(accepted, campaigns.DLRItem{Row: it.Row, ID: o.id})
+			accepted = append(accepted, tasks.DLRItem{Row: it.Row, ID: o.id})
 		case FailPermanently:
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerFailed, Value: o.reason})
 		case PauseCampaign:
@@ -288,7 +289,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	if failed {
 		ev = log.Warn().AnErr("last_error", lastErr)
 	}
-	ev.Int("retry_items", len(retry)).Int("later_items", len(later)).Dur("in", delay).Str("next", child.TaskID()).Msg("part of the batch follows up")
+	ev.Int("retry_items", len(retry)).Int("later_items", len(later)).Dur("in", delay).Str("next", tasks.BatchID(&child)).Msg("part of the batch follows up")
 	return nil
 }
 
@@ -351,10 +352,10 @@ func (s *batchSender) settle(ctx context.Context, a *attempt, outs []campaigns.O
 	if err := s.record(ctx, a, outs); err != nil {
 		return err
 	}
-	var accepted []campaigns.DLRItem
+	var accepted []tasks.DLRItem
 	for _, o := range outs {
 		if o.State == campaigns.LedgerAccepted {
-			accepted = append(accepted, campaigns.DLRItem{Row: o.Row, ID: o.Value})
+			accepted = append(accepted, tasks.DLRItem{Row: o.Row, ID: o.Value})
 		}
 	}
 	if len(accepted) > 0 && a.b.Channel.TracksDLR() {
@@ -397,26 +398,19 @@ func (s *batchSender) limitFor(b *campaigns.Batch) ratelimit.Limit {
 }
 
 func (s *batchSender) enqueueChild(ctx context.Context, child *campaigns.Batch, delay time.Duration) error {
-	task := asynq.NewTask(child.Channel.TaskType(), campaigns.Encode(child),
-		asynq.TaskID(child.TaskID()), asynq.Queue(child.Channel.Queue()),
-		asynq.MaxRetry(campaigns.TaskMaxRetry), asynq.Timeout(s.opts.TaskTimeout), asynq.ProcessIn(delay))
-	_, err := s.deps.Enqueuer.EnqueueContext(context.WithoutCancel(ctx), task)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue follow-up %s: %w", child.TaskID(), err)
-	}
-	return nil
+	return tasks.Enqueue(context.WithoutCancel(ctx), s.deps.Enqueuer, tasks.Send(child, tasks.Options{Timeout: s.opts.TaskTimeout, Delay: delay}))
 }
 
 // scheduleDLR starts polling delivery reports of accepted rows. The poll's
 // id names the attempt and hashes its rows, so two polls of one attempt
 // (rows settled by reconciliation, rows sent) never share an id.
-func (s *batchSender) scheduleDLR(ctx context.Context, a *attempt, items []campaigns.DLRItem) error {
+func (s *batchSender) scheduleDLR(ctx context.Context, a *attempt, items []tasks.DLRItem) error {
 	h := fnv.New32a()
 	for _, it := range items {
 		fmt.Fprintf(h, "%d,", it.Row)
 	}
-	key := fmt.Sprintf("%s-%s-%08x", a.b.Key(), a.token, h.Sum32())
-	p := &campaigns.DLRPoll{Campaign: a.b.Campaign, Key: key, Since: time.Now().Unix(), Items: items}
+	key := fmt.Sprintf("%s-%s-%08x", tasks.BatchKey(a.b), a.token, h.Sum32())
+	p := &tasks.DLRPoll{Campaign: a.b.Campaign, Key: key, Since: time.Now().Unix(), Items: items}
 	return enqueueDLR(ctx, s.deps.Enqueuer, p, s.opts.DLRInterval, s.opts)
 }
 

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // DLRHandler runs dlr:poll tasks: it reads the delivery report of each
@@ -27,8 +27,8 @@ const maxDLRInterval = 10 * time.Minute
 
 // ProcessTask implements asynq.Handler.
 func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p campaigns.DLRPoll
-	if err := campaigns.Decode(t.Payload(), &p); err != nil {
+	var p tasks.DLRPoll
+	if err := tasks.Decode(t.Payload(), &p); err != nil {
 		return skip(err)
 	}
 	log := zerolog.Ctx(ctx)
@@ -64,7 +64,7 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 	expired := time.Since(time.Unix(p.Since, 0)) >= h.opts.DLRMaxAge
 	var outs []campaigns.Outcome
-	var rest []campaigns.DLRItem
+	var rest []tasks.DLRItem
 	var wait time.Duration
 	for i, r := range res {
 		it := p.Items[i]
@@ -101,12 +101,6 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return enqueueDLR(ctx, h.deps.Enqueuer, &next, max(delay, wait), h.opts)
 }
 
-func enqueueDLR(ctx context.Context, enq Enqueuer, p *campaigns.DLRPoll, delay time.Duration, o Options) error {
-	task := asynq.NewTask(campaigns.TypeDLRPoll, campaigns.Encode(p), asynq.TaskID(p.TaskID()),
-		asynq.Queue(campaigns.QueueDLR), asynq.MaxRetry(campaigns.TaskMaxRetry), asynq.Timeout(o.TaskTimeout), asynq.ProcessIn(delay))
-	_, err := enq.EnqueueContext(context.WithoutCancel(ctx), task)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue %s: %w", p.TaskID(), err)
-	}
-	return nil
+func enqueueDLR(ctx context.Context, enq Enqueuer, p *tasks.DLRPoll, delay time.Duration, o Options) error {
+	return tasks.Enqueue(context.WithoutCancel(ctx), enq, tasks.Poll(p, tasks.Options{Timeout: o.TaskTimeout, Delay: delay}))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // EmailHandler runs email:send tasks: one call for a batch whose subject and
@@ -16,7 +17,7 @@ type EmailHandler struct{ b *batchSender }
 // ProcessTask implements asynq.Handler.
 func (h *EmailHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var b campaigns.Batch
-	if err := campaigns.Decode(t.Payload(), &b); err != nil {
+	if err := tasks.Decode(t.Payload(), &b); err != nil {
 		return skip(err)
 	}
 	return h.b.process(ctx, &b, h.send)

@@ -2,8 +2,8 @@ package worker
 
 import (
 	"context"
-	"strings"
 
+	"github.com/fanoutdev/fanout/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 )
@@ -15,15 +15,8 @@ func LogMiddleware(base zerolog.Logger) asynq.MiddlewareFunc {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			id, _ := asynq.GetTaskID(ctx)
 			retry, _ := asynq.GetRetryCount(ctx)
-			l := base.With().Str("task", id).Str("type", t.Type()).Str("campaign", CampaignOf(id)).Int("retry", retry).Logger()
+			l := base.With().Str("task", id).Str("type", t.Type()).Str("campaign", tasks.CampaignOf(id)).Int("retry", retry).Logger()
 			return next.ProcessTask(l.WithContext(ctx), t)
 		})
 	}
-}
-
-// CampaignOf returns the campaign of a fanout task id: every task id starts
-// with "<campaign id>:" and campaign ids hold no ':'.
-func CampaignOf(taskID string) string {
-	c, _, _ := strings.Cut(taskID, ":")
-	return c
 }

@@ -29,12 +29,3 @@ func TestLogMiddlewareTagsTheTask(t *testing.T) {
 		t.Fatalf("log line %v", line)
 	}
 }
-
-func TestCampaignOf(t *testing.T) {
-	t.Parallel()
-	for id, want := range map[string]string{"spring-1:b12": "spring-1", "c-1:dlr:b3r1:2": "c-1", "plain": "plain", "": ""} {
-		if got := CampaignOf(id); got != want {
-			t.Errorf("CampaignOf(%q) = %q, want %q", id, got, want)
-		}
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // Server is a long-running asynq server with fanout's handlers, error
@@ -76,7 +77,7 @@ func (s *Server) handleError(ctx context.Context, store *campaigns.Store, t *asy
 	case !IsFailure(err):
 		ev = s.log.Debug()
 	}
-	ev.Err(err).Str("task", id).Str("type", t.Type()).Str("campaign", CampaignOf(id)).
+	ev.Err(err).Str("task", id).Str("type", t.Type()).Str("campaign", tasks.CampaignOf(id)).
 		Int("retried", retried).Int("max_retry", maxRetry).Msg("task did not finish")
 	if !final || store == nil {
 		return
@@ -87,9 +88,9 @@ func (s *Server) handleError(ctx context.Context, store *campaigns.Store, t *asy
 	var campaign string
 	mode := campaigns.ModeAbandon
 	switch t.Type() {
-	case campaigns.TypeSMSSend, campaigns.TypeWhatsAppTemplate, campaigns.TypeEmailSend:
+	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend:
 		var b campaigns.Batch
-		if campaigns.Decode(t.Payload(), &b) != nil {
+		if tasks.Decode(t.Payload(), &b) != nil {
 			return
 		}
 		campaign = b.Campaign
@@ -97,9 +98,9 @@ func (s *Server) handleError(ctx context.Context, store *campaigns.Store, t *asy
 		for _, it := range b.Items {
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerFailed, Value: reason})
 		}
-	case campaigns.TypeDLRPoll:
-		var p campaigns.DLRPoll
-		if campaigns.Decode(t.Payload(), &p) != nil {
+	case tasks.TypeDLRPoll:
+		var p tasks.DLRPoll
+		if tasks.Decode(t.Payload(), &p) != nil {
 			return
 		}
 		campaign, mode = p.Campaign, campaigns.ModeDLR

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // SMSHandler runs sms:send tasks. A batch whose text is the same for every
@@ -17,7 +18,7 @@ type SMSHandler struct{ b *batchSender }
 // ProcessTask implements asynq.Handler.
 func (h *SMSHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var b campaigns.Batch
-	if err := campaigns.Decode(t.Payload(), &b); err != nil {
+	if err := tasks.Decode(t.Payload(), &b); err != nil {
 		return skip(err)
 	}
 	return h.b.process(ctx, &b, h.send)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // WhatsAppHandler runs whatsapp:template tasks: the whole batch is one call,
@@ -17,7 +18,7 @@ type WhatsAppHandler struct{ b *batchSender }
 // ProcessTask implements asynq.Handler.
 func (h *WhatsAppHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var b campaigns.Batch
-	if err := campaigns.Decode(t.Payload(), &b); err != nil {
+	if err := tasks.Decode(t.Payload(), &b); err != nil {
 		return skip(err)
 	}
 	return h.b.process(ctx, &b, h.send)

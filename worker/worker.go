@@ -20,6 +20,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // SMSSender sends SMS; *oneroute.Client implements it.
@@ -114,7 +115,7 @@ func (o Options) withDefaults() Options {
 		o.Concurrency = 50
 	}
 	if len(o.Queues) == 0 {
-		o.Queues = map[string]int{campaigns.QueueSMS: 6, campaigns.QueueWhatsApp: 6, campaigns.QueueEmail: 3, campaigns.QueueDLR: 2}
+		o.Queues = map[string]int{tasks.QueueSMS: 6, tasks.QueueWhatsApp: 6, tasks.QueueEmail: 3, tasks.QueueDLR: 2}
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 15 * time.Second
@@ -164,10 +165,10 @@ func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
 	b := &batchSender{deps: d, opts: o, drain: drain}
 	mux := asynq.NewServeMux()
 	mux.Use(LogMiddleware(d.Logger))
-	mux.Handle(campaigns.TypeSMSSend, &SMSHandler{b})
-	mux.Handle(campaigns.TypeWhatsAppTemplate, &WhatsAppHandler{b})
-	mux.Handle(campaigns.TypeEmailSend, &EmailHandler{b})
-	mux.Handle(campaigns.TypeDLRPoll, &DLRHandler{deps: d, opts: o})
+	mux.Handle(tasks.TypeSMSSend, &SMSHandler{b})
+	mux.Handle(tasks.TypeWhatsAppTemplate, &WhatsAppHandler{b})
+	mux.Handle(tasks.TypeEmailSend, &EmailHandler{b})
+	mux.Handle(tasks.TypeDLRPoll, &DLRHandler{deps: d, opts: o})
 	for typ, h := range d.Handlers {
 		mux.Handle(typ, h)
 	}

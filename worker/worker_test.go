@@ -19,6 +19,7 @@ import (
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // fakeProvider answers provider calls from per-method functions and records
@@ -191,7 +192,7 @@ func (b *testBundle) campaign(t *testing.T, spec campaigns.Spec, to ...string) *
 
 func (b *testBundle) run(t *testing.T, batch *campaigns.Batch) error {
 	t.Helper()
-	return b.mux.ProcessTask(b.ctx, asynq.NewTask(batch.Channel.TaskType(), campaigns.Encode(batch)))
+	return b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch)))
 }
 
 func (b *testBundle) progress(t *testing.T, id string) campaigns.Progress {
@@ -209,7 +210,7 @@ func (b *testBundle) children(t *testing.T, typ string) []*campaigns.Batch {
 	var out []*campaigns.Batch
 	for _, task := range b.enq.take(typ) {
 		var c campaigns.Batch
-		if err := campaigns.Decode(task.Payload(), &c); err != nil {
+		if err := tasks.Decode(task.Payload(), &c); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, &c)
@@ -281,7 +282,7 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
-	kids := b.children(t, campaigns.TypeSMSSend)
+	kids := b.children(t, tasks.TypeSMSSend)
 	if len(kids) != 1 || len(kids[0].Items) != 1 || kids[0].Items[0].To != "+2348030000002" || kids[0].Failures != 1 {
 		t.Fatalf("follow-ups: %+v", kids)
 	}
@@ -304,9 +305,9 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 	// Every accepted SMS is followed to its delivery report (re-runs poll
 	// again: polls are idempotent).
 	polled := map[int]bool{}
-	for _, task := range b.enq.take(campaigns.TypeDLRPoll) {
-		var p campaigns.DLRPoll
-		campaigns.Decode(task.Payload(), &p)
+	for _, task := range b.enq.take(tasks.TypeDLRPoll) {
+		var p tasks.DLRPoll
+		tasks.Decode(task.Payload(), &p)
 		for _, it := range p.Items {
 			polled[it.Row] = true
 		}
@@ -332,7 +333,7 @@ func TestAmbiguousWithoutLookupIsUnknown(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := b.progress(t, s.ID)
-			kids := b.children(t, campaigns.TypeWhatsAppTemplate)
+			kids := b.children(t, tasks.TypeWhatsAppTemplate)
 			if !alo && (p.Unknown != 2 || len(kids) != 0) {
 				t.Fatalf("unknown %d, follow-ups %d; want 2 and 0", p.Unknown, len(kids))
 			}
@@ -371,7 +372,7 @@ func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
-	kids := b.children(t, campaigns.TypeSMSSend)
+	kids := b.children(t, tasks.TypeSMSSend)
 	if len(kids) != 1 || len(kids[0].Items) != 2 {
 		t.Fatalf("follow-ups: %+v, want one with both recipients", kids)
 	}
@@ -383,8 +384,8 @@ func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
 	bs := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
 	bs.opts.RequestTimeout = -5 * time.Second // staleAfter() == 0: every claim is stale now
 	mux := asynq.NewServeMux()
-	mux.Handle(campaigns.TypeSMSSend, &SMSHandler{bs})
-	if err := mux.ProcessTask(b.ctx, asynq.NewTask(campaigns.TypeSMSSend, campaigns.Encode(kids[0]))); err != nil {
+	mux.Handle(tasks.TypeSMSSend, &SMSHandler{bs})
+	if err := mux.ProcessTask(b.ctx, asynq.NewTask(tasks.TypeSMSSend, tasks.Encode(kids[0]))); err != nil {
 		t.Fatal(err)
 	}
 	p := b.progress(t, s.ID)
@@ -418,7 +419,7 @@ func TestUnauthorizedPausesTheCampaign(t *testing.T) {
 	if p.State != campaigns.StatePaused || !strings.Contains(p.Reason, "Invalid API Key") || p.Failed != 0 {
 		t.Fatalf("state %s reason %q failed %d", p.State, p.Reason, p.Failed)
 	}
-	if kids := b.children(t, campaigns.TypeWhatsAppTemplate); len(kids) != 1 {
+	if kids := b.children(t, tasks.TypeWhatsAppTemplate); len(kids) != 1 {
 		t.Fatalf("follow-ups %d, want 1", len(kids))
 	}
 	// While paused, a task bounces without claiming and without a failure.
@@ -441,7 +442,7 @@ func TestThrottleIsSharedAndNotAFailure(t *testing.T) {
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
-	kids := b.children(t, campaigns.TypeWhatsAppTemplate)
+	kids := b.children(t, tasks.TypeWhatsAppTemplate)
 	if len(kids) != 1 || kids[0].Failures != 0 {
 		t.Fatalf("follow-ups %+v, want one with no failure counted", kids)
 	}
@@ -464,7 +465,7 @@ func TestTemporaryFailuresGiveUpAfterMaxAttempts(t *testing.T) {
 		if err := b.run(t, batch); err != nil {
 			t.Fatal(err)
 		}
-		kids := b.children(t, campaigns.TypeWhatsAppTemplate)
+		kids := b.children(t, tasks.TypeWhatsAppTemplate)
 		if i < b.opts.MaxAttempts-1 {
 			if len(kids) != 1 {
 				t.Fatalf("attempt %d: %d follow-ups", i+1, len(kids))
@@ -516,24 +517,24 @@ func TestDLRPolling(t *testing.T) {
 		}
 		return oneroute.DLR{Conversation: oneroute.SMSMessage{ID: id, Status: st}}, nil
 	}
-	polls := b.enq.take(campaigns.TypeDLRPoll)
+	polls := b.enq.take(tasks.TypeDLRPoll)
 	if len(polls) != 1 {
 		t.Fatalf("%d polls", len(polls))
 	}
 	if err := b.mux.ProcessTask(b.ctx, polls[0]); err != nil {
 		t.Fatal(err)
 	}
-	next := b.enq.take(campaigns.TypeDLRPoll)
+	next := b.enq.take(tasks.TypeDLRPoll)
 	if len(next) != 1 {
 		t.Fatalf("%d follow-up polls, want 1 for the pending one", len(next))
 	}
-	var p campaigns.DLRPoll
-	campaigns.Decode(next[0].Payload(), &p)
+	var p tasks.DLRPoll
+	tasks.Decode(next[0].Payload(), &p)
 	if len(p.Items) != 1 || p.Attempt != 1 {
 		t.Fatalf("follow-up poll %+v", p)
 	}
 	p.Since = time.Now().Add(-48 * time.Hour).Unix() // older than DLRMaxAge
-	if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(campaigns.TypeDLRPoll, campaigns.Encode(&p))); err != nil {
+	if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.TypeDLRPoll, tasks.Encode(&p))); err != nil {
 		t.Fatal(err)
 	}
 	got := b.progress(t, s.ID)
@@ -651,7 +652,7 @@ func TestFailingLookupsEndInUnknown(t *testing.T) {
 			t.Fatal(err)
 		}
 		batch = nil
-		if kids := b.children(t, campaigns.TypeSMSSend); len(kids) == 1 {
+		if kids := b.children(t, tasks.TypeSMSSend); len(kids) == 1 {
 			batch = kids[0]
 		}
 	}
@@ -704,7 +705,7 @@ func TestStopRecordsEverySend(t *testing.T) {
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := enq.Enqueue(asynq.NewTask(campaigns.TypeEmailSend, campaigns.Encode(batch), asynq.Queue(campaigns.QueueEmail), asynq.TaskID("stop:b0"))); err != nil {
+	if _, err := enq.Enqueue(asynq.NewTask(tasks.TypeEmailSend, tasks.Encode(batch), asynq.Queue(tasks.QueueEmail), asynq.TaskID("stop:b0"))); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

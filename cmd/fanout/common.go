@@ -19,6 +19,7 @@ import (
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/tasks"
 	"github.com/fanoutdev/fanout/worker"
 )
 
@@ -112,7 +113,7 @@ func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit
 		Limiter:  lim,
 		Logger:   log,
 		// Detached dispatches (fanout dispatch --detach) expand in workers.
-		Handlers: map[string]asynq.Handler{dispatcher.TypeExpand: expand},
+		Handlers: map[string]asynq.Handler{tasks.TypeExpand: expand},
 	}
 	return worker.NewServer(rdb, deps, workerOptions(cfg))
 }
