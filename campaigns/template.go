@@ -234,7 +234,7 @@ func compileOne(p part) (*template.Template, []string, bool, error) {
 	if len(t.Templates()) > 1 {
 		return nil, nil, false, errors.New("{{define}} and {{block}} are not allowed: write the text in place")
 	}
-	v := &vet{}
+	v := &vet{tree: t.Tree}
 	v.list(t.Tree.Root, true)
 	if v.err != nil {
 		return nil, nil, false, v.err
@@ -249,6 +249,7 @@ func compileOne(p part) (*template.Template, []string, bool, error) {
 // allow and listing the recipient fields it reads. root says whether dot is
 // the recipient's record (outside {{with}}) or one field's text (inside).
 type vet struct {
+	tree    *parse.Tree
 	fields  []string
 	actions int
 	err     error
@@ -256,24 +257,19 @@ type vet struct {
 
 func (v *vet) fail(n parse.Node, format string, args ...any) {
 	if v.err == nil {
-		v.err = fmt.Errorf("%s: %s", nodeWhere(n), fmt.Sprintf(format, args...))
+		v.err = fmt.Errorf("%s: %s", v.where(n), fmt.Sprintf(format, args...))
 	}
 }
 
-// nodeWhere says where a node is in its template, for errors.
-func nodeWhere(n parse.Node) string {
-	if n == nil {
-		return "template"
+// where says where a node is in its template: "line 1, column 12". It
+// does not quote the template, so no error repeats a spec's content.
+func (v *vet) where(n parse.Node) string {
+	loc, _ := v.tree.ErrorContext(n) // "name:line:col"
+	parts := strings.Split(loc, ":")
+	if len(parts) < 3 {
+		return "in the template"
 	}
-	return fmt.Sprintf("at %s", strconv.Quote(shorten(n.String(), 40)))
-}
-
-func shorten(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n]) + "…"
+	return fmt.Sprintf("line %s, column %s of the template", parts[len(parts)-2], parts[len(parts)-1])
 }
 
 func (v *vet) list(l *parse.ListNode, root bool) {

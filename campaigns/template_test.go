@@ -198,6 +198,8 @@ func TestSpecErrorsDoNotEchoContent(t *testing.T) {
 		{"wrong type", "channel: sms\nbatch_size: hunter2secret\n", "hunter2secret"},
 		{"odd key", "channel: sms\n\"p@ss=hunter2secret\": 1\n", "hunter2secret"},
 		{"list", "- hunter2secret\n", "hunter2secret"},
+		{"refused template", smsYAML("hunter2secret {{range .hunter2secret}}hunter2secret{{end}}"), "hunter2secret"},
+		{"failing template", smsYAML(`{{if lt "hunter2secret" 3}}x{{end}}`), "hunter2secret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
