@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -20,7 +21,7 @@ func genKey(id string) string { return "fanout:{" + id + "}:expand" }
 // was uploaded with up (already closed): it records the campaign, stores the
 // suppression list's hashes and enqueues the first campaign:expand task.
 // Running it twice enqueues one task.
-func Detach(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec campaigns.Spec, o Options) error {
+func Detach(ctx context.Context, store *storage.Store, enq Enqueuer, spec campaigns.Spec, o Options) error {
 	o = o.withDefaults()
 	pf, err := preflight(spec, nil, o)
 	if err != nil {
@@ -62,7 +63,7 @@ func expandOptions(o Options) tasks.Options {
 
 // ExpandHandler runs detached expansions; build it with NewExpandHandler.
 type ExpandHandler struct {
-	store *campaigns.Store
+	store *storage.Store
 	enq   Enqueuer
 	opts  Options
 }
@@ -71,7 +72,7 @@ type ExpandHandler struct {
 // upload does not (Workers, Enqueuers, Logger, ...); MaxRun defaults to 10
 // minutes, after which a task hands over to a continuation so no task holds
 // a worker for hours.
-func NewExpandHandler(store *campaigns.Store, enq Enqueuer, o Options) asynq.Handler {
+func NewExpandHandler(store *storage.Store, enq Enqueuer, o Options) asynq.Handler {
 	if o.MaxRun <= 0 {
 		o.MaxRun = defaultMaxRun
 	}
@@ -144,7 +145,7 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		o.Logger.Info().Str("campaign", p.Campaign).Int("gen", p.Gen).Int("row", res.Rows).Int("batches", res.Batches).Msg("expansion continues in a new task")
 		return nil
-	case errors.Is(err, ErrBadInput), errors.Is(err, ErrFileChanged), errors.Is(err, campaigns.ErrSpecConflict):
+	case errors.Is(err, ErrBadInput), errors.Is(err, ErrFileChanged), errors.Is(err, storage.ErrSpecConflict):
 		return fmt.Errorf("expand %s: %w: %w", p.Campaign, err, asynq.SkipRetry)
 	case err != nil:
 		return fmt.Errorf("expand %s: %w", p.Campaign, err)

@@ -1,4 +1,4 @@
-package campaigns
+package storage
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -55,10 +56,13 @@ type Store struct {
 	rdb redis.UniversalClient
 }
 
-// NewStore returns a store on rdb.
-func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+// New returns a store on rdb.
+func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
 
 // Redis returns the client the store uses.
+//
+// Deprecated: the dispatcher still reaches past the store; it goes away
+// once checkpoints and uploads are Store methods.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
 const indexKey = "fanout:campaigns"
@@ -89,7 +93,7 @@ return 1
 
 // Create records a new campaign in state dispatching. Creating the same spec
 // again is a no-op that returns created=false, so a dispatch can be re-run.
-func (s *Store) Create(ctx context.Context, spec Spec) (created bool, err error) {
+func (s *Store) Create(ctx context.Context, spec campaigns.Spec) (created bool, err error) {
 	js, err := json.Marshal(spec)
 	if err != nil {
 		return false, err
@@ -115,15 +119,15 @@ func (s *Store) Create(ctx context.Context, spec Spec) (created bool, err error)
 }
 
 // Spec returns the stored spec of a campaign.
-func (s *Store) Spec(ctx context.Context, id string) (Spec, error) {
+func (s *Store) Spec(ctx context.Context, id string) (campaigns.Spec, error) {
 	js, err := s.rdb.HGet(ctx, campaignKey(id), "spec").Result()
 	if errors.Is(err, redis.Nil) {
-		return Spec{}, fmt.Errorf("campaign %s: %w", id, ErrNotFound)
+		return campaigns.Spec{}, fmt.Errorf("campaign %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Spec{}, err
+		return campaigns.Spec{}, err
 	}
-	var spec Spec
+	var spec campaigns.Spec
 	return spec, json.Unmarshal([]byte(js), &spec)
 }
 
@@ -305,7 +309,7 @@ type ClaimResult struct {
 type ClaimReply struct {
 	// State is the campaign's state. Nothing is claimed unless it is
 	// dispatching or running.
-	State   State
+	State   campaigns.State
 	Results []ClaimResult
 }
 
@@ -327,7 +331,7 @@ func (s *Store) Claim(ctx context.Context, id, token string, rows []int, staleAf
 	if err != nil {
 		return ClaimReply{}, fmt.Errorf("claim %d rows of %s: %w", len(rows), id, err)
 	}
-	reply := ClaimReply{State: State(res[0])}
+	reply := ClaimReply{State: campaigns.State(res[0])}
 	if res[0] == "missing" {
 		return reply, fmt.Errorf("claim rows of %s: %w", id, ErrNotFound)
 	}
@@ -512,7 +516,7 @@ const (
 // script. In ModeSend only rows the token's attempt owns change. A
 // transition whose source state does not match is ignored, so recording
 // twice changes nothing. It returns how many were applied.
-func (s *Store) Record(ctx context.Context, id string, mode Mode, token string, outs []Outcome) (int, error) {
+func (s *Store) Record(ctx context.Context, id string, mode Mode, token string, outs []campaigns.Outcome) (int, error) {
 	if len(outs) == 0 {
 		return 0, nil
 	}
@@ -622,7 +626,7 @@ var ErrStopped = errors.New("campaign paused or cancelled")
 // allow (resume a running campaign, pause a completed one, ...).
 var ErrTransition = errors.New("campaign state does not allow this")
 
-func (s *Store) transition(ctx context.Context, id, action, reason string) (State, error) {
+func (s *Store) transition(ctx context.Context, id, action, reason string) (campaigns.State, error) {
 	res, err := transitionScript.Run(ctx, s.rdb, []string{campaignKey(id)}, action, reason).Slice()
 	if err != nil {
 		return "", fmt.Errorf("%s campaign %s: %w", action, id, err)
@@ -632,40 +636,40 @@ func (s *Store) transition(ctx context.Context, id, action, reason string) (Stat
 		return "", fmt.Errorf("campaign %s: %w", id, ErrNotFound)
 	}
 	if n, _ := res[1].(int64); n == 0 {
-		return State(st), fmt.Errorf("%s campaign %s: it is %s: %w", action, id, st, ErrTransition)
+		return campaigns.State(st), fmt.Errorf("%s campaign %s: it is %s: %w", action, id, st, ErrTransition)
 	}
-	return State(st), nil
+	return campaigns.State(st), nil
 }
 
 // Pause stops a dispatching or running campaign fleet-wide: workers claim
 // nothing more of it until Resume. reason is shown by status.
-func (s *Store) Pause(ctx context.Context, id, reason string) (State, error) {
+func (s *Store) Pause(ctx context.Context, id, reason string) (campaigns.State, error) {
 	return s.transition(ctx, id, "pause", reason)
 }
 
 // Resume restarts a paused campaign.
-func (s *Store) Resume(ctx context.Context, id string) (State, error) {
+func (s *Store) Resume(ctx context.Context, id string) (campaigns.State, error) {
 	return s.transition(ctx, id, "resume", "")
 }
 
 // Cancel stops a campaign for good: recipients not yet sent are skipped as
 // their tasks come through.
-func (s *Store) Cancel(ctx context.Context, id, reason string) (State, error) {
+func (s *Store) Cancel(ctx context.Context, id, reason string) (campaigns.State, error) {
 	return s.transition(ctx, id, "cancel", reason)
 }
 
 // Progress reads a campaign's state and counters.
-func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
+func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, error) {
 	m, err := s.rdb.HGetAll(ctx, campaignKey(id)).Result()
 	if err != nil {
-		return Progress{}, fmt.Errorf("read campaign %s: %w", id, err)
+		return campaigns.Progress{}, fmt.Errorf("read campaign %s: %w", id, err)
 	}
 	if len(m) == 0 {
-		return Progress{}, fmt.Errorf("campaign %s: %w", id, ErrNotFound)
+		return campaigns.Progress{}, fmt.Errorf("campaign %s: %w", id, ErrNotFound)
 	}
 	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
-	p := Progress{
-		ID: id, Name: m["name"], Channel: Channel(m["channel"]), State: State(m["state"]), Reason: m["reason"],
+	p := campaigns.Progress{
+		ID: id, Name: m["name"], Channel: campaigns.Channel(m["channel"]), State: campaigns.State(m["state"]), Reason: m["reason"],
 		Total: n("total"), Sent: n("sent"), Failed: n("failed"), Delivered: n("delivered"),
 		Undelivered: n("undelivered"), DLRExpired: n("dlr_expired"), Unknown: n("unknown"),
 		Skipped: n("skipped"), Invalid: n("invalid"), Duplicates: n("duplicates"),
