@@ -10,7 +10,7 @@
 //
 // Rows are parsed and normalised on every core while their order is kept, so
 // batch n always holds the same recipients; batches are enqueued by several
-// goroutines at once. A checkpoint in Redis (checkpoint.go) lets a re-run skip
+// goroutines at once. A checkpoint in Redis (storage.Checkpoint) lets a re-run skip
 // what an earlier run did without a Redis look-up per batch. With Options.Window
 // the dispatcher waits for workers before Redis holds more than Window
 // unfinished batches of the campaign. NewExpandHandler runs the same

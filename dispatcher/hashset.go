@@ -101,3 +101,14 @@ func addrHash(s string) uint64 {
 	}
 	return mix(h)
 }
+
+// members returns the hashes in the set, in slot order.
+func (s *hashSet) members() []uint64 {
+	out := make([]uint64, 0, s.Len())
+	for _, h := range s.slots {
+		if h != 0 {
+			out = append(out, h)
+		}
+	}
+	return out
+}

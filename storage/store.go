@@ -59,12 +59,6 @@ type Store struct {
 // New returns a store on rdb.
 func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
 
-// Redis returns the client the store uses.
-//
-// Deprecated: the dispatcher still reaches past the store; it goes away
-// once checkpoints and uploads are Store methods.
-func (s *Store) Redis() redis.UniversalClient { return s.rdb }
-
 const indexKey = "fanout:campaigns"
 
 func campaignKey(id string) string { return "fanout:{" + id + "}" }
@@ -198,9 +192,11 @@ maybe_complete(KEYS[1], ARGV[1])
 return redis.call('HGET', KEYS[1], 'state')
 `)
 
-// DispatchCounts are the dispatcher's tallies stored with the campaign.
+// DispatchCounts are a dispatch's tallies: in a Checkpoint, and stored with
+// the campaign by FinishDispatch (which keeps all but Valid: the campaign's
+// total counts the valid recipients batch by batch).
 type DispatchCounts struct {
-	Rows, Invalid, Duplicates, Suppressed int
+	Rows, Valid, Invalid, Duplicates, Suppressed int
 }
 
 // FinishDispatch marks the campaign fully expanded and records the

@@ -146,7 +146,7 @@ configuration or flags). See docs/cli.md.`)
 		fmt.Fprintf(e.stderr, "dispatching campaign %s into Redis at %s (rerun the same command to resume it if interrupted)\n",
 			spec.ID, config.Config{Redis: cfg.Redis}.Redacted().Redis.URL)
 	}
-	var up *dispatcher.Upload
+	var up *storage.Upload
 	var upRedis interface{ Close() error }
 	var reader io.Reader = in
 	var store *storage.Store
@@ -161,7 +161,7 @@ configuration or flags). See docs/cli.md.`)
 		defer upRedis.Close()
 		store = storage.New(rdb)
 		enq = asynq.NewClientFromRedisClient(rdb)
-		up = dispatcher.NewUpload(ctx, rdb, spec.ID, dispatcher.UploadMeta(so, opts))
+		up = store.NewUpload(ctx, spec.ID, dispatcher.UploadMeta(so, opts))
 		reader = io.TeeReader(in, up)
 	}
 	src, err := checkSource(spec, path, reader, so)
