@@ -12,8 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fanoutdev/fanout/campaigns"
 )
 
 // Ledger states of one recipient, as the first byte of its ledger value.
@@ -68,23 +69,6 @@ func bucketKey(id string, row int) string {
 	return "fanout:{" + id + "}:l:" + strconv.Itoa(row/bucketSize)
 }
 
-// createScript stores a campaign unless its id exists.
-var createScript = redis.NewScript(`
--- KEYS[1]: campaign hash fanout:{id}
--- ARGV[1]: spec JSON; ARGV[2]: spec digest; ARGV[3]: now (unix ms); ARGV[4]: "1" when SMS DLRs are tracked
--- ARGV[5]: name; ARGV[6]: channel
--- Returns 1 when created, 0 when a campaign with the same digest exists,
--- -1 when the id holds a different spec.
-local d = redis.call('HGET', KEYS[1], 'digest')
-if d then
-  if d == ARGV[2] then return 0 end
-  return -1
-end
-redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'digest', ARGV[2], 'state', 'dispatching',
-  'created_at', ARGV[3], 'dlr', ARGV[4], 'name', ARGV[5], 'channel', ARGV[6], 'total', 0)
-return 1
-`)
-
 // Create records a new campaign in state dispatching. Creating the same spec
 // again is a no-op that returns created=false, so a dispatch can be re-run.
 func (s *Store) Create(ctx context.Context, spec campaigns.Spec) (created bool, err error) {
@@ -125,21 +109,6 @@ func (s *Store) Spec(ctx context.Context, id string) (campaigns.Spec, error) {
 	return spec, json.Unmarshal([]byte(js), &spec)
 }
 
-// addBatchScript counts a batch into the campaign total exactly once.
-var addBatchScript = redis.NewScript(`
--- KEYS[1]: campaign hash; KEYS[2]: batches hash fanout:{id}:b
--- ARGV[1]: batch sequence number; ARGV[2]: recipients in the batch; ARGV[3]: its highest row
--- Returns 1 when the batch is new (total grew), 0 when it was recorded before.
-local m = tonumber(redis.call('HGET', KEYS[1], 'maxrow') or '0')
-if tonumber(ARGV[3]) > m then redis.call('HSET', KEYS[1], 'maxrow', ARGV[3]) end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[2]))
-  redis.call('HINCRBY', KEYS[1], 'batches', 1)
-  return 1
-end
-return 0
-`)
-
 // AddBatch adds a batch's n recipients to the campaign total, once per batch
 // however often it is called; maxRow is the batch's highest row.
 func (s *Store) AddBatch(ctx context.Context, id string, seq, n, maxRow int) (bool, error) {
@@ -154,43 +123,6 @@ func (s *Store) AddBatch(ctx context.Context, id string, seq, n, maxRow int) (bo
 func (s *Store) HasBatch(ctx context.Context, id string, seq int) (bool, error) {
 	return s.rdb.HExists(ctx, batchesKey(id), strconv.Itoa(seq)).Result()
 }
-
-// nowLua reads Redis' clock in milliseconds, so every worker's claims and
-// stamps share one clock.
-const nowLua = `
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-`
-
-// completeLua moves a fully dispatched campaign whose recipients are all final
-// to completed. Shared by the scripts that change counters.
-const completeLua = `
-local function maybe_complete(c, now)
-  local v = redis.call('HMGET', c, 'state', 'dispatched', 'total', 'sent', 'failed', 'unknown',
-    'skipped', 'delivered', 'undelivered', 'dlr_expired', 'dlr')
-  if v[1] == 'completed' or v[1] == 'cancelled' or v[2] ~= '1' then return end
-  local function n(x) return tonumber(x) or 0 end
-  if n(v[4]) + n(v[5]) + n(v[6]) + n(v[7]) < n(v[3]) then return end
-  if v[11] == '1' and n(v[8]) + n(v[9]) + n(v[10]) < n(v[4]) then return end
-  redis.call('HSET', c, 'state', 'completed', 'finished_at', now)
-end
-`
-
-var finishDispatchScript = redis.NewScript(completeLua + `
--- KEYS[1]: campaign hash
--- ARGV[1]: now (unix ms); ARGV[2..7]: invalid, duplicates, suppressed, rows, total check, batches check
--- Marks expansion finished, stores the dispatcher's counts, and completes the
--- campaign when nothing is left to send. Returns the state.
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return false end
-redis.call('HSET', KEYS[1], 'dispatched', '1', 'invalid', ARGV[2], 'duplicates', ARGV[3],
-  'suppressed', ARGV[4], 'rows', ARGV[5])
-if st == 'dispatching' then redis.call('HSET', KEYS[1], 'state', 'running') end
-maybe_complete(KEYS[1], ARGV[1])
-return redis.call('HGET', KEYS[1], 'state')
-`)
 
 // DispatchCounts are a dispatch's tallies: in a Checkpoint, and stored with
 // the campaign by FinishDispatch (which keeps all but Valid: the campaign's
@@ -209,70 +141,6 @@ func (s *Store) FinishDispatch(ctx context.Context, id string, c DispatchCounts)
 	}
 	return err
 }
-
-// claimLua parses ledger values of claimed and sending rows.
-const claimLua = `
--- owner(v) returns state byte, time, token and since of a "c" or "s" value.
-local function owner(v)
-  local st = string.sub(v, 1, 1)
-  local a, b, c = string.match(string.sub(v, 2), '^(%d+):([^:]*):?(%d*)$')
-  return st, tonumber(a) or 0, b or '', tonumber(c)
-end
-`
-
-var claimScript = redis.NewScript(nowLua + claimLua + `
--- KEYS[1]: campaign hash fanout:{id}; KEYS[2..]: ledger buckets fanout:{id}:l:<n>
--- ARGV[1]: a claim or request older than this many ms is stale
--- ARGV[2]: this attempt's token
--- ARGV[3..]: pairs (index into KEYS of the row's bucket, row)
--- Returns {state, code...} with one code per row:
---   "0" claimed by this attempt: pending before, or claimed by this very
---       attempt already (a retried call), or claimed by an attempt that
---       vanished before starting any request (nothing can have been sent)
---   "1" already final: skip it
---   "a:<id>" already accepted with provider id <id>, delivery not final yet
---   "2" another attempt owns it and may still be working: try later
---   "3:<since>" a request started at <since> and its attempt vanished: the
---       claim is taken over; reconcile with the provider before any resend
--- When the campaign is not dispatching or running, nothing is claimed and
--- the reply is {state}.
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'missing'} end
-if st ~= 'running' and st ~= 'dispatching' then return {st} end
-local now = now_ms()
-local stale = tonumber(ARGV[1])
-local tok = ARGV[2]
-local mine = 'c' .. now .. ':' .. tok
-local out = {st}
-for i = 3, #ARGV, 2 do
-  local key = KEYS[tonumber(ARGV[i])]
-  local row = ARGV[i + 1]
-  local v = redis.call('HGET', key, row)
-  if not v then
-    redis.call('HSET', key, row, mine)
-    out[#out + 1] = '0'
-  else
-    local s, t, owner_tok, since = owner(v)
-    if s == 'a' then
-      out[#out + 1] = 'a:' .. string.sub(v, 2)
-    elseif s ~= 'c' and s ~= 's' then
-      out[#out + 1] = '1'
-    elseif owner_tok == tok then
-      if s == 'c' then out[#out + 1] = '0' else out[#out + 1] = '2' end
-    elseif now - t < stale then
-      out[#out + 1] = '2'
-    elseif s == 'c' and not since then
-      redis.call('HSET', key, row, mine)
-      out[#out + 1] = '0'
-    else
-      since = since or t
-      redis.call('HSET', key, row, mine .. ':' .. since)
-      out[#out + 1] = '3:' .. since
-    end
-  end
-end
-return out
-`)
 
 // ClaimCode says what a claim found for one recipient.
 type ClaimCode int
@@ -353,35 +221,6 @@ func (s *Store) Claim(ctx context.Context, id, token string, rows []int, staleAf
 	return reply, nil
 }
 
-var stampScript = redis.NewScript(nowLua + claimLua + `
--- KEYS[1]: campaign hash; KEYS[2..]: ledger buckets
--- ARGV[1]: the attempt's token; ARGV[2..]: pairs (bucket index in KEYS, row)
--- Marks rows the attempt still owns as sending, just before their request
--- starts: "c<t>:<tok>[:<since>]" becomes "s<now>:<tok>:<since or now>".
--- Returns one 1 (stamped: send it) or 0 (no longer owned: do not send) per
--- row; or {-1} when the campaign is no longer dispatching or running
--- (paused, cancelled): nothing is stamped, so a pause or cancel stops sends
--- within one request.
-local st = redis.call('HGET', KEYS[1], 'state')
-if st ~= 'running' and st ~= 'dispatching' then return {-1} end
-local now = now_ms()
-local out = {}
-for i = 2, #ARGV, 2 do
-  local key = KEYS[tonumber(ARGV[i])]
-  local row = ARGV[i + 1]
-  local v = redis.call('HGET', key, row)
-  out[#out + 1] = 0
-  if v then
-    local s, t, tok, since = owner(v)
-    if s == 'c' and tok == ARGV[1] then
-      redis.call('HSET', key, row, 's' .. now .. ':' .. tok .. ':' .. (since or now))
-      out[#out] = 1
-    end
-  end
-end
-return out
-`)
-
 // Stamp marks rows as sending just before their request starts, and reports
 // which ones this attempt still owns. Only stamped rows may be sent: a row
 // whose claim was taken over is left to its new owner. Staleness of a
@@ -429,73 +268,6 @@ func ledgerArgs(id string, rows []int, values []string, head ...any) ([]string, 
 	}
 	return keys, args
 }
-
-var recordScript = redis.NewScript(nowLua + completeLua + claimLua + `
--- KEYS[1]: campaign hash; KEYS[2]: failure reasons hash; KEYS[3..]: ledger buckets
--- ARGV[1]: mode; ARGV[2]: the attempt's token (mode "send")
---   "send":    from claimed or sending by this token to accepted/failed/unknown/
---              skipped, or "" to release the claim (back to pending)
---   "dlr":     from accepted to delivered/undelivered/dlr-expired
---   "skip":    from pending or claimed (by anyone: its owner's stamp then
---              fails, so it is never sent) to skipped
---   "abandon": a task that asynq gave up on: pending or claimed to the new
---              value, sending (maybe sent) to unknown
--- ARGV[3..]: triples (bucket index in KEYS, row, new value)
--- Each applied transition bumps the counter of the new state in this same
--- script, so counters count each recipient once however often a task or a
--- command is retried; failed and unknown ones also count their reason (at
--- most 50 distinct reasons, then "other"). Values are cut to 60 bytes in the
--- ledger. Returns the number of transitions applied.
-local counter = {a = 'sent', f = 'failed', u = 'unknown', x = 'skipped',
-  d = 'delivered', n = 'undelivered', e = 'dlr_expired'}
-local mode = ARGV[1]
-local applied = 0
-for i = 3, #ARGV, 3 do
-  local key = KEYS[tonumber(ARGV[i])]
-  local row = ARGV[i + 1]
-  local nv = ARGV[i + 2]
-  local v = redis.call('HGET', key, row)
-  local cur, tok = '', ''
-  if v then
-    local _t
-    cur, _t, tok = owner(v)
-  end
-  local ok = false
-  if mode == 'send' then ok = (cur == 'c' or cur == 's') and tok == ARGV[2]
-  elseif mode == 'dlr' then ok = (cur == 'a')
-  elseif mode == 'skip' then ok = (cur == '' or cur == 'c')
-  elseif mode == 'abandon' then
-    ok = (cur == '' or cur == 'c' or cur == 's')
-    if cur == 's' then nv = 'u' .. string.sub(nv, 2) end
-  end
-  if ok then
-    if nv == '' then
-      redis.call('HDEL', key, row)
-    else
-      local st = string.sub(nv, 1, 1)
-      redis.call('HSET', key, row, string.sub(nv, 1, 60))
-      local c = counter[st]
-      if c then redis.call('HINCRBY', KEYS[1], c, 1) end
-      if st == 'f' or st == 'u' then
-        local why = string.sub(nv, 2, 200)
-        if redis.call('HEXISTS', KEYS[2], why) == 0 and redis.call('HLEN', KEYS[2]) >= 50 then why = 'other reasons' end
-        redis.call('HINCRBY', KEYS[2], why, 1)
-      end
-    end
-    applied = applied + 1
-  end
-end
-if applied > 0 then
-  local now = now_ms()
-  redis.call('HSET', KEYS[1], 'updated_at', now)
-  if mode ~= 'dlr' then
-    redis.call('HSET', KEYS[1], 'settled_at', now)
-    redis.call('HSETNX', KEYS[1], 'started_at', now)
-  end
-  maybe_complete(KEYS[1], now)
-end
-return applied
-`)
 
 // Mode selects which transitions Record may apply.
 type Mode string
@@ -589,30 +361,6 @@ func (s *Store) Scan(ctx context.Context, id string, fn func(Entry) error) error
 	}
 	return nil
 }
-
-var transitionScript = redis.NewScript(nowLua + completeLua + `
--- KEYS[1]: campaign hash
--- ARGV[1]: "pause", "resume" or "cancel"; ARGV[2]: reason
--- pause:  dispatching or running -> paused
--- resume: paused -> running (dispatching while the file is still expanding)
--- cancel: dispatching, running or paused -> cancelled
--- Completed and cancelled campaigns never change. Returns {state, changed}.
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'missing', 0} end
-local now = now_ms()
-local to = nil
-if ARGV[1] == 'pause' and (st == 'dispatching' or st == 'running') then to = 'paused'
-elseif ARGV[1] == 'resume' and st == 'paused' then
-  to = 'dispatching'
-  if redis.call('HGET', KEYS[1], 'dispatched') == '1' then to = 'running' end
-elseif ARGV[1] == 'cancel' and (st == 'dispatching' or st == 'running' or st == 'paused') then to = 'cancelled'
-end
-if not to then return {st, 0} end
-redis.call('HSET', KEYS[1], 'state', to, 'reason', ARGV[2], 'updated_at', now)
-if to == 'cancelled' then redis.call('HSET', KEYS[1], 'finished_at', now) end
-if to == 'running' then maybe_complete(KEYS[1], now) end
-return {redis.call('HGET', KEYS[1], 'state'), 1}
-`)
 
 // ErrStopped is returned by Stamp when the campaign was paused or
 // cancelled: the rows must not be sent now.
