@@ -10,21 +10,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A dispatch's checkpoint lives beside the campaign, under its hash tag:
-//
-//	fanout:{id}:ckpt  hash: where expansion got to (see Checkpoint)
-//	fanout:{id}:seen  string: the 8-byte hashes of every recipient in the
-//	                  batches before seq, so a resumed run skips duplicates
-//	                  it can no longer see; deleted once expansion is done
-//
-// Invariants: every batch below seq was enqueued and recorded (AddBatch);
-// no batch at or above horizon was ever started, so only batches in
-// [seq, horizon) need a HasBatch look-up when a run resumes.
-func ckptKey(id string) string { return "fanout:{" + id + "}:ckpt" }
-func seenKey(id string) string { return "fanout:{" + id + "}:seen" }
-
 // Checkpoint is the state of an expansion at a batch boundary: right after
-// the row that filled batch Seq-1.
+// the row that filled batch Seq-1. It lives beside the campaign in
+// fanout:{id}:ckpt, with the hashes of every recipient in the batches
+// before Seq in fanout:{id}:seen, so a resumed run skips duplicates it can
+// no longer see (keys.go).
+//
+// Invariants: every batch below Seq was enqueued and recorded (AddBatch);
+// no batch at or above Horizon was ever started, so only batches in
+// [Seq, Horizon) need a HasBatch look-up when a run resumes.
 type Checkpoint struct {
 	Seq     int            // next batch to expand
 	Horizon int            // no batch at or above it was started
@@ -51,8 +45,8 @@ func (s *Store) Checkpoint(ctx context.Context, id string) (Checkpoint, error) {
 
 // SaveCheckpoint stores c and appends the hashes of the recipients added
 // since the last checkpoint (from seen index from on), atomically. A Done
-// checkpoint deletes the stored hashes: no run needs them any more. It
-// leaves the horizon as it is (see SaveHorizon).
+// checkpoint deletes the stored hashes: no run needs them any more.
+// c.Horizon is not stored: SaveHorizon keeps it.
 func (s *Store) SaveCheckpoint(ctx context.Context, id string, c Checkpoint, from int, hashes []uint64) error {
 	pipe := s.rdb.TxPipeline()
 	if len(hashes) > 0 {

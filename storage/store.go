@@ -42,10 +42,6 @@ var ErrNotFound = errors.New("campaign not found")
 // ErrSpecConflict is returned when a campaign id is reused with another spec.
 var ErrSpecConflict = errors.New("campaign id already used by a different spec")
 
-// bucketSize is how many recipients share one ledger hash. Small hashes stay
-// in Redis' compact listpack encoding (up to 128 entries of up to 64 bytes).
-const bucketSize = 100
-
 // maxReason bounds a failure reason as counted in status; the ledger keeps
 // its first 60 bytes, under the listpack value limit.
 const maxReason = 200
@@ -59,15 +55,6 @@ type Store struct {
 
 // New returns a store on rdb.
 func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
-
-const indexKey = "fanout:campaigns"
-
-func campaignKey(id string) string { return "fanout:{" + id + "}" }
-func batchesKey(id string) string  { return "fanout:{" + id + "}:b" }
-func whyKey(id string) string      { return "fanout:{" + id + "}:why" }
-func bucketKey(id string, row int) string {
-	return "fanout:{" + id + "}:l:" + strconv.Itoa(row/bucketSize)
-}
 
 // Create records a new campaign in state dispatching. Creating the same spec
 // again is a no-op that returns created=false, so a dispatch can be re-run.

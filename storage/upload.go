@@ -14,17 +14,11 @@ import (
 )
 
 // A detached dispatch uploads its recipient file to Redis, beside the
-// campaign and under its hash tag, so any worker can expand it:
-//
-//	fanout:{id}:src      hash: chunks, bytes, format, comma and the options
-//	fanout:{id}:src:<n>  string: chunk n, up to uploadChunk bytes of the
-//	                     file, gzip-compressed on its own
-//	fanout:{id}:sup      string: 8-byte hashes of the suppressed addresses
-//
-// All three are deleted once the expansion is done.
-func srcKey(id string) string          { return "fanout:{" + id + "}:src" }
-func chunkKey(id string, n int) string { return srcKey(id) + ":" + strconv.Itoa(n) }
-func supKey(id string) string          { return "fanout:{" + id + "}:sup" }
+// campaign and under its hash tag, so any worker can expand it: an index
+// (fanout:{id}:src) and the file in chunks of uploadChunk bytes, each
+// gzip-compressed on its own (fanout:{id}:src:<n>). The suppressed
+// addresses' hashes go to fanout:{id}:sup. DeleteUpload removes all of
+// them once the expansion is done (keys.go).
 
 // uploadChunk is the raw size of one uploaded chunk.
 const uploadChunk = 1 << 20
