@@ -21,9 +21,11 @@ var ErrNotFound = errors.New("campaign not found")
 // ErrSpecConflict is returned when a campaign id is reused with another spec.
 var ErrSpecConflict = errors.New("campaign id already used by a different spec")
 
-// Store keeps campaigns, their progress counters and the send ledger in Redis.
-// Every key of one campaign shares the hash tag {id}, so the Lua scripts that
-// touch several of them work on Redis Cluster.
+// Store keeps campaigns in Redis: their specs, states and progress
+// counters, the send ledger, dispatch checkpoints and uploaded recipient
+// files. Every key of one campaign shares the hash tag {id}, so the Lua
+// scripts that touch several of them work on Redis Cluster. A Store is safe
+// for concurrent use.
 type Store struct {
 	rdb redis.UniversalClient
 }
