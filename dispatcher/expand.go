@@ -37,8 +37,9 @@ func Detach(ctx context.Context, store *storage.Store, enq Enqueuer, spec campai
 	return nil
 }
 
-// UploadMeta is what storage.Store.NewUpload stores beside a file for the expansion:
-// the reader settings and the dispatch options the command line chose.
+// UploadMeta is what storage's NewUpload stores beside a file for the
+// expansion: the reader settings and the dispatch options the command line
+// chose.
 func UploadMeta(so campaigns.SourceOptions, o Options) map[string]any {
 	return map[string]any{"format": so.Format, "comma": strconv.Itoa(int(so.Comma)),
 		"batch_size": o.BatchSize, "window": o.Window, "max_attempts": o.MaxAttempts,
@@ -116,10 +117,7 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("expand %s: read suppression list: %w", p.Campaign, err)
 	}
-	o.suppressed = newHashSet(len(suppressed))
-	for _, x := range suppressed {
-		o.suppressed.Add(x)
-	}
+	o.suppressed = hashSetOf(suppressed)
 	src, err := campaigns.NewSource(up, campaigns.SourceOptions{Format: meta["format"], Comma: rune(n("comma"))})
 	if err != nil {
 		return fmt.Errorf("expand %s: %w: %w", p.Campaign, err, asynq.SkipRetry)

@@ -18,6 +18,15 @@ func newHashSet(capacity int) *hashSet {
 	return &hashSet{slots: make([]uint64, size)}
 }
 
+// hashSetOf returns a set of hashes.
+func hashSetOf(hashes []uint64) *hashSet {
+	s := newHashSet(len(hashes))
+	for _, h := range hashes {
+		s.Add(h)
+	}
+	return s
+}
+
 // Add inserts h and reports whether it was new.
 func (s *hashSet) Add(h uint64) bool {
 	if h == 0 {
