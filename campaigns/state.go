@@ -68,11 +68,12 @@ func (p Progress) Done() int64 { return p.Sent + p.Failed + p.Unknown + p.Skippe
 // Final reports whether the campaign will change no more.
 func (p Progress) Final() bool { return p.State == StateCompleted || p.State == StateCancelled }
 
-// Outcome is a ledger transition for one row.
+// Outcome is a ledger transition for one row, as the storage package
+// records it.
 type Outcome struct {
 	Row int
-	// State is one of the Ledger* bytes, or 0 to release a claim (the
-	// recipient goes back to pending and will be sent again).
+	// State is one of the storage package's Ledger* bytes, or 0 to release
+	// a claim (the recipient goes back to pending and will be sent again).
 	State byte
 	// Value is the provider message id (accepted, delivered, ...) or the
 	// reason (failed, unknown, skipped).

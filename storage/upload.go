@@ -23,8 +23,9 @@ import (
 // uploadChunk is the raw size of one uploaded chunk.
 const uploadChunk = 1 << 20
 
-// Upload writes a recipient file to Redis in compressed chunks. Write it
-// like a file, then Close; nothing is usable before Close stores the index.
+// Upload writes a recipient file to Redis in compressed chunks. Get one
+// from NewUpload, write it like a file, then Close; nothing is usable
+// before Close stores the index. It is not safe for concurrent use.
 type Upload struct {
 	ctx   context.Context
 	rdb   redis.UniversalClient
