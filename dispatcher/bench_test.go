@@ -16,6 +16,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/gencsv"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -63,7 +64,7 @@ recipients: recipients.csv
 	if err != nil {
 		b.Fatal(err)
 	}
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	client := asynq.NewClientFromRedisClient(rdb)
 	for i := 0; i < b.N; i++ {
 		spec.ID = fmt.Sprintf("bench-%d", i)

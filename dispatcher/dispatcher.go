@@ -10,7 +10,7 @@
 //
 // Rows are parsed and normalised on every core while their order is kept, so
 // batch n always holds the same recipients; batches are enqueued by several
-// goroutines at once. A checkpoint in Redis (checkpoint.go) lets a re-run skip
+// goroutines at once. A checkpoint in Redis (storage.Checkpoint) lets a re-run skip
 // what an earlier run did without a Redis look-up per batch. With Options.Window
 // the dispatcher waits for workers before Redis holds more than Window
 // unfinished batches of the campaign. NewExpandHandler runs the same
@@ -27,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -148,18 +149,18 @@ type Result struct {
 // Dispatcher expands campaigns. It is safe for concurrent use by several
 // campaigns.
 type Dispatcher struct {
-	store *campaigns.Store
+	store *storage.Store
 	enq   Enqueuer
 	opts  Options
 }
 
 // New returns a dispatcher. store and enq may be nil for dry runs.
-func New(store *campaigns.Store, enq Enqueuer, o Options) *Dispatcher {
+func New(store *storage.Store, enq Enqueuer, o Options) *Dispatcher {
 	return &Dispatcher{store: store, enq: enq, opts: o.withDefaults()}
 }
 
 // Dispatch is New(store, enq, o).Dispatch(ctx, spec, src).
-func Dispatch(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec campaigns.Spec, src campaigns.Source, o Options) (Result, error) {
+func Dispatch(ctx context.Context, store *storage.Store, enq Enqueuer, spec campaigns.Spec, src campaigns.Source, o Options) (Result, error) {
 	return New(store, enq, o).Dispatch(ctx, spec, src)
 }
 
@@ -236,7 +237,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src camp
 		return res, badInput{errors.New(reason)}
 	}
 	if !d.opts.DryRun {
-		err := d.store.FinishDispatch(ctx, spec.ID, campaigns.DispatchCounts{
+		err := d.store.FinishDispatch(ctx, spec.ID, storage.DispatchCounts{
 			Rows: res.Rows, Invalid: res.Invalid, Duplicates: res.Duplicates, Suppressed: res.Suppressed})
 		if err != nil {
 			return res, err

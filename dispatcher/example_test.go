@@ -11,6 +11,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/dispatcher"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // Dispatch a campaign from another program: parse a spec, stream its
@@ -38,7 +39,7 @@ recipients: "-"
 	if err != nil {
 		panic(err)
 	}
-	res, err := dispatcher.Dispatch(context.Background(), campaigns.NewStore(rdb), asynq.NewClientFromRedisClient(rdb), spec, src,
+	res, err := dispatcher.Dispatch(context.Background(), storage.New(rdb), asynq.NewClientFromRedisClient(rdb), spec, src,
 		dispatcher.Options{BatchSize: 50, Reject: func(r dispatcher.Reject) { fmt.Printf("row %d refused: %s\n", r.Row, r.Reason) }})
 	if err != nil {
 		panic(err)

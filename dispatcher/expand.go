@@ -8,19 +8,17 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
-
-func genKey(id string) string { return "fanout:{" + id + "}:expand" }
 
 // Detach prepares a detached dispatch of a campaign whose recipient file
 // was uploaded with up (already closed): it records the campaign, stores the
 // suppression list's hashes and enqueues the first campaign:expand task.
 // Running it twice enqueues one task.
-func Detach(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec campaigns.Spec, o Options) error {
+func Detach(ctx context.Context, store *storage.Store, enq Enqueuer, spec campaigns.Spec, o Options) error {
 	o = o.withDefaults()
 	pf, err := preflight(spec, nil, o)
 	if err != nil {
@@ -29,8 +27,7 @@ func Detach(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec camp
 	if _, err := store.Create(ctx, spec); err != nil {
 		return err
 	}
-	rdb := store.Redis()
-	if err := saveHashes(ctx, rdb, supKey(spec.ID), pf.suppressed); err != nil {
+	if err := store.SaveSuppressed(ctx, spec.ID, pf.suppressed.members()); err != nil {
 		return fmt.Errorf("detach %s: store suppression list: %w", spec.ID, err)
 	}
 	p := tasks.Expand{Campaign: spec.ID}
@@ -40,8 +37,9 @@ func Detach(ctx context.Context, store *campaigns.Store, enq Enqueuer, spec camp
 	return nil
 }
 
-// UploadMeta is what NewUpload stores beside a file for the expansion:
-// the reader settings and the dispatch options the command line chose.
+// UploadMeta is what storage's NewUpload stores beside a file for the
+// expansion: the reader settings and the dispatch options the command line
+// chose.
 func UploadMeta(so campaigns.SourceOptions, o Options) map[string]any {
 	return map[string]any{"format": so.Format, "comma": strconv.Itoa(int(so.Comma)),
 		"batch_size": o.BatchSize, "window": o.Window, "max_attempts": o.MaxAttempts,
@@ -62,7 +60,7 @@ func expandOptions(o Options) tasks.Options {
 
 // ExpandHandler runs detached expansions; build it with NewExpandHandler.
 type ExpandHandler struct {
-	store *campaigns.Store
+	store *storage.Store
 	enq   Enqueuer
 	opts  Options
 }
@@ -71,23 +69,12 @@ type ExpandHandler struct {
 // upload does not (Workers, Enqueuers, Logger, ...); MaxRun defaults to 10
 // minutes, after which a task hands over to a continuation so no task holds
 // a worker for hours.
-func NewExpandHandler(store *campaigns.Store, enq Enqueuer, o Options) asynq.Handler {
+func NewExpandHandler(store *storage.Store, enq Enqueuer, o Options) asynq.Handler {
 	if o.MaxRun <= 0 {
 		o.MaxRun = defaultMaxRun
 	}
 	return &ExpandHandler{store: store, enq: enq, opts: o}
 }
-
-// claimGen makes generation gen the current one unless a later one is.
-var claimGen = redis.NewScript(`
--- KEYS[1]: fanout:{id}:expand; ARGV[1]: generation
--- Returns 1 when ARGV[1] is (now) the current generation, 0 when a later one is.
-local cur = tonumber(redis.call('HGET', KEYS[1], 'gen') or '-1')
-local g = tonumber(ARGV[1])
-if cur > g then return 0 end
-redis.call('HSET', KEYS[1], 'gen', g)
-return 1
-`)
 
 // ProcessTask expands the campaign from its checkpoint for up to MaxRun.
 func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
@@ -95,18 +82,17 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := tasks.Decode(t.Payload(), &p); err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	rdb := h.store.Redis()
-	if ok, err := claimGen.Run(ctx, rdb, []string{genKey(p.Campaign)}, p.Gen).Int(); err != nil {
+	if ok, err := h.store.ClaimGeneration(ctx, p.Campaign, p.Gen); err != nil {
 		return err
-	} else if ok == 0 {
+	} else if !ok {
 		return nil // a later generation took over
 	}
 	prog, err := h.store.Progress(ctx, p.Campaign)
 	if err != nil {
 		return fmt.Errorf("expand %s: %w", p.Campaign, err)
 	}
-	up, meta, err := openUpload(ctx, rdb, p.Campaign)
-	if errors.Is(err, ErrNoUpload) {
+	up, meta, err := h.store.OpenUpload(ctx, p.Campaign)
+	if errors.Is(err, storage.ErrNoUpload) {
 		if prog.Dispatched {
 			return nil // done, and cleaned up
 		}
@@ -116,7 +102,7 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if prog.State == campaigns.StateCancelled || prog.State == campaigns.StateCompleted {
-		return deleteUpload(ctx, rdb, p.Campaign, up.chunks)
+		return h.store.DeleteUpload(ctx, p.Campaign, up.Chunks())
 	}
 	spec, err := h.store.Spec(ctx, p.Campaign)
 	if err != nil {
@@ -127,9 +113,11 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	o.BatchSize, o.Window, o.MaxAttempts = n("batch_size"), n("window"), n("max_attempts")
 	o.TaskTimeout = time.Duration(n("task_timeout_ms")) * time.Millisecond
 	o.DryRun, o.Reject = false, nil
-	if o.suppressed, err = loadHashes(ctx, rdb, supKey(p.Campaign)); err != nil {
+	suppressed, err := h.store.Suppressed(ctx, p.Campaign)
+	if err != nil {
 		return fmt.Errorf("expand %s: read suppression list: %w", p.Campaign, err)
 	}
+	o.suppressed = hashSetOf(suppressed)
 	src, err := campaigns.NewSource(up, campaigns.SourceOptions{Format: meta["format"], Comma: rune(n("comma"))})
 	if err != nil {
 		return fmt.Errorf("expand %s: %w: %w", p.Campaign, err, asynq.SkipRetry)
@@ -144,11 +132,11 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		o.Logger.Info().Str("campaign", p.Campaign).Int("gen", p.Gen).Int("row", res.Rows).Int("batches", res.Batches).Msg("expansion continues in a new task")
 		return nil
-	case errors.Is(err, ErrBadInput), errors.Is(err, ErrFileChanged), errors.Is(err, campaigns.ErrSpecConflict):
+	case errors.Is(err, ErrBadInput), errors.Is(err, ErrFileChanged), errors.Is(err, storage.ErrSpecConflict):
 		return fmt.Errorf("expand %s: %w: %w", p.Campaign, err, asynq.SkipRetry)
 	case err != nil:
 		return fmt.Errorf("expand %s: %w", p.Campaign, err)
 	}
 	o.Logger.Info().Str("campaign", p.Campaign).Int("valid", res.Valid).Int("invalid", res.Invalid).Int("batches", res.Batches).Msg("expansion done")
-	return deleteUpload(ctx, rdb, p.Campaign, up.chunks)
+	return h.store.DeleteUpload(ctx, p.Campaign, up.Chunks())
 }

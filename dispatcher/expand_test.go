@@ -23,7 +23,7 @@ func TestDetachedExpansion(t *testing.T) {
 	spec := b.spec(t, "detached", smsSpec, csv)
 	ctx := context.Background()
 
-	up := NewUpload(ctx, b.rdb, spec.ID, UploadMeta(spec.SourceOptions(), o))
+	up := b.store.NewUpload(ctx, spec.ID, UploadMeta(spec.SourceOptions(), o))
 	data, err := os.ReadFile(spec.RecipientsPath())
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,9 @@ func TestDetachedExpansion(t *testing.T) {
 		t.Errorf("expanded in %d task(s); want continuations", runs)
 	}
 	b.checkExactlyOnce(t, spec, want, ref)
-	if n, _ := b.rdb.Exists(ctx, srcKey(spec.ID), chunkKey(spec.ID, 0), supKey(spec.ID), seenKey(spec.ID)).Result(); n != 0 {
+	tag := "fanout:{" + spec.ID + "}"
+	left := []string{tag + ":src", tag + ":src:0", tag + ":sup", tag + ":seen"}
+	if n, _ := b.rdb.Exists(ctx, left...).Result(); n != 0 {
 		t.Errorf("%d upload or checkpoint keys left after the expansion", n)
 	}
 }

@@ -18,6 +18,15 @@ func newHashSet(capacity int) *hashSet {
 	return &hashSet{slots: make([]uint64, size)}
 }
 
+// hashSetOf returns a set of hashes.
+func hashSetOf(hashes []uint64) *hashSet {
+	s := newHashSet(len(hashes))
+	for _, h := range hashes {
+		s.Add(h)
+	}
+	return s
+}
+
 // Add inserts h and reports whether it was new.
 func (s *hashSet) Add(h uint64) bool {
 	if h == 0 {
@@ -100,4 +109,15 @@ func addrHash(s string) uint64 {
 		h *= 1099511628211
 	}
 	return mix(h)
+}
+
+// members returns the hashes in the set, in slot order.
+func (s *hashSet) members() []uint64 {
+	out := make([]uint64, 0, s.Len())
+	for _, h := range s.slots {
+		if h != 0 {
+			out = append(out, h)
+		}
+	}
+	return out
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 type testBundle struct {
 	srv    *redistest.Server
 	rdb    *redis.Client
-	store  *campaigns.Store
+	store  *storage.Store
 	client *asynq.Client
 	insp   *asynq.Inspector
 	dir    string
@@ -45,7 +46,7 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	return &testBundle{srv: srv, rdb: rdb, store: campaigns.NewStore(rdb),
+	return &testBundle{srv: srv, rdb: rdb, store: storage.New(rdb),
 		client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), dir: t.TempDir()}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // reference dispatches the same file under another id without interruption
@@ -203,7 +204,7 @@ func helperMain() int {
 		return 3
 	}
 	enq := slowEnqueuer{asynq.NewClientFromRedisClient(rdb)}
-	_, err = Dispatch(context.Background(), campaigns.NewStore(rdb), enq, spec, src, Options{BatchSize: 10, CheckpointEvery: 3, Enqueuers: 2})
+	_, err = Dispatch(context.Background(), storage.New(rdb), enq, spec, src, Options{BatchSize: 10, CheckpointEvery: 3, Enqueuers: 2})
 	if err != nil {
 		return 1
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // One dispatch runs as a pipeline:
@@ -56,7 +57,7 @@ type chunk struct {
 type snapshot struct {
 	row     int
 	rowHash uint64
-	counts  counts
+	counts  storage.DispatchCounts
 }
 
 type job struct {
@@ -80,11 +81,11 @@ type run struct {
 	personal  bool
 	needed    []string
 
-	ck       checkpoint
+	ck       storage.Checkpoint
 	fast     bool // skip rows up to ck.Row, state restored from the checkpoint
 	replayTo int  // batches below it were done by an earlier run
 
-	c           counts
+	c           storage.DispatchCounts
 	seen        *hashSet
 	b           *campaigns.Batch
 	bHashes     []uint64
@@ -192,8 +193,8 @@ func (r *run) run(ctx context.Context, src campaigns.Source) error {
 	if err == nil {
 		// Everything is enqueued and recorded: the final checkpoint.
 		if !r.ck.Done {
-			final := checkpoint{Seq: r.seq, Horizon: r.horizon, Row: r.lastRow, RowHash: r.lastRowHash, Counts: r.c, Done: true}
-			if serr := saveCheckpoint(ctx, r.d.store.Redis(), r.spec.ID, final, 0, nil); serr != nil {
+			final := storage.Checkpoint{Seq: r.seq, Horizon: r.horizon, Row: r.lastRow, RowHash: r.lastRowHash, Counts: r.c, Done: true}
+			if serr := r.d.store.SaveCheckpoint(ctx, r.spec.ID, final, 0, nil); serr != nil {
 				return serr
 			}
 		}
@@ -213,8 +214,7 @@ func (r *run) resume(ctx context.Context) error {
 	if r.opts.DryRun {
 		return nil
 	}
-	rdb := r.d.store.Redis()
-	ck, err := loadCheckpoint(ctx, rdb, r.spec.ID)
+	ck, err := r.d.store.Checkpoint(ctx, r.spec.ID)
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (r *run) resume(ctx context.Context) error {
 	r.b = newBatch(r.spec, ck.Seq, r.pf.renderer, r.batchSize)
 	r.firstSeq = ck.Seq
 	r.seen = newHashSet(ck.Counts.Valid)
-	return loadSeen(ctx, rdb, r.spec.ID, ck.Counts.Valid, r.seen)
+	return r.d.store.Seen(ctx, r.spec.ID, ck.Counts.Valid, func(h uint64) { r.seen.Add(h) })
 }
 
 // read streams rows into chunks: every chunk goes to the workers and, in
@@ -547,7 +547,7 @@ func (r *run) flush(ctx context.Context) error {
 	}
 	if seq >= r.horizon {
 		r.horizon = seq + 4*r.opts.CheckpointEvery
-		if err := saveHorizon(ctx, r.d.store.Redis(), r.spec.ID, r.horizon); err != nil {
+		if err := r.d.store.SaveHorizon(ctx, r.spec.ID, r.horizon); err != nil {
 			return err
 		}
 	}
@@ -705,8 +705,8 @@ func (r *run) commit(ctx context.Context, force bool) error {
 		return nil
 	}
 	k := snap.counts.Valid - r.committedSeen
-	ck := checkpoint{Seq: last + 1, Row: snap.row, RowHash: snap.rowHash, Counts: snap.counts}
-	if err := saveCheckpoint(ctx, r.d.store.Redis(), r.spec.ID, ck, r.committedSeen, r.pendingSeen[:k]); err != nil {
+	ck := storage.Checkpoint{Seq: last + 1, Row: snap.row, RowHash: snap.rowHash, Counts: snap.counts}
+	if err := r.d.store.SaveCheckpoint(ctx, r.spec.ID, ck, r.committedSeen, r.pendingSeen[:k]); err != nil {
 		return err
 	}
 	r.committedSeen = snap.counts.Valid

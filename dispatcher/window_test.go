@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -96,12 +97,12 @@ func TestWindowBoundsRedis(t *testing.T) {
 			outs := make([]campaigns.Outcome, len(bt.Items))
 			for i, it := range bt.Items {
 				rows[i] = it.Row
-				outs[i] = campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: "m" + strconv.Itoa(it.Row)}
+				outs[i] = campaigns.Outcome{Row: it.Row, State: storage.LedgerAccepted, Value: "m" + strconv.Itoa(it.Row)}
 			}
 			if _, err := b.store.Claim(ctx, spec.ID, "w", rows, time.Minute); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := b.store.Record(ctx, spec.ID, campaigns.ModeSend, "w", outs); err != nil {
+			if _, err := b.store.Record(ctx, spec.ID, storage.ModeSend, "w", outs); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.insp.DeleteTask(tasks.Queue(spec.Channel), ti.ID); err != nil && err != asynq.ErrTaskNotFound {

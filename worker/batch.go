@@ -14,6 +14,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -68,14 +69,14 @@ func (s *batchSender) draining() bool {
 // process is the whole life of one batch task.
 func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call callFunc) error {
 	log := zerolog.Ctx(ctx)
-	a := &attempt{s: s, b: b, token: campaigns.NewToken()}
+	a := &attempt{s: s, b: b, token: storage.NewToken()}
 	rows := make([]int, len(b.Items))
 	for i, it := range b.Items {
 		rows[i] = it.Row
 	}
 	expired := b.ExpiresAt > 0 && time.Now().Unix() >= b.ExpiresAt
 	reply, err := s.deps.Store.Claim(ctx, b.Campaign, a.token, rows, s.opts.staleAfter())
-	if errors.Is(err, campaigns.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		log.Warn().Msg("campaign not found; dropping task")
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
@@ -100,13 +101,13 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	var repoll []tasks.DLRItem
 	for i, r := range reply.Results {
 		switch r.Code {
-		case campaigns.Claimed:
+		case storage.Claimed:
 			send = append(send, b.Items[i])
-		case campaigns.InFlight:
+		case storage.InFlight:
 			later = append(later, b.Items[i])
-		case campaigns.Stale:
+		case storage.Stale:
 			stale = append(stale, staleItem{item: b.Items[i], since: r.Since})
-		case campaigns.AlreadyFinal:
+		case storage.AlreadyFinal:
 			if r.Accepted != "" {
 				repoll = append(repoll, tasks.DLRItem{Row: b.Items[i].Row, ID: r.Accepted})
 			}
@@ -127,7 +128,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 		resend, settled, again := s.reconcile(ctx, a, stale)
 		if expired {
 			for _, it := range resend {
-				settled = append(settled, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerSkipped, Value: "expired"})
+				settled = append(settled, campaigns.Outcome{Row: it.Row, State: storage.LedgerSkipped, Value: "expired"})
 			}
 			resend = nil
 		}
@@ -147,7 +148,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 	if expired {
 		// Past the campaign's deadline: send nothing more.
 		for _, it := range send {
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerSkipped, Value: "expired"})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerSkipped, Value: "expired"})
 		}
 		send = nil
 	}
@@ -207,10 +208,10 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 		}
 		switch o.action {
 		case Succeed:
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: o.id})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerAccepted, Value: o.id})
 			accepted = append(accepted, tasks.DLRItem{Row: it.Row, ID: o.id})
 		case FailPermanently:
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerFailed, Value: o.reason})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerFailed, Value: o.reason})
 		case PauseCampaign:
 			outs = append(outs, campaigns.Outcome{Row: it.Row})
 			retry = append(retry, it)
@@ -221,7 +222,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 			throttleTo = max(throttleTo, o.retryAfter, time.Second)
 		case RetryWithBackoff:
 			if b.Failures+1 >= s.opts.MaxAttempts {
-				outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerFailed,
+				outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerFailed,
 					Value: fmt.Sprintf("gave up after %d attempts: %s", b.Failures+1, o.reason)})
 				continue
 			}
@@ -237,7 +238,7 @@ func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, call call
 				outs = append(outs, campaigns.Outcome{Row: it.Row})
 				retry = append(retry, it)
 			default:
-				outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerUnknown, Value: o.reason})
+				outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerUnknown, Value: o.reason})
 			}
 		}
 	}
@@ -314,16 +315,16 @@ func sameFailure(results []outcome) string {
 func (s *batchSender) stopAll(ctx context.Context, b *campaigns.Batch, rows []int, reason string, abandon bool) error {
 	outs := make([]campaigns.Outcome, len(rows))
 	for i, r := range rows {
-		outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerSkipped, Value: reason}
+		outs[i] = campaigns.Outcome{Row: r, State: storage.LedgerSkipped, Value: reason}
 	}
-	if _, err := s.deps.Store.Record(ctx, b.Campaign, campaigns.ModeSkip, "", outs); err != nil {
+	if _, err := s.deps.Store.Record(ctx, b.Campaign, storage.ModeSkip, "", outs); err != nil {
 		return err
 	}
 	if abandon {
 		for i := range outs {
-			outs[i] = campaigns.Outcome{Row: rows[i], State: campaigns.LedgerUnknown, Value: reason + " while sending"}
+			outs[i] = campaigns.Outcome{Row: rows[i], State: storage.LedgerUnknown, Value: reason + " while sending"}
 		}
-		_, err := s.deps.Store.Record(ctx, b.Campaign, campaigns.ModeAbandon, "", outs)
+		_, err := s.deps.Store.Record(ctx, b.Campaign, storage.ModeAbandon, "", outs)
 		return err
 	}
 	entries, err := s.deps.Store.Ledger(ctx, b.Campaign, rows)
@@ -331,7 +332,7 @@ func (s *batchSender) stopAll(ctx context.Context, b *campaigns.Batch, rows []in
 		return err
 	}
 	for _, e := range entries {
-		if e.State == 0 || e.State == campaigns.LedgerClaimed || e.State == campaigns.LedgerSending {
+		if e.State == 0 || e.State == storage.LedgerClaimed || e.State == storage.LedgerSending {
 			return &notFailure{reason: "campaign paused with recipients in flight", retryIn: 30 * time.Second}
 		}
 	}
@@ -340,7 +341,7 @@ func (s *batchSender) stopAll(ctx context.Context, b *campaigns.Batch, rows []in
 
 func (s *batchSender) pause(ctx context.Context, b *campaigns.Batch, reason string) {
 	log := zerolog.Ctx(ctx)
-	if _, err := s.deps.Store.Pause(context.WithoutCancel(ctx), b.Campaign, reason); err != nil && !errors.Is(err, campaigns.ErrTransition) {
+	if _, err := s.deps.Store.Pause(context.WithoutCancel(ctx), b.Campaign, reason); err != nil && !errors.Is(err, storage.ErrTransition) {
 		log.Error().Err(err).Msg("pause campaign")
 		return
 	}
@@ -354,7 +355,7 @@ func (s *batchSender) settle(ctx context.Context, a *attempt, outs []campaigns.O
 	}
 	var accepted []tasks.DLRItem
 	for _, o := range outs {
-		if o.State == campaigns.LedgerAccepted {
+		if o.State == storage.LedgerAccepted {
 			accepted = append(accepted, tasks.DLRItem{Row: o.Row, ID: o.Value})
 		}
 	}
@@ -381,7 +382,7 @@ func (s *batchSender) record(ctx context.Context, a *attempt, outs []campaigns.O
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	n, err := s.deps.Store.Record(rctx, a.b.Campaign, campaigns.ModeSend, a.token, outs)
+	n, err := s.deps.Store.Record(rctx, a.b.Campaign, storage.ModeSend, a.token, outs)
 	if err != nil {
 		return fmt.Errorf("record %d outcomes: %w", len(outs), err)
 	}
@@ -535,7 +536,7 @@ func (a *attempt) eachCall(ctx context.Context, items []campaigns.Item, send fun
 // stampFailed is the outcome of an item that could not be stamped: given
 // back, without a failure when the campaign was just paused or cancelled.
 func stampFailed(err error) outcome {
-	if errors.Is(err, campaigns.ErrStopped) {
+	if errors.Is(err, storage.ErrStopped) {
 		return outcome{released: true, reason: "campaign paused or cancelled"}
 	}
 	return outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}

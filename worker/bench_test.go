@@ -20,6 +20,7 @@ import (
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/worker"
 )
 
@@ -52,7 +53,7 @@ func BenchmarkDeliver(b *testing.B) {
 func deliverOnce(b *testing.B, n int, personalised bool) (rate, cpuPerMsg float64) {
 	srv := redistest.StartWith(b, redistest.Options{RequireReal: true})
 	rdb := srv.Client(b)
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	sb := sandbox.New(sandbox.Options{DLRDelay: time.Hour})
 	api := httptest.NewServer(sb)
 	defer api.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -54,9 +55,9 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			}
 			switch d.Conversation.Status {
 			case oneroute.DLRDelivered:
-				res[i] = polled{state: campaigns.LedgerDelivered, id: it.ID}
+				res[i] = polled{state: storage.LedgerDelivered, id: it.ID}
 			case oneroute.DLRUndelivered:
-				res[i] = polled{state: campaigns.LedgerUndelivered, id: it.ID}
+				res[i] = polled{state: storage.LedgerUndelivered, id: it.ID}
 			}
 		}()
 	}
@@ -72,7 +73,7 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		case r.state != 0:
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: r.state, Value: r.id})
 		case expired:
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerDLRExpired, Value: it.ID})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerDLRExpired, Value: it.ID})
 		default:
 			if r.action == PauseCampaign {
 				log.Error().Msg("delivery report refused: API key rejected")
@@ -84,7 +85,7 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if len(outs) > 0 {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, err := h.deps.Store.Record(rctx, p.Campaign, campaigns.ModeDLR, "", outs); err != nil {
+		if _, err := h.deps.Store.Record(rctx, p.Campaign, storage.ModeDLR, "", outs); err != nil {
 			return fmt.Errorf("record delivery reports: %w", err)
 		}
 	}

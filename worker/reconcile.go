@@ -10,6 +10,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // staleItem is a recipient whose request started in an attempt that
@@ -76,13 +77,13 @@ func (s *batchSender) reconcile(ctx context.Context, a *attempt, stale []staleIt
 		counts[v]++
 		switch {
 		case v == found:
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerAccepted, Value: ids[i]})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerAccepted, Value: ids[i]})
 		case v == absent, b.AtLeastOnce && v != retryLookup:
 			resend = append(resend, it)
 		case v == retryLookup:
 			later = append(later, it)
 		default:
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerUnknown, Value: "outcome unknown and no lookup could settle it"})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerUnknown, Value: "outcome unknown and no lookup could settle it"})
 		}
 	}
 	log.Info().Int("stale", len(stale)).Int("found", counts[found]).Int("absent", counts[absent]).

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -65,7 +66,7 @@ func (s *Server) track(next asynq.Handler) asynq.Handler {
 // pending forever: not yet sent ones fail with the reason, ones whose
 // request started become unknown; delivery polls that give up count as
 // dlr_expired.
-func (s *Server) handleError(ctx context.Context, store *campaigns.Store, t *asynq.Task, err error) {
+func (s *Server) handleError(ctx context.Context, store *storage.Store, t *asynq.Task, err error) {
 	id, _ := asynq.GetTaskID(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
@@ -86,7 +87,7 @@ func (s *Server) handleError(ctx context.Context, store *campaigns.Store, t *asy
 	defer cancel()
 	var outs []campaigns.Outcome
 	var campaign string
-	mode := campaigns.ModeAbandon
+	mode := storage.ModeAbandon
 	switch t.Type() {
 	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend:
 		var b campaigns.Batch
@@ -96,16 +97,16 @@ func (s *Server) handleError(ctx context.Context, store *campaigns.Store, t *asy
 		campaign = b.Campaign
 		reason := fmt.Sprintf("abandoned after %d task errors: %v", retried+1, err)
 		for _, it := range b.Items {
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerFailed, Value: reason})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerFailed, Value: reason})
 		}
 	case tasks.TypeDLRPoll:
 		var p tasks.DLRPoll
 		if tasks.Decode(t.Payload(), &p) != nil {
 			return
 		}
-		campaign, mode = p.Campaign, campaigns.ModeDLR
+		campaign, mode = p.Campaign, storage.ModeDLR
 		for _, it := range p.Items {
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: campaigns.LedgerDLRExpired, Value: it.ID})
+			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerDLRExpired, Value: it.ID})
 		}
 	default:
 		return

@@ -17,9 +17,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -63,7 +63,7 @@ type Enqueuer interface {
 
 // Deps are the handlers' collaborators.
 type Deps struct {
-	Store    *campaigns.Store
+	Store    *storage.Store
 	Provider Provider
 	Enqueuer Enqueuer
 	// Limiter paces sends per sender; nil means no limit.

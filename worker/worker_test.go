@@ -19,6 +19,7 @@ import (
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
 
@@ -148,7 +149,7 @@ func (b *blockRecorder) Block(ctx context.Context, key string, d time.Duration) 
 
 type testBundle struct {
 	ctx   context.Context
-	store *campaigns.Store
+	store *storage.Store
 	prov  *fakeProvider
 	enq   *fakeEnqueuer
 	lim   *blockRecorder
@@ -159,7 +160,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	srv := redistest.Start(t)
-	b := &testBundle{ctx: context.Background(), store: campaigns.NewStore(srv.Client(t)),
+	b := &testBundle{ctx: context.Background(), store: storage.New(srv.Client(t)),
 		prov: &fakeProvider{}, enq: &fakeEnqueuer{}, lim: &blockRecorder{}}
 	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) { return ok(to), nil }
 	b.prov.template = func(to []string) ([]oneroute.Result, error) { return ok(to), nil }
@@ -184,7 +185,7 @@ func (b *testBundle) campaign(t *testing.T, spec campaigns.Spec, to ...string) *
 	if _, err := b.store.AddBatch(b.ctx, spec.ID, 0, len(to), len(to)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.FinishDispatch(b.ctx, spec.ID, campaigns.DispatchCounts{Rows: len(to)}); err != nil {
+	if err := b.store.FinishDispatch(b.ctx, spec.ID, storage.DispatchCounts{Rows: len(to)}); err != nil {
 		t.Fatal(err)
 	}
 	return batch
@@ -581,7 +582,7 @@ func TestExpiredCampaignSendsNothing(t *testing.T) {
 		t.Fatalf("skipped %d state %s sent %d", p.Skipped, p.State, b.prov.times("+2348030000001"))
 	}
 	e, _ := b.store.Ledger(b.ctx, s.ID, []int{1})
-	if e[0].State != campaigns.LedgerSkipped || e[0].Value != "expired" {
+	if e[0].State != storage.LedgerSkipped || e[0].Value != "expired" {
 		t.Fatalf("ledger %c%s", e[0].State, e[0].Value)
 	}
 }
@@ -684,7 +685,7 @@ func TestStopRecordsEverySend(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	prov := &slowEmail{delay: 700 * time.Millisecond}
 	s := campaigns.Spec{ID: "stop", Channel: campaigns.ChannelEmail, ChannelID: "ch", Message: "m {{.x}}", Subject: "s", Recipients: "r.csv"}
 	if _, err := store.Create(context.Background(), s); err != nil {
@@ -698,7 +699,7 @@ func TestStopRecordsEverySend(t *testing.T) {
 		batch.Items = append(batch.Items, campaigns.Item{Row: i, To: addr, Content: &campaigns.Content{Text: "m", Subject: "s"}})
 	}
 	store.AddBatch(context.Background(), s.ID, 0, 6, 6)
-	store.FinishDispatch(context.Background(), s.ID, campaigns.DispatchCounts{Rows: 6})
+	store.FinishDispatch(context.Background(), s.ID, storage.DispatchCounts{Rows: 6})
 	enq := asynq.NewClientFromRedisClient(rdb)
 	w := NewServer(rdb, Deps{Store: store, Provider: prov, Enqueuer: enq}, Options{
 		Concurrency: 1, PerCallConcurrency: 2, RequestTimeout: 2 * time.Second, ShutdownTimeout: time.Second, PollInterval: 50 * time.Millisecond})
@@ -715,7 +716,7 @@ func TestStopRecordsEverySend(t *testing.T) {
 	w.Stop()
 	rdb.Close() // as cmd/fanout does right after Stop
 	rdb2 := srv.Client(t)
-	entries, _ := campaigns.NewStore(rdb2).Ledger(context.Background(), s.ID, []int{1, 2, 3, 4, 5, 6})
+	entries, _ := storage.New(rdb2).Ledger(context.Background(), s.ID, []int{1, 2, 3, 4, 5, 6})
 	sentN := 0
 	for _, addr := range to {
 		if prov.times(addr) > 0 {
@@ -728,7 +729,7 @@ func TestStopRecordsEverySend(t *testing.T) {
 	for i, e := range entries {
 		sent := prov.times(to[i]) > 0
 		switch {
-		case sent && e.State != campaigns.LedgerAccepted:
+		case sent && e.State != storage.LedgerAccepted:
 			t.Errorf("%s was sent but its ledger entry is %q", to[i], e.State)
 		case !sent && e.State != 0:
 			t.Errorf("%s was not sent but its ledger entry is %q", to[i], e.State)

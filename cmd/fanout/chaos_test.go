@@ -24,6 +24,7 @@ import (
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/worker"
 )
 
@@ -61,7 +62,7 @@ type chaosBundle struct {
 	ctx   context.Context
 	redis *redistest.Server
 	rdb   *redis.Client
-	store *campaigns.Store
+	store *storage.Store
 	sb    *sandbox.Server
 	api   *httptest.Server
 }
@@ -73,7 +74,7 @@ func setupChaos(t *testing.T, o redistest.Options, dlrDelay time.Duration) *chao
 	sb := sandbox.New(sandbox.Options{DLRDelay: dlrDelay})
 	api := httptest.NewServer(sb)
 	t.Cleanup(api.Close)
-	return &chaosBundle{ctx: context.Background(), redis: srv, rdb: rdb, store: campaigns.NewStore(rdb), sb: sb, api: api}
+	return &chaosBundle{ctx: context.Background(), redis: srv, rdb: rdb, store: storage.New(rdb), sb: sb, api: api}
 }
 
 // dispatch expands a spec file into the bundle's Redis.
@@ -111,7 +112,7 @@ func (c *chaosBundle) waitFinal(t *testing.T, id string, within time.Duration) c
 		time.Sleep(100 * time.Millisecond)
 	}
 	counts := map[string]int{}
-	c.store.Scan(c.ctx, id, func(e campaigns.Entry) error { counts[string(e.State)]++; return nil })
+	c.store.Scan(c.ctx, id, func(e storage.Entry) error { counts[string(e.State)]++; return nil })
 	t.Fatalf("campaign %s not final after %s: %+v\nledger: %v\nsandbox: %+v", id, within, p, counts, c.sb.Stats())
 	return p
 }
@@ -121,7 +122,7 @@ func (c *chaosBundle) waitFinal(t *testing.T, id string, within time.Duration) c
 func (c *chaosBundle) checkLedger(t *testing.T, p campaigns.Progress) {
 	t.Helper()
 	counts := map[byte]int64{}
-	if err := c.store.Scan(c.ctx, p.ID, func(e campaigns.Entry) error { counts[e.State]++; return nil }); err != nil {
+	if err := c.store.Scan(c.ctx, p.ID, func(e storage.Entry) error { counts[e.State]++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	sent := counts['a'] + counts['d'] + counts['n'] + counts['e']

@@ -19,6 +19,7 @@ import (
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 	"github.com/fanoutdev/fanout/worker"
 )
@@ -101,7 +102,7 @@ func workerOptions(cfg config.Config) worker.Options {
 
 // newWorker wires a worker server.
 func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit.Limiter, cfg config.Config, log zerolog.Logger) *worker.Server {
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	enq := asynq.NewClientFromRedisClient(rdb)
 	expand := dispatcher.NewExpandHandler(store, enq, dispatcher.Options{
 		BatchSize: cfg.Dispatch.BatchSize, Window: cfg.Dispatch.Window,
@@ -125,7 +126,7 @@ func isTerminal(w io.Writer) bool {
 
 // campaignStore parses a command that takes one campaign id, and opens the
 // store at REDIS_URL. Call the returned close when done.
-func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *string, args []string) (id string, store *campaigns.Store, notFound func() error, closeFn func(), err error) {
+func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *string, args []string) (id string, store *storage.Store, notFound func() error, closeFn func(), err error) {
 	pos, err := parse(fs, args)
 	if err != nil {
 		return "", nil, nil, nil, err
@@ -145,7 +146,7 @@ func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *strin
 	notFound = func() error {
 		return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, rdb.Options().Addr)}
 	}
-	return id, campaigns.NewStore(rdb), notFound, func() { rdb.Close() }, nil
+	return id, storage.New(rdb), notFound, func() { rdb.Close() }, nil
 }
 
 // confineSpec refuses a spec whose recipients or suppress file lies outside

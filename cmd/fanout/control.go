@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // controlCommands are pause, resume and cancel: atomic state changes that
@@ -45,9 +46,9 @@ Delivery reports of sent messages are still followed.`,
 			st, err = store.Cancel(ctx, id, *reason)
 		}
 		switch {
-		case errors.Is(err, campaigns.ErrNotFound):
+		case errors.Is(err, storage.ErrNotFound):
 			return notFound()
-		case errors.Is(err, campaigns.ErrTransition):
+		case errors.Is(err, storage.ErrTransition):
 			return &inputError{fmt.Errorf("cannot %s campaign %s: it is %s", action, id, st)}
 		case err != nil:
 			return err

@@ -20,6 +20,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/dispatcher"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 func cmdDispatch(ctx context.Context, e *env, args []string) error {
@@ -145,10 +146,10 @@ configuration or flags). See docs/cli.md.`)
 		fmt.Fprintf(e.stderr, "dispatching campaign %s into Redis at %s (rerun the same command to resume it if interrupted)\n",
 			spec.ID, config.Config{Redis: cfg.Redis}.Redacted().Redis.URL)
 	}
-	var up *dispatcher.Upload
+	var up *storage.Upload
 	var upRedis interface{ Close() error }
 	var reader io.Reader = in
-	var store *campaigns.Store
+	var store *storage.Store
 	var enq dispatcher.Enqueuer
 	if *detach {
 		// Connect first: the upload streams while the file is checked.
@@ -158,9 +159,9 @@ configuration or flags). See docs/cli.md.`)
 		}
 		upRedis = rdb
 		defer upRedis.Close()
-		store = campaigns.NewStore(rdb)
+		store = storage.New(rdb)
 		enq = asynq.NewClientFromRedisClient(rdb)
-		up = dispatcher.NewUpload(ctx, rdb, spec.ID, dispatcher.UploadMeta(so, opts))
+		up = store.NewUpload(ctx, spec.ID, dispatcher.UploadMeta(so, opts))
 		reader = io.TeeReader(in, up)
 	}
 	src, err := checkSource(spec, path, reader, so)
@@ -190,7 +191,7 @@ configuration or flags). See docs/cli.md.`)
 		}
 		src.Close()
 		res.DryRun = false
-		if errors.Is(err, dispatcher.ErrBadInput) || errors.Is(err, campaigns.ErrSpecConflict) {
+		if errors.Is(err, dispatcher.ErrBadInput) || errors.Is(err, storage.ErrSpecConflict) {
 			err = &inputError{err}
 		}
 	} else {
@@ -394,7 +395,7 @@ func (c closeBoth) Close() error { return errors.Join(c.Source.Close(), c.c.Clos
 func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, src campaigns.Source, opts dispatcher.Options, log zerolog.Logger) (dispatcher.Result, error) {
 	defer src.Close()
 	opts.Logger = log
-	var store *campaigns.Store
+	var store *storage.Store
 	var enq dispatcher.Enqueuer
 	if !opts.DryRun {
 		rdb, err := openRedis(ctx, cfg.Redis, 0)
@@ -402,11 +403,11 @@ func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, s
 			return dispatcher.Result{}, err
 		}
 		defer rdb.Close()
-		store = campaigns.NewStore(rdb)
+		store = storage.New(rdb)
 		enq = asynq.NewClientFromRedisClient(rdb)
 	}
 	res, err := dispatcher.Dispatch(ctx, store, enq, spec, src, opts)
-	if errors.Is(err, dispatcher.ErrBadInput) || errors.Is(err, campaigns.ErrSpecConflict) || errors.Is(err, dispatcher.ErrFileChanged) {
+	if errors.Is(err, dispatcher.ErrBadInput) || errors.Is(err, storage.ErrSpecConflict) || errors.Is(err, dispatcher.ErrFileChanged) {
 		return res, &inputError{err}
 	}
 	return res, err

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 func cmdList(ctx context.Context, e *env, args []string) error {
@@ -33,7 +33,7 @@ progress and creation time. With --json, one status object per line.`)
 		return err
 	}
 	defer rdb.Close()
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	ids, err := store.List(ctx, *limit)
 	if err != nil {
 		return err

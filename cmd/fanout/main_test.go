@@ -15,6 +15,7 @@ import (
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // testBundle runs the fanout command in-process with a fake environment.
@@ -155,7 +156,7 @@ func TestDetachedDispatchCompletesInWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	deadline := time.Now().Add(time.Minute)
 	var p campaigns.Progress
 	for time.Now().Before(deadline) {

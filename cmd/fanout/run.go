@@ -18,6 +18,7 @@ import (
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -157,7 +158,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 			res.ID, res.Total, res.Batches, res.Invalid, res.Duplicates, res.Suppressed)
 	}
 
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	wctx := ctx
 	if *timeout > 0 {
 		var cancel context.CancelFunc
@@ -192,7 +193,7 @@ type runResult struct {
 }
 
 // follow shows live progress until the campaign is final.
-func follow(ctx context.Context, w io.Writer, store *campaigns.Store, id string) (campaigns.Progress, error) {
+func follow(ctx context.Context, w io.Writer, store *storage.Store, id string) (campaigns.Progress, error) {
 	tty := isTerminal(w)
 	every := 2 * time.Second
 	if tty {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 func cmdStatus(ctx context.Context, e *env, args []string) error {
@@ -34,7 +35,7 @@ With --json, prints one object for scripts; its field names never change.`)
 	defer closeStore()
 	for {
 		p, err := store.Progress(ctx, id)
-		if errors.Is(err, campaigns.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			return notFound()
 		}
 		if err != nil {

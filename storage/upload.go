@@ -1,4 +1,4 @@
-package dispatcher
+package storage
 
 import (
 	"bytes"
@@ -14,23 +14,18 @@ import (
 )
 
 // A detached dispatch uploads its recipient file to Redis, beside the
-// campaign and under its hash tag, so any worker can expand it:
-//
-//	fanout:{id}:src      hash: chunks, bytes, format, comma and the options
-//	fanout:{id}:src:<n>  string: chunk n, up to uploadChunk bytes of the
-//	                     file, gzip-compressed on its own
-//	fanout:{id}:sup      string: 8-byte hashes of the suppressed addresses
-//
-// All three are deleted once the expansion is done.
-func srcKey(id string) string          { return "fanout:{" + id + "}:src" }
-func chunkKey(id string, n int) string { return srcKey(id) + ":" + strconv.Itoa(n) }
-func supKey(id string) string          { return "fanout:{" + id + "}:sup" }
+// campaign and under its hash tag, so any worker can expand it: an index
+// (fanout:{id}:src) and the file in chunks of uploadChunk bytes, each
+// gzip-compressed on its own (fanout:{id}:src:<n>). The suppressed
+// addresses' hashes go to fanout:{id}:sup. DeleteUpload removes all of
+// them once the expansion is done (keys.go).
 
 // uploadChunk is the raw size of one uploaded chunk.
 const uploadChunk = 1 << 20
 
-// Upload writes a recipient file to Redis in compressed chunks. Write it
-// like a file, then Close; nothing is usable before Close stores the index.
+// Upload writes a recipient file to Redis in compressed chunks. Get one
+// from NewUpload, write it like a file, then Close; nothing is usable
+// before Close stores the index. It is not safe for concurrent use.
 type Upload struct {
 	ctx   context.Context
 	rdb   redis.UniversalClient
@@ -46,9 +41,10 @@ type Upload struct {
 }
 
 // NewUpload starts uploading the recipient file of campaign id. meta is
-// stored with the index (format, delimiter, options).
-func NewUpload(ctx context.Context, rdb redis.UniversalClient, id string, meta map[string]any) *Upload {
-	u := &Upload{ctx: ctx, rdb: rdb, id: id, meta: meta}
+// stored with the index (format, delimiter, options) and comes back from
+// OpenUpload.
+func (s *Store) NewUpload(ctx context.Context, id string, meta map[string]any) *Upload {
+	u := &Upload{ctx: ctx, rdb: s.rdb, id: id, meta: meta}
 	u.zw, _ = gzip.NewWriterLevel(&u.zbuf, gzip.BestSpeed)
 	return u
 }
@@ -123,8 +119,9 @@ func (u *Upload) Close() error {
 // Size is the number of bytes uploaded so far.
 func (u *Upload) Size() int64 { return u.size + int64(u.buf.Len()) }
 
-// uploadReader reads an uploaded file back, one chunk in memory at a time.
-type uploadReader struct {
+// UploadReader reads an uploaded file back, one chunk in memory at a time.
+// Get one from OpenUpload.
+type UploadReader struct {
 	ctx    context.Context
 	rdb    redis.UniversalClient
 	id     string
@@ -136,8 +133,11 @@ type uploadReader struct {
 // ErrNoUpload is returned when a detached campaign's file is not in Redis.
 var ErrNoUpload = errors.New("recipient file not uploaded")
 
-func openUpload(ctx context.Context, rdb redis.UniversalClient, id string) (*uploadReader, map[string]string, error) {
-	meta, err := rdb.HGetAll(ctx, srcKey(id)).Result()
+// OpenUpload opens the recipient file uploaded for campaign id, and
+// returns it with the meta stored by NewUpload (as strings). It returns
+// ErrNoUpload when there is none (never uploaded, or deleted).
+func (s *Store) OpenUpload(ctx context.Context, id string) (*UploadReader, map[string]string, error) {
+	meta, err := s.rdb.HGetAll(ctx, srcKey(id)).Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read upload of %s: %w", id, err)
 	}
@@ -145,10 +145,15 @@ func openUpload(ctx context.Context, rdb redis.UniversalClient, id string) (*upl
 		return nil, nil, fmt.Errorf("campaign %s: %w", id, ErrNoUpload)
 	}
 	n, _ := strconv.Atoi(meta["chunks"])
-	return &uploadReader{ctx: ctx, rdb: rdb, id: id, chunks: n, cur: bytes.NewReader(nil)}, meta, nil
+	return &UploadReader{ctx: ctx, rdb: s.rdb, id: id, chunks: n, cur: bytes.NewReader(nil)}, meta, nil
 }
 
-func (r *uploadReader) Read(p []byte) (int, error) {
+// Chunks is the number of chunks the upload is stored in; pass it to
+// DeleteUpload.
+func (r *UploadReader) Chunks() int { return r.chunks }
+
+// Read reads the file, fetching and decompressing one chunk at a time.
+func (r *UploadReader) Read(p []byte) (int, error) {
 	for r.cur.Len() == 0 {
 		if r.next >= r.chunks {
 			return 0, io.EOF
@@ -171,39 +176,43 @@ func (r *uploadReader) Read(p []byte) (int, error) {
 	return r.cur.Read(p)
 }
 
-// deleteUpload removes a campaign's uploaded file and suppression hashes.
-func deleteUpload(ctx context.Context, rdb redis.UniversalClient, id string, chunks int) error {
+// DeleteUpload removes a campaign's uploaded file, in chunks chunks, and
+// its suppression hashes.
+func (s *Store) DeleteUpload(ctx context.Context, id string, chunks int) error {
 	keys := []string{srcKey(id), supKey(id)}
 	for i := 0; i < chunks; i++ {
 		keys = append(keys, chunkKey(id, i))
 		if len(keys) >= 512 {
-			if err := rdb.Del(ctx, keys...).Err(); err != nil {
+			if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
 				return err
 			}
 			keys = keys[:0]
 		}
 	}
-	return rdb.Del(ctx, keys...).Err()
+	return s.rdb.Del(ctx, keys...).Err()
 }
 
-func saveHashes(ctx context.Context, rdb redis.UniversalClient, key string, set *hashSet) error {
-	buf := make([]byte, 0, 8*set.Len())
-	for _, h := range set.slots {
-		if h != 0 {
-			buf = binary.LittleEndian.AppendUint64(buf, h)
-		}
+// SaveSuppressed stores the hashes of a detached dispatch's suppressed
+// addresses, replacing any stored before, for the expansion to read back
+// with Suppressed.
+func (s *Store) SaveSuppressed(ctx context.Context, id string, hashes []uint64) error {
+	buf := make([]byte, 0, 8*len(hashes))
+	for _, h := range hashes {
+		buf = binary.LittleEndian.AppendUint64(buf, h)
 	}
-	return rdb.Set(ctx, key, buf, 0).Err()
+	return s.rdb.Set(ctx, supKey(id), buf, 0).Err()
 }
 
-func loadHashes(ctx context.Context, rdb redis.UniversalClient, key string) (*hashSet, error) {
-	b, err := rdb.Get(ctx, key).Bytes()
+// Suppressed reads the hashes SaveSuppressed stored; none when there are
+// none.
+func (s *Store) Suppressed(ctx context.Context, id string) ([]uint64, error) {
+	b, err := s.rdb.Get(ctx, supKey(id)).Bytes()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	set := newHashSet(len(b) / 8)
-	for i := 0; i+8 <= len(b); i += 8 {
-		set.Add(binary.LittleEndian.Uint64(b[i:]))
+	hashes := make([]uint64, len(b)/8)
+	for i := range hashes {
+		hashes[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
-	return set, nil
+	return hashes, nil
 }

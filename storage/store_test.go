@@ -1,4 +1,4 @@
-package campaigns_test
+package storage_test
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 type testBundle struct {
 	ctx   context.Context
 	rdb   *redis.Client
-	store *campaigns.Store
+	store *storage.Store
 	srv   *redistest.Server
 }
 
@@ -28,7 +29,7 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	return &testBundle{ctx: context.Background(), rdb: rdb, store: campaigns.NewStore(rdb), srv: srv}
+	return &testBundle{ctx: context.Background(), rdb: rdb, store: storage.New(rdb), srv: srv}
 }
 
 func smsSpec(id string) campaigns.Spec {
@@ -51,7 +52,7 @@ func (b *testBundle) create(t *testing.T, spec campaigns.Spec, n int) []int {
 			t.Fatal(err)
 		}
 	}
-	if err := b.store.FinishDispatch(b.ctx, spec.ID, campaigns.DispatchCounts{Rows: n}); err != nil {
+	if err := b.store.FinishDispatch(b.ctx, spec.ID, storage.DispatchCounts{Rows: n}); err != nil {
 		t.Fatal(err)
 	}
 	return rows
@@ -60,7 +61,7 @@ func (b *testBundle) create(t *testing.T, spec campaigns.Spec, n int) []int {
 func accept(rows []int) []campaigns.Outcome {
 	out := make([]campaigns.Outcome, len(rows))
 	for i, r := range rows {
-		out[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerAccepted, Value: "id" + strconv.Itoa(r)}
+		out[i] = campaigns.Outcome{Row: r, State: storage.LedgerAccepted, Value: "id" + strconv.Itoa(r)}
 	}
 	return out
 }
@@ -84,24 +85,24 @@ func TestClaimIsExclusiveAndFinalIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range rows {
-		if r1.Results[i].Code != campaigns.Claimed || again.Results[i].Code != campaigns.Claimed || r2.Results[i].Code != campaigns.InFlight {
+		if r1.Results[i].Code != storage.Claimed || again.Results[i].Code != storage.Claimed || r2.Results[i].Code != storage.InFlight {
 			t.Fatalf("row %d: A %v, A again %v, B %v; want Claimed, Claimed, InFlight", rows[i], r1.Results[i].Code, again.Results[i].Code, r2.Results[i].Code)
 		}
 	}
 	// Only the owner settles its rows.
-	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "B", accept(rows)); n != 0 {
+	if n, _ := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "B", accept(rows)); n != 0 {
 		t.Fatalf("a non-owner recorded %d outcomes", n)
 	}
-	if n, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", accept(rows)); err != nil || n != 5 {
+	if n, err := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)); err != nil || n != 5 {
 		t.Fatalf("record: %d, %v", n, err)
 	}
 	// Recording the same outcomes again changes nothing.
-	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", accept(rows)); n != 0 {
+	if n, _ := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)); n != 0 {
 		t.Fatalf("second record applied %d transitions, want 0", n)
 	}
 	r3, _ := b.store.Claim(b.ctx, spec.ID, "C", rows, time.Minute)
 	for i := range rows {
-		if r3.Results[i].Code != campaigns.AlreadyFinal || r3.Results[i].Accepted == "" {
+		if r3.Results[i].Code != storage.AlreadyFinal || r3.Results[i].Accepted == "" {
 			t.Fatalf("row %d after accept: %+v, want AlreadyFinal with its provider id", rows[i], r3.Results[i])
 		}
 	}
@@ -130,10 +131,10 @@ func TestTakeoverKeepsTheFirstRequestTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Results[0].Code != campaigns.Stale || time.Since(r.Results[0].Since) > time.Minute {
+	if r.Results[0].Code != storage.Stale || time.Since(r.Results[0].Since) > time.Minute {
 		t.Fatalf("row 1: %+v, want Stale with the request time", r.Results[0])
 	}
-	if r.Results[1].Code != campaigns.Claimed {
+	if r.Results[1].Code != storage.Claimed {
 		t.Fatalf("row 2: %v, want Claimed (never sent)", r.Results[1].Code)
 	}
 	first := r.Results[0].Since
@@ -141,18 +142,18 @@ func TestTakeoverKeepsTheFirstRequestTime(t *testing.T) {
 	if got, _ := b.store.Stamp(b.ctx, spec.ID, "A", rows[1:]); got[0] {
 		t.Fatal("the old attempt stamped a row it no longer owns")
 	}
-	if n, _ := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}}); n != 0 {
+	if n, _ := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}}); n != 0 {
 		t.Fatalf("the old attempt released %d rows it no longer owns", n)
 	}
 	// Later takeovers report the first request's time, not their own.
 	time.Sleep(5 * time.Millisecond)
 	r, _ = b.store.Claim(b.ctx, spec.ID, "C", rows[:1], 0)
-	if r.Results[0].Code != campaigns.Stale || !r.Results[0].Since.Equal(first) {
+	if r.Results[0].Code != storage.Stale || !r.Results[0].Since.Equal(first) {
 		t.Fatalf("second takeover: %+v, want Stale since %v", r.Results[0], first)
 	}
 	stamped, _ = b.store.Stamp(b.ctx, spec.ID, "C", rows[:1])
 	r, _ = b.store.Claim(b.ctx, spec.ID, "D", rows[:1], 0)
-	if r.Results[0].Code != campaigns.Stale || !r.Results[0].Since.Equal(first) || !stamped[0] {
+	if r.Results[0].Code != storage.Stale || !r.Results[0].Since.Equal(first) || !stamped[0] {
 		t.Fatalf("after a re-stamp: %+v, want Stale since %v", r.Results[0], first)
 	}
 }
@@ -172,11 +173,11 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 	for i, r := range rows {
 		switch i % 3 {
 		case 0:
-			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerAccepted, Value: "x"}
+			outs[i] = campaigns.Outcome{Row: r, State: storage.LedgerAccepted, Value: "x"}
 		case 1:
-			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerFailed, Value: "HTTP 400: bad"}
+			outs[i] = campaigns.Outcome{Row: r, State: storage.LedgerFailed, Value: "HTTP 400: bad"}
 		case 2:
-			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerUnknown, Value: "timeout"}
+			outs[i] = campaigns.Outcome{Row: r, State: storage.LedgerUnknown, Value: "timeout"}
 		}
 	}
 	var wg sync.WaitGroup
@@ -185,7 +186,7 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < len(outs); i += 25 {
-				if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", outs[i:min(i+25, len(outs))]); err != nil {
+				if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", outs[i:min(i+25, len(outs))]); err != nil {
 					t.Error(err)
 				}
 			}
@@ -208,7 +209,7 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 	}
 	// Recount from the ledger.
 	counts := map[byte]int64{}
-	if err := b.store.Scan(b.ctx, spec.ID, func(e campaigns.Entry) error { counts[e.State]++; return nil }); err != nil {
+	if err := b.store.Scan(b.ctx, spec.ID, func(e storage.Entry) error { counts[e.State]++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if counts['a'] != p.Sent || counts['f'] != p.Failed || counts['u'] != p.Unknown {
@@ -224,17 +225,17 @@ func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
 	spec := smsSpec("dlr")
 	rows := b.create(t, spec, 3)
 	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
-	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", accept(rows))
+	b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows))
 	if p, _ := b.store.Progress(b.ctx, spec.ID); p.State != campaigns.StateRunning {
 		t.Fatalf("state %s before DLRs, want running", p.State)
 	}
 	dlr := []campaigns.Outcome{
-		{Row: 1, State: campaigns.LedgerDelivered, Value: "id1"},
-		{Row: 2, State: campaigns.LedgerUndelivered, Value: "id2"},
-		{Row: 3, State: campaigns.LedgerDLRExpired, Value: "id3"},
+		{Row: 1, State: storage.LedgerDelivered, Value: "id1"},
+		{Row: 2, State: storage.LedgerUndelivered, Value: "id2"},
+		{Row: 3, State: storage.LedgerDLRExpired, Value: "id3"},
 	}
 	for i := 0; i < 2; i++ {
-		if _, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeDLR, "", dlr); err != nil {
+		if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", dlr); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -251,10 +252,10 @@ func TestReleaseReturnsToPending(t *testing.T) {
 	spec := smsSpec("release")
 	rows := b.create(t, spec, 2)
 	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
-	b.store.Record(b.ctx, spec.ID, campaigns.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}})
+	b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}})
 	r, _ := b.store.Claim(b.ctx, spec.ID, "B", rows, time.Minute)
 	for _, res := range r.Results {
-		if res.Code != campaigns.Claimed {
+		if res.Code != storage.Claimed {
 			t.Fatalf("after release: %v, want Claimed", res.Code)
 		}
 	}
@@ -315,7 +316,7 @@ func TestStateTransitions(t *testing.T) {
 	if p, _ := b.store.Progress(b.ctx, spec.ID); p.Reason != "key refused" {
 		t.Fatalf("reason %q", p.Reason)
 	}
-	if _, err := b.store.Pause(b.ctx, spec.ID, "again"); !errors.Is(err, campaigns.ErrTransition) {
+	if _, err := b.store.Pause(b.ctx, spec.ID, "again"); !errors.Is(err, storage.ErrTransition) {
 		t.Fatalf("pause a paused campaign: %v", err)
 	}
 	if st, err := b.store.Resume(b.ctx, spec.ID); err != nil || st != campaigns.StateRunning {
@@ -324,10 +325,10 @@ func TestStateTransitions(t *testing.T) {
 	if st, err := b.store.Cancel(b.ctx, spec.ID, "operator"); err != nil || st != campaigns.StateCancelled {
 		t.Fatalf("cancel: %s %v", st, err)
 	}
-	if _, err := b.store.Pause(b.ctx, spec.ID, "401"); !errors.Is(err, campaigns.ErrTransition) {
+	if _, err := b.store.Pause(b.ctx, spec.ID, "401"); !errors.Is(err, storage.ErrTransition) {
 		t.Fatalf("a pause overrode a cancel: %v", err)
 	}
-	if _, err := b.store.Resume(b.ctx, "nope"); !errors.Is(err, campaigns.ErrNotFound) {
+	if _, err := b.store.Resume(b.ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("resume unknown: %v", err)
 	}
 }
@@ -342,7 +343,7 @@ func TestAbandonSettlesEverything(t *testing.T) {
 	b.store.Claim(b.ctx, spec.ID, "A", rows[:2], time.Minute)
 	b.store.Stamp(b.ctx, spec.ID, "A", rows[:1])
 	outs := []campaigns.Outcome{{Row: 1, State: 'f', Value: "gave up"}, {Row: 2, State: 'f', Value: "gave up"}, {Row: 3, State: 'f', Value: "gave up"}}
-	if n, err := b.store.Record(b.ctx, spec.ID, campaigns.ModeAbandon, "", outs); err != nil || n != 3 {
+	if n, err := b.store.Record(b.ctx, spec.ID, storage.ModeAbandon, "", outs); err != nil || n != 3 {
 		t.Fatalf("abandon: %d %v", n, err)
 	}
 	p, _ := b.store.Progress(b.ctx, spec.ID)
@@ -357,7 +358,7 @@ func TestLedgerBytesPerRecipient(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartWith(t, redistest.Options{RequireReal: true})
 	rdb := srv.Client(t)
-	store := campaigns.NewStore(rdb)
+	store := storage.New(rdb)
 	ctx := context.Background()
 	const n = 100_000
 	spec := smsSpec("mem")
@@ -375,10 +376,10 @@ func TestLedgerBytesPerRecipient(t *testing.T) {
 		outs := make([]campaigns.Outcome, len(rows))
 		for i, r := range rows {
 			// A 22-digit id like OneRoute's SMS ids.
-			outs[i] = campaigns.Outcome{Row: r, State: campaigns.LedgerDelivered, Value: fmt.Sprintf("47%020d", r)}
+			outs[i] = campaigns.Outcome{Row: r, State: storage.LedgerDelivered, Value: fmt.Sprintf("47%020d", r)}
 		}
-		store.Record(ctx, spec.ID, campaigns.ModeSend, "A", accept(rows))
-		if _, err := store.Record(ctx, spec.ID, campaigns.ModeDLR, "", outs); err != nil {
+		store.Record(ctx, spec.ID, storage.ModeSend, "A", accept(rows))
+		if _, err := store.Record(ctx, spec.ID, storage.ModeDLR, "", outs); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,81 @@
+package campaigns
+
+import "time"
+
+// State is a campaign's lifecycle state.
+type State string
+
+// Campaign states. A campaign is dispatching while its recipients are being
+// expanded (workers already send), running once expansion is done, and
+// completed when every recipient is final.
+const (
+	StateDispatching State = "dispatching"
+	StateRunning     State = "running"
+	StatePaused      State = "paused"
+	StateCancelled   State = "cancelled"
+	StateCompleted   State = "completed"
+)
+
+// Progress is a campaign's state and counters. JSON names are a contract with
+// users' scripts: add fields, never rename.
+type Progress struct {
+	ID      string  `json:"id"`
+	Name    string  `json:"name,omitempty"`
+	Channel Channel `json:"channel,omitempty"`
+	State   State   `json:"state"`
+	Reason  string  `json:"reason,omitempty"`
+	// Total is the number of valid recipients enqueued so far.
+	Total int64 `json:"total"`
+	// Sent counts recipients OneRoute accepted (delivered ones included).
+	Sent        int64 `json:"sent"`
+	Failed      int64 `json:"failed"`
+	Delivered   int64 `json:"delivered"`
+	Undelivered int64 `json:"undelivered"`
+	// DLRExpired counts accepted SMS whose delivery report never became final.
+	DLRExpired int64 `json:"dlr_expired"`
+	// Unknown counts recipients whose send had an ambiguous outcome that no
+	// lookup could settle; they are never resent unless at_least_once is set.
+	Unknown int64 `json:"unknown"`
+	Skipped int64 `json:"skipped"`
+	// Pending is Total less every final recipient.
+	Pending int64 `json:"pending"`
+	// Dispatcher counts: rows refused, duplicates and suppressed recipients.
+	Invalid    int64 `json:"invalid"`
+	Duplicates int64 `json:"duplicates"`
+	Suppressed int64 `json:"suppressed"`
+	Batches    int64 `json:"batches"`
+	// Dispatched is true once the whole recipient file has been expanded.
+	Dispatched bool       `json:"dispatched"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// StartedAt is when the first outcome was recorded.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// Rate is recipients settled per second from StartedAt to the last
+	// settled recipient (or now, while some are pending).
+	Rate float64 `json:"rate_per_s"`
+	// ETA estimates the seconds until every enqueued recipient is settled, at
+	// the rate so far; absent when unknown.
+	ETA *float64 `json:"eta_s,omitempty"`
+	// AwaitingDLR counts accepted SMS without a final delivery report yet.
+	AwaitingDLR int64 `json:"awaiting_dlr"`
+	// FailureReasons counts failed and unknown recipients by reason.
+	FailureReasons map[string]int64 `json:"failure_reasons,omitempty"`
+}
+
+// Done is the number of recipients in a final send state.
+func (p Progress) Done() int64 { return p.Sent + p.Failed + p.Unknown + p.Skipped }
+
+// Final reports whether the campaign will change no more.
+func (p Progress) Final() bool { return p.State == StateCompleted || p.State == StateCancelled }
+
+// Outcome is a ledger transition for one row, as the storage package
+// records it.
+type Outcome struct {
+	Row int
+	// State is one of the storage package's Ledger* bytes, or 0 to release
+	// a claim (the recipient goes back to pending and will be sent again).
+	State byte
+	// Value is the provider message id (accepted, delivered, ...) or the
+	// reason (failed, unknown, skipped).
+	Value string
+}

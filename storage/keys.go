@@ -1,0 +1,100 @@
+package storage
+
+import "strconv"
+
+// The key space. Every Redis key fanout writes is listed here; the keys of
+// campaigns are built only by the functions below. Key names are data in
+// users' Redis: never rename one.
+//
+// Every key of one campaign carries the hash tag {id}, so the scripts that
+// touch several of them run on one Redis Cluster slot. No key has a TTL:
+// "kept" means until an operator deletes it.
+//
+// Campaigns (store.go, ledger.go):
+//
+//	fanout:campaigns      zset    campaign ids scored by creation time (unix s).
+//	                              Written by Create, read by List. Kept.
+//	fanout:{id}           hash    the campaign: spec (JSON), digest, name,
+//	                              channel, dlr, state, reason, counters (total,
+//	                              batches, sent, failed, unknown, skipped,
+//	                              delivered, undelivered, dlr_expired), the
+//	                              dispatcher's counts (rows, invalid,
+//	                              duplicates, suppressed), dispatched, maxrow
+//	                              and times (created_at, started_at,
+//	                              settled_at, updated_at, finished_at, unix
+//	                              ms). Created by Create, changed by every
+//	                              script. Kept.
+//	fanout:{id}:b         hash    batch seq -> recipients, one field per batch
+//	                              recorded by AddBatch, so totals count once.
+//	                              Kept.
+//	fanout:{id}:why       hash    failure reason -> failed and unknown
+//	                              recipients (at most 50 reasons, then "other
+//	                              reasons"). Written by Record. Kept.
+//	fanout:{id}:l:<n>     hash    the send ledger of rows n*100 to n*100+99:
+//	                              row -> state byte + value (see LedgerClaimed
+//	                              and the other Ledger* bytes). Written by
+//	                              Claim, Stamp and Record. Kept.
+//
+// A dispatch's progress (checkpoint.go), written by the dispatcher:
+//
+//	fanout:{id}:ckpt      hash    seq, horizon, row, rh (row hash), rows,
+//	                              valid, invalid, dup, supp, done: see
+//	                              Checkpoint. Kept (done=1 once expanded).
+//	fanout:{id}:seen      string  8-byte little-endian hashes of the valid
+//	                              recipients before the checkpoint. Deleted
+//	                              by the done checkpoint.
+//
+// A detached dispatch (upload.go, expand.go), written by fanout dispatch
+// --detach and its campaign:expand tasks:
+//
+//	fanout:{id}:src       hash    the upload's index: chunks, bytes and the
+//	                              meta given to NewUpload. Deleted by
+//	                              DeleteUpload once expanded (or the campaign
+//	                              is cancelled or completed); replaced by a
+//	                              new upload.
+//	fanout:{id}:src:<n>   string  chunk n of the recipient file, 1 MiB before
+//	                              gzip. Deleted by DeleteUpload.
+//	fanout:{id}:sup       string  8-byte little-endian hashes of the
+//	                              suppressed addresses (SaveSuppressed).
+//	                              Deleted by DeleteUpload.
+//	fanout:{id}:expand    hash    gen: the current campaign:expand
+//	                              generation (ClaimGeneration). Kept.
+//
+// Keys of other owners, listed so that this is the whole picture:
+//
+//	fanout:rl:{<sender>}:s   string  ratelimit: per-second GCRA state (µs).
+//	fanout:rl:{<sender>}:m   hash    ratelimit: per-minute window buckets,
+//	                                 plus t (total) and o (oldest bucket).
+//	fanout:rl:{<sender>}:d   hash    ratelimit: per-day window, same layout.
+//	fanout:rl:{<sender>}:b   string  ratelimit: blocked until (µs), set on
+//	                                 a 429.
+//	asynq:{<queue>}:...      various asynq's queues, tasks and servers.
+//
+// The rate limiter's keys are built in ratelimit/redis.go (the prefix
+// fanout:rl: is ratelimit.DefaultPrefix, replaced by ratelimit.WithPrefix);
+// <sender> is campaigns.Batch.Sender: sms:<channel_id>,
+// whatsapp:<from> or email:<channel_id>. Every one expires on its own once
+// it no longer matters: s and b a second after the time they hold, m and d
+// a window and two buckets after their last permit. asynq's keys are asynq's; the tasks
+// package names queues and task ids.
+
+// bucketSize is how many recipients share one ledger hash. Small hashes stay
+// in Redis' compact listpack encoding (up to 128 entries of up to 64 bytes).
+const bucketSize = 100
+
+const indexKey = "fanout:campaigns"
+
+func campaignKey(id string) string { return "fanout:{" + id + "}" }
+func batchesKey(id string) string  { return "fanout:{" + id + "}:b" }
+func whyKey(id string) string      { return "fanout:{" + id + "}:why" }
+func bucketKey(id string, row int) string {
+	return "fanout:{" + id + "}:l:" + strconv.Itoa(row/bucketSize)
+}
+
+func ckptKey(id string) string { return "fanout:{" + id + "}:ckpt" }
+func seenKey(id string) string { return "fanout:{" + id + "}:seen" }
+
+func srcKey(id string) string          { return "fanout:{" + id + "}:src" }
+func chunkKey(id string, n int) string { return srcKey(id) + ":" + strconv.Itoa(n) }
+func supKey(id string) string          { return "fanout:{" + id + "}:sup" }
+func genKey(id string) string          { return "fanout:{" + id + "}:expand" }

@@ -1,0 +1,52 @@
+package storage
+
+import (
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Every Redis script of the store, one embedded .lua file each. A script
+// that needs a shared function (now_ms, maybe_complete, owner) is the
+// function's file followed by its own, joined here; each file starts with
+// a comment naming its KEYS and ARGV and what it returns.
+var (
+	//go:embed now.lua
+	nowLua string // now_ms(): Redis' clock in ms
+	//go:embed complete.lua
+	completeLua string // maybe_complete(c, now): completes a finished campaign
+	//go:embed owner.lua
+	ownerLua string // owner(v): parses a claimed or sending ledger value
+
+	//go:embed create.lua
+	createLua    string
+	createScript = redis.NewScript(createLua)
+
+	//go:embed add_batch.lua
+	addBatchLua    string
+	addBatchScript = redis.NewScript(addBatchLua)
+
+	//go:embed finish_dispatch.lua
+	finishDispatchLua    string
+	finishDispatchScript = redis.NewScript(completeLua + finishDispatchLua)
+
+	//go:embed claim.lua
+	claimLua    string
+	claimScript = redis.NewScript(nowLua + ownerLua + claimLua)
+
+	//go:embed stamp.lua
+	stampLua    string
+	stampScript = redis.NewScript(nowLua + ownerLua + stampLua)
+
+	//go:embed record.lua
+	recordLua    string
+	recordScript = redis.NewScript(nowLua + completeLua + ownerLua + recordLua)
+
+	//go:embed transition.lua
+	transitionLua    string
+	transitionScript = redis.NewScript(nowLua + completeLua + transitionLua)
+
+	//go:embed claim_gen.lua
+	claimGenLua string
+	claimGen    = redis.NewScript(claimGenLua)
+)
