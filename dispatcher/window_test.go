@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -51,14 +52,14 @@ func TestWindowBoundsRedis(t *testing.T) {
 		}
 		return q.Pending
 	}
-	waitFor(t, "a full window", 30*time.Second, func() bool { return pending() >= window })
+	testwait.For(t, "a full window", 30*time.Second, func() bool { return pending() >= window })
 
 	if b.srv.Real {
 		// Full window, no workers: the dispatcher polls, Redis does not grow.
 		c0 := hgetallCalls(ctx, b)
-		waitFor(t, "10 window checks", 30*time.Second, func() bool { return hgetallCalls(ctx, b) >= c0+10 })
+		testwait.For(t, "10 window checks", 30*time.Second, func() bool { return hgetallCalls(ctx, b) >= c0+10 })
 		m1, c1 := usedMemory(ctx, b.rdb), hgetallCalls(ctx, b)
-		waitFor(t, "50 window checks", 30*time.Second, func() bool { return hgetallCalls(ctx, b) >= c1+50 })
+		testwait.For(t, "50 window checks", 30*time.Second, func() bool { return hgetallCalls(ctx, b) >= c1+50 })
 		m2 := usedMemory(ctx, b.rdb)
 		if m2-m1 > 16<<10 {
 			t.Errorf("Redis grew by %d bytes while the window was full", m2-m1)

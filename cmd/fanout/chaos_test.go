@@ -21,6 +21,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
@@ -234,17 +235,6 @@ func (c *chaosBundle) startWorker(t *testing.T, env ...string) (*exec.Cmd, *byte
 	return cmd, &logs
 }
 
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // SIGTERM while sends are in flight at a 5-second provider latency: the
 // worker finishes and records them before it exits (ShutdownTimeout is
 // longer than the request timeout), and a second worker finishes the rest:
@@ -255,7 +245,7 @@ func TestSIGTERMDuringSlowSend(t *testing.T) {
 	c.sb.SetFaults(sandbox.Faults{LatencyMS: 5000})
 	res := c.dispatch(t, writeCampaign(t, 40, ""), 10)
 	w1, logs := c.startWorker(t, "ONEROUTE_TIMEOUT=8s", "FANOUT_CONCURRENCY=2")
-	waitFor(t, "a send in flight", 30*time.Second, func() bool { return c.sb.Stats().SendRequests > 0 })
+	testwait.For(t, "a send in flight", 30*time.Second, func() bool { return c.sb.Stats().SendRequests > 0 })
 	time.Sleep(500 * time.Millisecond) // well inside the 5 s latency
 	sent := time.Now()
 	w1.Process.Signal(syscall.SIGTERM)
@@ -294,7 +284,7 @@ func TestSIGKILLMidBatch(t *testing.T) {
 	c.sb.SetFaults(sandbox.Faults{HangRate: 1, HangMS: 60_000})
 	res := c.dispatch(t, writeCampaign(t, 50, ""), 50) // one batch: 50 personalised sends, 16 at a time
 	w1, _ := c.startWorker(t, "ONEROUTE_TIMEOUT=20s")
-	waitFor(t, "sends accepted and hanging", 30*time.Second, func() bool { return c.sb.Stats().Accepted >= 10 })
+	testwait.For(t, "sends accepted and hanging", 30*time.Second, func() bool { return c.sb.Stats().Accepted >= 10 })
 	w1.Process.Kill()
 	w1.Wait()
 	killedAt := c.sb.Stats().Accepted

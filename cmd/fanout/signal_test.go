@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 )
 
@@ -168,7 +169,7 @@ func TestSecondSIGTERMEndsStuckDispatch(t *testing.T) {
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, "the first signal's note", 10*time.Second, func() bool {
+	testwait.For(t, "the first signal's note", 10*time.Second, func() bool {
 		return strings.Contains(stderr.String(), "fanout: stopping (terminated)")
 	})
 	exited := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/google/go-cmp/cmp"
@@ -67,18 +68,6 @@ func (b *testBundle) call(t *testing.T, method, path, key, body string) answer {
 	a := answer{Status: resp.StatusCode, Raw: string(raw)}
 	json.Unmarshal(raw, &a.Body)
 	return a
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
-	}
 }
 
 const smsPath = "/api/public/channel/" + sandbox.SMSChannelID + "/sms"
@@ -300,7 +289,7 @@ func TestHang(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, "the hung send to be accepted", func() bool { return b2.sb.Stats().Accepted == 1 })
+	testwait.For(t, "the hung send to be accepted", 10*time.Second, func() bool { return b2.sb.Stats().Accepted == 1 })
 	select {
 	case err := <-done:
 		t.Fatalf("the hung request ended before Close: %v", err)
@@ -335,7 +324,7 @@ func TestWebhookDelivery(t *testing.T) {
 	t.Cleanup(recv.Close)
 	b := setup(t, sandbox.Options{WebhookURL: recv.URL, WebhookSecret: "whsec_t", DLRDelay: -1})
 	b.call(t, "POST", smsPath, "test_x", `{"message":"Hi","recipients":["2348031234561"]}`)
-	waitFor(t, "the webhook to be delivered", func() bool { return b.sb.Stats().WebhooksSent == 1 })
+	testwait.For(t, "the webhook to be delivered", 10*time.Second, func() bool { return b.sb.Stats().WebhooksSent == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	var ev struct {
@@ -354,7 +343,7 @@ func TestWebhookDelivery(t *testing.T) {
 	t.Cleanup(down.Close)
 	b2 := setup(t, sandbox.Options{WebhookURL: down.URL, DLRDelay: -1})
 	b2.call(t, "POST", smsPath, "test_x", `{"message":"Hi","recipients":["2348031234561"]}`)
-	waitFor(t, "the webhook to be given up", func() bool { return b2.sb.Stats().WebhooksFailed == 1 })
+	testwait.For(t, "the webhook to be given up", 10*time.Second, func() bool { return b2.sb.Stats().WebhooksFailed == 1 })
 }
 
 // TestOTPOptions: the generated code follows the options.
