@@ -42,8 +42,11 @@ func (c Channel) AddressKind() string {
 	return "phone"
 }
 
-// Rate is a per-campaign override of the sender's rate limits. Zero fields
-// keep the configured default.
+// Rate is a limit per sender (channel id or from number), and the one rate
+// type fanout passes around: the configured default, a campaign's override
+// of it (the spec's rate:, whose zero fields keep the default; see Over),
+// and the effective limit in estimates. Zero everywhere means no limit. The
+// worker converts it to ratelimit.Limit in one function.
 type Rate struct {
 	PerSecond int `yaml:"per_second" json:"per_second,omitempty"`
 	PerMinute int `yaml:"per_minute" json:"per_minute,omitempty"`

@@ -136,6 +136,8 @@ type Dispatch struct {
 
 // RateLimit is the default limit per sender (channel id or from number);
 // campaigns may override it with rate: in their spec. Zero means no limit.
+// config imports none of fanout's packages, so this is a plain struct with
+// the fields of campaigns.Rate, to which cmd/fanout converts it once.
 type RateLimit struct {
 	// PerSecond: env FANOUT_RATE_PER_SECOND; default 0.
 	PerSecond int `yaml:"per_second"`

@@ -393,9 +393,7 @@ func (s *batchSender) record(ctx context.Context, a *attempt, outs []campaigns.O
 }
 
 func (s *batchSender) limitFor(b *campaigns.Batch) ratelimit.Limit {
-	d := s.opts.RateLimit
-	r := b.Rate.Over(campaigns.Rate{PerSecond: d.PerSecond, PerMinute: d.PerMinute, PerDay: d.PerDay, Burst: d.Burst})
-	return ratelimit.Limit{PerSecond: r.PerSecond, PerMinute: r.PerMinute, PerDay: r.PerDay, Burst: r.Burst}
+	return limiterLimit(b.Rate.Over(s.opts.RateLimit))
 }
 
 func (s *batchSender) enqueueChild(ctx context.Context, child *campaigns.Batch, delay time.Duration) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/storage"
@@ -90,8 +91,9 @@ type Options struct {
 	MaxAttempts int
 	// TaskTimeout bounds follow-up tasks; default 5m.
 	TaskTimeout time.Duration
-	// RateLimit is the default per-sender limit; a campaign's rate wins.
-	RateLimit ratelimit.Limit
+	// RateLimit is the default per-sender limit; each field of a campaign's
+	// rate wins over it. Zero: no limit.
+	RateLimit campaigns.Rate
 	// MaxWait is the longest a handler waits for the limiter before
 	// rescheduling its task instead; default 2s.
 	MaxWait time.Duration

@@ -616,7 +616,7 @@ func TestSlowAttemptLosesItsClaimAndDoesNotSend(t *testing.T) {
 	batch := b.campaign(t, s, "+2348030000001")
 	gate := &gateLimiter{entered: make(chan struct{}), release: make(chan struct{})}
 	slow := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: gate}, opts: b.opts.withDefaults()}
-	slow.opts.RateLimit = ratelimit.Limit{PerSecond: 1}
+	slow.opts.RateLimit = campaigns.Rate{PerSecond: 1}
 	done := make(chan error, 1)
 	go func() { done <- slow.process(b.ctx, batch, (&WhatsAppHandler{slow}).send) }()
 	<-gate.entered

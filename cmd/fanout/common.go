@@ -95,10 +95,14 @@ func workerOptions(cfg config.Config) worker.Options {
 		DLRInterval:     cfg.Worker.DLRInterval,
 		DLRMaxAge:       cfg.Worker.DLRMaxAge,
 		PollInterval:    cfg.Worker.PollInterval,
-		RateLimit: ratelimit.Limit{PerSecond: cfg.RateLimit.PerSecond, PerMinute: cfg.RateLimit.PerMinute,
-			PerDay: cfg.RateLimit.PerDay, Burst: cfg.RateLimit.Burst},
+		RateLimit:       defaultRate(cfg),
 	}
 }
+
+// defaultRate is the configured per-sender limit as the rate fanout passes
+// around. config keeps a type of its own (it imports none of fanout's
+// packages); the conversion compiles only while both have the same fields.
+func defaultRate(cfg config.Config) campaigns.Rate { return campaigns.Rate(cfg.RateLimit) }
 
 // newWorker wires a worker server.
 func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit.Limiter, cfg config.Config, log zerolog.Logger) *worker.Server {

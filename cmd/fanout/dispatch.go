@@ -116,8 +116,7 @@ configuration or flags). See docs/cli.md.`)
 	opts := dispatcher.Options{BatchSize: cfg.Dispatch.BatchSize, Window: cfg.Dispatch.Window,
 		MaxAttempts: cfg.Worker.MaxAttempts, TaskTimeout: cfg.Worker.TaskTimeout, DryRun: *dry || *detach,
 		SuppressFiles: suppress,
-		Rate: campaigns.Rate{PerSecond: cfg.RateLimit.PerSecond, PerMinute: cfg.RateLimit.PerMinute,
-			PerDay: cfg.RateLimit.PerDay, Burst: cfg.RateLimit.Burst}}
+		Rate:          defaultRate(cfg)}
 	if *batch > 0 {
 		opts.BatchSize = *batch
 	}
