@@ -19,6 +19,8 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fanoutdev/fanout/config"
 )
 
 // Channel names the OneRoute product a campaign sends through.
@@ -124,7 +126,8 @@ type Spec struct {
 	Suppress string `yaml:"suppress" json:"suppress,omitempty"`
 	// Rate overrides the sender's configured limits for this campaign.
 	Rate *Rate `yaml:"rate" json:"rate,omitempty"`
-	// BatchSize is the number of recipients per task; default from config (50).
+	// BatchSize is the number of recipients per task; default from config
+	// (FANOUT_BATCH_SIZE, config.DefaultBatchSize).
 	BatchSize int `yaml:"batch_size" json:"batch_size,omitempty"`
 	// AtLeastOnce lets fanout resend a message whose first attempt had an
 	// ambiguous outcome that no lookup could settle. Default false: such
@@ -469,7 +472,7 @@ func (s *Spec) Validate() error {
 	if r := s.Rate; r != nil {
 		batch := s.BatchSize
 		if batch == 0 {
-			batch = 50
+			batch = config.DefaultBatchSize
 		}
 		for name, limit := range map[string]int{"per_minute": r.PerMinute, "per_day": r.PerDay} {
 			if limit > 0 && batch > limit {

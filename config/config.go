@@ -6,6 +6,13 @@
 //
 // The environment wins over the file. Only cmd/fanout reads the environment;
 // every other package receives the typed sub-structs by value.
+//
+// Every default is written once, here. The defaults that fanout's packages
+// also apply to a zero option (worker.Options, dispatcher.Options, a spec
+// without batch_size) are exported constants, such as DefaultBatchSize,
+// which those packages refer to. config imports none of fanout's packages,
+// so importing it for these constants creates no cycle; no package but
+// cmd/fanout calls Load.
 package config
 
 import (
@@ -53,6 +60,36 @@ func mask(s Secret) string {
 	return redacted
 }
 
+// Defaults that fanout's packages share; each is documented on its field.
+const (
+	// DefaultOneRouteTimeout is OneRoute.Timeout's default.
+	DefaultOneRouteTimeout = 15 * time.Second
+	// ShutdownMargin is how much longer than the OneRoute timeout a
+	// stopping worker waits by default (Worker.ShutdownTimeout).
+	ShutdownMargin = 10 * time.Second
+	// DefaultConcurrency is Worker.Concurrency's default.
+	DefaultConcurrency = 50
+	// DefaultTaskTimeout is Worker.TaskTimeout's default.
+	DefaultTaskTimeout = 5 * time.Minute
+	// DefaultMaxAttempts is Worker.MaxAttempts's default.
+	DefaultMaxAttempts = 8
+	// DefaultDLRInterval is Worker.DLRInterval's default.
+	DefaultDLRInterval = 5 * time.Second
+	// DefaultDLRMaxAge is Worker.DLRMaxAge's default.
+	DefaultDLRMaxAge = 24 * time.Hour
+	// DefaultPollInterval is Worker.PollInterval's default.
+	DefaultPollInterval = time.Second
+	// DefaultBatchSize is Dispatch.BatchSize's default, and the batch size
+	// a spec without batch_size is checked against.
+	DefaultBatchSize = 50
+)
+
+// DefaultQueues returns Worker.Queues' default, a new map each call:
+// sms=6, whatsapp=6, email=3, dlr=2.
+func DefaultQueues() map[string]int {
+	return map[string]int{"sms": 6, "whatsapp": 6, "email": 3, "dlr": 2}
+}
+
 // Config is every setting of fanout.
 type Config struct {
 	Redis     Redis     `yaml:"redis"`
@@ -77,7 +114,8 @@ type OneRoute struct {
 	// APIKey: env ONEROUTE_API_KEY, or a file named by ONEROUTE_API_KEY_FILE
 	// (a mounted secret). No default.
 	APIKey Secret `yaml:"api_key"`
-	// Timeout bounds one API request: env ONEROUTE_TIMEOUT; default 15s.
+	// Timeout bounds one API request: env ONEROUTE_TIMEOUT; default 15s
+	// (DefaultOneRouteTimeout).
 	Timeout time.Duration `yaml:"timeout"`
 }
 
@@ -93,35 +131,39 @@ type Log struct {
 // Worker configures the asynq server.
 type Worker struct {
 	// Concurrency is the number of tasks run at once: env
-	// FANOUT_CONCURRENCY; default 50.
+	// FANOUT_CONCURRENCY; default 50 (DefaultConcurrency).
 	Concurrency int `yaml:"concurrency"`
 	// ShutdownTimeout is how long a stopping worker waits for running tasks:
-	// env FANOUT_SHUTDOWN_TIMEOUT; default the OneRoute timeout + 10s. Must be
-	// longer than the OneRoute timeout, so no send outlives its task.
+	// env FANOUT_SHUTDOWN_TIMEOUT; default the OneRoute timeout + 10s
+	// (ShutdownMargin). Must be longer than the OneRoute timeout, so no send
+	// outlives its task.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// TaskTimeout bounds one task run: env FANOUT_TASK_TIMEOUT; default 5m.
+	// TaskTimeout bounds one task run: env FANOUT_TASK_TIMEOUT; default 5m
+	// (DefaultTaskTimeout).
 	TaskTimeout time.Duration `yaml:"task_timeout"`
 	// MaxAttempts caps retries of temporary failures: env
-	// FANOUT_MAX_ATTEMPTS; default 8.
+	// FANOUT_MAX_ATTEMPTS; default 8 (DefaultMaxAttempts).
 	MaxAttempts int `yaml:"max_attempts"`
 	// Queues weights the channel queues: env FANOUT_QUEUES as
-	// "sms=6,whatsapp=6,email=3,dlr=2"; default that.
+	// "sms=6,whatsapp=6,email=3,dlr=2"; default that (DefaultQueues).
 	Queues map[string]int `yaml:"queues"`
 	// DLRInterval is the first wait before polling a delivery report; later
-	// polls back off: env FANOUT_DLR_INTERVAL; default 5s.
+	// polls back off: env FANOUT_DLR_INTERVAL; default 5s (DefaultDLRInterval).
 	DLRInterval time.Duration `yaml:"dlr_interval"`
 	// DLRMaxAge is how long delivery reports are polled before the message
-	// is counted dlr_expired: env FANOUT_DLR_MAX_AGE; default 24h.
+	// is counted dlr_expired: env FANOUT_DLR_MAX_AGE; default 24h
+	// (DefaultDLRMaxAge).
 	DLRMaxAge time.Duration `yaml:"dlr_max_age"`
 	// PollInterval is how often an idle worker looks for tasks, and how often
 	// scheduled and retried tasks are moved: env FANOUT_POLL_INTERVAL;
-	// default 1s.
+	// default 1s (DefaultPollInterval).
 	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
 // Dispatch configures expansion.
 type Dispatch struct {
-	// BatchSize is the recipients per task: env FANOUT_BATCH_SIZE; default 50.
+	// BatchSize is the recipients per task: env FANOUT_BATCH_SIZE; default 50
+	// (DefaultBatchSize).
 	BatchSize int `yaml:"batch_size"`
 	// Window is the most pending tasks a campaign keeps in Redis; 0 means no
 	// limit: env FANOUT_WINDOW; default 0.
@@ -153,12 +195,11 @@ type RateLimit struct {
 func Defaults() Config {
 	return Config{
 		Redis:    Redis{URL: "redis://127.0.0.1:6379/0"},
-		OneRoute: OneRoute{BaseURL: "https://api.oneroute.io", Timeout: 15 * time.Second},
+		OneRoute: OneRoute{BaseURL: "https://api.oneroute.io", Timeout: DefaultOneRouteTimeout},
 		Log:      Log{Level: "info"},
-		Worker: Worker{Concurrency: 50, TaskTimeout: 5 * time.Minute, MaxAttempts: 8,
-			Queues:      map[string]int{"sms": 6, "whatsapp": 6, "email": 3, "dlr": 2},
-			DLRInterval: 5 * time.Second, DLRMaxAge: 24 * time.Hour, PollInterval: time.Second},
-		Dispatch: Dispatch{BatchSize: 50},
+		Worker: Worker{Concurrency: DefaultConcurrency, TaskTimeout: DefaultTaskTimeout, MaxAttempts: DefaultMaxAttempts,
+			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval},
+		Dispatch: Dispatch{BatchSize: DefaultBatchSize},
 	}
 }
 
@@ -253,7 +294,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	num("FANOUT_RATE_BURST", &cfg.RateLimit.Burst)
 
 	if cfg.Worker.ShutdownTimeout == 0 {
-		cfg.Worker.ShutdownTimeout = cfg.OneRoute.Timeout + 10*time.Second
+		cfg.Worker.ShutdownTimeout = cfg.OneRoute.Timeout + ShutdownMargin
 	}
 	errs = append(errs, cfg.validate()...)
 	return cfg, errors.Join(errs...)

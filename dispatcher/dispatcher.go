@@ -27,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -41,14 +42,16 @@ var _ Enqueuer = (*asynq.Client)(nil)
 // Options tunes a Dispatcher.
 type Options struct {
 	// BatchSize is the default recipients per task (a spec's batch_size
-	// wins); default 50.
+	// wins); default config.DefaultBatchSize (50).
 	BatchSize int
 	// Window is the most unfinished batches a campaign may have in Redis
 	// before the dispatcher waits for workers; 0 means no limit.
 	Window int
-	// MaxAttempts caps asynq retries of a batch; default 8.
+	// MaxAttempts caps asynq retries of a batch; default
+	// config.DefaultMaxAttempts (8).
 	MaxAttempts int
-	// TaskTimeout bounds one run of a batch; default 5m.
+	// TaskTimeout bounds one run of a batch; default
+	// config.DefaultTaskTimeout (5m).
 	TaskTimeout time.Duration
 	// Reject, when set, receives every refused row, in file order. When a
 	// dispatch resumes, the rows before the checkpoint are read again (and
@@ -90,13 +93,13 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 50
+		o.BatchSize = config.DefaultBatchSize
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
+		o.MaxAttempts = config.DefaultMaxAttempts
 	}
 	if o.TaskTimeout <= 0 {
-		o.TaskTimeout = 5 * time.Minute
+		o.TaskTimeout = config.DefaultTaskTimeout
 	}
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 10000

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/storage"
@@ -75,21 +76,30 @@ type Deps struct {
 	Handlers map[string]asynq.Handler
 }
 
-// Options tunes handlers and the server.
+// Options tunes handlers and the server. A zero field takes its default;
+// the defaults of the settings fanout's configuration has are config's
+// (config.DefaultConcurrency and the like), so a worker built from a zero
+// Options behaves as one built from config.Defaults().
 type Options struct {
-	// Concurrency is how many tasks run at once; default 50.
+	// Concurrency is how many tasks run at once; default
+	// config.DefaultConcurrency (50).
 	Concurrency int
-	// Queues weights the queues; default sms=6, whatsapp=6, email=3, dlr=2.
+	// Queues weights the queues; default config.DefaultQueues() (sms=6,
+	// whatsapp=6, email=3, dlr=2).
 	Queues map[string]int
 	// ShutdownTimeout is how long Stop waits for running tasks; must exceed
-	// the OneRoute request timeout. Default 25s.
+	// the OneRoute request timeout. Default RequestTimeout +
+	// config.ShutdownMargin (25s).
 	ShutdownTimeout time.Duration
 	// RequestTimeout is the OneRoute client's timeout: a claim older than
-	// this plus a margin can no longer be in flight. Default 15s.
+	// this plus a margin can no longer be in flight. Default
+	// config.DefaultOneRouteTimeout (15s).
 	RequestTimeout time.Duration
-	// MaxAttempts caps tries of a temporary failure; default 8.
+	// MaxAttempts caps tries of a temporary failure; default
+	// config.DefaultMaxAttempts (8).
 	MaxAttempts int
-	// TaskTimeout bounds follow-up tasks; default 5m.
+	// TaskTimeout bounds follow-up tasks; default config.DefaultTaskTimeout
+	// (5m).
 	TaskTimeout time.Duration
 	// RateLimit is the default per-sender limit; each field of a campaign's
 	// rate wins over it. Zero: no limit.
@@ -98,12 +108,14 @@ type Options struct {
 	// rescheduling its task instead; default 2s.
 	MaxWait time.Duration
 	// DLRInterval is the first wait before polling delivery reports;
-	// default 5s. Later polls back off up to 10 minutes.
+	// default config.DefaultDLRInterval (5s). Later polls back off up to 10
+	// minutes.
 	DLRInterval time.Duration
-	// DLRMaxAge is how long delivery reports are polled; default 24h.
+	// DLRMaxAge is how long delivery reports are polled; default
+	// config.DefaultDLRMaxAge (24h).
 	DLRMaxAge time.Duration
 	// PollInterval is how often idle workers look for tasks and due
-	// retries; default 1s.
+	// retries; default config.DefaultPollInterval (1s).
 	PollInterval time.Duration
 	// PerCallConcurrency bounds concurrent calls within one batch of
 	// personalised messages; default 16.
@@ -114,34 +126,34 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
-		o.Concurrency = 50
+		o.Concurrency = config.DefaultConcurrency
 	}
 	if len(o.Queues) == 0 {
-		o.Queues = map[string]int{tasks.QueueSMS: 6, tasks.QueueWhatsApp: 6, tasks.QueueEmail: 3, tasks.QueueDLR: 2}
+		o.Queues = config.DefaultQueues()
 	}
 	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 15 * time.Second
+		o.RequestTimeout = config.DefaultOneRouteTimeout
 	}
 	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = o.RequestTimeout + 10*time.Second
+		o.ShutdownTimeout = o.RequestTimeout + config.ShutdownMargin
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
+		o.MaxAttempts = config.DefaultMaxAttempts
 	}
 	if o.TaskTimeout <= 0 {
-		o.TaskTimeout = 5 * time.Minute
+		o.TaskTimeout = config.DefaultTaskTimeout
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 2 * time.Second
 	}
 	if o.DLRInterval <= 0 {
-		o.DLRInterval = 5 * time.Second
+		o.DLRInterval = config.DefaultDLRInterval
 	}
 	if o.DLRMaxAge <= 0 {
-		o.DLRMaxAge = 24 * time.Hour
+		o.DLRMaxAge = config.DefaultDLRMaxAge
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = config.DefaultPollInterval
 	}
 	if o.PerCallConcurrency <= 0 {
 		o.PerCallConcurrency = 16

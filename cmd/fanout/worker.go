@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/ratelimit"
 )
 
@@ -15,7 +17,7 @@ you need, on any number of machines; they share rate limits through Redis.
 SIGTERM or SIGINT stops it gracefully: it takes no new tasks and waits up to
 FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	cfgFile := configFlag(fs)
-	concurrency := fs.Int("concurrency", 0, "tasks run at once (default FANOUT_CONCURRENCY, 50)")
+	concurrency := fs.Int("concurrency", 0, fmt.Sprintf("tasks run at once (default FANOUT_CONCURRENCY, %d)", config.DefaultConcurrency))
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
