@@ -99,6 +99,18 @@ func workerOptions(cfg config.Config) worker.Options {
 	}
 }
 
+// dispatchOptions maps configuration to dispatcher options; commands add
+// what their flags choose (rejects, dry run, logger, ...).
+func dispatchOptions(cfg config.Config) dispatcher.Options {
+	return dispatcher.Options{
+		BatchSize:   cfg.Dispatch.BatchSize,
+		Window:      cfg.Dispatch.Window,
+		MaxAttempts: cfg.Worker.MaxAttempts,
+		TaskTimeout: cfg.Worker.TaskTimeout,
+		Rate:        defaultRate(cfg),
+	}
+}
+
 // defaultRate is the configured per-sender limit as the rate fanout passes
 // around. config keeps a type of its own (it imports none of fanout's
 // packages); the conversion compiles only while both have the same fields.
@@ -108,9 +120,9 @@ func defaultRate(cfg config.Config) campaigns.Rate { return campaigns.Rate(cfg.R
 func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit.Limiter, cfg config.Config, log zerolog.Logger) *worker.Server {
 	store := storage.New(rdb)
 	enq := asynq.NewClientFromRedisClient(rdb)
-	expand := dispatcher.NewExpandHandler(store, enq, dispatcher.Options{
-		BatchSize: cfg.Dispatch.BatchSize, Window: cfg.Dispatch.Window,
-		MaxAttempts: cfg.Worker.MaxAttempts, TaskTimeout: cfg.Worker.TaskTimeout, Logger: log})
+	opts := dispatchOptions(cfg)
+	opts.Logger = log
+	expand := dispatcher.NewExpandHandler(store, enq, opts)
 	deps := worker.Deps{
 		Store:    store,
 		Provider: client,
@@ -121,6 +133,19 @@ func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit
 		Handlers: map[string]asynq.Handler{tasks.TypeExpand: expand},
 	}
 	return worker.NewServer(rdb, deps, workerOptions(cfg))
+}
+
+// shortDuration writes d as people do: 24h, 5m, 1h30m, 3s rather than
+// 24h0m0s or 5m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func isTerminal(w io.Writer) bool {

@@ -113,10 +113,8 @@ configuration or flags). See docs/cli.md.`)
 			return &inputError{fmt.Errorf("--suppress: %w", err)}
 		}
 	}
-	opts := dispatcher.Options{BatchSize: cfg.Dispatch.BatchSize, Window: cfg.Dispatch.Window,
-		MaxAttempts: cfg.Worker.MaxAttempts, TaskTimeout: cfg.Worker.TaskTimeout, DryRun: *dry || *detach,
-		SuppressFiles: suppress,
-		Rate:          defaultRate(cfg)}
+	opts := dispatchOptions(cfg)
+	opts.DryRun, opts.SuppressFiles = *dry || *detach, suppress
 	if *batch > 0 {
 		opts.BatchSize = *batch
 	}

@@ -128,8 +128,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	}
 	defer srv.Stop()
 
-	opts := dispatcher.Options{BatchSize: cfg.Dispatch.BatchSize, Window: cfg.Dispatch.Window,
-		MaxAttempts: cfg.Worker.MaxAttempts, TaskTimeout: cfg.Worker.TaskTimeout}
+	opts := dispatchOptions(cfg)
 	if *rejects != "" {
 		rw, err := newRejectWriter(*rejects)
 		if err != nil {
