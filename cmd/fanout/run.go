@@ -6,22 +6,75 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/dispatcher"
+	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/storage"
 )
 
+// runArgs is run's command line.
+type runArgs struct {
+	cfgFile   string
+	sandbox   bool
+	json      bool
+	dlrMaxAge time.Duration
+	rejects   string
+	timeout   time.Duration
+	spec      string
+}
+
 func cmdRun(ctx context.Context, e *env, args []string) error {
+	a, err := parseRunArgs(e, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e, a.cfgFile)
+	if err != nil {
+		return err
+	}
+	spec, src, err := openRunSpec(e, a, cfg)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	log := newLogger(e.stderr, cfg.Log)
+	if a.sandbox && e.getenv("LOG_LEVEL") == "" {
+		log = log.Level(zerolog.WarnLevel)
+	}
+	var b runBackends
+	defer b.close()
+	if err := b.open(ctx, e, a, &cfg); err != nil {
+		return err
+	}
+	srv := newWorker(b.rdb, b.client, ratelimit.NewRedis(b.rdb), cfg, log)
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer srv.Stop()
+
+	start := time.Now()
+	res, err := dispatchRun(ctx, e, a, cfg, spec, src, log)
+	if err != nil {
+		return err
+	}
+	p, err := followRun(ctx, e, a.timeout, storage.New(b.rdb), res.ID)
+	if err != nil {
+		return err
+	}
+	srv.Stop()
+	return printRun(e, a.json, p, time.Since(start), b.sb)
+}
+
+// parseRunArgs parses run's flags and its one argument, the spec file.
+func parseRunArgs(e *env, args []string) (runArgs, error) {
 	fs := newFlags(e, "run", "[--sandbox] [flags] CAMPAIGN.yaml", `
 Runs a campaign end to end in one process: dispatcher and worker together,
 with live progress, and a summary once every recipient is final.
@@ -32,107 +85,114 @@ it sends for real through ONEROUTE_BASE_URL with ONEROUTE_API_KEY, using
 Redis at REDIS_URL.
 
 Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
+	var a runArgs
 	cfgFile := configFlag(fs)
-	useSandbox := fs.Bool("sandbox", false, "send to the built-in OneRoute sandbox (and embedded Redis unless REDIS_URL is set)")
-	asJSON := fs.Bool("json", false, "print the final status as one JSON object instead of the summary")
-	dlrMaxAge := fs.Duration("dlr-max-age", 0, "stop polling delivery reports after this long (default 24h; 3s with --sandbox)")
-	rejects := fs.String("rejects", "", "write refused rows to this CSV `file`")
-	timeout := fs.Duration("timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
+	fs.BoolVar(&a.sandbox, "sandbox", false, "send to the built-in OneRoute sandbox (and embedded Redis unless REDIS_URL is set)")
+	fs.BoolVar(&a.json, "json", false, "print the final status as one JSON object instead of the summary")
+	fs.DurationVar(&a.dlrMaxAge, "dlr-max-age", 0, fmt.Sprintf("stop polling delivery reports after this long (default %s; %s with --sandbox)",
+		shortDuration(config.DefaultDLRMaxAge), shortDuration(sandboxDLRMaxAge)))
+	fs.StringVar(&a.rejects, "rejects", "", "write refused rows to this CSV `file`")
+	fs.DurationVar(&a.timeout, "timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return a, err
 	}
 	if len(pos) != 1 {
-		return &usageError{"want exactly one campaign spec file"}
+		return a, &usageError{"want exactly one campaign spec file"}
 	}
-	cfg, err := loadConfig(e, *cfgFile)
+	a.cfgFile, a.spec = *cfgFile, pos[0]
+	return a, nil
+}
+
+// openRunSpec loads the spec and opens its recipients, checked against it,
+// before anything connects anywhere.
+func openRunSpec(e *env, a runArgs, cfg config.Config) (campaigns.Spec, campaigns.Source, error) {
+	spec, err := campaigns.LoadSpec(a.spec)
 	if err != nil {
-		return err
-	}
-	spec, err := campaigns.LoadSpec(pos[0])
-	if err != nil {
-		return &inputError{err}
+		return spec, nil, &inputError{err}
 	}
 	if err := confineSpec(cfg, spec); err != nil {
-		return err
+		return spec, nil, err
 	}
 	src, err := openChecked(spec)
 	if err != nil {
-		return err
+		return spec, nil, err
 	}
-	defer src.Close()
-	if e.getenv("REDIS_URL") != "" || !*useSandbox {
+	if e.getenv("REDIS_URL") != "" || !a.sandbox {
 		// A Redis that outlives this run: the same spec and file resume the
 		// same campaign instead of sending it twice.
 		deriveID(&spec, spec.RecipientsPath())
 	}
-	log := newLogger(e.stderr, cfg.Log)
-	if *useSandbox && e.getenv("LOG_LEVEL") == "" {
-		log = log.Level(zerolog.WarnLevel)
-	}
+	return spec, src, nil
+}
 
-	var sb *sandbox.Server
-	if *useSandbox {
-		sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond})
-		defer sb.Close()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+// runBackends are what run sends through: Redis, OneRoute and, with
+// --sandbox, the sandbox that plays OneRoute.
+type runBackends struct {
+	rdb    *redis.Client
+	client *oneroute.Client
+	sb     *sandbox.Server // nil without --sandbox
+	stops  []func()
+}
+
+// open connects to Redis and OneRoute; with --sandbox it first starts the
+// sandbox and, unless REDIS_URL is set, an embedded Redis, and points cfg
+// at them. Call close even when open fails.
+func (b *runBackends) open(ctx context.Context, e *env, a runArgs, cfg *config.Config) error {
+	if a.sandbox {
+		sb, url, stop, err := startSandboxAPI()
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(ln)
-		defer hs.Close()
-		// Never send a real key to the sandbox, nor sandbox traffic to OneRoute.
-		cfg.OneRoute.BaseURL = "http://" + ln.Addr().String()
-		cfg.OneRoute.APIKey = config.Secret(sandbox.KeyPrefix + "run")
-		cfg.Worker.PollInterval = 200 * time.Millisecond
-		cfg.Worker.DLRInterval = 500 * time.Millisecond
-		cfg.Worker.DLRMaxAge = 3 * time.Second
-		cfg.Worker.Concurrency = 10
+		b.sb, b.stops = sb, append(b.stops, stop)
+		useSandbox(cfg, url)
 	} else if err := cfg.RequireAPIKey(); err != nil {
 		return &inputError{err}
 	}
-	if *dlrMaxAge > 0 {
-		cfg.Worker.DLRMaxAge = *dlrMaxAge
+	if a.dlrMaxAge > 0 {
+		cfg.Worker.DLRMaxAge = a.dlrMaxAge
 	}
-
 	redisNote := "Redis at " + config.Config{Redis: cfg.Redis}.Redacted().Redis.URL
-	if *useSandbox && e.getenv("REDIS_URL") == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.Start(); err != nil {
-			return fmt.Errorf("start embedded Redis: %w", err)
+	if a.sandbox && e.getenv("REDIS_URL") == "" {
+		url, stop, err := startDemoRedis()
+		if err != nil {
+			return err
 		}
-		defer mr.Close()
-		cfg.Redis.URL = "redis://" + mr.Addr() + "/0"
-		redisNote = "embedded Redis (in memory)"
+		b.stops = append(b.stops, stop)
+		cfg.Redis.URL, redisNote = url, "embedded Redis (in memory)"
 	}
 	rdb, err := openRedis(ctx, cfg.Redis, cfg.Worker.Concurrency*2+10)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	client, err := newOneRoute(cfg.OneRoute)
-	if err != nil {
+	b.rdb, b.stops = rdb, append(b.stops, func() { rdb.Close() })
+	if b.client, err = newOneRoute(cfg.OneRoute); err != nil {
 		return &inputError{err}
 	}
-	if *useSandbox {
+	if a.sandbox {
 		fmt.Fprintf(e.stderr, "fanout run: %s, OneRoute sandbox at %s\n", redisNote, cfg.OneRoute.BaseURL)
 	} else {
 		fmt.Fprintf(e.stderr, "fanout run: %s, sending for real through OneRoute at %s\n", redisNote, cfg.OneRoute.BaseURL)
 	}
+	return nil
+}
 
-	lim := ratelimit.NewRedis(rdb)
-	srv := newWorker(rdb, client, lim, cfg, log)
-	if err := srv.Start(); err != nil {
-		return err
+// close stops what open started, last started first.
+func (b *runBackends) close() {
+	for i := len(b.stops) - 1; i >= 0; i-- {
+		b.stops[i]()
 	}
-	defer srv.Stop()
+	b.stops = nil
+}
 
+// dispatchRun dispatches the checked source, reporting refused rows to
+// --rejects or, the first ten, to standard error.
+func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec campaigns.Spec, src campaigns.Source, log zerolog.Logger) (dispatcher.Result, error) {
 	opts := dispatchOptions(cfg)
-	if *rejects != "" {
-		rw, err := newRejectWriter(*rejects)
+	if a.rejects != "" {
+		rw, err := newRejectWriter(a.rejects)
 		if err != nil {
-			return err
+			return dispatcher.Result{}, err
 		}
 		defer rw.Close()
 		opts.Reject = rw.Write
@@ -147,32 +207,33 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 			}
 		}
 	}
-	start := time.Now()
 	res, err := dispatchSpec(ctx, cfg, spec, src, opts, log)
-	if err != nil {
-		return err
-	}
-	if !*asJSON {
+	if err == nil && !a.json {
 		fmt.Fprintf(e.stderr, "fanout run: campaign %s: %d recipients enqueued in %d batches (%d invalid, %d duplicates, %d suppressed)\n",
 			res.ID, res.Total, res.Batches, res.Invalid, res.Duplicates, res.Suppressed)
 	}
+	return res, err
+}
 
-	store := storage.New(rdb)
-	wctx := ctx
-	if *timeout > 0 {
+// followRun shows the campaign's progress until it is final, or until
+// --timeout.
+func followRun(ctx context.Context, e *env, timeout time.Duration, store *storage.Store, id string) (campaigns.Progress, error) {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, *timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	p, err := follow(wctx, e.stderr, store, res.ID)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("campaign %s not final after %s (state %s, %d of %d done)", res.ID, *timeout, p.State, p.Done(), p.Total)
-		}
-		return err
+	p, err := follow(ctx, e.stderr, store, id)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return p, fmt.Errorf("campaign %s not final after %s (state %s, %d of %d done)", id, timeout, p.State, p.Done(), p.Total)
 	}
-	srv.Stop()
-	if *asJSON {
+	return p, err
+}
+
+// printRun prints the final status: a JSON object with --json, else the
+// summary.
+func printRun(e *env, asJSON bool, p campaigns.Progress, took time.Duration, sb *sandbox.Server) error {
+	if asJSON {
 		out := runResult{Progress: p}
 		if sb != nil {
 			st := sb.Stats()
@@ -180,7 +241,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		}
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
-	summary(e.stdout, p, time.Since(start), sb)
+	summary(e.stdout, p, took, sb)
 	return nil
 }
 

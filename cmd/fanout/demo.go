@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/fanoutdev/fanout/config"
+	"github.com/fanoutdev/fanout/oneroute/sandbox"
+)
+
+// What `fanout run --sandbox` runs on instead of production: an embedded
+// Redis, the OneRoute sandbox in process, and waits short enough for a demo
+// campaign to finish in seconds.
+
+// sandboxDLRMaxAge is how long run --sandbox polls delivery reports; the
+// sandbox leaves numbers ending in 9 pending for ever.
+const sandboxDLRMaxAge = 3 * time.Second
+
+// startDemoRedis starts an in-memory Redis (miniredis) on a free port of the
+// loopback. Its data goes when stop is called.
+func startDemoRedis() (url string, stop func(), err error) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		return "", nil, fmt.Errorf("start embedded Redis: %w", err)
+	}
+	return "redis://" + mr.Addr() + "/0", mr.Close, nil
+}
+
+// startSandboxAPI serves the OneRoute sandbox on a free port of the
+// loopback, with delivery reports final after half a second.
+func startSandboxAPI() (sb *sandbox.Server, baseURL string, stop func(), err error) {
+	sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		sb.Close()
+		return nil, "", nil, err
+	}
+	hs := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	stop = func() {
+		hs.Close()
+		sb.Close()
+	}
+	return sb, "http://" + ln.Addr().String(), stop, nil
+}
+
+// useSandbox points cfg at the sandbox at baseURL, with a sandbox key, and
+// shortens the waits for a demo.
+func useSandbox(cfg *config.Config, baseURL string) {
+	// Never send a real key to the sandbox, nor sandbox traffic to OneRoute.
+	cfg.OneRoute.BaseURL = baseURL
+	cfg.OneRoute.APIKey = config.Secret(sandbox.KeyPrefix + "run")
+	cfg.Worker.PollInterval = 200 * time.Millisecond
+	cfg.Worker.DLRInterval = 500 * time.Millisecond
+	cfg.Worker.DLRMaxAge = sandboxDLRMaxAge
+	cfg.Worker.Concurrency = 10
+}
