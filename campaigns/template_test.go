@@ -171,8 +171,11 @@ func TestHostileSpecsAreRefusedAtLoad(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "c.yaml") {
 				t.Errorf("error %q does not name the file", err)
 			}
-			if took > time.Second {
-				t.Errorf("took %s to refuse, want under 1s", took)
+			// The promise is 1 s, measured on the real binary by
+			// cmd/fanout's TestHostileTemplatesDryRun; under -race on a
+			// loaded 2-core machine parsing is several times slower.
+			if took > 5*time.Second {
+				t.Errorf("took %s to refuse, want well under 5s", took)
 			}
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 50<<20 {
 				t.Errorf("allocated %d MiB to refuse, want under 50", alloc>>20)

@@ -132,6 +132,8 @@ func TestHostileTemplatesDryRun(t *testing.T) {
 		{"recursion", `{{define "g"}}{{template "g" .}}{{end}}{{template "g" .}}`, "not allowed"},
 		{"call", "{{call .first_name}}", "function call is not allowed"},
 		{"printf", `{{printf "%0999999999d" 1}}`, "printf width"},
+		{"too big", strings.Repeat("{{.first_name}}", 20000), "over the"},
+		{"too many actions", strings.Repeat("{{.first_name}}", 2001), "over the cap of 2000"},
 	} {
 		path := writeSpec(t, tc.message, threeRecipients)
 		// /usr/bin/time reports the child's own peak RSS; the rusage Go
