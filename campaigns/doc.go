@@ -1,11 +1,13 @@
-// Package campaigns is fanout's domain: the campaign spec, recipients and
-// their sources, the batches and items that travel through asynq, and the
-// campaign states and progress the storage package reads back from Redis.
+// Package campaigns is fanout's domain, in plain values: the campaign spec
+// and its validation, channels, rates, the template renderer, the batches
+// and items that travel through asynq, outcomes, and the campaign states
+// and progress the storage package reads back from Redis.
 //
-// It imports no Redis, no asynq and no HTTP: the dispatcher, the worker, the
-// storage package and the command line all share these types.
+// It imports no Redis, no asynq and no HTTP: the recipients reader, the
+// dispatcher, the worker, the storage package and the command line all
+// share these types.
 //
 //	spec, err := campaigns.LoadSpec("examples/sms.yaml")
-//	src, err := campaigns.OpenSource(spec.RecipientsPath(), campaigns.SourceOptions{})
-//	p, err := storage.New(rdb).Progress(ctx, spec.ID) // a campaigns.Progress
+//	r, err := spec.Compile()                // the restricted template language
+//	c, err := r.Render(map[string]string{"first_name": "Ada"})
 package campaigns

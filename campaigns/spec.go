@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -535,79 +534,21 @@ func NewID() string {
 	return "c-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// CheckColumns reports template fields that a source's header lacks. It names
-// the spec line that refers to them and the columns the file has.
-func (s Spec) CheckColumns(r *Renderer, file string, columns []string) error {
-	var missing []string
-	for _, f := range r.fields {
-		if !slices.Contains(columns, f) {
-			missing = append(missing, f)
-		}
+// ParseDelimiter reads a CSV delimiter as a spec or flag gives it: one
+// character (",", ";", "|"), or "tab" or "\t". "" is the default (0).
+func ParseDelimiter(s string) (rune, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "tab", `\t`, "\t":
+		return '\t', nil
 	}
-	if len(missing) == 0 {
-		return nil
+	r, size := utf8.DecodeRuneInString(s)
+	if size != len(s) || r == utf8.RuneError {
+		return 0, fmt.Errorf("%q is not one character; use e.g. \",\", \";\", \"|\" or \"tab\"", s)
 	}
-	key := "message"
-	if s.Channel == ChannelWhatsAppTemplate {
-		key = "template"
+	if r == '"' || r == '\r' || r == '\n' || r == '\uFFFD' || unicode.IsLetter(r) || unicode.IsDigit(r) {
+		return 0, fmt.Errorf("%q cannot separate CSV fields; use e.g. \",\", \";\", \"|\" or \"tab\"", s)
 	}
-	if hint := delimiterHint(columns); hint != "" {
-		return s.Errorf("recipients", "%s has one column, %s: %s", file, ColumnsText(columns), hint)
-	}
-	return s.Errorf(key, "the template refers to column %s, which %s does not have (%s); fix the spelling or add the column",
-		quoteList(missing), file, ColumnsText(columns))
-}
-
-// ColumnsText lists a recipient file's header columns for an error, as
-// "its columns: a, b". A header that does not look like column names (the
-// file is probably not a recipient file: fanout was pointed at /etc/shadow)
-// is not repeated, so no error leaks a file's content.
-func ColumnsText(columns []string) string {
-	for _, c := range columns {
-		if !plainColumn(c) {
-			return fmt.Sprintf("its first line does not look like a header of column names, so it is not shown; is it a recipient file? A CSV recipient file starts with a header such as \"phone,first_name\"")
-		}
-	}
-	if len(columns) == 1 {
-		return fmt.Sprintf("its one column: %q", columns[0])
-	}
-	return "its columns: " + strings.Join(columns, ", ")
-}
-
-// plainColumn reports a plausible column name: short, of letters, digits,
-// spaces and the punctuation spreadsheets use in headers (a delimiter
-// mistake may join several with ';', '|' or a tab).
-func plainColumn(c string) bool {
-	if c == "" || utf8.RuneCountInString(c) > 200 {
-		return false
-	}
-	for _, r := range c {
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || (unicode.IsSymbol(r) && r != '$') ||
-			strings.ContainsRune(" _-.()#%&'/?;|\t", r)) {
-			return false
-		}
-	}
-	return true
-}
-
-// delimiterHint explains a header read as one column because the file uses
-// another delimiter (Excel writes ';' in many locales).
-func delimiterHint(columns []string) string {
-	if len(columns) != 1 {
-		return ""
-	}
-	for _, d := range []struct{ c, name string }{{";", `";"`}, {"\t", `tab`}, {"|", `"|"`}} {
-		if strings.Contains(columns[0], d.c) {
-			return fmt.Sprintf("it looks %s-separated: add `delimiter: %s` to the spec (or pass --delimiter)", d.name, d.name)
-		}
-	}
-	return ""
-}
-
-func quoteList(xs []string) string {
-	q := make([]string, len(xs))
-	for i, x := range xs {
-		q[i] = fmt.Sprintf("%q", x)
-	}
-	return strings.Join(q, ", ")
+	return r, nil
 }

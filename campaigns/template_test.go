@@ -217,17 +217,6 @@ func TestSpecErrorsDoNotEchoContent(t *testing.T) {
 	}
 }
 
-// A header that does not look like column names is not repeated in errors.
-func TestColumnsTextHidesNonHeaders(t *testing.T) {
-	t.Parallel()
-	if got := campaigns.ColumnsText([]string{"root:$6$salt:19000:0:99999:7:::"}); strings.Contains(got, "salt") {
-		t.Errorf("repeats a non-header: %q", got)
-	}
-	if got := campaigns.ColumnsText([]string{"phone", "First Name", "Amount (₦)"}); got != "its columns: phone, First Name, Amount (₦)" {
-		t.Errorf("got %q", got)
-	}
-}
-
 // SMS segments follow GSM 03.38 and UCS-2 rules.
 func TestSMSSegments(t *testing.T) {
 	t.Parallel()

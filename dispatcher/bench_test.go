@@ -16,6 +16,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/gencsv"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -68,7 +69,7 @@ recipients: recipients.csv
 	client := asynq.NewClientFromRedisClient(rdb)
 	for i := 0; i < b.N; i++ {
 		spec.ID = fmt.Sprintf("bench-%d", i)
-		src, err := campaigns.OpenSource(path, campaigns.SourceOptions{})
+		src, err := recipients.OpenSource(path, recipients.SourceOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -94,8 +95,8 @@ recipients: recipients.csv
 		}
 		m = min(m, res.Valid)
 		base := make([]string, 0, m)
-		src2, _ := campaigns.OpenSource(path, campaigns.SourceOptions{})
-		norm := campaigns.NewPhoneNormalizer("NG")
+		src2, _ := recipients.OpenSource(path, recipients.SourceOptions{})
+		norm := recipients.NewPhoneNormalizer("NG")
 		for len(base) < m {
 			row, err := src2.Next()
 			if err != nil {

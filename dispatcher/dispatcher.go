@@ -28,6 +28,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -163,7 +164,7 @@ func New(store *storage.Store, enq Enqueuer, o Options) *Dispatcher {
 }
 
 // Dispatch is New(store, enq, o).Dispatch(ctx, spec, src).
-func Dispatch(ctx context.Context, store *storage.Store, enq Enqueuer, spec campaigns.Spec, src campaigns.Source, o Options) (Result, error) {
+func Dispatch(ctx context.Context, store *storage.Store, enq Enqueuer, spec campaigns.Spec, src recipients.Source, o Options) (Result, error) {
 	return New(store, enq, o).Dispatch(ctx, spec, src)
 }
 
@@ -172,14 +173,14 @@ var ErrBadInput = errors.New("bad input")
 
 // stopWatch remembers the first row after which the source could not read on.
 type stopWatch struct {
-	campaigns.Source
-	stop *campaigns.StopError
+	recipients.Source
+	stop *recipients.StopError
 	line int
 }
 
-func (w *stopWatch) Next() (campaigns.Row, error) {
+func (w *stopWatch) Next() (recipients.Row, error) {
 	row, err := w.Source.Next()
-	var se *campaigns.StopError
+	var se *recipients.StopError
 	if w.stop == nil && errors.As(row.Err, &se) {
 		w.stop, w.line = se, row.Line
 	}
@@ -205,7 +206,7 @@ var ErrFileChanged = errors.New("recipient file changed since the interrupted di
 // header stop it before anything is enqueued; a bad row is rejected and the
 // rest goes on. When an earlier run of the same campaign stopped part way,
 // Dispatch goes on from its checkpoint.
-func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src campaigns.Source) (Result, error) {
+func (d *Dispatcher) Dispatch(ctx context.Context, spec campaigns.Spec, src recipients.Source) (Result, error) {
 	start := time.Now()
 	res := Result{ID: spec.ID, DryRun: d.opts.DryRun}
 	pf, err := preflight(spec, src.Columns(), d.opts)
@@ -261,7 +262,7 @@ type checked struct {
 // Check validates a spec against a source's header before anything is
 // enqueued: templates parse, every column they use exists, the address
 // column is found and the suppression list reads. Errors wrap ErrBadInput.
-func Check(spec campaigns.Spec, src campaigns.Source) error {
+func Check(spec campaigns.Spec, src recipients.Source) error {
 	_, err := preflight(spec, src.Columns(), Options{})
 	return err
 }
@@ -271,7 +272,7 @@ func Check(spec campaigns.Spec, src campaigns.Source) error {
 // template that fails or renders empty for every one of them is a mistake
 // in the spec, reported as bad input with the spec's line and the first
 // reason. src is read from where it stands; pass a fresh one.
-func CheckRender(spec campaigns.Spec, src campaigns.Source, n int) error {
+func CheckRender(spec campaigns.Spec, src recipients.Source, n int) error {
 	r, err := spec.Compile()
 	if err != nil {
 		return badInput{err}
@@ -280,7 +281,7 @@ func CheckRender(spec campaigns.Spec, src campaigns.Source, n int) error {
 		return nil
 	}
 	var first error
-	var firstRow campaigns.Row
+	var firstRow recipients.Row
 	tried := 0
 	for tried < n {
 		row, err := src.Next()
@@ -322,11 +323,11 @@ func preflight(spec campaigns.Spec, cols []string, o Options) (checked, error) {
 		return c, badInput{err}
 	}
 	if cols != nil {
-		if err := spec.CheckColumns(c.renderer, spec.Recipients, cols); err != nil {
+		if err := recipients.CheckColumns(spec, c.renderer, spec.Recipients, cols); err != nil {
 			return c, badInput{err}
 		}
 	}
-	if c.addrField, err = spec.AddressField(cols); err != nil {
+	if c.addrField, err = recipients.AddressField(spec, cols); err != nil {
 		return c, badInput{err}
 	}
 	if o.suppressed != nil {

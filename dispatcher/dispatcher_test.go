@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/recipients"
 )
 
 // messySpec loads a spec over testdata/messy.csv: a BOM, CRLF and LF, quoted
@@ -161,7 +162,7 @@ func TestDispatchReusedRowsKeepNoFields(t *testing.T) {
 			fmt.Fprintf(&sb, "{\"phone\":\"0803%07d\",\"name\":\"P%d\"}\n", i, i)
 		}
 	}
-	src, err := campaigns.NewSource(strings.NewReader(sb.String()), campaigns.SourceOptions{Format: "ndjson"})
+	src, err := recipients.NewSource(strings.NewReader(sb.String()), recipients.SourceOptions{Format: "ndjson"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/dispatcher"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 )
 
@@ -35,7 +36,7 @@ recipients: "-"
 	if err != nil {
 		panic(err)
 	}
-	src, err := campaigns.NewSource(strings.NewReader("phone,name\n0803 123 4567,Ada\n+2348031234567,Ada again\n12345,Nobody\n08031234568,Bayo\n"), campaigns.SourceOptions{})
+	src, err := recipients.NewSource(strings.NewReader("phone,name\n0803 123 4567,Ada\n+2348031234567,Ada again\n12345,Nobody\n08031234568,Bayo\n"), recipients.SourceOptions{})
 	if err != nil {
 		panic(err)
 	}

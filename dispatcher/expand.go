@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -40,7 +41,7 @@ func Detach(ctx context.Context, store *storage.Store, enq Enqueuer, spec campai
 // UploadMeta is what storage's NewUpload stores beside a file for the
 // expansion: the reader settings and the dispatch options the command line
 // chose.
-func UploadMeta(so campaigns.SourceOptions, o Options) map[string]any {
+func UploadMeta(so recipients.SourceOptions, o Options) map[string]any {
 	return map[string]any{"format": so.Format, "comma": strconv.Itoa(int(so.Comma)),
 		"batch_size": o.BatchSize, "window": o.Window, "max_attempts": o.MaxAttempts,
 		"task_timeout_ms": o.TaskTimeout.Milliseconds()}
@@ -118,7 +119,7 @@ func (h *ExpandHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("expand %s: read suppression list: %w", p.Campaign, err)
 	}
 	o.suppressed = hashSetOf(suppressed)
-	src, err := campaigns.NewSource(up, campaigns.SourceOptions{Format: meta["format"], Comma: rune(n("comma"))})
+	src, err := recipients.NewSource(up, recipients.SourceOptions{Format: meta["format"], Comma: rune(n("comma"))})
 	if err != nil {
 		return fmt.Errorf("expand %s: %w: %w", p.Campaign, err, asynq.SkipRetry)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/tasks"
 	"github.com/hibiken/asynq"
 )
@@ -23,7 +24,7 @@ func TestDetachedExpansion(t *testing.T) {
 	spec := b.spec(t, "detached", smsSpec, csv)
 	ctx := context.Background()
 
-	up := b.store.NewUpload(ctx, spec.ID, UploadMeta(spec.SourceOptions(), o))
+	up := b.store.NewUpload(ctx, spec.ID, UploadMeta(recipients.OptionsOf(spec), o))
 	data, err := os.ReadFile(spec.RecipientsPath())
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -71,9 +72,9 @@ func (b *testBundle) spec(t *testing.T, id, specYAML, recipients string) campaig
 	return spec
 }
 
-func openSource(t testing.TB, spec campaigns.Spec) campaigns.Source {
+func openSource(t testing.TB, spec campaigns.Spec) recipients.Source {
 	t.Helper()
-	src, err := campaigns.OpenSource(spec.RecipientsPath(), campaigns.SourceOptions{})
+	src, err := recipients.OpenSource(spec.RecipientsPath(), recipients.SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

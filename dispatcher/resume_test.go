@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 )
 
@@ -199,7 +200,7 @@ func helperMain() int {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("FANOUT_HELPER_REDIS")})
 	defer rdb.Close()
-	src, err := campaigns.OpenSource(spec.RecipientsPath(), campaigns.SourceOptions{})
+	src, err := recipients.OpenSource(spec.RecipientsPath(), recipients.SourceOptions{})
 	if err != nil {
 		return 3
 	}
@@ -282,7 +283,7 @@ func TestBrokenStreamPausesTheCampaign(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := b.spec(t, "broken", smsSpec, recipientsCSV(10, 0))
-	src, err := campaigns.NewSource(strings.NewReader("phone,name\n08031234561,A\n\"08031234562,B\n08031234563,C\n"), campaigns.SourceOptions{})
+	src, err := recipients.NewSource(strings.NewReader("phone,name\n08031234561,A\n\"08031234562,B\n08031234563,C\n"), recipients.SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 )
 
@@ -145,7 +146,7 @@ func (r *run) result() Result {
 
 // run expands src. It returns nil once every row is read and every batch
 // enqueued and recorded.
-func (r *run) run(ctx context.Context, src campaigns.Source) error {
+func (r *run) run(ctx context.Context, src recipients.Source) error {
 	if err := r.resume(ctx); err != nil {
 		return err
 	}
@@ -252,7 +253,7 @@ func (r *run) resume(ctx context.Context) error {
 
 // read streams rows into chunks: every chunk goes to the workers and, in
 // order, to the main loop.
-func (r *run) read(ctx context.Context, src campaigns.Source, jobs, ordered chan<- *chunk) {
+func (r *run) read(ctx context.Context, src recipients.Source, jobs, ordered chan<- *chunk) {
 	defer close(ordered)
 	defer close(jobs)
 	send := func(c *chunk, work bool) bool {
@@ -347,9 +348,9 @@ func (r *run) changed(row int) error {
 
 // work validates rows: it runs on every core.
 func (r *run) work(ctx context.Context, jobs <-chan *chunk) {
-	normalize := campaigns.NormalizeEmail
+	normalize := recipients.NormalizeEmail
 	if r.spec.Channel.AddressKind() != "email" {
-		normalize = campaigns.NewPhoneNormalizer(r.spec.DefaultRegion).Normalize
+		normalize = recipients.NewPhoneNormalizer(r.spec.DefaultRegion).Normalize
 	}
 	for {
 		var c *chunk

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/recipients"
 )
 
 // loadSuppression reads the spec's suppression list and any extra files:
@@ -50,7 +51,7 @@ func readSuppression(spec campaigns.Spec, path string, set *hashSet) error {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if addr, err := spec.Normalize(line); err == nil {
+		if addr, err := recipients.Normalize(spec, line); err == nil {
 			set.Add(addrHash(addr))
 		}
 	}

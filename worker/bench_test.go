@@ -20,6 +20,7 @@ import (
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/worker"
 )
@@ -78,7 +79,7 @@ func deliverOnce(b *testing.B, n int, personalised bool) (rate, cpuPerMsg float6
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, _ := campaigns.OpenSource(spec.RecipientsPath(), campaigns.SourceOptions{})
+	src, _ := recipients.OpenSource(spec.RecipientsPath(), recipients.SourceOptions{})
 	defer src.Close()
 	var before syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)

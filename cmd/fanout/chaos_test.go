@@ -25,6 +25,7 @@ import (
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/worker"
 )
@@ -85,7 +86,7 @@ func (c *chaosBundle) dispatch(t *testing.T, path string, batch int) dispatcher.
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := campaigns.OpenSource(spec.RecipientsPath(), campaigns.SourceOptions{})
+	src, err := recipients.OpenSource(spec.RecipientsPath(), recipients.SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

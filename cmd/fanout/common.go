@@ -19,6 +19,7 @@ import (
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 	"github.com/fanoutdev/fanout/worker"
@@ -195,7 +196,7 @@ func confineSpec(cfg config.Config, spec campaigns.Spec) error {
 		if f.path == "" {
 			continue
 		}
-		if _, err := campaigns.Confine(root, f.path); err != nil {
+		if _, err := recipients.Confine(root, f.path); err != nil {
 			where := spec.File()
 			if n := spec.Line(f.key); n > 0 {
 				where = fmt.Sprintf("%s:%d", where, n)

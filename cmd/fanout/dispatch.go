@@ -20,6 +20,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/dispatcher"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 )
 
@@ -50,7 +51,7 @@ configuration or flags). See docs/cli.md.`)
 	window := fs.Int("window", -1, "most unfinished batches kept in Redis; 0 means no limit (default FANOUT_WINDOW)")
 	dry := fs.Bool("dry-run", false, "validate and count, enqueue nothing")
 	detach := fs.Bool("detach", false, "upload the file to Redis and let the workers expand it")
-	recipients := fs.String("recipients", "", "read recipients from this `file` instead of the spec's; - is standard input")
+	recipientsFlag := fs.String("recipients", "", "read recipients from this `file` instead of the spec's; - is standard input")
 	format := fs.String("format", "", "recipient file `format`: csv, json or ndjson (default: the spec's, else from the file)")
 	delimiter := fs.String("delimiter", "", "CSV field `separator`: one character such as ; or |, or tab (default: the spec's, else ,)")
 	var suppress []string
@@ -96,7 +97,7 @@ configuration or flags). See docs/cli.md.`)
 	if err := confineSpec(cfg, spec); err != nil {
 		return err
 	}
-	so := spec.SourceOptions()
+	so := recipients.OptionsOf(spec)
 	if *format != "" {
 		if *format != "csv" && *format != "json" && *format != "ndjson" {
 			return &usageError{fmt.Sprintf("--format %q: use csv, json or ndjson", *format)}
@@ -130,8 +131,8 @@ configuration or flags). See docs/cli.md.`)
 		opts.Reject = rw.Write
 	}
 	path := spec.RecipientsPath()
-	if *recipients != "" {
-		path = *recipients
+	if *recipientsFlag != "" {
+		path = *recipientsFlag
 	}
 	in, err := openInput(spec, path, e.stdin)
 	if err != nil {
@@ -281,7 +282,7 @@ func openInput(spec campaigns.Spec, path string, stdin io.Reader) (*countingRead
 }
 
 // checkSource reads a source's header from r and checks the spec against it.
-func checkSource(spec campaigns.Spec, path string, r io.Reader, so campaigns.SourceOptions) (campaigns.Source, error) {
+func checkSource(spec campaigns.Spec, path string, r io.Reader, so recipients.SourceOptions) (recipients.Source, error) {
 	if so.Format == "" && path != "-" {
 		switch strings.ToLower(filepath.Ext(path)) {
 		case ".json":
@@ -294,7 +295,7 @@ func checkSource(spec campaigns.Spec, path string, r io.Reader, so campaigns.Sou
 			}
 		}
 	}
-	src, err := campaigns.NewSource(r, so)
+	src, err := recipients.NewSource(r, so)
 	if err != nil {
 		return nil, &inputError{spec.Errorf("recipients", "%s: %v", path, err)}
 	}
@@ -315,13 +316,13 @@ func checkSource(spec campaigns.Spec, path string, r io.Reader, so campaigns.Sou
 // that cannot be read to the end (an unclosed quote, broken JSON), that is
 // empty, or whose first JSON record lacks a field the spec uses is refused
 // before anything is enqueued, rather than sent in part.
-func prescan(spec campaigns.Spec, path string, so campaigns.SourceOptions, columns []string) error {
+func prescan(spec campaigns.Spec, path string, so recipients.SourceOptions, columns []string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return &inputError{spec.Errorf("recipients", "%s: %v", path, err)}
 	}
 	defer f.Close()
-	src, err := campaigns.NewSource(f, so)
+	src, err := recipients.NewSource(f, so)
 	if err != nil {
 		return &inputError{spec.Errorf("recipients", "%s: %v", path, err)}
 	}
@@ -330,10 +331,10 @@ func prescan(spec campaigns.Spec, path string, so campaigns.SourceOptions, colum
 		return &inputError{err}
 	}
 	need := append([]string(nil), r.Fields()...)
-	if addr, err := spec.AddressField(columns); err == nil {
+	if addr, err := recipients.AddressField(spec, columns); err == nil {
 		need = append(need, addr)
 	}
-	if _, err := campaigns.Prescan(src, path, need); err != nil {
+	if _, err := recipients.Prescan(src, path, need); err != nil {
 		return &inputError{err}
 	}
 	// Render the first recipients: a template that fails for all of them
@@ -341,7 +342,7 @@ func prescan(spec campaigns.Spec, path string, so campaigns.SourceOptions, colum
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil // not seekable: the dispatcher checks as it reads
 	}
-	if src, err = campaigns.NewSource(f, so); err != nil {
+	if src, err = recipients.NewSource(f, so); err != nil {
 		return &inputError{spec.Errorf("recipients", "%s: %v", path, err)}
 	}
 	if err := dispatcher.CheckRender(spec, src, 100); err != nil {
@@ -352,12 +353,12 @@ func prescan(spec campaigns.Spec, path string, so campaigns.SourceOptions, colum
 
 // openChecked opens the spec's recipients and checks the spec against the
 // file's header, before anything connects anywhere.
-func openChecked(spec campaigns.Spec) (campaigns.Source, error) {
+func openChecked(spec campaigns.Spec) (recipients.Source, error) {
 	in, err := openInput(spec, spec.RecipientsPath(), os.Stdin)
 	if err != nil {
 		return nil, err
 	}
-	src, err := checkSource(spec, spec.RecipientsPath(), in, spec.SourceOptions())
+	src, err := checkSource(spec, spec.RecipientsPath(), in, recipients.OptionsOf(spec))
 	if err != nil {
 		in.Close()
 		return nil, err
@@ -382,14 +383,14 @@ func deriveID(spec *campaigns.Spec, path string) {
 
 // closeBoth closes a source and the file under it.
 type closeBoth struct {
-	campaigns.Source
+	recipients.Source
 	c io.Closer
 }
 
 func (c closeBoth) Close() error { return errors.Join(c.Source.Close(), c.c.Close()) }
 
 // dispatchSpec dispatches a checked source.
-func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, src campaigns.Source, opts dispatcher.Options, log zerolog.Logger) (dispatcher.Result, error) {
+func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, src recipients.Source, opts dispatcher.Options, log zerolog.Logger) (dispatcher.Result, error) {
 	defer src.Close()
 	opts.Logger = log
 	var store *storage.Store
@@ -469,7 +470,7 @@ func newRejectWriter(path string) (*rejectWriter, error) {
 }
 
 func (r *rejectWriter) Write(rej dispatcher.Reject) {
-	r.w.Write([]string{strconv.Itoa(rej.Row), strconv.Itoa(rej.Line), campaigns.EscapeCell(rej.Value), campaigns.EscapeCell(rej.Reason)})
+	r.w.Write([]string{strconv.Itoa(rej.Row), strconv.Itoa(rej.Line), recipients.EscapeCell(rej.Value), recipients.EscapeCell(rej.Reason)})
 }
 
 func (r *rejectWriter) Close() error {

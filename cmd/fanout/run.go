@@ -17,6 +17,7 @@ import (
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 )
 
@@ -106,7 +107,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 
 // openRunSpec loads the spec and opens its recipients, checked against it,
 // before anything connects anywhere.
-func openRunSpec(e *env, a runArgs, cfg config.Config) (campaigns.Spec, campaigns.Source, error) {
+func openRunSpec(e *env, a runArgs, cfg config.Config) (campaigns.Spec, recipients.Source, error) {
 	spec, err := campaigns.LoadSpec(a.spec)
 	if err != nil {
 		return spec, nil, &inputError{err}
@@ -187,7 +188,7 @@ func (b *runBackends) close() {
 
 // dispatchRun dispatches the checked source, reporting refused rows to
 // --rejects or, the first ten, to standard error.
-func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec campaigns.Spec, src campaigns.Source, log zerolog.Logger) (dispatcher.Result, error) {
+func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec campaigns.Spec, src recipients.Source, log zerolog.Logger) (dispatcher.Result, error) {
 	opts := dispatchOptions(cfg)
 	if a.rejects != "" {
 		rw, err := newRejectWriter(a.rejects)

@@ -1,4 +1,4 @@
-package campaigns
+package recipients
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -74,7 +75,7 @@ func NormalizeEmail(raw string) (string, error) {
 }
 
 // Normalize returns the canonical address of a recipient for a channel.
-func (s Spec) Normalize(raw string) (string, error) {
+func Normalize(s campaigns.Spec, raw string) (string, error) {
 	if s.Channel.AddressKind() == "email" {
 		return NormalizeEmail(raw)
 	}
@@ -83,7 +84,7 @@ func (s Spec) Normalize(raw string) (string, error) {
 
 // AddressField picks the field that holds the address: the spec's `to`, else
 // "phone" (or "email"), else "to". columns may be nil (JSON sources).
-func (s Spec) AddressField(columns []string) (string, error) {
+func AddressField(s campaigns.Spec, columns []string) (string, error) {
 	if s.To != "" {
 		if columns != nil && !contains(columns, s.To) {
 			return "", s.Errorf("to", "to: %q is not a column of the recipients file (%s)", s.To, ColumnsText(columns))

@@ -1,4 +1,4 @@
-package campaigns
+package recipients
 
 import (
 	"bufio"
@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/fanoutdev/fanout/campaigns"
 )
 
 // Row is one recipient record read from a source.
@@ -54,13 +55,13 @@ func Prescan(src Source, file string, need []string) (rows int, err error) {
 			rows++
 			var se *StopError
 			if errors.As(row.Err, &se) {
-				return rows, &SpecError{File: file, Line: row.Line, Msg: se.Error() + "; fix it and dispatch again (nothing was enqueued)"}
+				return rows, &campaigns.SpecError{File: file, Line: row.Line, Msg: se.Error() + "; fix it and dispatch again (nothing was enqueued)"}
 			}
 			if first && row.Err == nil && src.Columns() == nil {
 				first = false
 				for _, f := range need {
 					if _, ok := row.Fields[f]; !ok {
-						return rows, &SpecError{File: file, Line: row.Line, Msg: fmt.Sprintf("the first recipient has no field %q, which the spec uses (its fields: %s); fix the spelling in the file or the spec", f, strings.Join(sortedKeys(row.Fields), ", "))}
+						return rows, &campaigns.SpecError{File: file, Line: row.Line, Msg: fmt.Sprintf("the first recipient has no field %q, which the spec uses (its fields: %s); fix the spelling in the file or the spec", f, strings.Join(sortedKeys(row.Fields), ", "))}
 					}
 				}
 			}
@@ -73,7 +74,7 @@ func Prescan(src Source, file string, need []string) (rows int, err error) {
 		}
 	}
 	if rows == 0 {
-		return 0, &SpecError{File: file, Msg: "the file holds no recipient (only a header, or nothing); nothing to send"}
+		return 0, &campaigns.SpecError{File: file, Msg: "the file holds no recipient (only a header, or nothing); nothing to send"}
 	}
 	return rows, nil
 }
@@ -517,28 +518,9 @@ func flatObject(raw []byte, maxField int) (map[string]string, error) {
 	return out, errors.New(problem[bad[0]])
 }
 
-// ParseDelimiter reads a CSV delimiter as a spec or flag gives it: one
-// character (",", ";", "|"), or "tab" or "\t". "" is the default (0).
-func ParseDelimiter(s string) (rune, error) {
-	switch s {
-	case "":
-		return 0, nil
-	case "tab", `\t`, "\t":
-		return '\t', nil
-	}
-	r, size := utf8.DecodeRuneInString(s)
-	if size != len(s) || r == utf8.RuneError {
-		return 0, fmt.Errorf("%q is not one character; use e.g. \",\", \";\", \"|\" or \"tab\"", s)
-	}
-	if r == '"' || r == '\r' || r == '\n' || r == '\uFFFD' || unicode.IsLetter(r) || unicode.IsDigit(r) {
-		return 0, fmt.Errorf("%q cannot separate CSV fields; use e.g. \",\", \";\", \"|\" or \"tab\"", s)
-	}
-	return r, nil
-}
-
-// SourceOptions are the reader settings the spec asks for (format and
+// OptionsOf returns the reader settings the spec asks for (format and
 // delimiter); flags may override them.
-func (s Spec) SourceOptions() SourceOptions {
-	comma, _ := ParseDelimiter(s.Delimiter) // checked by Validate
+func OptionsOf(s campaigns.Spec) SourceOptions {
+	comma, _ := campaigns.ParseDelimiter(s.Delimiter) // checked by Validate
 	return SourceOptions{Format: s.Format, Comma: comma}
 }

@@ -1,4 +1,4 @@
-package campaigns
+package recipients
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -201,14 +202,14 @@ func TestNDJSONSource(t *testing.T) {
 func TestParseDelimiter(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]rune{"": 0, ",": ',', ";": ';', "|": '|', "tab": '\t', `\t`: '\t'} {
-		got, err := ParseDelimiter(in)
+		got, err := campaigns.ParseDelimiter(in)
 		if err != nil || got != want {
-			t.Errorf("ParseDelimiter(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("campaigns.ParseDelimiter(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{`"`, "ab", "\n", "x", "1"} {
-		if _, err := ParseDelimiter(bad); err == nil {
-			t.Errorf("ParseDelimiter(%q) accepted", bad)
+		if _, err := campaigns.ParseDelimiter(bad); err == nil {
+			t.Errorf("campaigns.ParseDelimiter(%q) accepted", bad)
 		}
 	}
 }
@@ -217,14 +218,14 @@ func TestParseDelimiter(t *testing.T) {
 func TestSpecFormatAndDelimiter(t *testing.T) {
 	t.Parallel()
 	base := "channel: sms\nchannel_id: c\nmessage: hi\nrecipients: r.csv\n"
-	s, err := ParseSpec("c.yaml", []byte(base+"delimiter: \";\"\nformat: csv\n"))
+	s, err := campaigns.ParseSpec("c.yaml", []byte(base+"delimiter: \";\"\nformat: csv\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := s.SourceOptions(); o.Comma != ';' || o.Format != "csv" {
+	if o := OptionsOf(s); o.Comma != ';' || o.Format != "csv" {
 		t.Errorf("SourceOptions = %+v", o)
 	}
-	_, err = ParseSpec("c.yaml", []byte(base+"delimiter: ab\nformat: xml\n"))
+	_, err = campaigns.ParseSpec("c.yaml", []byte(base+"delimiter: ab\nformat: xml\n"))
 	for _, want := range []string{"c.yaml:5: delimiter", "c.yaml:6: format \"xml\""} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
