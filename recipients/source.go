@@ -28,14 +28,15 @@ type Row struct {
 	// calls to Next: copy what you keep.
 	Fields map[string]string
 	// Err, when set, is why the record cannot be used (bad JSON, wrong
-	// number of fields, invalid UTF-8, a field over the size cap). The row is
-	// rejected; reading goes on.
+	// number of fields, invalid UTF-8, a field or the record over its size
+	// cap). The row is rejected; reading goes on.
 	Err error
 }
 
-// StopError is a row error after which a source cannot read on (an
-// unclosed quote, broken JSON): everything after it would be lost, so the
-// whole file is refused rather than dispatched in part.
+// StopError is a row error after which a source cannot read on (a quote
+// that never closes or that swallows lines, broken JSON): everything after
+// it would be lost, so the whole file is refused rather than dispatched in
+// part.
 type StopError struct {
 	Msg string
 }
@@ -106,7 +107,10 @@ type SourceOptions struct {
 	// MaxField caps one field in bytes; default 64 KiB. A longer field
 	// rejects its row.
 	MaxField int
-	// MaxLine caps one record in bytes; default 1 MiB.
+	// MaxLine caps one record (a CSV record, a JSON array element, an
+	// NDJSON line) in bytes, its line end not counted; default 1 MiB. A
+	// longer record is read to its end without being kept and rejects its
+	// row; reading goes on.
 	MaxLine int
 }
 
@@ -201,57 +205,23 @@ func NewSource(r io.Reader, opts SourceOptions) (Source, error) {
 	}
 }
 
-// capReader fails a read once a record grows past max bytes: the parser
-// above it reports each record's end with done, so a quote left open (which
-// makes the rest of the file one field, newlines and all) or a giant line
-// cannot pull the rest of a huge file into memory.
-type capReader struct {
-	r        io.Reader
-	max      int64
-	pos      int64 // bytes handed out so far
-	recStart int64 // where the current record starts, as the parser counts
-	tripped  bool
-}
-
-// capSlack allows for the parser's own read-ahead buffer.
-const capSlack = 64 << 10
-
-func (c *capReader) Read(p []byte) (int, error) {
-	if c.tripped {
-		return 0, errLineTooLong
-	}
-	if room := c.recStart + c.max + capSlack - c.pos; int64(len(p)) > room {
-		if room <= 0 {
-			c.tripped = true
-			return 0, errLineTooLong
-		}
-		p = p[:room]
-	}
-	n, err := c.r.Read(p)
-	c.pos += int64(n)
-	return n, err
-}
-
-// done marks the end of a record at offset off (in the parser's count).
-func (c *capReader) done(off int64) { c.recStart = off }
-
-var errLineTooLong = errors.New("line too long")
-
 type csvSource struct {
 	cr      *csv.Reader
-	cap     *capReader
+	split   *recordSplitter
 	closer  io.Closer
 	columns []string
 	opts    SourceOptions
 	n       int
 	fields  map[string]string
-	// prevLine is the line of the last record read (the header is 1).
-	prevLine int
+	// shift is how many lines the placeholders of records over the cap hid
+	// from the csv reader so far: a record's line in the file is the csv
+	// reader's plus shift.
+	shift int
 }
 
 func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvSource, error) {
-	cp := &capReader{r: br, max: int64(opts.MaxLine)}
-	cr := csv.NewReader(cp)
+	split := newRecordSplitter(br, opts)
+	cr := csv.NewReader(split)
 	cr.Comma = opts.Comma
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1 // checked per row so one bad row does not stop the file
@@ -264,7 +234,14 @@ func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvS
 		if err != nil {
 			return nil, fmt.Errorf("%w: header row: %v", ErrSourceFormat, err)
 		}
-		cp.done(cr.InputOffset())
+		if sk, ok := split.met(cr.InputOffset()); ok {
+			line, _ := cr.FieldPos(0)
+			var se *StopError
+			if err := sk.err(line, opts.MaxLine); errors.As(err, &se) {
+				return nil, fmt.Errorf("%w: header row: %s", ErrSourceFormat, se.Msg)
+			}
+			return nil, fmt.Errorf("%w: the header row is %s bytes, over the %s-byte cap; is this a CSV file?", ErrSourceFormat, groupDigits(sk.size), groupDigits(int64(opts.MaxLine)))
+		}
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
@@ -284,8 +261,7 @@ func newCSVSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*csvS
 		}
 		seen[h] = true
 	}
-	hl, _ := cr.FieldPos(0)
-	return &csvSource{cr: cr, cap: cp, closer: closer, columns: header, opts: opts, fields: make(map[string]string, len(header)), prevLine: hl}, nil
+	return &csvSource{cr: cr, split: split, closer: closer, columns: header, opts: opts, fields: make(map[string]string, len(header))}, nil
 }
 
 func (s *csvSource) Columns() []string { return s.columns }
@@ -300,23 +276,23 @@ func (s *csvSource) Next() (Row, error) {
 		if err == nil && len(rec) > 0 {
 			// FieldPos panics after an error: the record has no fields.
 			line, _ = s.cr.FieldPos(0)
+			line += s.shift
+			if sk, ok := s.split.met(s.cr.InputOffset()); ok {
+				// A record over the cap, which the splitter read past.
+				s.n++
+				s.shift += sk.lines - 1
+				return Row{N: s.n, Line: line, Err: sk.err(line, s.opts.MaxLine)}, nil
+			}
 		}
-		s.cap.done(s.cr.InputOffset())
 		if err != nil {
 			var pe *csv.ParseError
-			if s.cap.tripped || errors.Is(err, errLineTooLong) {
-				s.n++
-				// The record starts after the last one read (the line is
-				// approximate when that one spanned lines).
-				return Row{N: s.n, Line: s.prevLine + 1, Err: &StopError{Msg: fmt.Sprintf("a record runs over %d bytes: a quote opens near here and never closes", s.opts.MaxLine)}}, io.EOF
-			}
 			if errors.As(err, &pe) {
 				s.n++
-				line = pe.StartLine
+				line = pe.StartLine + s.shift
 				if errors.Is(pe.Err, csv.ErrQuote) && pe.Line > pe.StartLine {
 					// A quote opened on one line swallowed the lines after it:
 					// those recipients would be lost without a trace.
-					return Row{N: s.n, Line: line, Err: &StopError{Msg: fmt.Sprintf("a quote opens on line %d and is not closed properly before line %d, swallowing the lines between", pe.StartLine, pe.Line)}}, nil
+					return Row{N: s.n, Line: line, Err: &StopError{Msg: fmt.Sprintf("a quote opens on line %d and is not closed properly before line %d, swallowing the lines between", line, pe.Line+s.shift)}}, nil
 				}
 				// A bad quote within one line: encoding/csv goes on with the
 				// next record.
@@ -324,7 +300,6 @@ func (s *csvSource) Next() (Row, error) {
 			}
 			return Row{}, err
 		}
-		s.prevLine = line
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // blank line
 		}
@@ -364,8 +339,7 @@ func (s *csvSource) Close() error {
 }
 
 type jsonSource struct {
-	dec    *json.Decoder
-	cap    *capReader
+	elems  *elementReader
 	closer io.Closer
 	opts   SourceOptions
 	n      int
@@ -373,38 +347,44 @@ type jsonSource struct {
 }
 
 func newJSONSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) (*jsonSource, error) {
-	cp := &capReader{r: br, max: int64(opts.MaxLine)}
-	dec := json.NewDecoder(cp)
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("%w: not JSON: %v", ErrSourceFormat, err)
+	elems := &elementReader{br: br, max: int64(opts.MaxLine)}
+	if err := elems.open(); err != nil {
+		return nil, err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, fmt.Errorf("%w: a JSON recipient file must be an array of objects, [{\"phone\": ...}, ...]", ErrSourceFormat)
-	}
-	cp.done(dec.InputOffset())
-	return &jsonSource{dec: dec, cap: cp, closer: closer, opts: opts}, nil
+	return &jsonSource{elems: elems, closer: closer, opts: opts}, nil
 }
 
 func (s *jsonSource) Columns() []string { return nil }
 
+// Next reads one element. An element over MaxLine is read to its end and
+// rejected; reading goes on with the next one. Broken JSON stops the file.
 func (s *jsonSource) Next() (Row, error) {
-	if s.done || !s.dec.More() {
-		s.done = true
+	if s.done {
 		return Row{}, io.EOF
 	}
-	s.n++
-	var raw json.RawMessage
-	if err := s.dec.Decode(&raw); err != nil {
+	elem, size, err := s.elems.next()
+	var se jsonSyntaxError
+	switch {
+	case err == io.EOF:
 		s.done = true
-		if s.cap.tripped {
-			return Row{N: s.n, Line: s.n, Err: &StopError{Msg: fmt.Sprintf("element %d is longer than %d bytes", s.n, s.opts.MaxLine)}}, nil
-		}
-		return Row{N: s.n, Line: s.n, Err: &StopError{Msg: fmt.Sprintf("invalid JSON in element %d: %v", s.n, err)}}, nil
+		return Row{}, io.EOF
+	case errors.As(err, &se):
+		s.done = true
+		s.n++
+		return Row{N: s.n, Line: s.n, Err: &StopError{Msg: fmt.Sprintf("invalid JSON in element %d: %v", s.n, se)}}, nil
+	case err != nil:
+		return Row{}, err
 	}
-	s.cap.done(s.dec.InputOffset())
-	fields, err := flatObject(raw, s.opts.MaxField)
+	s.n++
+	if size > int64(s.opts.MaxLine) {
+		return Row{N: s.n, Line: s.n, Err: &recordSizeError{Size: size, Max: int64(s.opts.MaxLine)}}, nil
+	}
+	if !json.Valid(elem) {
+		s.done = true
+		var raw json.RawMessage
+		return Row{N: s.n, Line: s.n, Err: &StopError{Msg: fmt.Sprintf("invalid JSON in element %d: %v", s.n, json.Unmarshal(elem, &raw))}}, nil
+	}
+	fields, err := flatObject(elem, s.opts.MaxField)
 	return Row{N: s.n, Line: s.n, Fields: fields, Err: err}, nil
 }
 
@@ -424,8 +404,9 @@ type ndjsonSource struct {
 }
 
 func newNDJSONSource(br *bufio.Reader, closer io.Closer, opts SourceOptions) *ndjsonSource {
-	// Wrapped, so that bufio does not hand back br and its larger buffer.
-	return &ndjsonSource{br: bufio.NewReaderSize(struct{ io.Reader }{br}, opts.MaxLine), closer: closer, opts: opts}
+	// Wrapped, so that bufio does not hand back br and its larger buffer;
+	// +2 for the line end after a line of MaxLine bytes.
+	return &ndjsonSource{br: bufio.NewReaderSize(struct{ io.Reader }{br}, opts.MaxLine+2), closer: closer, opts: opts}
 }
 
 func (s *ndjsonSource) Columns() []string { return nil }
@@ -435,16 +416,19 @@ func (s *ndjsonSource) Columns() []string { return nil }
 func (s *ndjsonSource) Next() (Row, error) {
 	for {
 		b, err := s.br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
+		if errors.Is(err, bufio.ErrBufferFull) || len(trimEOL(b)) > s.opts.MaxLine {
 			s.line++
 			s.n++
+			size := int64(len(b))
 			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = s.br.ReadSlice('\n')
+				b, err = s.br.ReadSlice('\n')
+				size += int64(len(b))
 			}
 			if err != nil && err != io.EOF {
 				return Row{}, err
 			}
-			return Row{N: s.n, Line: s.line, Err: fmt.Errorf("line longer than %d bytes", s.opts.MaxLine)}, nil
+			size -= int64(len(b) - len(trimEOL(b)))
+			return Row{N: s.n, Line: s.line, Err: &recordSizeError{Size: size, Max: int64(s.opts.MaxLine)}}, nil
 		}
 		if err != nil && err != io.EOF {
 			return Row{}, err
@@ -464,6 +448,13 @@ func (s *ndjsonSource) Next() (Row, error) {
 		fields, ferr := flatObject(t, s.opts.MaxField)
 		return Row{N: s.n, Line: s.line, Fields: fields, Err: ferr}, nil
 	}
+}
+
+// trimEOL cuts a line's "\n" or "\r\n".
+func trimEOL(b []byte) []byte {
+	b, _ = bytes.CutSuffix(b, []byte{'\n'})
+	b, _ = bytes.CutSuffix(b, []byte{'\r'})
+	return b
 }
 
 func (s *ndjsonSource) Close() error {

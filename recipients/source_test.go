@@ -107,8 +107,8 @@ func TestCSVSourceOptions(t *testing.T) {
 		{"tab", "phone\tname\n0803\tA\n", SourceOptions{Comma: '\t'}, []gotRow{{1, 2, "0803", ""}}},
 		{"field over the cap", "phone,name\n0803," + strings.Repeat("x", 100) + "\n0804,B\n", SourceOptions{MaxField: 50},
 			[]gotRow{{1, 2, "0803", "over the 50-byte cap"}, {2, 3, "0804", ""}}},
-		{"unclosed quote in a big file stops at the cap", "phone,name\n0803,\"open\n" + strings.Repeat("0804,line\n", 20000),
-			SourceOptions{MaxLine: 1000}, []gotRow{{1, 2, "", "runs over 1000 bytes"}}},
+		{"unclosed quote in a big file stops it, naming the line", "phone,name\n0803,\"open\n" + strings.Repeat("0804,line\n", 20000),
+			SourceOptions{MaxLine: 1000}, []gotRow{{1, 2, "", "a quote opens on line 2 and never closes"}}},
 		{"no newline at the end", "phone,name\n0803,A", SourceOptions{}, []gotRow{{1, 2, "0803", ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,7 +192,7 @@ func TestNDJSONSource(t *testing.T) {
 	}
 	want := []gotRow{
 		{1, 1, "08031234567", ""},
-		{2, 3, "", "longer than 200 bytes"},
+		{2, 3, "", "record is 313 bytes, over the 200-byte cap"},
 		{3, 4, "08031234568", ""},
 		{4, 5, "", "not a JSON object"},
 	}
