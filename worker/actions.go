@@ -110,3 +110,9 @@ func RetryDelay(base time.Duration) asynq.RetryDelayFunc {
 		return Backoff(n+1, base)
 	}
 }
+
+// skip marks a task that can never succeed (a payload that does not decode,
+// a campaign that is gone): asynq archives it without retrying.
+func skip(err error) error {
+	return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+}
