@@ -112,7 +112,8 @@ func RetryDelay(base time.Duration) asynq.RetryDelayFunc {
 }
 
 // skip marks a task that can never succeed (a payload that does not decode,
-// a campaign that is gone): asynq archives it without retrying.
+// a campaign that is gone): asynq archives it without retrying. The cause
+// stays matchable with errors.Is and errors.As, as does asynq.SkipRetry.
 func skip(err error) error {
-	return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
