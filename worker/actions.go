@@ -38,6 +38,8 @@ const (
 
 var actionNames = [...]string{"succeed", "fail", "pause", "reschedule", "retry", "reconcile"}
 
+// String is the action's name in logs and tests: "succeed", "fail",
+// "pause", "reschedule", "retry" or "reconcile".
 func (a Action) String() string { return actionNames[a] }
 
 // Decide maps a provider error to an action. It is the one place where the
