@@ -51,21 +51,23 @@ func (s *batchSender) draining() bool {
 //
 //   - claim: take the batch's rows in the ledger for this attempt;
 //   - reconcile: settle rows whose request started in a vanished attempt;
-//   - pace: wait for the shared rate limiter;
+//   - pace: wait for the shared rate limiter, or give the claims back;
 //   - send: stamp each request's rows just before it starts, and make it;
 //   - settle: record the outcomes atomically;
-//   - follow: enqueue the plan the steps left (delivery-report polls, the
-//     unfinished part of the batch).
+//   - follow: carry out the plan the steps left (delivery-report polls, the
+//     unfinished part of the batch, a shared throttle, a pause).
 func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, send channelFunc) error {
 	a := s.newAttempt(b)
 	c, err := a.claim(ctx)
 	if c == nil {
 		return err // gone, paused, cancelled or completed: nothing to send
 	}
-	p, err := a.deliver(ctx, c, send(b))
+	var p plan
+	err = a.deliver(ctx, c, send(b), &p)
 	return s.follow(ctx, b, p, err)
 }
 
+// newAttempt starts an execution of b with a fresh token.
 func (s *batchSender) newAttempt(b *campaigns.Batch) *attempt {
 	rows := make([]int, len(b.Items))
 	for i, it := range b.Items {
@@ -76,27 +78,27 @@ func (s *batchSender) newAttempt(b *campaigns.Batch) *attempt {
 }
 
 // deliver takes the claimed rows through reconcile, pace, send and settle,
-// and returns what must follow. On an error the plan holds only what was
+// and leaves in p what must follow. On an error p holds only what was
 // already recorded (polls of accepted rows).
-func (a *attempt) deliver(ctx context.Context, c *claim, ch channel) (plan, error) {
-	p := plan{later: c.inFlight}
+func (a *attempt) deliver(ctx context.Context, c *claim, ch channel, p *plan) error {
+	p.later = c.inFlight
 	// A re-run (crash, requeue) cannot tell whether the earlier run
 	// scheduled delivery-report polls for its accepted rows: poll again.
 	// Polls are idempotent.
 	p.poll(a, c.accepted)
-	resend, err := a.reconcile(ctx, c.stale, &p)
+	resend, err := a.reconcile(ctx, c.stale, p)
 	if err != nil {
-		return p, err
+		return err
 	}
 	send := append(c.send, resend...)
 	if a.expired {
 		// Past the campaign's deadline: send nothing more.
-		return p, a.settle(ctx, skipped(send, "expired"), &p)
+		return a.settle(ctx, skipped(send, "expired"), p)
 	}
 	if err := a.pace(ctx, send); err != nil {
-		return p, err
+		return err
 	}
-	return p, a.settle(ctx, a.outcomes(send, a.send(ctx, ch, send), &p), &p)
+	return a.settle(ctx, a.outcomes(send, a.send(ctx, ch, send), p), p)
 }
 
 // claim is what the ledger answered when an attempt claimed its rows.
