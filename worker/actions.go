@@ -38,6 +38,8 @@ const (
 
 var actionNames = [...]string{"succeed", "fail", "pause", "reschedule", "retry", "reconcile"}
 
+// String is the action's name in logs and tests: "succeed", "fail",
+// "pause", "reschedule", "retry" or "reconcile".
 func (a Action) String() string { return actionNames[a] }
 
 // Decide maps a provider error to an action. It is the one place where the
@@ -109,4 +111,11 @@ func RetryDelay(base time.Duration) asynq.RetryDelayFunc {
 		}
 		return Backoff(n+1, base)
 	}
+}
+
+// skip marks a task that can never succeed (a payload that does not decode,
+// a campaign that is gone): asynq archives it without retrying. The cause
+// stays matchable with errors.Is and errors.As, as does asynq.SkipRetry.
+func skip(err error) error {
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }

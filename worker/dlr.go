@@ -26,23 +26,43 @@ type DLRHandler struct {
 // maxDLRInterval caps the backoff between polls.
 const maxDLRInterval = 10 * time.Minute
 
-// ProcessTask implements asynq.Handler.
+// polled is what one delivery-report read found: a final state, or the
+// action for its error and how long OneRoute asked to wait.
+type polled struct {
+	state  byte
+	id     string
+	action Action
+	wait   time.Duration
+}
+
+// ProcessTask implements asynq.Handler: read every report, record the
+// final ones, poll the rest again.
 func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var p tasks.DLRPoll
 	if err := tasks.Decode(t.Payload(), &p); err != nil {
 		return skip(err)
 	}
-	log := zerolog.Ctx(ctx)
-	type polled struct {
-		state  byte
-		id     string
-		action Action
-		wait   time.Duration
+	outs, rest, wait := h.sort(ctx, &p, h.read(ctx, p.Items))
+	if len(outs) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := h.deps.Store.Record(rctx, p.Campaign, storage.ModeDLR, "", outs); err != nil {
+			return fmt.Errorf("record delivery reports: %w", err)
+		}
 	}
-	res := make([]polled, len(p.Items))
+	if len(rest) == 0 {
+		return nil
+	}
+	return h.again(ctx, p, rest, wait)
+}
+
+// read reads the delivery report of every item, concurrently up to
+// Options.PerCallConcurrency.
+func (h *DLRHandler) read(ctx context.Context, items []tasks.DLRItem) []polled {
+	res := make([]polled, len(items))
 	sem := make(chan struct{}, h.opts.PerCallConcurrency)
 	var wg sync.WaitGroup
-	for i, it := range p.Items {
+	for i, it := range items {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -62,11 +82,14 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}()
 	}
 	wg.Wait()
+	return res
+}
 
+// sort splits the reads into outcomes to record (final reports, and every
+// report once the poll is older than DLRMaxAge) and items to poll again,
+// with the longest wait OneRoute asked for.
+func (h *DLRHandler) sort(ctx context.Context, p *tasks.DLRPoll, res []polled) (outs []campaigns.Outcome, rest []tasks.DLRItem, wait time.Duration) {
 	expired := time.Since(time.Unix(p.Since, 0)) >= h.opts.DLRMaxAge
-	var outs []campaigns.Outcome
-	var rest []tasks.DLRItem
-	var wait time.Duration
 	for i, r := range res {
 		it := p.Items[i]
 		switch {
@@ -76,22 +99,18 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerDLRExpired, Value: it.ID})
 		default:
 			if r.action == PauseCampaign {
-				log.Error().Msg("delivery report refused: API key rejected")
+				zerolog.Ctx(ctx).Error().Msg("delivery report refused: API key rejected")
 			}
 			rest = append(rest, it)
 			wait = max(wait, r.wait)
 		}
 	}
-	if len(outs) > 0 {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if _, err := h.deps.Store.Record(rctx, p.Campaign, storage.ModeDLR, "", outs); err != nil {
-			return fmt.Errorf("record delivery reports: %w", err)
-		}
-	}
-	if len(rest) == 0 {
-		return nil
-	}
+	return outs, rest, wait
+}
+
+// again polls rest once more, backing off from DLRInterval up to
+// maxDLRInterval, never past DLRMaxAge, and never before wait.
+func (h *DLRHandler) again(ctx context.Context, p tasks.DLRPoll, rest []tasks.DLRItem, wait time.Duration) error {
 	next := p
 	next.Attempt++
 	next.Items = rest
@@ -102,6 +121,7 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return enqueueDLR(ctx, h.deps.Enqueuer, &next, max(delay, wait), h.opts)
 }
 
+// enqueueDLR enqueues a delivery-report poll to run after delay.
 func enqueueDLR(ctx context.Context, enq Enqueuer, p *tasks.DLRPoll, delay time.Duration, o Options) error {
 	return tasks.Enqueue(context.WithoutCancel(ctx), enq, tasks.Poll(p, tasks.Options{Timeout: o.TaskTimeout, Delay: delay}))
 }

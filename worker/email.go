@@ -7,7 +7,6 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
-	"github.com/fanoutdev/fanout/tasks"
 )
 
 // EmailHandler runs email:send tasks: one call for a batch whose subject and
@@ -16,24 +15,20 @@ type EmailHandler struct{ b *batchSender }
 
 // ProcessTask implements asynq.Handler.
 func (h *EmailHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var b campaigns.Batch
-	if err := tasks.Decode(t.Payload(), &b); err != nil {
-		return skip(err)
-	}
-	return h.b.process(ctx, &b, h.send)
+	return processBatch(ctx, h.b, t, h.send)
 }
 
-func (h *EmailHandler) send(ctx context.Context, a *attempt, items []campaigns.Item) []outcome {
-	b := a.b
+// send builds an email batch's requests: one for a shared subject and body,
+// one per recipient otherwise.
+func (h *EmailHandler) send(b *campaigns.Batch) channel {
 	p := h.b.deps.Provider
 	if b.Shared != nil {
-		return a.batchCall(ctx, items, func(ctx context.Context, items []campaigns.Item) []outcome {
-			res, err := p.SendEmail(ctx, b.ChannelID, oneroute.EmailRequest{Subject: b.Shared.Subject, Message: b.Shared.Text, Recipients: addresses(items)})
-			return fromResults(res, err, len(items))
-		})
+		return channel{batchFunc: func(ctx context.Context, items []campaigns.Item) ([]oneroute.Result, error) {
+			return p.SendEmail(ctx, b.ChannelID, oneroute.EmailRequest{Subject: b.Shared.Subject, Message: b.Shared.Text, Recipients: addresses(items)})
+		}}
 	}
-	return a.eachCall(ctx, items, func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error) {
+	return channel{eachFunc: func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error) {
 		c := b.ContentOf(it)
 		return p.SendEmail(ctx, b.ChannelID, oneroute.EmailRequest{Subject: c.Subject, Message: c.Text, Recipients: []string{it.To}})
-	})
+	}}
 }

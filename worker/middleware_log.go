@@ -3,9 +3,10 @@ package worker
 import (
 	"context"
 
-	"github.com/fanoutdev/fanout/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // LogMiddleware puts a per-task logger (task id, type, campaign, retry) in

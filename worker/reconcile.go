@@ -44,13 +44,35 @@ const (
 )
 
 // reconcile settles recipients whose request started in an attempt that
-// vanished (crash, lease expiry, lost answer). Found at OneRoute means
-// accepted; provably absent means safe to send; a lookup that failed
-// temporarily is tried again later, within the batch's attempts; anything
-// else is unknown, and is resent only when the campaign opts into
-// at-least-once delivery.
-func (s *batchSender) reconcile(ctx context.Context, a *attempt, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome, later []campaigns.Item) {
-	b := a.b
+// vanished (crash, lease expiry, lost answer), and returns those that are
+// safe to send. It records its verdicts at once, before anything later can
+// return early; rows whose lookup must be tried again go to the plan's
+// later part, counted as a failure.
+func (a *attempt) reconcile(ctx context.Context, stale []staleItem, p *plan) ([]campaigns.Item, error) {
+	if len(stale) == 0 {
+		return nil, nil
+	}
+	resend, settled, again := a.lookUp(ctx, stale)
+	if a.expired {
+		settled = append(settled, skipped(resend, "expired")...)
+		resend = nil
+	}
+	if err := a.settle(ctx, settled, p); err != nil {
+		return nil, err
+	}
+	p.later = append(p.later, again...)
+	if len(again) > 0 {
+		p.fail(errors.New("reconciliation lookup failed"))
+	}
+	return resend, nil
+}
+
+// lookUp decides each stale recipient. Found at OneRoute means accepted;
+// provably absent means safe to send; a lookup that failed temporarily is
+// tried again later, within the batch's attempts; anything else is unknown,
+// and is resent only when the campaign opts into at-least-once delivery.
+func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome, later []campaigns.Item) {
+	b, s := a.b, a.s
 	log := zerolog.Ctx(ctx)
 	verdicts := make([]verdict, len(stale))
 	ids := make([]string, len(stale))

@@ -7,7 +7,6 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
-	"github.com/fanoutdev/fanout/tasks"
 )
 
 // SMSHandler runs sms:send tasks. A batch whose text is the same for every
@@ -17,25 +16,21 @@ type SMSHandler struct{ b *batchSender }
 
 // ProcessTask implements asynq.Handler.
 func (h *SMSHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var b campaigns.Batch
-	if err := tasks.Decode(t.Payload(), &b); err != nil {
-		return skip(err)
-	}
-	return h.b.process(ctx, &b, h.send)
+	return processBatch(ctx, h.b, t, h.send)
 }
 
-func (h *SMSHandler) send(ctx context.Context, a *attempt, items []campaigns.Item) []outcome {
-	b := a.b
+// send builds an SMS batch's requests: one for a shared text, one per
+// recipient for personalised texts.
+func (h *SMSHandler) send(b *campaigns.Batch) channel {
 	p := h.b.deps.Provider
 	if b.Shared != nil {
-		return a.batchCall(ctx, items, func(ctx context.Context, items []campaigns.Item) []outcome {
-			res, err := p.SendSMS(ctx, b.ChannelID, oneroute.SMSRequest{Message: b.Shared.Text, Recipients: addresses(items)})
-			return fromResults(res, err, len(items))
-		})
+		return channel{batchFunc: func(ctx context.Context, items []campaigns.Item) ([]oneroute.Result, error) {
+			return p.SendSMS(ctx, b.ChannelID, oneroute.SMSRequest{Message: b.Shared.Text, Recipients: addresses(items)})
+		}}
 	}
-	return a.eachCall(ctx, items, func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error) {
+	return channel{eachFunc: func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error) {
 		return p.SendSMS(ctx, b.ChannelID, oneroute.SMSRequest{Message: b.ContentOf(it).Text, Recipients: []string{it.To}})
-	})
+	}}
 }
 
 func addresses(items []campaigns.Item) []string {

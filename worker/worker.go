@@ -1,13 +1,3 @@
-// Package worker runs fanout's asynq handlers: it sends batches of recipients
-// through OneRoute under the shared rate limits, records every outcome in the
-// campaign ledger so that no task run sends twice, and follows accepted SMS
-// to their delivery reports.
-//
-//	srv := worker.NewServer(rdb, worker.Options{...}, deps)
-//	err := srv.Run(ctx) // returns after ctx is cancelled and in-flight sends finished
-//
-// Handlers live one per file: sms.go, whatsapp.go, email.go and dlr.go; the
-// error-to-action table is in actions.go.
 package worker
 
 import (
@@ -65,12 +55,17 @@ type Enqueuer interface {
 
 // Deps are the handlers' collaborators.
 type Deps struct {
-	Store    *storage.Store
+	// Store holds the campaigns: their state, counters and send ledger.
+	Store *storage.Store
+	// Provider is OneRoute; *oneroute.Client implements it.
 	Provider Provider
+	// Enqueuer schedules follow-up tasks; *asynq.Client implements it.
 	Enqueuer Enqueuer
 	// Limiter paces sends per sender; nil means no limit.
 	Limiter ratelimit.Limiter
-	Logger  zerolog.Logger
+	// Logger is the base of the per-task loggers handlers get from their
+	// context, and of asynq's own logs.
+	Logger zerolog.Logger
 	// Handlers are extra task handlers to register by task type (for
 	// example the dispatcher's detached expansion).
 	Handlers map[string]asynq.Handler

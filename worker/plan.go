@@ -1,0 +1,138 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/tasks"
+)
+
+// plan is what an attempt leaves to do once its outcomes are recorded:
+// delivery reports to poll, the unfinished part of the batch to run again
+// (one smaller child task), and what the provider's answers ask of every
+// worker (throttle the sender, pause the campaign). The steps of process
+// fill it; follow carries it out, and is the only place a batch task
+// enqueues other tasks.
+type plan struct {
+	// polls are delivery-report polls of accepted rows, one per group
+	// recorded together.
+	polls []*tasks.DLRPoll
+	// retry: claims given back; sent again by the child.
+	retry []campaigns.Item
+	// later: in flight elsewhere, or a lookup to try again; the child
+	// reconciles them once their claims are stale.
+	later []campaigns.Item
+	// failed: a temporary failure; the child counts one more failure and
+	// waits for Backoff. lastErr is the last such failure.
+	failed  bool
+	lastErr error
+	// stopping: claims given back because the worker stops.
+	stopping bool
+	// pause is OneRoute's refusal of the whole campaign, if any.
+	pause string
+	// throttle is how long OneRoute asked every worker to wait (429).
+	throttle time.Duration
+}
+
+// fail notes a temporary failure.
+func (p *plan) fail(err error) {
+	p.failed, p.lastErr = true, err
+}
+
+// poll plans a delivery-report poll of rows the attempt recorded accepted.
+// Its id names the attempt and hashes its rows, so two polls of one attempt
+// (rows settled by reconciliation, rows sent) never share an id.
+func (p *plan) poll(a *attempt, items []tasks.DLRItem) {
+	if len(items) == 0 || !a.b.Channel.TracksDLR() {
+		return
+	}
+	h := fnv.New32a()
+	for _, it := range items {
+		fmt.Fprintf(h, "%d,", it.Row)
+	}
+	key := fmt.Sprintf("%s-%s-%08x", tasks.BatchKey(a.b), a.token, h.Sum32())
+	p.polls = append(p.polls, &tasks.DLRPoll{Campaign: a.b.Campaign, Key: key, Since: time.Now().Unix(), Items: items})
+}
+
+// child is the follow-up batch of b: the items to retry, then those to
+// reconcile later; nil when nothing is left.
+func (p *plan) child(b *campaigns.Batch) *campaigns.Batch {
+	rest := append(p.retry, p.later...)
+	if len(rest) == 0 {
+		return nil
+	}
+	c := *b
+	c.Items = rest
+	c.Attempt = b.Attempt + 1
+	if p.failed {
+		c.Failures = b.Failures + 1
+	}
+	return &c
+}
+
+// delay is how long the child of b waits: the longest of what every part
+// of the plan asks for.
+func (p *plan) delay(b *campaigns.Batch, o Options) time.Duration {
+	var d time.Duration
+	if p.pause != "" {
+		d = 30 * time.Second
+	}
+	if len(p.later) > 0 {
+		d = max(d, o.staleAfter())
+	}
+	if p.failed {
+		d = max(d, Backoff(b.Failures+1, o.RetryBase))
+	}
+	if p.stopping {
+		d = max(d, time.Second)
+	}
+	return max(d, p.throttle)
+}
+
+// follow carries out the plan of an attempt of b that ended with err. The
+// polls always go out: their rows are recorded accepted. The rest only
+// when the attempt ended without error; otherwise asynq runs the same task
+// again, which takes its place.
+func (s *batchSender) follow(ctx context.Context, b *campaigns.Batch, p plan, err error) error {
+	for _, poll := range p.polls {
+		if perr := enqueueDLR(ctx, s.deps.Enqueuer, poll, s.opts.DLRInterval, s.opts); perr != nil {
+			if err != nil {
+				return err
+			}
+			return perr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	log := zerolog.Ctx(ctx)
+	if p.throttle > 0 && s.deps.Limiter != nil {
+		// One worker's 429 slows every worker on this sender.
+		if err := s.deps.Limiter.Block(context.WithoutCancel(ctx), b.Sender(), p.throttle); err != nil {
+			log.Warn().Err(err).Msg("share provider throttle")
+		}
+	}
+	if p.pause != "" {
+		s.pause(ctx, b, "OneRoute refused the campaign: "+p.pause)
+	}
+	child := p.child(b)
+	if child == nil {
+		return nil
+	}
+	delay := p.delay(b, s.opts)
+	t := tasks.Send(child, tasks.Options{Timeout: s.opts.TaskTimeout, Delay: delay})
+	if err := tasks.Enqueue(context.WithoutCancel(ctx), s.deps.Enqueuer, t); err != nil {
+		return err
+	}
+	ev := log.Info()
+	if p.failed {
+		ev = log.Warn().AnErr("last_error", p.lastErr)
+	}
+	ev.Int("retry_items", len(p.retry)).Int("later_items", len(p.later)).Dur("in", delay).Str("next", t.ID).Msg("part of the batch follows up")
+	return nil
+}

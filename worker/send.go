@@ -1,0 +1,229 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/tasks"
+)
+
+// channel is all a channel handler tells the send path about one batch:
+// how its requests are built and made. Exactly one func is set. Every
+// OneRoute send answers with one result per recipient, which the send path
+// maps to outcomes (fromResults), the same way for every channel.
+type channel struct {
+	// batchFunc makes one request for all the items given (the recipients
+	// of the batch this attempt still owns).
+	batchFunc func(ctx context.Context, items []campaigns.Item) ([]oneroute.Result, error)
+	// eachFunc makes one recipient's own request; the send path makes them
+	// concurrently, up to Options.PerCallConcurrency.
+	eachFunc func(ctx context.Context, it campaigns.Item) ([]oneroute.Result, error)
+}
+
+// channelFunc is a channel handler's send method: how a batch goes out.
+type channelFunc func(b *campaigns.Batch) channel
+
+// processBatch decodes a batch task and runs it through the send path.
+func processBatch(ctx context.Context, s *batchSender, t *asynq.Task, send channelFunc) error {
+	var b campaigns.Batch
+	if err := tasks.Decode(t.Payload(), &b); err != nil {
+		return skip(err)
+	}
+	return s.process(ctx, &b, send)
+}
+
+// outcome is what happened to one item of the batch.
+type outcome struct {
+	action     Action
+	id         string // provider message id when accepted
+	reason     string
+	retryAfter time.Duration
+	err        error
+	// notOwned: the claim was taken over before the request started; the
+	// item was not sent and belongs to another attempt now.
+	notOwned bool
+	// released: not sent because the worker is stopping; give it back
+	// without counting a failure.
+	released bool
+}
+
+// send makes the channel's requests for items and returns one outcome per
+// item, in order. Each request's rows are stamped just before it starts;
+// a row this attempt no longer owns is not sent.
+func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item) []outcome {
+	switch {
+	case len(items) == 0:
+		return nil
+	case ch.batchFunc != nil:
+		return a.sendBatch(ctx, items, ch.batchFunc)
+	default:
+		return a.sendEach(ctx, items, ch.eachFunc)
+	}
+}
+
+// sendBatch stamps items and sends those this attempt still owns in one
+// provider call.
+func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error)) []outcome {
+	out := make([]outcome, len(items))
+	owned, err := a.stamp(ctx, items)
+	if err != nil {
+		for i := range out {
+			out[i] = stampFailed(err)
+		}
+		return out
+	}
+	var mine []campaigns.Item
+	var idx []int
+	for i, ok := range owned {
+		if !ok {
+			out[i] = outcome{notOwned: true}
+			continue
+		}
+		mine = append(mine, items[i])
+		idx = append(idx, i)
+	}
+	if len(mine) == 0 {
+		return out
+	}
+	res, err := call(ctx, mine)
+	for j, o := range fromResults(res, err, len(mine)) {
+		out[idx[j]] = o
+	}
+	return out
+}
+
+// sendEach sends each item in its own call, concurrently up to the
+// configured limit, stamping each just before its request. Once the worker
+// is stopping or the task's context is done, no new request starts.
+func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error)) []outcome {
+	out := make([]outcome, len(items))
+	sem := make(chan struct{}, a.s.opts.PerCallConcurrency)
+	var wg sync.WaitGroup
+	for i, it := range items {
+		stop := false
+		select {
+		case sem <- struct{}{}:
+			stop = ctx.Err() != nil || a.s.draining()
+		case <-ctx.Done():
+			stop = true
+		case <-a.s.drain:
+			stop = true
+		}
+		if stop {
+			// Not sent: give back without counting a failure.
+			for j := i; j < len(items); j++ {
+				out[j] = outcome{released: true, reason: "worker stopping"}
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = a.sendOne(ctx, it, call)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// sendOne stamps one item and, if this attempt still owns it and the task
+// goes on, makes its request.
+func (a *attempt) sendOne(ctx context.Context, it campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error)) outcome {
+	owned, err := a.stamp(ctx, []campaigns.Item{it})
+	switch {
+	case err != nil:
+		return stampFailed(err)
+	case !owned[0]:
+		return outcome{notOwned: true}
+	case ctx.Err() != nil:
+		return outcome{released: true, reason: "worker stopping"}
+	}
+	res, err := call(ctx, it)
+	return fromResults(res, err, 1)[0]
+}
+
+// stamp marks items sending, just before their request: only the rows this
+// attempt still owns are stamped (true).
+func (a *attempt) stamp(ctx context.Context, items []campaigns.Item) ([]bool, error) {
+	rows := make([]int, len(items))
+	for i, it := range items {
+		rows[i] = it.Row
+	}
+	return a.s.deps.Store.Stamp(context.WithoutCancel(ctx), a.b.Campaign, a.token, rows)
+}
+
+// stampFailed is the outcome of an item that could not be stamped: given
+// back, without a failure when the campaign was just paused or cancelled.
+func stampFailed(err error) outcome {
+	if errors.Is(err, storage.ErrStopped) {
+		return outcome{released: true, reason: "campaign paused or cancelled"}
+	}
+	return outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}
+}
+
+// fromResults maps a call's per-message results to outcomes. A result list
+// of the wrong length is ambiguous: something was accepted, but what?
+func fromResults(res []oneroute.Result, err error, n int) []outcome {
+	out := make([]outcome, n)
+	if err == nil && len(res) != n {
+		err = &oneroute.TransportError{Op: "send", Written: true, Err: fmt.Errorf("got %d results for %d messages", len(res), n)}
+	}
+	if err != nil {
+		o := outcomeOf(err)
+		if o.action == FailPermanently && n >= 2 {
+			// OneRoute refused the whole request, not one recipient: every
+			// batch of the campaign would fail the same way.
+			o.action = PauseCampaign
+		}
+		for i := range out {
+			out[i] = o
+		}
+		return out
+	}
+	for i, r := range res {
+		if r.Accepted() {
+			out[i] = outcome{action: Succeed, id: r.Response}
+		} else {
+			out[i] = outcome{action: FailPermanently, reason: r.Response}
+		}
+	}
+	return out
+}
+
+// outcomeOf turns a provider error into an outcome; Decide chooses the
+// action.
+func outcomeOf(err error) outcome {
+	return outcome{action: Decide(err), err: err, reason: reasonOf(err), retryAfter: oneroute.RetryAfter(err)}
+}
+
+// reasonOf is a short reason for the ledger: the API message, not the URL.
+func reasonOf(err error) string {
+	var ae *oneroute.APIError
+	if errors.As(err, &ae) {
+		return fmt.Sprintf("HTTP %d: %s", ae.Status, ae.Message)
+	}
+	return err.Error()
+}
+
+// sameFailure returns the reason when at least 10 outcomes all failed
+// permanently for the same reason.
+func sameFailure(results []outcome) string {
+	if len(results) < 10 {
+		return ""
+	}
+	for _, o := range results {
+		if o.action != FailPermanently || o.notOwned || o.released || o.reason != results[0].reason {
+			return ""
+		}
+	}
+	return results[0].reason
+}
