@@ -1,20 +1,3 @@
-// Package dispatcher expands a campaign into asynq tasks: it streams the
-// recipient source, validates and normalises every row, drops duplicates and
-// suppressed recipients, renders each message, and enqueues batches of
-// recipients under deterministic task ids, so that running it twice, or again
-// after a crash, enqueues nothing twice and skips nothing.
-//
-//	d := dispatcher.New(store, asynqClient, dispatcher.Options{BatchSize: 50})
-//	res, err := d.Dispatch(ctx, spec, src)
-//	fmt.Println(res.ID, res.Valid, res.Invalid)
-//
-// Rows are parsed and normalised on every core while their order is kept, so
-// batch n always holds the same recipients; batches are enqueued by several
-// goroutines at once. A checkpoint in Redis (storage.Checkpoint) lets a re-run skip
-// what an earlier run did without a Redis look-up per batch. With Options.Window
-// the dispatcher waits for workers before Redis holds more than Window
-// unfinished batches of the campaign. NewExpandHandler runs the same
-// expansion inside a worker (fanout dispatch --detach).
 package dispatcher
 
 import (

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -129,42 +127,6 @@ func (o SourceOptions) withDefaults() SourceOptions {
 
 // ErrSourceFormat reports a recipient file that cannot be read at all.
 var ErrSourceFormat = errors.New("unreadable recipient file")
-
-// OpenSource opens a recipient file; "-" is standard input.
-func OpenSource(path string, opts SourceOptions) (Source, error) {
-	var r io.ReadCloser
-	if path == "-" {
-		r = io.NopCloser(os.Stdin)
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("recipients file %s does not exist: check the recipients key of the spec (paths are relative to the spec file)", path)
-			}
-			return nil, fmt.Errorf("open recipients: %w", err)
-		}
-		r = f
-	}
-	if opts.Format == "" {
-		switch strings.ToLower(filepath.Ext(path)) {
-		case ".csv", ".txt", ".tsv":
-			opts.Format = "csv"
-			if strings.EqualFold(filepath.Ext(path), ".tsv") && opts.Comma == 0 {
-				opts.Comma = '\t'
-			}
-		case ".json":
-			opts.Format = "json"
-		case ".ndjson", ".jsonl":
-			opts.Format = "ndjson"
-		}
-	}
-	src, err := NewSource(r, opts)
-	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return src, nil
-}
 
 // NewSource reads recipients from r in opts.Format, sniffing it when empty:
 // '[' starts a JSON array, '{' NDJSON, anything else CSV. Closing the source

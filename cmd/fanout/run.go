@@ -41,11 +41,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec, src, err := openRunSpec(e, a, cfg)
+	spec, in, err := openRunSpec(e, a, cfg)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer in.Close()
 	log := newLogger(e.stderr, cfg.Log)
 	if a.sandbox && e.getenv("LOG_LEVEL") == "" {
 		log = log.Level(zerolog.WarnLevel)
@@ -62,7 +62,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	defer srv.Stop()
 
 	start := time.Now()
-	res, err := dispatchRun(ctx, e, a, cfg, spec, src, log)
+	res, err := dispatchRun(ctx, e, a, cfg, spec, in.Source, log)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 
 // openRunSpec loads the spec and opens its recipients, checked against it,
 // before anything connects anywhere.
-func openRunSpec(e *env, a runArgs, cfg config.Config) (campaigns.Spec, recipients.Source, error) {
+func openRunSpec(e *env, a runArgs, cfg config.Config) (campaigns.Spec, *dispatcher.Input, error) {
 	spec, err := campaigns.LoadSpec(a.spec)
 	if err != nil {
 		return spec, nil, &inputError{err}
@@ -115,16 +115,16 @@ func openRunSpec(e *env, a runArgs, cfg config.Config) (campaigns.Spec, recipien
 	if err := confineSpec(cfg, spec); err != nil {
 		return spec, nil, err
 	}
-	src, err := openChecked(spec)
+	in, err := dispatcher.Open(spec, spec.RecipientsPath(), e.stdin, recipients.OptionsOf(spec))
 	if err != nil {
-		return spec, nil, err
+		return spec, nil, &inputError{err}
 	}
 	if e.getenv("REDIS_URL") != "" || !a.sandbox {
 		// A Redis that outlives this run: the same spec and file resume the
 		// same campaign instead of sending it twice.
-		deriveID(&spec, spec.RecipientsPath())
+		spec = in.Spec
 	}
-	return spec, src, nil
+	return spec, in, nil
 }
 
 // runBackends are what run sends through: Redis, OneRoute and, with
