@@ -15,7 +15,7 @@ PAIRS=${FANOUT_BENCH_PAIRS:-3}
 command -v redis-server >/dev/null || { echo "ab-dispatch: redis-server not installed"; exit 1; }
 dir=$(mktemp -d)
 rpid=
-cleanup() { [ -n "$rpid" ] && kill "$rpid" 2>/dev/null; rm -rf "$dir"; }
+cleanup() { [ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 mkdir "$dir/before"
 git archive "$BEFORE" | tar -x -C "$dir/before"
