@@ -312,16 +312,7 @@ func (v *vet) node(n parse.Node, root bool) {
 
 // isRecord reports whether a pipe is just the record: {{with .}} or {{with $}}.
 func isRecord(p *parse.PipeNode) bool {
-	if p == nil || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
-		return false
-	}
-	switch a := p.Cmds[0].Args[0].(type) {
-	case *parse.DotNode:
-		return true
-	case *parse.VariableNode:
-		return len(a.Ident) == 1 && a.Ident[0] == "$"
-	}
-	return false
+	return p != nil && len(p.Cmds) == 1 && len(p.Cmds[0].Args) == 1 && isRecordArg(p.Cmds[0].Args[0])
 }
 
 func (v *vet) pipe(p *parse.PipeNode, root bool) {
