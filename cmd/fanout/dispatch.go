@@ -129,8 +129,8 @@ configuration or flags). See docs/cli.md.`)
 	if err != nil {
 		return a, err
 	}
-	if len(pos) != 1 {
-		return a, &usageError{"want exactly one campaign spec file"}
+	if err := checkArgs(pos, "one campaign spec file"); err != nil {
+		return a, err
 	}
 	if a.batch != 0 && (a.batch < 1 || a.batch > 1000) {
 		return a, &usageError{fmt.Sprintf("--batch-size %d: use 1 to 1000", a.batch)}

@@ -98,8 +98,8 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	if err != nil {
 		return a, err
 	}
-	if len(pos) != 1 {
-		return a, &usageError{"want exactly one campaign spec file"}
+	if err := checkArgs(pos, "one campaign spec file"); err != nil {
+		return a, err
 	}
 	a.cfgFile, a.spec = *cfgFile, pos[0]
 	return a, nil
