@@ -224,29 +224,28 @@ func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool) 
 		out := dispatchJSON{Result: res, Detached: a.detach}
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
-	est := ""
-	if res.Estimate != nil {
-		est = ", sending time at the rate limits " + res.Estimate.Human
-	}
+	est := estimateText(res.Estimate)
+	dups := plural(res.Duplicates, "duplicate", "duplicates")
+	batches := plural(res.Batches, "batch", "batches")
 	if res.DryRun {
-		fmt.Fprintf(e.stdout, "dry run of %s: %d rows, %d valid, %d invalid, %d duplicates, %d suppressed, %d batches%s\n",
-			res.ID, res.Rows, res.Valid, res.Invalid, res.Duplicates, res.Suppressed, res.Batches, est)
+		fmt.Fprintf(e.stdout, "dry run of %s: %s, %d valid, %d invalid, %s, %d suppressed, %s%s\n",
+			res.ID, plural(res.Rows, "row", "rows"), res.Valid, res.Invalid, dups, res.Suppressed, batches, est)
 		return nil
 	}
 	fmt.Fprintln(e.stdout, res.ID)
 	if a.detach {
-		fmt.Fprintf(e.stderr, "uploaded %d recipients in %d batches (%d invalid, %d duplicates, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
-			res.Valid, res.Batches, res.Invalid, res.Duplicates, res.Suppressed, est, res.ID)
+		fmt.Fprintf(e.stderr, "uploaded %s in %s (%d invalid, %s, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
+			plural(res.Valid, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, res.ID)
 		return nil
 	}
 	resumed := ""
 	if res.Resumed > 0 {
-		resumed = fmt.Sprintf("; %d batches were enqueued by an earlier run", res.Resumed)
+		resumed = "; " + plural(res.Resumed, "batch was", "batches were") + " enqueued by an earlier run"
 	}
-	fmt.Fprintf(e.stderr, "enqueued %d recipients in %d batches (%d invalid, %d duplicates, %d suppressed%s%s); follow it with: fanout status %s\n",
-		res.Total, res.Batches, res.Invalid, res.Duplicates, res.Suppressed, est, resumed, res.ID)
+	fmt.Fprintf(e.stderr, "enqueued %s in %s (%d invalid, %s, %d suppressed%s%s); follow it with: fanout status %s\n",
+		plural(res.Total, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, resumed, res.ID)
 	if res.Invalid > 0 && !rejects {
-		fmt.Fprintf(e.stderr, "%d rows were refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n", res.Invalid)
+		fmt.Fprintf(e.stderr, "%s refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n", plural(res.Invalid, "row was", "rows were"))
 	}
 	return nil
 }

@@ -81,7 +81,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	if p.Channel.TracksDLR() {
 		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
 	}
-	fmt.Fprintf(w, "refused    %d invalid, %d duplicates, %d suppressed\n", p.Invalid, p.Duplicates, p.Suppressed)
+	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed\n", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
 	printReasons(w, p.FailureReasons, 5)
 	if p.FinishedAt != nil {
 		fmt.Fprintf(w, "finished   %s (took %s)\n", p.FinishedAt.Format(time.RFC3339), p.FinishedAt.Sub(p.CreatedAt).Round(time.Millisecond))
@@ -129,7 +129,7 @@ func printReasons(w io.Writer, reasons map[string]int64, top int) {
 	fmt.Fprintln(w, "why failed or unknown:")
 	for i, r := range list {
 		if i == top {
-			fmt.Fprintf(w, "  ... %d more reasons (fanout status --json shows them all)\n", len(list)-top)
+			fmt.Fprintf(w, "  ... %s (fanout status --json shows them all)\n", plural(len(list)-top, "more reason", "more reasons"))
 			break
 		}
 		fmt.Fprintf(w, "  %7d  %s\n", r.v, r.k)

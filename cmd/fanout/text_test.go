@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/dispatcher"
+)
+
+// Counts are written with their noun in the right number.
+func TestPlural(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		n    int
+		want string
+	}{{0, "0 batches"}, {1, "1 batch"}, {2, "2 batches"}}
+	for _, tc := range cases {
+		if got := plural(tc.n, "batch", "batches"); got != tc.want {
+			t.Errorf("plural(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+	if got := plural(int64(1), "row was", "rows were"); got != "1 row was" {
+		t.Errorf("plural(int64 1) = %q", got)
+	}
+}
+
+// A dry run's summary line reads correctly for one of a kind and for a
+// campaign with no rate limit.
+func TestDryRunSummaryText(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		recipients string
+		want       string
+	}{
+		{"one of each", "phone\n08031234561\n08031234561\n",
+			"dry run of tpl: 2 rows, 1 valid, 0 invalid, 1 duplicate, 0 suppressed, 1 batch, no rate limit set\n"},
+		{"several", threeRecipients,
+			"dry run of tpl: 3 rows, 3 valid, 0 invalid, 0 duplicates, 0 suppressed, 2 batches, no rate limit set\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			spec := writeSpec(t, "Hi", tc.recipients)
+			code, out, errOut := runDispatch(t, map[string]string{"LOG_LEVEL": "warn"}, "", "dispatch", "--dry-run", spec)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if diff := cmp.Diff(tc.want, out); diff != "" {
+				t.Errorf("stdout (-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("rate limited", func(t *testing.T) {
+		t.Parallel()
+		code, out, errOut := runDispatch(t, map[string]string{"LOG_LEVEL": "warn"}, "",
+			"dispatch", "--dry-run", "--suppress", "testdata/dispatch/suppress.txt", "testdata/dispatch/messy.yaml")
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		want := "dry run of messy: 11 rows, 4 valid, 5 invalid, 1 duplicate, 1 suppressed, 2 batches, sending time at the rate limits 1s\n"
+		if diff := cmp.Diff(want, out); diff != "" {
+			t.Errorf("stdout (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// The summary of an enqueueing dispatch, on standard error, gets its
+// plurals right, including the refused rows and the resumed batches.
+func TestDispatchSummaryText(t *testing.T) {
+	t.Parallel()
+	noLimit := &dispatcher.Estimate{Bound: "none", Human: "no rate limit"}
+	cases := []struct {
+		name string
+		res  dispatcher.Result
+		want string
+	}{
+		{"ones", dispatcher.Result{ID: "c1", Total: 1, Batches: 1, Invalid: 1, Duplicates: 1, Resumed: 1, Estimate: noLimit},
+			"enqueued 1 recipient in 1 batch (1 invalid, 1 duplicate, 0 suppressed, no rate limit set; 1 batch was enqueued by an earlier run); follow it with: fanout status c1\n" +
+				"1 row was refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n"},
+		{"many", dispatcher.Result{ID: "c1", Total: 5, Batches: 3, Invalid: 2, Duplicates: 2, Resumed: 2,
+			Estimate: &dispatcher.Estimate{Human: "3s", Limit: campaigns.Rate{PerSecond: 1}}},
+			"enqueued 5 recipients in 3 batches (2 invalid, 2 duplicates, 0 suppressed, sending time at the rate limits 3s; 2 batches were enqueued by an earlier run); follow it with: fanout status c1\n" +
+				"2 rows were refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			e := &env{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader("")}
+			if err := printDispatch(e, dispatchArgs{}, tc.res, false); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff("c1\n", stdout.String()); diff != "" {
+				t.Errorf("stdout (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, stderr.String()); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// status writes "1 duplicate", not "1 duplicates".
+func TestStatusRefusedLine(t *testing.T) {
+	t.Parallel()
+	var w bytes.Buffer
+	printProgress(&w, campaigns.Progress{ID: "c1", Invalid: 1, Duplicates: 1, Suppressed: 1})
+	if want := "refused    1 invalid, 1 duplicate, 1 suppressed\n"; !strings.Contains(w.String(), want) {
+		t.Errorf("no %q in:\n%s", want, w.String())
+	}
+}
