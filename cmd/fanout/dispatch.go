@@ -296,12 +296,40 @@ func (p *progressBar) update(r dispatcher.Result) {
 	}
 	p.last = now
 	rate := float64(r.Rows) / max(now.Sub(p.start).Seconds(), 1e-3)
-	line := fmt.Sprintf("  %s rows  %s rows/s  %d valid  %d invalid", commas(r.Rows), commas(int(rate)), r.Valid, r.Invalid)
-	if done, size := p.in.Progress(); size > 0 {
-		line = fmt.Sprintf("  %s %3d%%", bar(done, size, 20), done*100/size) + line
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	done, size := p.in.Progress()
+	fmt.Fprintf(p.w, "\r\033[K%s", progressLine(r, rate, done, size))
 	p.drawn = true
+}
+
+// progressLine is the dispatch's progress: when the file's size is known, a
+// bar with the bytes read and the percentage, then rows, rows per second
+// and the valid and invalid counts.
+func progressLine(r dispatcher.Result, rate float64, done, size int64) string {
+	rows := " rows"
+	if r.Rows == 1 {
+		rows = " row"
+	}
+	line := fmt.Sprintf("  %s%s  %s rows/s  %d valid  %d invalid", commas(r.Rows), rows, commas(int(rate)), r.Valid, r.Invalid)
+	if size > 0 {
+		line = fmt.Sprintf("  %s %s of %s %3d%%", meter(done, size, 20), byteSize(done), byteSize(size), done*100/size) + line
+	}
+	return line
+}
+
+// byteSize writes a size in bytes with a decimal unit: 512 B, 1.5 KB,
+// 12.3 MB, 2.0 GB.
+func byteSize(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n)/1000, "KB"
+	for _, u := range []string{"MB", "GB", "TB"} {
+		if v < 1000 {
+			break
+		}
+		v, unit = v/1000, u
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 func (p *progressBar) finish() {

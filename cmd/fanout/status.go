@@ -88,11 +88,20 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	}
 }
 
+// bar is a meter followed by done/total and the percentage.
 func bar(done, total int64, width int) string {
 	if total <= 0 {
-		return fmt.Sprintf("[%s] 0/0", spaces(width))
+		return fmt.Sprintf("%s 0/0", meter(0, 0, width))
 	}
-	n := int(done * int64(width) / total)
+	return fmt.Sprintf("%s %d/%d (%.0f%%)", meter(done, total, width), done, total, 100*float64(done)/float64(total))
+}
+
+// meter draws done of total as a bar of width cells: [####......].
+func meter(done, total int64, width int) string {
+	n := 0
+	if total > 0 {
+		n = int(min(done, total) * int64(width) / total)
+	}
 	b := make([]byte, width)
 	for i := range b {
 		if i < n {
@@ -101,15 +110,7 @@ func bar(done, total int64, width int) string {
 			b[i] = '.'
 		}
 	}
-	return fmt.Sprintf("[%s] %d/%d (%.0f%%)", b, done, total, 100*float64(done)/float64(total))
-}
-
-func spaces(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = '.'
-	}
-	return string(b)
+	return "[" + string(b) + "]"
 }
 
 // printReasons prints the most frequent failure reasons.

@@ -114,3 +114,44 @@ func TestStatusRefusedLine(t *testing.T) {
 		t.Errorf("no %q in:\n%s", want, w.String())
 	}
 }
+
+// The dispatch progress shows the bytes read with a unit and the
+// percentage once.
+func TestProgressLine(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		res        dispatcher.Result
+		rate       float64
+		done, size int64
+		want       string
+	}{
+		{"known size", dispatcher.Result{Rows: 125000, Valid: 124990, Invalid: 10}, 51234.7, 12_345_678, 49_382_712,
+			"  [#####...............] 12.3 MB of 49.4 MB  25%  125,000 rows  51,234 rows/s  124990 valid  10 invalid"},
+		{"small file", dispatcher.Result{Rows: 1, Valid: 1}, 1, 512, 2048,
+			"  [#####...............] 512 B of 2.0 KB  25%  1 row  1 rows/s  1 valid  0 invalid"},
+		{"standard input", dispatcher.Result{Rows: 2, Valid: 2}, 2, 100, 0,
+			"  2 rows  2 rows/s  2 valid  0 invalid"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, progressLine(tc.res, tc.rate, tc.done, tc.size)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if got := progressLine(tc.res, tc.rate, tc.done, tc.size); strings.Count(got, "%") > 1 {
+				t.Errorf("percentage shown %d times: %q", strings.Count(got, "%"), got)
+			}
+		})
+	}
+}
+
+// Sizes get a decimal unit.
+func TestByteSize(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 KB", 1_500_000: "1.5 MB", 2_000_000_000: "2.0 GB"} {
+		if got := byteSize(n); got != want {
+			t.Errorf("byteSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
