@@ -135,11 +135,18 @@ func report(w io.Writer, name string, err error) int {
 	}
 }
 
+// indentLines lays out a multi-line error below "fanout cmd: ": a first
+// line ending in ":" is a heading kept on that line ("configuration:"),
+// and the lines of the list are indented below it.
 func indentLines(s string) string {
 	if !strings.Contains(s, "\n") {
 		return s
 	}
-	return "\n  " + strings.ReplaceAll(s, "\n", "\n  ")
+	head := ""
+	if first, rest, _ := strings.Cut(s, "\n"); strings.HasSuffix(first, ":") {
+		head, s = first, rest
+	}
+	return head + "\n  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 func usage(w io.Writer) {

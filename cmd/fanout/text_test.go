@@ -155,3 +155,53 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+// Configuration errors start on the command's line, with every problem
+// indented below: no blank first line.
+func TestConfigErrorLayout(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"two problems", map[string]string{"FANOUT_CONCURRENCY": "x", "REDIS_URL": "foo"}, []string{"worker"},
+			"fanout worker: configuration:\n" +
+				"  FANOUT_CONCURRENCY=\"x\": want a whole number\n" +
+				"  REDIS_URL \"foo\": want redis://host:port/db or rediss://host:port/db\n"},
+		{"one problem", map[string]string{"FANOUT_CONCURRENCY": "x"}, []string{"status", "c1"},
+			"fanout status: configuration:\n" +
+				"  FANOUT_CONCURRENCY=\"x\": want a whole number\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runDispatch(t, tc.env, "", tc.args...)
+			if code != exitBadInput {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if diff := cmp.Diff(tc.want, errOut); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+			if out != "" {
+				t.Errorf("stdout = %q", out)
+			}
+		})
+	}
+}
+
+// A list of problems without a heading is indented below the command.
+func TestIndentLines(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"one line":                 "one line",
+		"configuration:\na\nb":     "configuration:\n  a\n  b",
+		"f.yaml:1: x\nf.yaml:2: y": "\n  f.yaml:1: x\n  f.yaml:2: y",
+	}
+	for in, want := range cases {
+		if diff := cmp.Diff(want, indentLines(in)); diff != "" {
+			t.Errorf("indentLines(%q) (-want +got):\n%s", in, diff)
+		}
+	}
+}
