@@ -85,7 +85,28 @@ func cmdDispatch(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	return printDispatch(e, a, res, rw != nil)
+	var final campaigns.State
+	if !a.json && !a.dry && !a.detach && res.Enqueued == 0 {
+		if final, err = finalState(ctx, cfg, res.ID); err != nil {
+			return err
+		}
+	}
+	return printDispatch(e, a, res, rw != nil, final)
+}
+
+// finalState is the campaign's state when it is over (completed or
+// cancelled), else "": a dispatch that enqueued nothing says why.
+func finalState(ctx context.Context, cfg config.Config, id string) (campaigns.State, error) {
+	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	if err != nil {
+		return "", err
+	}
+	defer rdb.Close()
+	p, err := storage.New(rdb).Progress(ctx, id)
+	if err != nil || !p.Final() {
+		return "", err
+	}
+	return p.State, nil
 }
 
 // parseDispatchArgs parses dispatch's flags and its one argument, the spec
@@ -218,8 +239,9 @@ func dispatchInput(ctx context.Context, e *env, a dispatchArgs, cfg config.Confi
 }
 
 // printDispatch prints the result: one JSON object, or the id on standard
-// output and a summary on standard error.
-func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool) error {
+// output and a summary on standard error. final is the state of a campaign
+// found already over, which the summary names instead of the counts.
+func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool, final campaigns.State) error {
 	if a.json {
 		out := dispatchJSON{Result: res, Detached: a.detach}
 		return json.NewEncoder(e.stdout).Encode(out)
@@ -236,6 +258,11 @@ func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool) 
 	if a.detach {
 		fmt.Fprintf(e.stderr, "uploaded %s in %s (%d invalid, %s, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
 			plural(res.Valid, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, res.ID)
+		return nil
+	}
+	if final != "" {
+		fmt.Fprintf(e.stderr, "campaign %s is already %s: nothing enqueued (an earlier dispatch enqueued its %s); see it with: fanout status %s\n",
+			res.ID, final, plural(res.Total, "recipient", "recipients"), res.ID)
 		return nil
 	}
 	resumed := ""

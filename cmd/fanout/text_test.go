@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/dispatcher"
+	"github.com/fanoutdev/fanout/internal/redistest"
 )
 
 // Counts are written with their noun in the right number.
@@ -75,24 +77,27 @@ func TestDispatchSummaryText(t *testing.T) {
 	t.Parallel()
 	noLimit := &dispatcher.Estimate{Bound: "none", Human: "no rate limit"}
 	cases := []struct {
-		name string
-		res  dispatcher.Result
-		want string
+		name  string
+		res   dispatcher.Result
+		final campaigns.State
+		want  string
 	}{
-		{"ones", dispatcher.Result{ID: "c1", Total: 1, Batches: 1, Invalid: 1, Duplicates: 1, Resumed: 1, Estimate: noLimit},
+		{"ones", dispatcher.Result{ID: "c1", Total: 1, Batches: 1, Invalid: 1, Duplicates: 1, Resumed: 1, Estimate: noLimit}, "",
 			"enqueued 1 recipient in 1 batch (1 invalid, 1 duplicate, 0 suppressed, no rate limit set; 1 batch was enqueued by an earlier run); follow it with: fanout status c1\n" +
 				"1 row was refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n"},
 		{"many", dispatcher.Result{ID: "c1", Total: 5, Batches: 3, Invalid: 2, Duplicates: 2, Resumed: 2,
-			Estimate: &dispatcher.Estimate{Human: "3s", Limit: campaigns.Rate{PerSecond: 1}}},
+			Estimate: &dispatcher.Estimate{Human: "3s", Limit: campaigns.Rate{PerSecond: 1}}}, "",
 			"enqueued 5 recipients in 3 batches (2 invalid, 2 duplicates, 0 suppressed, sending time at the rate limits 3s; 2 batches were enqueued by an earlier run); follow it with: fanout status c1\n" +
 				"2 rows were refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n"},
+		{"already completed", dispatcher.Result{ID: "c1", Total: 11, Batches: 3, Resumed: 3}, campaigns.StateCompleted,
+			"campaign c1 is already completed: nothing enqueued (an earlier dispatch enqueued its 11 recipients); see it with: fanout status c1\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
 			e := &env{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader("")}
-			if err := printDispatch(e, dispatchArgs{}, tc.res, false); err != nil {
+			if err := printDispatch(e, dispatchArgs{}, tc.res, false, tc.final); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff("c1\n", stdout.String()); diff != "" {
@@ -203,5 +208,38 @@ func TestIndentLines(t *testing.T) {
 		if diff := cmp.Diff(want, indentLines(in)); diff != "" {
 			t.Errorf("indentLines(%q) (-want +got):\n%s", in, diff)
 		}
+	}
+}
+
+// Dispatching a cancelled campaign again says it is over instead of
+// "enqueued N recipients", while its JSON still says enqueued 0.
+func TestDispatchOfFinishedCampaign(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := setup(t)
+	b.env["REDIS_URL"] = srv.URL()
+	b.env["ONEROUTE_API_KEY"] = "test_finished"
+	if code := b.run(t, "dispatch", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
+		t.Fatalf("dispatch: exit %d\n%s", code, b.stderr.String())
+	}
+	if code := b.run(t, "cancel", "fin"); code != exitOK {
+		t.Fatalf("cancel: exit %d\n%s", code, b.stderr.String())
+	}
+	if code := b.run(t, "dispatch", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
+		t.Fatalf("dispatch again: exit %d\n%s", code, b.stderr.String())
+	}
+	if diff := cmp.Diff("fin\n", b.stdout.String()); diff != "" {
+		t.Errorf("stdout (-want +got):\n%s", diff)
+	}
+	want := "campaign fin is already cancelled: nothing enqueued (an earlier dispatch enqueued its 20 recipients); see it with: fanout status fin\n"
+	if got := b.stderr.String(); !strings.HasSuffix(got, want) || strings.Contains(got, "enqueued 20 recipients") {
+		t.Errorf("stderr = %q, want it to end with %q", got, want)
+	}
+	if code := b.run(t, "dispatch", "--json", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
+		t.Fatalf("dispatch --json: exit %d\n%s", code, b.stderr.String())
+	}
+	var res dispatchJSON
+	if err := json.Unmarshal(b.stdout.Bytes(), &res); err != nil || res.Enqueued != 0 || res.Total != 20 {
+		t.Errorf("JSON %s: enqueued %d total %d, want 0 and 20 (%v)", b.stdout.String(), res.Enqueued, res.Total, err)
 	}
 }
