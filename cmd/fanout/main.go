@@ -79,6 +79,7 @@ func main() {
 	// go-redis prints pool dial failures on its own; fanout reports them
 	// once, with the fix, instead.
 	redis.SetLogger(quietRedis{})
+	setLogDurations()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	os.Exit(runMain(ctx, e, os.Args[1:]))
 }

@@ -36,7 +36,7 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 		cfg.Worker.Concurrency = *concurrency
 	}
 	log := newLogger(e.stderr, cfg.Log)
-	log.Info().Interface("config", cfg.Redacted()).Str("version", version).Msg("worker starting")
+	logStart(log, cfg)
 	rdb, err := openRedis(ctx, cfg.Redis, cfg.Worker.Concurrency*2+10)
 	if err != nil {
 		return err
