@@ -114,6 +114,7 @@ func TestStrayArgumentRefused(t *testing.T) {
 		{"run", []string{"run", "--sandbox", "a.yaml", "extra"}, `fanout run: unexpected argument "extra": want one campaign spec file`},
 		{"status without id", []string{"status"}, `fanout status: want one campaign id`},
 		{"run without spec", []string{"run"}, `fanout run: want one campaign spec file`},
+		{"--version", []string{"--version", "extra"}, `fanout version: unexpected argument "extra": this command takes none`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +124,7 @@ func TestStrayArgumentRefused(t *testing.T) {
 			if code := b.run(t, tc.args...); code != exitBadInput {
 				t.Errorf("exit %d, want 2", code)
 			}
-			cmdName := tc.args[0]
+			cmdName, _, _ := strings.Cut(strings.TrimPrefix(tc.want, "fanout "), ":")
 			want := tc.want + "\nRun 'fanout " + cmdName + " --help' for usage.\n"
 			if diff := cmp.Diff(want, b.stderr.String()); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)
@@ -132,5 +133,18 @@ func TestStrayArgumentRefused(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing", b.stdout.String())
 			}
 		})
+	}
+}
+
+// "fanout help" takes at most one command.
+func TestHelpTakesOneCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if code := b.run(t, "help", "worker", "extra"); code != exitBadInput {
+		t.Errorf("exit %d, want 2", code)
+	}
+	want := "fanout help: unexpected argument \"extra\": want one command\nRun 'fanout help' for the commands.\n"
+	if diff := cmp.Diff(want, b.stderr.String()); diff != "" {
+		t.Errorf("stderr (-want +got):\n%s", diff)
 	}
 }

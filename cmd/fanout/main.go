@@ -94,6 +94,10 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		return exitBadInput
 	}
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 2 {
+			fmt.Fprintf(e.stderr, "fanout help: unexpected argument %q: want one command\nRun 'fanout help' for the commands.\n", args[2])
+			return exitBadInput
+		}
 		if len(args) > 1 {
 			return runMain(ctx, e, []string{args[1], "--help"})
 		}
@@ -101,7 +105,7 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		return exitOK
 	}
 	if args[0] == "--version" || args[0] == "-version" {
-		args = []string{"version"}
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
