@@ -161,8 +161,8 @@ func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *strin
 	if err != nil {
 		return "", nil, nil, nil, err
 	}
-	if len(pos) != 1 {
-		return "", nil, nil, nil, &usageError{"want exactly one campaign id"}
+	if err := checkArgs(pos, "one campaign id"); err != nil {
+		return "", nil, nil, nil, err
 	}
 	cfg, err := loadConfig(e, *cfgFile)
 	if err != nil {

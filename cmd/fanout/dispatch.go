@@ -85,7 +85,28 @@ func cmdDispatch(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	return printDispatch(e, a, res, rw != nil)
+	var final campaigns.State
+	if !a.json && !a.dry && !a.detach && res.Enqueued == 0 {
+		if final, err = finalState(ctx, cfg, res.ID); err != nil {
+			return err
+		}
+	}
+	return printDispatch(e, a, res, rw != nil, final)
+}
+
+// finalState is the campaign's state when it is over (completed or
+// cancelled), else "": a dispatch that enqueued nothing says why.
+func finalState(ctx context.Context, cfg config.Config, id string) (campaigns.State, error) {
+	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	if err != nil {
+		return "", err
+	}
+	defer rdb.Close()
+	p, err := storage.New(rdb).Progress(ctx, id)
+	if err != nil || !p.Final() {
+		return "", err
+	}
+	return p.State, nil
 }
 
 // parseDispatchArgs parses dispatch's flags and its one argument, the spec
@@ -129,8 +150,8 @@ configuration or flags). See docs/cli.md.`)
 	if err != nil {
 		return a, err
 	}
-	if len(pos) != 1 {
-		return a, &usageError{"want exactly one campaign spec file"}
+	if err := checkArgs(pos, "one campaign spec file"); err != nil {
+		return a, err
 	}
 	if a.batch != 0 && (a.batch < 1 || a.batch > 1000) {
 		return a, &usageError{fmt.Sprintf("--batch-size %d: use 1 to 1000", a.batch)}
@@ -218,35 +239,40 @@ func dispatchInput(ctx context.Context, e *env, a dispatchArgs, cfg config.Confi
 }
 
 // printDispatch prints the result: one JSON object, or the id on standard
-// output and a summary on standard error.
-func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool) error {
+// output and a summary on standard error. final is the state of a campaign
+// found already over, which the summary names instead of the counts.
+func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool, final campaigns.State) error {
 	if a.json {
 		out := dispatchJSON{Result: res, Detached: a.detach}
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
-	est := ""
-	if res.Estimate != nil {
-		est = ", sending time at the rate limits " + res.Estimate.Human
-	}
+	est := estimateText(res.Estimate)
+	dups := plural(res.Duplicates, "duplicate", "duplicates")
+	batches := plural(res.Batches, "batch", "batches")
 	if res.DryRun {
-		fmt.Fprintf(e.stdout, "dry run of %s: %d rows, %d valid, %d invalid, %d duplicates, %d suppressed, %d batches%s\n",
-			res.ID, res.Rows, res.Valid, res.Invalid, res.Duplicates, res.Suppressed, res.Batches, est)
+		fmt.Fprintf(e.stdout, "dry run of %s: %s, %d valid, %d invalid, %s, %d suppressed, %s%s\n",
+			res.ID, plural(res.Rows, "row", "rows"), res.Valid, res.Invalid, dups, res.Suppressed, batches, est)
 		return nil
 	}
 	fmt.Fprintln(e.stdout, res.ID)
 	if a.detach {
-		fmt.Fprintf(e.stderr, "uploaded %d recipients in %d batches (%d invalid, %d duplicates, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
-			res.Valid, res.Batches, res.Invalid, res.Duplicates, res.Suppressed, est, res.ID)
+		fmt.Fprintf(e.stderr, "uploaded %s in %s (%d invalid, %s, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
+			plural(res.Valid, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, res.ID)
+		return nil
+	}
+	if final != "" {
+		fmt.Fprintf(e.stderr, "campaign %s is already %s: nothing enqueued (an earlier dispatch enqueued its %s); see it with: fanout status %s\n",
+			res.ID, final, plural(res.Total, "recipient", "recipients"), res.ID)
 		return nil
 	}
 	resumed := ""
 	if res.Resumed > 0 {
-		resumed = fmt.Sprintf("; %d batches were enqueued by an earlier run", res.Resumed)
+		resumed = "; " + plural(res.Resumed, "batch was", "batches were") + " enqueued by an earlier run"
 	}
-	fmt.Fprintf(e.stderr, "enqueued %d recipients in %d batches (%d invalid, %d duplicates, %d suppressed%s%s); follow it with: fanout status %s\n",
-		res.Total, res.Batches, res.Invalid, res.Duplicates, res.Suppressed, est, resumed, res.ID)
+	fmt.Fprintf(e.stderr, "enqueued %s in %s (%d invalid, %s, %d suppressed%s%s); follow it with: fanout status %s\n",
+		plural(res.Total, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, resumed, res.ID)
 	if res.Invalid > 0 && !rejects {
-		fmt.Fprintf(e.stderr, "%d rows were refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n", res.Invalid)
+		fmt.Fprintf(e.stderr, "%s refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n", plural(res.Invalid, "row was", "rows were"))
 	}
 	return nil
 }
@@ -297,12 +323,40 @@ func (p *progressBar) update(r dispatcher.Result) {
 	}
 	p.last = now
 	rate := float64(r.Rows) / max(now.Sub(p.start).Seconds(), 1e-3)
-	line := fmt.Sprintf("  %s rows  %s rows/s  %d valid  %d invalid", commas(r.Rows), commas(int(rate)), r.Valid, r.Invalid)
-	if done, size := p.in.Progress(); size > 0 {
-		line = fmt.Sprintf("  %s %3d%%", bar(done, size, 20), done*100/size) + line
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	done, size := p.in.Progress()
+	fmt.Fprintf(p.w, "\r\033[K%s", progressLine(r, rate, done, size))
 	p.drawn = true
+}
+
+// progressLine is the dispatch's progress: when the file's size is known, a
+// bar with the bytes read and the percentage, then rows, rows per second
+// and the valid and invalid counts.
+func progressLine(r dispatcher.Result, rate float64, done, size int64) string {
+	rows := " rows"
+	if r.Rows == 1 {
+		rows = " row"
+	}
+	line := fmt.Sprintf("  %s%s  %s rows/s  %d valid  %d invalid", commas(r.Rows), rows, commas(int(rate)), r.Valid, r.Invalid)
+	if size > 0 {
+		line = fmt.Sprintf("  %s %s of %s %3d%%", meter(done, size, 20), byteSize(done), byteSize(size), done*100/size) + line
+	}
+	return line
+}
+
+// byteSize writes a size in bytes with a decimal unit: 512 B, 1.5 KB,
+// 12.3 MB, 2.0 GB.
+func byteSize(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n)/1000, "KB"
+	for _, u := range []string{"MB", "GB", "TB"} {
+		if v < 1000 {
+			break
+		}
+		v, unit = v/1000, u
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 func (p *progressBar) finish() {

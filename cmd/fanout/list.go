@@ -21,8 +21,8 @@ progress and creation time. With --json, one status object per line.`)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return &usageError{"list takes no arguments"}
+	if err := checkArgs(pos, ""); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(e, *cfgFile)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -66,10 +67,7 @@ func commands() []command {
 		{"resume", "resume a paused campaign", controlCommand("resume")},
 		{"cancel", "cancel a campaign: what is not sent is skipped", controlCommand("cancel")},
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
-		{"version", "print the version", func(ctx context.Context, e *env, args []string) error {
-			fmt.Fprintln(e.stdout, "fanout", version)
-			return nil
-		}},
+		{"version", "print the version", cmdVersion},
 	}
 }
 
@@ -81,6 +79,7 @@ func main() {
 	// go-redis prints pool dial failures on its own; fanout reports them
 	// once, with the fix, instead.
 	redis.SetLogger(quietRedis{})
+	setLogDurations()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	os.Exit(runMain(ctx, e, os.Args[1:]))
 }
@@ -95,6 +94,10 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		return exitBadInput
 	}
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 2 {
+			fmt.Fprintf(e.stderr, "fanout help: unexpected argument %q: want one command\nRun 'fanout help' for the commands.\n", args[2])
+			return exitBadInput
+		}
 		if len(args) > 1 {
 			return runMain(ctx, e, []string{args[1], "--help"})
 		}
@@ -102,7 +105,7 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		return exitOK
 	}
 	if args[0] == "--version" || args[0] == "-version" {
-		args = []string{"version"}
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -137,11 +140,18 @@ func report(w io.Writer, name string, err error) int {
 	}
 }
 
+// indentLines lays out a multi-line error below "fanout cmd: ": a first
+// line ending in ":" is a heading kept on that line ("configuration:"),
+// and the lines of the list are indented below it.
 func indentLines(s string) string {
 	if !strings.Contains(s, "\n") {
 		return s
 	}
-	return "\n  " + strings.ReplaceAll(s, "\n", "\n  ")
+	head := ""
+	if first, rest, _ := strings.Cut(s, "\n"); strings.HasSuffix(first, ":") {
+		head, s = first, rest
+	}
+	return head + "\n  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 func usage(w io.Writer) {
@@ -178,12 +188,74 @@ func newFlags(e *env, name, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stdout, "Usage: fanout %s %s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(description))
-		fs.SetOutput(e.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		fmt.Fprintf(e.stdout, "Usage: %s\n\n%s\n", strings.TrimSpace("fanout "+name+" "+synopsis), strings.TrimSpace(description))
+		printFlags(e.stdout, fs)
 	}
 	return fs
+}
+
+// printFlags prints a flag set GNU-style: "--name placeholder", then its
+// usage, with the default shown once: appended unless the usage already
+// says it or the default is the type's zero value.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprint(w, "\nFlags:\n")
+			first = false
+		}
+		placeholder, usage := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if placeholder != "" {
+			head += " " + placeholder
+		}
+		if !strings.Contains(usage, "(default") && !zeroDefault(f.DefValue) {
+			def := f.DefValue
+			if strings.ContainsAny(def, " \t") {
+				def = strconv.Quote(def)
+			}
+			usage += " (default " + def + ")"
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", head, usage)
+	})
+}
+
+// zeroDefault reports whether a flag's default is its type's zero value,
+// which help does not show.
+func zeroDefault(v string) bool {
+	switch v {
+	case "", "0", "false", "0s", "[]":
+		return true
+	}
+	return false
+}
+
+// cmdVersion prints the version.
+func cmdVersion(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "version", "", "Prints fanout's version.")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkArgs(pos, ""); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "fanout", version)
+	return nil
+}
+
+// checkArgs refuses a missing or a stray argument. want names what the
+// command takes, such as "one campaign id"; "" means no argument.
+func checkArgs(pos []string, want string) error {
+	switch {
+	case want == "" && len(pos) > 0:
+		return &usageError{fmt.Sprintf("unexpected argument %q: this command takes none", pos[0])}
+	case want != "" && len(pos) == 0:
+		return &usageError{"want " + want}
+	case want != "" && len(pos) > 1:
+		return &usageError{fmt.Sprintf("unexpected argument %q: want %s", pos[1], want)}
+	}
+	return nil
 }
 
 // parse parses flags wherever they appear among the arguments, so both

@@ -98,8 +98,8 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	if err != nil {
 		return a, err
 	}
-	if len(pos) != 1 {
-		return a, &usageError{"want exactly one campaign spec file"}
+	if err := checkArgs(pos, "one campaign spec file"); err != nil {
+		return a, err
 	}
 	a.cfgFile, a.spec = *cfgFile, pos[0]
 	return a, nil
@@ -210,8 +210,9 @@ func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec
 	}
 	res, err := dispatchSpec(ctx, cfg, spec, src, opts, log)
 	if err == nil && !a.json {
-		fmt.Fprintf(e.stderr, "fanout run: campaign %s: %d recipients enqueued in %d batches (%d invalid, %d duplicates, %d suppressed)\n",
-			res.ID, res.Total, res.Batches, res.Invalid, res.Duplicates, res.Suppressed)
+		fmt.Fprintf(e.stderr, "fanout run: campaign %s: %s enqueued in %s (%d invalid, %s, %d suppressed)\n",
+			res.ID, plural(res.Total, "recipient", "recipients"), plural(res.Batches, "batch", "batches"), res.Invalid,
+			plural(res.Duplicates, "duplicate", "duplicates"), res.Suppressed)
 	}
 	return res, err
 }
@@ -333,7 +334,8 @@ func summary(w io.Writer, p campaigns.Progress, took time.Duration, sb *sandbox.
 	}
 	if sb != nil {
 		st := sb.Stats()
-		fmt.Fprintf(w, "\n  sandbox: %d API requests, %d messages accepted, %d duplicates\n", st.Requests, st.Accepted, st.Duplicates)
+		fmt.Fprintf(w, "\n  sandbox: %s, %s accepted, %s\n", plural(st.Requests, "API request", "API requests"),
+			plural(st.Accepted, "message", "messages"), plural(st.Duplicates, "duplicate", "duplicates"))
 	}
 	fmt.Fprintln(w)
 }

@@ -44,7 +44,11 @@ See docs/oneroute.md.`)
 	fs.IntVar(&f.HangMS, "hang-ms", 0, "bound a hang to this many ms (0: until the client goes away)")
 	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "share of sends accepted and then reset")
 	fs.IntVar(&f.RateLimitPerSec, "rate-limit", 0, "answer 429 above this many requests per second (0: none)")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkArgs(pos, ""); err != nil {
 		return err
 	}
 	if *webhookURL != "" {

@@ -81,18 +81,27 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	if p.Channel.TracksDLR() {
 		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
 	}
-	fmt.Fprintf(w, "refused    %d invalid, %d duplicates, %d suppressed\n", p.Invalid, p.Duplicates, p.Suppressed)
+	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed\n", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
 	printReasons(w, p.FailureReasons, 5)
 	if p.FinishedAt != nil {
 		fmt.Fprintf(w, "finished   %s (took %s)\n", p.FinishedAt.Format(time.RFC3339), p.FinishedAt.Sub(p.CreatedAt).Round(time.Millisecond))
 	}
 }
 
+// bar is a meter followed by done/total and the percentage.
 func bar(done, total int64, width int) string {
 	if total <= 0 {
-		return fmt.Sprintf("[%s] 0/0", spaces(width))
+		return fmt.Sprintf("%s 0/0", meter(0, 0, width))
 	}
-	n := int(done * int64(width) / total)
+	return fmt.Sprintf("%s %d/%d (%.0f%%)", meter(done, total, width), done, total, 100*float64(done)/float64(total))
+}
+
+// meter draws done of total as a bar of width cells: [####......].
+func meter(done, total int64, width int) string {
+	n := 0
+	if total > 0 {
+		n = int(min(done, total) * int64(width) / total)
+	}
 	b := make([]byte, width)
 	for i := range b {
 		if i < n {
@@ -101,15 +110,7 @@ func bar(done, total int64, width int) string {
 			b[i] = '.'
 		}
 	}
-	return fmt.Sprintf("[%s] %d/%d (%.0f%%)", b, done, total, 100*float64(done)/float64(total))
-}
-
-func spaces(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = '.'
-	}
-	return string(b)
+	return "[" + string(b) + "]"
 }
 
 // printReasons prints the most frequent failure reasons.
@@ -129,7 +130,7 @@ func printReasons(w io.Writer, reasons map[string]int64, top int) {
 	fmt.Fprintln(w, "why failed or unknown:")
 	for i, r := range list {
 		if i == top {
-			fmt.Fprintf(w, "  ... %d more reasons (fanout status --json shows them all)\n", len(list)-top)
+			fmt.Fprintf(w, "  ... %s (fanout status --json shows them all)\n", plural(len(list)-top, "more reason", "more reasons"))
 			break
 		}
 		fmt.Fprintf(w, "  %7d  %s\n", r.v, r.k)

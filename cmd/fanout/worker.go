@@ -18,7 +18,11 @@ SIGTERM or SIGINT stops it gracefully: it takes no new tasks and waits up to
 FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	cfgFile := configFlag(fs)
 	concurrency := fs.Int("concurrency", 0, fmt.Sprintf("tasks run at once (default FANOUT_CONCURRENCY, %d)", config.DefaultConcurrency))
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkArgs(pos, ""); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(e, *cfgFile)
@@ -32,7 +36,7 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 		cfg.Worker.Concurrency = *concurrency
 	}
 	log := newLogger(e.stderr, cfg.Log)
-	log.Info().Interface("config", cfg.Redacted()).Str("version", version).Msg("worker starting")
+	logStart(log, cfg)
 	rdb, err := openRedis(ctx, cfg.Redis, cfg.Worker.Concurrency*2+10)
 	if err != nil {
 		return err
