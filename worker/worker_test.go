@@ -137,6 +137,10 @@ func (b *blockRecorder) Allow(ctx context.Context, key string, l ratelimit.Limit
 	return ratelimit.Result{Allowed: n}, nil
 }
 
+func (b *blockRecorder) Reserve(ctx context.Context, key string, l ratelimit.Limit, n int, ahead time.Duration) (ratelimit.Result, error) {
+	return ratelimit.Result{Allowed: n}, nil
+}
+
 func (b *blockRecorder) Block(ctx context.Context, key string, d time.Duration) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -602,6 +606,10 @@ func (g *gateLimiter) Allow(ctx context.Context, key string, l ratelimit.Limit, 
 		<-g.release
 	}
 	return ratelimit.Result{Allowed: n}, nil
+}
+
+func (g *gateLimiter) Reserve(ctx context.Context, key string, l ratelimit.Limit, n int, ahead time.Duration) (ratelimit.Result, error) {
+	return g.Allow(ctx, key, l, n)
 }
 
 func (g *gateLimiter) Block(context.Context, string, time.Duration) error { return nil }
