@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -53,20 +54,74 @@ type outcome struct {
 	// released: not sent because the worker is stopping; give it back
 	// without counting a failure.
 	released bool
+	// deferred: not sent because the rate limiter had no permits soon
+	// enough; give it back to a child that waits this long.
+	deferred time.Duration
 }
 
-// send makes the channel's requests for items and returns one outcome per
-// item, in order. Each request's rows are stamped just before it starts;
-// a row this attempt no longer owns is not sent.
-func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item) []outcome {
+// send makes the channel's requests for items, each when pc releases it,
+// and returns one outcome per item, in order. Each request's rows are
+// stamped just before it starts, after its wait for permits; a row this
+// attempt no longer owns is not sent.
+func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, pc *pacer) []outcome {
 	switch {
 	case len(items) == 0:
 		return nil
 	case ch.batchFunc != nil:
-		return a.sendBatch(ctx, items, ch.batchFunc)
+		return a.sendChunks(ctx, items, ch.batchFunc, pc)
 	default:
-		return a.sendEach(ctx, items, ch.eachFunc)
+		return a.sendEach(ctx, items, ch.eachFunc, pc)
 	}
+}
+
+// sendChunks splits a batched call into requests of at most the pacer's
+// size and sends each at its last permit's time. After a request the
+// provider throttled, or one whose permits do not come soon enough, the
+// rest is not sent.
+func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
+	out := make([]outcome, 0, len(items))
+	for _, chunk := range pc.chunks(items) {
+		if pc.size > 0 {
+			at, err := pc.reserve(ctx, len(chunk))
+			if err == nil && !pc.until(ctx, at) {
+				err = ctx.Err()
+			}
+			if err != nil {
+				rest := make([]outcome, len(items)-len(out))
+				unsent(rest, err)
+				return append(out, rest...)
+			}
+		}
+		res := a.sendBatch(ctx, chunk, call)
+		out = append(out, res...)
+		if throttled(res) && len(out) < len(items) {
+			rest := make([]outcome, len(items)-len(out))
+			for i := range rest {
+				rest[i] = outcome{action: Reschedule, retryAfter: retryAfterOf(res), reason: "provider throttled the sender"}
+			}
+			return append(out, rest...)
+		}
+	}
+	return out
+}
+
+// throttled reports whether the provider throttled a request (429).
+func throttled(res []outcome) bool {
+	for _, o := range res {
+		if o.action == Reschedule {
+			return true
+		}
+	}
+	return false
+}
+
+// retryAfterOf is the longest Retry-After among res.
+func retryAfterOf(res []outcome) time.Duration {
+	var d time.Duration
+	for _, o := range res {
+		d = max(d, o.retryAfter)
+	}
+	return d
 }
 
 // sendBatch stamps items and sends those this attempt still owns in one
@@ -101,17 +156,52 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 }
 
 // sendEach sends each item in its own call, concurrently up to the
-// configured limit, stamping each just before its request. Once the worker
-// is stopping or the task's context is done, no new request starts.
-func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error)) []outcome {
+// configured limit, stamping each just before its request. With a
+// per-second limit, each request starts at its own permit's time, one
+// interval after the previous, never in a lump. Once the worker is
+// stopping, the task's context is done, the limiter has no permits soon
+// enough or the provider throttled the sender, no new request starts.
+func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	out := make([]outcome, len(items))
 	sem := make(chan struct{}, a.s.opts.PerCallConcurrency)
 	var wg sync.WaitGroup
+	var throttle atomic.Int64 // the provider's Retry-After once a call was throttled
+	var last time.Time        // when the current reservation's last permit conforms
+	left := 0                 // permits of the current reservation not yet used
+	var n int                 // size of the current reservation
 	for i, it := range items {
+		if pc.size > 0 {
+			var err error
+			if left == 0 {
+				n = min(pc.size, len(items)-i)
+				last, err = pc.reserve(ctx, n)
+				left = n
+			}
+			if err == nil && !pc.until(ctx, pc.cell(last, n-left, n)) {
+				err = ctx.Err() // nil when the worker is stopping
+				if err == nil {
+					err = errStopping
+				}
+			}
+			left--
+			if err != nil {
+				unsent(out[i:], err)
+				break
+			}
+		}
+		if ra := throttle.Load(); ra > 0 {
+			for j := i; j < len(items); j++ {
+				out[j] = outcome{action: Reschedule, retryAfter: time.Duration(ra), reason: "provider throttled the sender"}
+			}
+			break
+		}
 		stop := false
 		select {
 		case sem <- struct{}{}:
 			stop = ctx.Err() != nil || a.s.draining()
+			if stop {
+				<-sem
+			}
 		case <-ctx.Done():
 			stop = true
 		case <-a.s.drain:
@@ -119,9 +209,7 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 		}
 		if stop {
 			// Not sent: give back without counting a failure.
-			for j := i; j < len(items); j++ {
-				out[j] = outcome{released: true, reason: "worker stopping"}
-			}
+			unsent(out[i:], nil)
 			break
 		}
 		wg.Add(1)
@@ -129,6 +217,9 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 			defer wg.Done()
 			defer func() { <-sem }()
 			out[i] = a.sendOne(ctx, it, call)
+			if out[i].action == Reschedule {
+				throttle.Store(int64(max(out[i].retryAfter, time.Second)))
+			}
 		}()
 	}
 	wg.Wait()
