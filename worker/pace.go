@@ -17,6 +17,13 @@ import (
 // window at exactly limit + burst, 50 ms a few cells below it.
 const paceMargin = 50 * time.Millisecond
 
+// lateLimit is how late after its permits a request may still start (after
+// its stamp); half the margin, leaving the other half for the request's
+// trip. A later request is not sent: its permits are lost and its
+// recipients go to the child task, so a stalled process never lands a lump
+// in a second that is already full.
+const lateLimit = paceMargin / 2
+
 // pacer puts an attempt's requests on the wire when the shared limiter's
 // permits for them conform, so the provider never sees more than the burst
 // at once, whatever the shape of the requests. It reserves permits for at

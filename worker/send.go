@@ -81,8 +81,10 @@ func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, 
 func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	out := make([]outcome, 0, len(items))
 	for _, chunk := range pc.chunks(items) {
+		var at time.Time // when the request's permits conform; zero: not paced
 		if pc.size > 0 {
-			at, err := pc.reserve(ctx, len(chunk))
+			var err error
+			at, err = pc.reserve(ctx, len(chunk))
 			if err == nil && !pc.until(ctx, at) {
 				err = ctx.Err()
 			}
@@ -92,7 +94,7 @@ func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call f
 				return append(out, rest...)
 			}
 		}
-		res := a.sendBatch(ctx, chunk, call)
+		res := a.sendBatch(ctx, chunk, call, at)
 		out = append(out, res...)
 		if throttled(res) && len(out) < len(items) {
 			rest := make([]outcome, len(items)-len(out))
@@ -125,8 +127,9 @@ func retryAfterOf(res []outcome) time.Duration {
 }
 
 // sendBatch stamps items and sends those this attempt still owns in one
-// provider call.
-func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error)) []outcome {
+// provider call. A paced request (due set) that would start more than
+// lateLimit after its permits is not sent, as in sendOne.
+func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), due time.Time) []outcome {
 	out := make([]outcome, len(items))
 	owned, err := a.stamp(ctx, items)
 	if err != nil {
@@ -146,6 +149,12 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 		idx = append(idx, i)
 	}
 	if len(mine) == 0 {
+		return out
+	}
+	if !due.IsZero() && time.Since(due) > lateLimit {
+		for _, i := range idx {
+			out[i] = outcome{deferred: time.Second, reason: "released too late for its permits"}
+		}
 		return out
 	}
 	res, err := call(ctx, mine)
@@ -170,6 +179,7 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 	left := 0                 // permits of the current reservation not yet used
 	var n int                 // size of the current reservation
 	for i, it := range items {
+		var due time.Time // when this item's permit conforms; zero: not paced
 		if pc.size > 0 {
 			var err error
 			if left == 0 {
@@ -177,7 +187,8 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 				last, err = pc.reserve(ctx, n)
 				left = n
 			}
-			if err == nil && !pc.until(ctx, pc.cell(last, n-left, n)) {
+			due = pc.cell(last, n-left, n)
+			if err == nil && !pc.until(ctx, due) {
 				err = ctx.Err() // nil when the worker is stopping
 				if err == nil {
 					err = errStopping
@@ -216,7 +227,7 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = a.sendOne(ctx, it, call)
+			out[i] = a.sendOne(ctx, it, call, due)
 			if out[i].action == Reschedule {
 				throttle.Store(int64(max(out[i].retryAfter, time.Second)))
 			}
@@ -227,8 +238,11 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 }
 
 // sendOne stamps one item and, if this attempt still owns it and the task
-// goes on, makes its request.
-func (a *attempt) sendOne(ctx context.Context, it campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error)) outcome {
+// goes on, makes its request. A paced item (due set) whose request would
+// start more than lateLimit after its permit is not sent: it would land in
+// a second already full (see paceMargin). Its permit is lost and it goes to
+// the child task.
+func (a *attempt) sendOne(ctx context.Context, it campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error), due time.Time) outcome {
 	owned, err := a.stamp(ctx, []campaigns.Item{it})
 	switch {
 	case err != nil:
@@ -237,6 +251,8 @@ func (a *attempt) sendOne(ctx context.Context, it campaigns.Item, call func(cont
 		return outcome{notOwned: true}
 	case ctx.Err() != nil:
 		return outcome{released: true, reason: "worker stopping"}
+	case !due.IsZero() && time.Since(due) > lateLimit:
+		return outcome{deferred: time.Second, reason: "released too late for its permit"}
 	}
 	res, err := call(ctx, it)
 	return fromResults(res, err, 1)[0]
