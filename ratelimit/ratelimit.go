@@ -20,17 +20,24 @@
 //     the day), so the caps are kept strictly and the sustained rate under a
 //     cap is 99.6% (minute) and 99.7% (day) of it.
 //
+// Reserve is Allow that may take permits in the near future: it takes n
+// permits that conform at most ahead from now and says in Result.Delay when,
+// so a caller that sends at that time (Schedule returns it) paces its
+// requests at arrival, not only at the limiter. The caps count reserved
+// permits in the bucket of their time. Allow is Reserve with ahead 0.
+//
 // A request for more than Burst permits at once is allowed only when the
 // per-second bucket is full (every earlier permit paid back); it then owes
 // n/PerSecond seconds, so the long-run rate holds and nothing
-// deadlocks, but that one request exceeds the burst. Keep batches at or below
-// the burst to keep the one-second bound. A request for more than PerMinute or
-// PerDay permits can never be allowed: Allow returns a *CapacityError.
+// deadlocks, but that one request exceeds the burst. Keep requests at or
+// below the burst to keep the one-second bound. A request for more than
+// PerMinute or PerDay permits can never be allowed: Allow returns a
+// *CapacityError.
 //
 // Block stops a sender for every worker, as after a provider 429 with
 // Retry-After; Allow answers with the remaining block as RetryAfter. A block
-// holds even for a sender with no limits (Limit.Unlimited), so Allow always
-// asks the limiter.
+// holds even for a sender with no limits (Limit.Unlimited), so Allow and
+// Reserve always ask the limiter.
 package ratelimit
 
 import (
