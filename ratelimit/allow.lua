@@ -113,9 +113,11 @@ local function window(key, cap, width, k, now)
       end
     end
   else
-    for lo = oldest, idx, 64 do
+    -- Reservations may have counted permits in buckets after idx (their
+    -- time lies ahead): walk up to a window past it.
+    for lo = oldest, idx + k, 64 do
       local names = {}
-      for i = lo, math.min(idx, lo + 63) do names[#names + 1] = num(i) end
+      for i = lo, math.min(idx + k, lo + 63) do names[#names + 1] = num(i) end
       local counts = redis.call("HMGET", key, unpack(names))
       for j = 1, #names do
         if counts[j] then
@@ -133,7 +135,8 @@ end
 local function take(key, idx, total, oldest, width, k)
   redis.call("HINCRBY", key, num(idx), n)
   redis.call("HSET", key, "t", num(total + n), "o", num(oldest))
-  redis.call("PEXPIRE", key, math.ceil((k + 2) * width / 1000))
+  -- Counted from the permits' time (at), which may lie ahead of now.
+  redis.call("PEXPIRE", key, math.ceil(((k + 2) * width + at - now) / 1000))
 end
 
 local mcap = tonumber(ARGV[4])

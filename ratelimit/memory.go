@@ -160,7 +160,9 @@ func (w *memWindow) check(now time.Time, limit, n int, width, window time.Durati
 		return idx, 0
 	}
 	need, freed := w.total+n-limit, 0
-	for i := w.oldest; i <= idx; i++ {
+	// Reservations may have counted permits in buckets after idx (their
+	// time lies ahead): walk up to a window past it.
+	for i := w.oldest; i <= idx+k; i++ {
 		if freed += w.buckets[i]; freed >= need {
 			freeAt := time.UnixMicro((i + k + 1) * width.Microseconds())
 			return idx, freeAt.Sub(now)
