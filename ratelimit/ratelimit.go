@@ -188,15 +188,15 @@ func Schedule(ctx context.Context, lim Limiter, key string, l Limit, n int, maxW
 		if res.RetryAfter > maxWait || time.Now().Add(res.RetryAfter).After(giveUp) {
 			return time.Time{}, &ThrottledError{Key: key, RetryIn: res.RetryAfter}
 		}
-		if err := Sleep(ctx, res.RetryAfter); err != nil {
+		if err := sleep(ctx, res.RetryAfter); err != nil {
 			return time.Time{}, err
 		}
 	}
 }
 
-// Sleep waits d or until ctx is done, whichever comes first, and returns
+// sleep waits d or until ctx is done, whichever comes first, and returns
 // ctx's error in the second case.
-func Sleep(ctx context.Context, d time.Duration) error {
+func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
