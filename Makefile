@@ -60,9 +60,13 @@ tidy: ## go mod tidy
 chaos-rate: ## ratelimit: two worker processes, one redis-server, 200/s for 60 s (issue 5 proof)
 	FANOUT_LONG=1 $(GO) test -count=1 -v -run '^TestTwoProcessAccuracyLong$$' ./ratelimit
 
+.PHONY: chaos-pace
+chaos-pace: ## pacing at arrival: three workers, 3,000 SMS + 3,000 WhatsApp templates at 200/s burst 20, measured at the provider
+	FANOUT_LONG=1 $(GO) test -count=1 -v -run '^TestPacingAtArrival$$' ./worker
+
 .PHONY: chaos-delivery
 chaos-delivery: ## delivery: 10k-recipient provider-fault soak, SIGTERM during a 5 s send, SIGKILL mid-batch
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestSoakWithProviderFaults|TestSIGTERMDuringSlowSend|TestSIGKILLMidBatch)$$' ./cmd/fanout
 
 .PHONY: chaos
-chaos: chaos-rate chaos-delivery ## long and failure-injection tests (needs redis-server)
+chaos: chaos-rate chaos-pace chaos-delivery ## long and failure-injection tests (needs redis-server)

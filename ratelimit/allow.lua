@@ -10,15 +10,21 @@
 -- ARGV[4]  per-minute cap (0 = none), ARGV[5] per-minute bucket width µs
 -- ARGV[6]  per-day cap (0 = none),    ARGV[7] per-day bucket width µs
 -- ARGV[8]  buckets per window for the minute, ARGV[9] for the day
--- Returns {allowed, retry_us}: {1, 0} when the n permits were taken,
--- {0, µs until the request could be allowed} when nothing was taken.
+-- ARGV[10] ahead: how far in the future the permits may conform, µs (0 = now)
+-- Returns {allowed, us}: {1, µs from now until the n permits conform (0 when
+-- ahead is 0)} when they were taken (reserved), {0, µs until the request
+-- could be allowed} when nothing was taken.
 -- The clock is Redis TIME, so worker clocks do not matter. Modelled on
 -- go-redis/redis_rate v10 (GCRA), with moving-window caps for minute and day.
 redis.replicate_commands()
 
 local n = tonumber(ARGV[1])
+local ahead = tonumber(ARGV[10] or "0")
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- at: when the permits conform, now or up to ahead later. The caps count
+-- them in the bucket of that time.
+local at = now
 
 local function num(s) return string.format("%.0f", s) end
 
@@ -43,17 +49,20 @@ if rate > 0 then
   tat = math.max(tat, now)
   new_tat = tat + n * interval
   local allow_at = new_tat - burst * interval
-  if allow_at > now then
+  if allow_at > now + ahead then
     ok = false
-    retry = math.max(retry, allow_at - now)
+    retry = math.max(retry, allow_at - now - ahead)
+  elseif allow_at > now then
+    at = allow_at
   end
 end
 
--- A moving-window cap: buckets [idx-k, idx] are counted. Drops the buckets
--- that left the window, and says whether n more fit (or when they would).
+-- A moving-window cap at time now (the permits' conforming time): buckets
+-- [idx-k, idx] are counted. Drops the buckets that left the window, and
+-- says whether n more fit (or how long after now they would).
 -- Returns ok, retry µs, the bucket to count n in, the total and the oldest
 -- bucket still counted.
-local function window(key, cap, width, k)
+local function window(key, cap, width, k, now)
   local idx = math.floor(now / width)
   local first = idx - k
   local head = redis.call("HMGET", key, "t", "o")
@@ -104,9 +113,11 @@ local function window(key, cap, width, k)
       end
     end
   else
-    for lo = oldest, idx, 64 do
+    -- Reservations may have counted permits in buckets after idx (their
+    -- time lies ahead): walk up to a window past it.
+    for lo = oldest, idx + k, 64 do
       local names = {}
-      for i = lo, math.min(idx, lo + 63) do names[#names + 1] = num(i) end
+      for i = lo, math.min(idx + k, lo + 63) do names[#names + 1] = num(i) end
       local counts = redis.call("HMGET", key, unpack(names))
       for j = 1, #names do
         if counts[j] then
@@ -124,26 +135,27 @@ end
 local function take(key, idx, total, oldest, width, k)
   redis.call("HINCRBY", key, num(idx), n)
   redis.call("HSET", key, "t", num(total + n), "o", num(oldest))
-  redis.call("PEXPIRE", key, math.ceil((k + 2) * width / 1000))
+  -- Counted from the permits' time (at), which may lie ahead of now.
+  redis.call("PEXPIRE", key, math.ceil(((k + 2) * width + at - now) / 1000))
 end
 
 local mcap = tonumber(ARGV[4])
 local mok, mretry, midx, mtotal, mold
 if mcap > 0 then
-  mok, mretry, midx, mtotal, mold = window(KEYS[2], mcap, tonumber(ARGV[5]), tonumber(ARGV[8]))
+  mok, mretry, midx, mtotal, mold = window(KEYS[2], mcap, tonumber(ARGV[5]), tonumber(ARGV[8]), at)
   if not mok then
     ok = false
-    retry = math.max(retry, mretry)
+    retry = math.max(retry, at - now + mretry - ahead)
   end
 end
 
 local dcap = tonumber(ARGV[6])
 local dok, dretry, didx, dtotal, dold
 if dcap > 0 then
-  dok, dretry, didx, dtotal, dold = window(KEYS[3], dcap, tonumber(ARGV[7]), tonumber(ARGV[9]))
+  dok, dretry, didx, dtotal, dold = window(KEYS[3], dcap, tonumber(ARGV[7]), tonumber(ARGV[9]), at)
   if not dok then
     ok = false
-    retry = math.max(retry, dretry)
+    retry = math.max(retry, at - now + dretry - ahead)
   end
 end
 
@@ -156,4 +168,4 @@ if rate > 0 then
 end
 if mcap > 0 then take(KEYS[2], midx, mtotal, mold, tonumber(ARGV[5]), tonumber(ARGV[8])) end
 if dcap > 0 then take(KEYS[3], didx, dtotal, dold, tonumber(ARGV[7]), tonumber(ARGV[9])) end
-return {1, 0}
+return {1, math.floor(at - now)}

@@ -222,6 +222,60 @@ func testLimiter(t *testing.T, setup func(t *testing.T) *testBundle) {
 		}
 	})
 
+	// A reservation hands out future permits without overlap: each one's
+	// Delay is when its permits conform, one interval per permit after the
+	// burst, and nothing is taken beyond ahead.
+	t.Run("Reserve", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		l := Limit{PerSecond: 10, Burst: 4}
+		ahead := 500 * time.Millisecond
+		var prev time.Duration
+		for i := range 5 {
+			res, err := b.lim.Reserve(ctx, "k", l, 4, ahead)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i < 2 && res.Allowed != 4 {
+				t.Fatalf("reservation %d: %+v, want 4 allowed", i, res)
+			}
+			if res.Allowed == 0 {
+				// The third 4 would conform 800 ms from now: 300 ms beyond ahead.
+				if i != 2 || res.RetryAfter <= 0 || res.RetryAfter > 300*time.Millisecond {
+					t.Fatalf("reservation %d denied with %+v", i, res)
+				}
+				break
+			}
+			if i > 0 && b.fake() && res.Delay != prev+400*time.Millisecond {
+				t.Fatalf("reservation %d: Delay %s, want %s", i, res.Delay, prev+400*time.Millisecond)
+			}
+			if i > 0 && res.Delay <= prev-50*time.Millisecond {
+				t.Fatalf("reservation %d: Delay %s not after %s", i, res.Delay, prev)
+			}
+			prev = res.Delay
+		}
+		// Allow sees the reserved future as taken.
+		mustDeny(t, b.lim, "k", l, 1, b.atLeast(100*time.Millisecond), time.Second)
+	})
+
+	// A reservation under a block waits for the block, like Allow.
+	t.Run("ReserveBlocked", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		if err := b.lim.Block(ctx, "k", 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		res, err := b.lim.Reserve(ctx, "k", Limit{}, 1, 500*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Allowed != 0 || res.RetryAfter < b.atLeast(time.Second) || res.RetryAfter > 2*time.Second {
+			t.Fatalf("Reserve under a 2 s block: %+v", res)
+		}
+	})
+
 	// A request above the burst cannot deadlock: it goes when the bucket
 	// is full and leaves the others waiting for its n intervals.
 	t.Run("AboveBurst", func(t *testing.T) {

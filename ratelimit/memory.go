@@ -56,6 +56,13 @@ func (m *Memory) sender(key string) *memSender {
 // long until they could be taken. It returns a *CapacityError when n exceeds
 // a per-minute or per-day cap.
 func (m *Memory) Allow(ctx context.Context, key string, l Limit, n int) (Result, error) {
+	return m.Reserve(ctx, key, l, n, 0)
+}
+
+// Reserve takes n permits for key that conform within ahead from now, or
+// none and says how long until they could be taken. It returns a
+// *CapacityError when n exceeds a per-minute or per-day cap.
+func (m *Memory) Reserve(ctx context.Context, key string, l Limit, n int, ahead time.Duration) (Result, error) {
 	if n <= 0 {
 		return Result{}, nil
 	}
@@ -81,6 +88,8 @@ func (m *Memory) Allow(ctx context.Context, key string, l Limit, n int) (Result,
 		deny(s.blocked.Sub(now))
 	}
 
+	ahead = max(ahead, 0)
+	at := now // when the permits conform; the caps count them then
 	var newTAT time.Time
 	if l.PerSecond > 0 {
 		interval := time.Second / time.Duration(l.PerSecond)
@@ -90,22 +99,25 @@ func (m *Memory) Allow(ctx context.Context, key string, l Limit, n int) (Result,
 			tat = now
 		}
 		newTAT = tat.Add(time.Duration(n) * interval)
-		if allowAt := newTAT.Add(-time.Duration(burst) * interval); allowAt.After(now) {
-			deny(allowAt.Sub(now))
+		switch allowAt := newTAT.Add(-time.Duration(burst) * interval); {
+		case allowAt.After(now.Add(ahead)):
+			deny(allowAt.Sub(now) - ahead)
+		case allowAt.After(now):
+			at = allowAt
 		}
 	}
 
 	var mIdx, dIdx int64
 	if l.PerMinute > 0 {
 		var d time.Duration
-		if mIdx, d = s.minute.check(now, l.PerMinute, n, minuteBucket, minuteWindow); d > 0 {
-			deny(d)
+		if mIdx, d = s.minute.check(at, l.PerMinute, n, minuteBucket, minuteWindow); d > 0 {
+			deny(at.Sub(now) + d - ahead)
 		}
 	}
 	if l.PerDay > 0 {
 		var d time.Duration
-		if dIdx, d = s.day.check(now, l.PerDay, n, dayBucket, dayWindow); d > 0 {
-			deny(d)
+		if dIdx, d = s.day.check(at, l.PerDay, n, dayBucket, dayWindow); d > 0 {
+			deny(at.Sub(now) + d - ahead)
 		}
 	}
 
@@ -121,7 +133,7 @@ func (m *Memory) Allow(ctx context.Context, key string, l Limit, n int) (Result,
 	if l.PerDay > 0 {
 		s.day.take(dIdx, n)
 	}
-	return Result{Allowed: n}, nil
+	return Result{Allowed: n, Delay: at.Sub(now).Truncate(time.Microsecond)}, nil
 }
 
 // check drops the buckets that left the window and returns the bucket to
@@ -148,7 +160,9 @@ func (w *memWindow) check(now time.Time, limit, n int, width, window time.Durati
 		return idx, 0
 	}
 	need, freed := w.total+n-limit, 0
-	for i := w.oldest; i <= idx; i++ {
+	// Reservations may have counted permits in buckets after idx (their
+	// time lies ahead): walk up to a window past it.
+	for i := w.oldest; i <= idx+k; i++ {
 		if freed += w.buckets[i]; freed >= need {
 			freeAt := time.UnixMicro((i + k + 1) * width.Microseconds())
 			return idx, freeAt.Sub(now)

@@ -20,17 +20,24 @@
 //     the day), so the caps are kept strictly and the sustained rate under a
 //     cap is 99.6% (minute) and 99.7% (day) of it.
 //
+// Reserve is Allow that may take permits in the near future: it takes n
+// permits that conform at most ahead from now and says in Result.Delay when,
+// so a caller that sends at that time (Schedule returns it) paces its
+// requests at arrival, not only at the limiter. The caps count reserved
+// permits in the bucket of their time. Allow is Reserve with ahead 0.
+//
 // A request for more than Burst permits at once is allowed only when the
 // per-second bucket is full (every earlier permit paid back); it then owes
 // n/PerSecond seconds, so the long-run rate holds and nothing
-// deadlocks, but that one request exceeds the burst. Keep batches at or below
-// the burst to keep the one-second bound. A request for more than PerMinute or
-// PerDay permits can never be allowed: Allow returns a *CapacityError.
+// deadlocks, but that one request exceeds the burst. Keep requests at or
+// below the burst to keep the one-second bound. A request for more than
+// PerMinute or PerDay permits can never be allowed: Allow returns a
+// *CapacityError.
 //
 // Block stops a sender for every worker, as after a provider 429 with
 // Retry-After; Allow answers with the remaining block as RetryAfter. A block
-// holds even for a sender with no limits (Limit.Unlimited), so Allow always
-// asks the limiter.
+// holds even for a sender with no limits (Limit.Unlimited), so Allow and
+// Reserve always ask the limiter.
 package ratelimit
 
 import (
@@ -67,12 +74,20 @@ type Result struct {
 	Allowed int
 	// RetryAfter is how long until the request could be allowed; 0 when allowed.
 	RetryAfter time.Duration
+	// Delay is, when allowed by Reserve, how long from now until the permits
+	// conform: the request goes on the wire then, not before. Always 0 from
+	// Allow.
+	Delay time.Duration
 }
 
 // Limiter hands out send permits.
 type Limiter interface {
 	// Allow takes n permits for key now, or none and says how long to wait.
 	Allow(ctx context.Context, key string, l Limit, n int) (Result, error)
+	// Reserve takes n permits for key that conform at most ahead from now,
+	// and says in Result.Delay when; or none and says how long to wait.
+	// Reserve with ahead 0 is Allow.
+	Reserve(ctx context.Context, key string, l Limit, n int, ahead time.Duration) (Result, error)
 	// Block stops key for d for every caller, as after a provider 429 with
 	// Retry-After.
 	Block(ctx context.Context, key string, d time.Duration) error
@@ -139,6 +154,60 @@ func checkCapacity(key string, l Limit, n int) error {
 		return &CapacityError{Key: key, N: n, Cap: "per_day", Limit: l.PerDay}
 	}
 	return nil
+}
+
+// Schedule reserves n permits for key and returns when they conform: the
+// caller sends at that time, not before, so its request reaches the
+// provider paced (see Reserve). Keep n at or below the burst. It retries a
+// denial while the total wait stays within maxWait and ends before ctx's
+// deadline, and fails like Wait otherwise.
+func Schedule(ctx context.Context, lim Limiter, key string, l Limit, n int, maxWait time.Duration) (time.Time, error) {
+	if lim == nil || n <= 0 {
+		return time.Now(), nil
+	}
+	giveUp := time.Now().Add(maxWait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(giveUp) {
+		giveUp = dl
+	}
+	for {
+		res, err := lim.Reserve(ctx, key, l, n, max(time.Until(giveUp), 0))
+		if err != nil {
+			if ctx.Err() != nil {
+				return time.Time{}, ctx.Err()
+			}
+			if ce := (*CapacityError)(nil); errors.As(err, &ce) {
+				return time.Time{}, err
+			}
+			return time.Time{}, &ThrottledError{Key: key, RetryIn: ErrorRetryIn, Err: err}
+		}
+		if res.Allowed >= n {
+			// Measured from the reply, after the limiter's clock read
+			// it: the trip only makes the send later, never earlier.
+			return time.Now().Add(res.Delay), nil
+		}
+		if res.RetryAfter > maxWait || time.Now().Add(res.RetryAfter).After(giveUp) {
+			return time.Time{}, &ThrottledError{Key: key, RetryIn: res.RetryAfter}
+		}
+		if err := sleep(ctx, res.RetryAfter); err != nil {
+			return time.Time{}, err
+		}
+	}
+}
+
+// sleep waits d or until ctx is done, whichever comes first, and returns
+// ctx's error in the second case.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Wait takes n permits for key, waiting inside the call while the total wait

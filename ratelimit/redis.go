@@ -67,6 +67,13 @@ func (r *Redis) keys(key string) []string {
 // long until they could be taken. It returns a *CapacityError when n exceeds
 // a per-minute or per-day cap.
 func (r *Redis) Allow(ctx context.Context, key string, l Limit, n int) (Result, error) {
+	return r.Reserve(ctx, key, l, n, 0)
+}
+
+// Reserve takes n permits for key that conform within ahead from now, or
+// none and says how long until they could be taken. It returns a
+// *CapacityError when n exceeds a per-minute or per-day cap.
+func (r *Redis) Reserve(ctx context.Context, key string, l Limit, n int, ahead time.Duration) (Result, error) {
 	if n <= 0 {
 		return Result{}, nil
 	}
@@ -76,7 +83,7 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit, n int) (Result, 
 	args := []any{n, max(l.PerSecond, 0), max(l.burst(), 1),
 		max(l.PerMinute, 0), minuteBucket.Microseconds(),
 		max(l.PerDay, 0), dayBucket.Microseconds(),
-		int64(minuteWindow / minuteBucket), int64(dayWindow / dayBucket)}
+		int64(minuteWindow / minuteBucket), int64(dayWindow / dayBucket), max(ahead.Microseconds(), 0)}
 	vals, err := allowScript.Run(ctx, r.rdb, r.keys(key), args...).Int64Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("allow %s: %w", key, err)
@@ -85,7 +92,7 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit, n int) (Result, 
 		return Result{}, fmt.Errorf("allow %s: unexpected reply %v", key, vals)
 	}
 	if vals[0] == 1 {
-		return Result{Allowed: n}, nil
+		return Result{Allowed: n, Delay: time.Duration(vals[1]) * time.Microsecond}, nil
 	}
 	return Result{RetryAfter: time.Duration(vals[1]) * time.Microsecond}, nil
 }

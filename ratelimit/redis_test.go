@@ -17,8 +17,8 @@ import (
 )
 
 // The twin and the Redis script give the same answer to the same requests
-// at the same times: seeded random walks over limits, sizes, blocks and
-// clock jumps, compared call by call.
+// at the same times: seeded random walks over limits, sizes, blocks,
+// reservation horizons and clock jumps, compared call by call.
 func TestRedisTwinAgreement(t *testing.T) {
 	t.Parallel()
 	mr := miniredis.RunT(t)
@@ -31,11 +31,14 @@ func TestRedisTwinAgreement(t *testing.T) {
 	var allowed, denied, capErrs int
 	check := func(step int, key string, l Limit, n int) {
 		t.Helper()
-		rr, rerr := red.Allow(ctx, key, l, n)
-		mm, merr := mem.Allow(ctx, key, l, n)
+		// Every fourth call is an Allow; the others reserve up to 150,
+		// 300 or 450 ms ahead.
+		ahead := time.Duration(step%4) * 150 * time.Millisecond
+		rr, rerr := red.Reserve(ctx, key, l, n, ahead)
+		mm, merr := mem.Reserve(ctx, key, l, n, ahead)
 		if (rerr == nil) != (merr == nil) || rr != mm {
-			t.Fatalf("step %d: Allow(%q, %+v, %d) at %s: redis %+v, %v; memory %+v, %v",
-				step, key, l, n, clock.now().Format(time.StampMicro), rr, rerr, mm, merr)
+			t.Fatalf("step %d: Reserve(%q, %+v, %d, %s) at %s: redis %+v, %v; memory %+v, %v",
+				step, key, l, n, ahead, clock.now().Format(time.StampMicro), rr, rerr, mm, merr)
 		}
 		switch {
 		case rerr != nil:

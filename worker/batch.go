@@ -51,8 +51,9 @@ func (s *batchSender) draining() bool {
 //
 //   - claim: take the batch's rows in the ledger for this attempt;
 //   - reconcile: settle rows whose request started in a vanished attempt;
-//   - pace: wait for the shared rate limiter, or give the claims back;
-//   - send: stamp each request's rows just before it starts, and make it;
+//   - pace: reserve the first request's permits from the shared rate
+//     limiter, or give the claims back;
+//   - send: at each request's permit time, stamp its rows and make it;
 //   - settle: record the outcomes atomically;
 //   - follow: carry out the plan the steps left (delivery-report polls, the
 //     unfinished part of the batch, a shared throttle, a pause).
@@ -95,10 +96,11 @@ func (a *attempt) deliver(ctx context.Context, c *claim, ch channel, p *plan) er
 		// Past the campaign's deadline: send nothing more.
 		return a.settle(ctx, skipped(send, "expired"), p)
 	}
-	if err := a.pace(ctx, send); err != nil {
+	pc, err := a.pace(ctx, send)
+	if err != nil {
 		return err
 	}
-	return a.settle(ctx, a.outcomes(send, a.send(ctx, ch, send), p), p)
+	return a.settle(ctx, a.outcomes(send, a.send(ctx, ch, send, pc), p), p)
 }
 
 // claim is what the ledger answered when an attempt claimed its rows.
@@ -151,33 +153,43 @@ func (a *attempt) claim(ctx context.Context) (*claim, error) {
 	return c, nil
 }
 
-// pace waits for the shared rate limiter's permits for items. When the
-// worker is stopping or the limiter says wait, nothing is sent: the claims
-// are given back and asynq brings the task back without counting a failure.
-func (a *attempt) pace(ctx context.Context, items []campaigns.Item) error {
+// pace asks the shared rate limiter for the batch's first permits and
+// returns the pacer that releases the rest (see pacer). A sender without a
+// per-second limit takes the whole batch's permits in one call, which also
+// checks the fleet-wide block after a 429. When the worker is stopping or
+// the limiter says wait, nothing is sent: the claims are given back and
+// asynq brings the task back without counting a failure.
+func (a *attempt) pace(ctx context.Context, items []campaigns.Item) (*pacer, error) {
 	if len(items) == 0 {
-		return nil
+		return nil, nil
 	}
 	if a.s.draining() {
 		if err := a.record(ctx, releaseAll(items)); err != nil {
-			return err
+			return nil, err
 		}
-		return errStopping
+		return nil, errStopping
 	}
-	err := ratelimit.Wait(ctx, a.s.deps.Limiter, a.b.Sender(), a.s.limitFor(a.b), len(items), a.s.opts.MaxWait)
+	pc := newPacer(a, a.s.limitFor(a.b))
+	var err error
+	if pc.size == 0 {
+		err = ratelimit.Wait(ctx, a.s.deps.Limiter, a.b.Sender(), pc.l, len(items), a.s.opts.MaxWait)
+	} else {
+		pc.first, err = pc.reserve(ctx, min(pc.size, len(items)))
+		pc.hasFirst = err == nil
+	}
 	if err == nil {
-		return nil
+		return pc, nil
 	}
 	if rerr := a.record(ctx, releaseAll(items)); rerr != nil {
-		return rerr
+		return nil, rerr
 	}
 	var ce *ratelimit.CapacityError
 	if errors.As(err, &ce) {
 		// The batch can never fit the cap: every try would fail.
 		a.s.pause(ctx, a.b, ce.Error()+"; lower batch_size or raise the limit, then resume")
-		return &notFailure{reason: "campaign paused", retryIn: 30 * time.Second}
+		return nil, &notFailure{reason: "campaign paused", retryIn: 30 * time.Second}
 	}
-	return err
+	return nil, err
 }
 
 // outcomes turns the send step's results into ledger outcomes, and puts in
@@ -210,6 +222,10 @@ func (a *attempt) outcome(it campaigns.Item, o outcome, p *plan) (out campaigns.
 		return release, false
 	case o.released:
 		p.retry, p.stopping = append(p.retry, it), true
+		return release, true
+	case o.deferred > 0:
+		// Not sent: the limiter had no permits soon enough.
+		p.retry, p.paced = append(p.retry, it), max(p.paced, o.deferred)
 		return release, true
 	}
 	switch o.action {

@@ -19,8 +19,10 @@
 //   - reconcile: stale rows whose request may have reached OneRoute are
 //     looked up before any resend (found: accepted; provably absent: sent;
 //     otherwise unknown, or resent when the campaign sets at_least_once);
-//   - pace: wait for the shared rate limiter, or give the claims back;
-//   - send: stamp each request's rows just before it starts, and make it;
+//   - pace: reserve the first request's permits from the shared rate
+//     limiter, or give the claims back;
+//   - send: split a batched call into requests of at most the burst; at
+//     each request's permit time, stamp its rows and make it (pace.go);
 //   - settle: map the answers to ledger outcomes (Decide is the only table
 //     from error to action) and record them atomically;
 //   - follow: carry out the plan the steps left: delivery-report polls, one

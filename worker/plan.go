@@ -37,6 +37,9 @@ type plan struct {
 	pause string
 	// throttle is how long OneRoute asked every worker to wait (429).
 	throttle time.Duration
+	// paced is how long the shared limiter said to wait for the permits of
+	// the part not sent; unlike throttle, nothing is shared.
+	paced time.Duration
 }
 
 // fail notes a temporary failure.
@@ -91,7 +94,7 @@ func (p *plan) delay(b *campaigns.Batch, o Options) time.Duration {
 	if p.stopping {
 		d = max(d, time.Second)
 	}
-	return max(d, p.throttle)
+	return max(d, p.throttle, p.paced)
 }
 
 // follow carries out the plan of an attempt of b that ended with err. The

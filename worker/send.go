@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -53,25 +54,82 @@ type outcome struct {
 	// released: not sent because the worker is stopping; give it back
 	// without counting a failure.
 	released bool
+	// deferred: not sent because the rate limiter had no permits soon
+	// enough; give it back to a child that waits this long.
+	deferred time.Duration
 }
 
-// send makes the channel's requests for items and returns one outcome per
-// item, in order. Each request's rows are stamped just before it starts;
-// a row this attempt no longer owns is not sent.
-func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item) []outcome {
+// send makes the channel's requests for items, each when pc releases it,
+// and returns one outcome per item, in order. Each request's rows are
+// stamped just before it starts, after its wait for permits; a row this
+// attempt no longer owns is not sent.
+func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, pc *pacer) []outcome {
 	switch {
 	case len(items) == 0:
 		return nil
 	case ch.batchFunc != nil:
-		return a.sendBatch(ctx, items, ch.batchFunc)
+		return a.sendChunks(ctx, items, ch.batchFunc, pc)
 	default:
-		return a.sendEach(ctx, items, ch.eachFunc)
+		return a.sendEach(ctx, items, ch.eachFunc, pc)
 	}
 }
 
+// sendChunks splits a batched call into requests of at most the pacer's
+// size and sends each at its last permit's time. After a request the
+// provider throttled, or one whose permits do not come soon enough, the
+// rest is not sent.
+func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
+	out := make([]outcome, 0, len(items))
+	for _, chunk := range pc.chunks(items) {
+		var at time.Time // when the request's permits conform; zero: not paced
+		if pc.size > 0 {
+			var err error
+			at, err = pc.reserve(ctx, len(chunk))
+			if err == nil && !pc.until(ctx, at) {
+				err = ctx.Err()
+			}
+			if err != nil {
+				rest := make([]outcome, len(items)-len(out))
+				unsent(rest, err)
+				return append(out, rest...)
+			}
+		}
+		res := a.sendBatch(ctx, chunk, call, at)
+		out = append(out, res...)
+		if throttled(res) && len(out) < len(items) {
+			rest := make([]outcome, len(items)-len(out))
+			for i := range rest {
+				rest[i] = outcome{action: Reschedule, retryAfter: retryAfterOf(res), reason: "provider throttled the sender"}
+			}
+			return append(out, rest...)
+		}
+	}
+	return out
+}
+
+// throttled reports whether the provider throttled a request (429).
+func throttled(res []outcome) bool {
+	for _, o := range res {
+		if o.action == Reschedule {
+			return true
+		}
+	}
+	return false
+}
+
+// retryAfterOf is the longest Retry-After among res.
+func retryAfterOf(res []outcome) time.Duration {
+	var d time.Duration
+	for _, o := range res {
+		d = max(d, o.retryAfter)
+	}
+	return d
+}
+
 // sendBatch stamps items and sends those this attempt still owns in one
-// provider call.
-func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error)) []outcome {
+// provider call. A paced request (due set) that would start more than
+// lateLimit after its permits is not sent, as in sendOne.
+func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), due time.Time) []outcome {
 	out := make([]outcome, len(items))
 	owned, err := a.stamp(ctx, items)
 	if err != nil {
@@ -93,6 +151,12 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 	if len(mine) == 0 {
 		return out
 	}
+	if !due.IsZero() && time.Since(due) > lateLimit {
+		for _, i := range idx {
+			out[i] = outcome{deferred: time.Second, reason: "released too late for its permits"}
+		}
+		return out
+	}
 	res, err := call(ctx, mine)
 	for j, o := range fromResults(res, err, len(mine)) {
 		out[idx[j]] = o
@@ -101,17 +165,54 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 }
 
 // sendEach sends each item in its own call, concurrently up to the
-// configured limit, stamping each just before its request. Once the worker
-// is stopping or the task's context is done, no new request starts.
-func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error)) []outcome {
+// configured limit, stamping each just before its request. With a
+// per-second limit, each request starts at its own permit's time, one
+// interval after the previous, never in a lump. Once the worker is
+// stopping, the task's context is done, the limiter has no permits soon
+// enough or the provider throttled the sender, no new request starts.
+func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	out := make([]outcome, len(items))
 	sem := make(chan struct{}, a.s.opts.PerCallConcurrency)
 	var wg sync.WaitGroup
+	var throttle atomic.Int64 // the provider's Retry-After once a call was throttled
+	var last time.Time        // when the current reservation's last permit conforms
+	left := 0                 // permits of the current reservation not yet used
+	var n int                 // size of the current reservation
 	for i, it := range items {
+		var due time.Time // when this item's permit conforms; zero: not paced
+		if pc.size > 0 {
+			var err error
+			if left == 0 {
+				n = min(pc.size, len(items)-i)
+				last, err = pc.reserve(ctx, n)
+				left = n
+			}
+			due = pc.cell(last, n-left, n)
+			if err == nil && !pc.until(ctx, due) {
+				err = ctx.Err() // nil when the worker is stopping
+				if err == nil {
+					err = errStopping
+				}
+			}
+			left--
+			if err != nil {
+				unsent(out[i:], err)
+				break
+			}
+		}
+		if ra := throttle.Load(); ra > 0 {
+			for j := i; j < len(items); j++ {
+				out[j] = outcome{action: Reschedule, retryAfter: time.Duration(ra), reason: "provider throttled the sender"}
+			}
+			break
+		}
 		stop := false
 		select {
 		case sem <- struct{}{}:
 			stop = ctx.Err() != nil || a.s.draining()
+			if stop {
+				<-sem
+			}
 		case <-ctx.Done():
 			stop = true
 		case <-a.s.drain:
@@ -119,16 +220,17 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 		}
 		if stop {
 			// Not sent: give back without counting a failure.
-			for j := i; j < len(items); j++ {
-				out[j] = outcome{released: true, reason: "worker stopping"}
-			}
+			unsent(out[i:], nil)
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = a.sendOne(ctx, it, call)
+			out[i] = a.sendOne(ctx, it, call, due)
+			if out[i].action == Reschedule {
+				throttle.Store(int64(max(out[i].retryAfter, time.Second)))
+			}
 		}()
 	}
 	wg.Wait()
@@ -136,8 +238,11 @@ func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call fun
 }
 
 // sendOne stamps one item and, if this attempt still owns it and the task
-// goes on, makes its request.
-func (a *attempt) sendOne(ctx context.Context, it campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error)) outcome {
+// goes on, makes its request. A paced item (due set) whose request would
+// start more than lateLimit after its permit is not sent: it would land in
+// a second already full (see paceMargin). Its permit is lost and it goes to
+// the child task.
+func (a *attempt) sendOne(ctx context.Context, it campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error), due time.Time) outcome {
 	owned, err := a.stamp(ctx, []campaigns.Item{it})
 	switch {
 	case err != nil:
@@ -146,6 +251,8 @@ func (a *attempt) sendOne(ctx context.Context, it campaigns.Item, call func(cont
 		return outcome{notOwned: true}
 	case ctx.Err() != nil:
 		return outcome{released: true, reason: "worker stopping"}
+	case !due.IsZero() && time.Since(due) > lateLimit:
+		return outcome{deferred: time.Second, reason: "released too late for its permit"}
 	}
 	res, err := call(ctx, it)
 	return fromResults(res, err, 1)[0]

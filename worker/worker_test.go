@@ -127,13 +127,26 @@ func (e *fakeEnqueuer) take(typ string) []*asynq.Task {
 	return out
 }
 
-// blockRecorder is a limiter that allows everything and records Blocks.
+// blockRecorder is a limiter that allows everything at once, counts the
+// calls and records Blocks.
 type blockRecorder struct {
-	mu     sync.Mutex
-	blocks map[string]time.Duration
+	mu       sync.Mutex
+	blocks   map[string]time.Duration
+	allows   int
+	reserves []int // n of each Reserve
 }
 
 func (b *blockRecorder) Allow(ctx context.Context, key string, l ratelimit.Limit, n int) (ratelimit.Result, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.allows++
+	return ratelimit.Result{Allowed: n}, nil
+}
+
+func (b *blockRecorder) Reserve(ctx context.Context, key string, l ratelimit.Limit, n int, ahead time.Duration) (ratelimit.Result, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reserves = append(b.reserves, n)
 	return ratelimit.Result{Allowed: n}, nil
 }
 
@@ -452,6 +465,96 @@ func TestThrottleIsSharedAndNotAFailure(t *testing.T) {
 	}
 }
 
+// A sender with no limit asks the limiter once per batch (for the shared
+// 429 block), never per message, and its batched call is not split.
+func TestUnlimitedSenderAsksOncePerBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("unlimited", campaigns.ChannelWhatsAppTemplate)
+	to := make([]string, 30)
+	for i := range to {
+		to[i] = fmt.Sprintf("+23480300%05d", i)
+	}
+	batch := b.campaign(t, s, to...)
+	var mu sync.Mutex
+	var calls []int
+	b.prov.template = func(to []string) ([]oneroute.Result, error) {
+		mu.Lock()
+		calls = append(calls, len(to))
+		mu.Unlock()
+		return ok(to), nil
+	}
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{30}, calls); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if b.lim.allows != 1 || len(b.lim.reserves) != 0 {
+		t.Errorf("limiter calls: %d Allow, Reserve %v; want one Allow", b.lim.allows, b.lim.reserves)
+	}
+}
+
+// With a per-second limit, a batched call never carries more than the
+// burst: it is split into requests of at most burst - margin recipients,
+// each reserved on its own; after a 429 the rest is not sent and the sender
+// is blocked for every worker.
+func TestLimitedBatchIsSplitAndStopsAfter429(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		throttle  bool
+		wantCalls []int
+		wantKids  int
+	}{
+		{name: "AllSent", wantCalls: []int{10, 10, 5}},
+		{name: "ThrottledFirst", throttle: true, wantCalls: []int{10}, wantKids: 25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			s := spec("split-"+tc.name, campaigns.ChannelWhatsAppTemplate)
+			to := make([]string, 25)
+			for i := range to {
+				to[i] = fmt.Sprintf("+23480300%05d", i)
+			}
+			batch := b.campaign(t, s, to...)
+			batch.Rate = &campaigns.Rate{PerSecond: 200, Burst: 20}
+			var mu sync.Mutex
+			var calls []int
+			b.prov.template = func(to []string) ([]oneroute.Result, error) {
+				mu.Lock()
+				calls = append(calls, len(to))
+				mu.Unlock()
+				if tc.throttle {
+					return nil, &oneroute.APIError{Status: 429, Message: "Too many requests", RetryAfter: 3 * time.Second}
+				}
+				return ok(to), nil
+			}
+			if err := b.run(t, batch); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantCalls, calls); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantCalls, b.lim.reserves); diff != "" {
+				t.Errorf("reservations (-want +got):\n%s", diff)
+			}
+			kids := b.children(t, tasks.TypeWhatsAppTemplate)
+			got := 0
+			for _, k := range kids {
+				got += len(k.Items)
+			}
+			if got != tc.wantKids {
+				t.Errorf("follow-ups carry %d recipients, want %d", got, tc.wantKids)
+			}
+			if tc.throttle && b.lim.blocks[batch.Sender()] != 3*time.Second {
+				t.Errorf("blocks %v, want %s for 3s", b.lim.blocks, batch.Sender())
+			}
+		})
+	}
+}
+
 // Temporary failures stop after MaxAttempts and the recipient is recorded
 // failed with the reason: nothing is left pending forever.
 func TestTemporaryFailuresGiveUpAfterMaxAttempts(t *testing.T) {
@@ -602,6 +705,10 @@ func (g *gateLimiter) Allow(ctx context.Context, key string, l ratelimit.Limit, 
 		<-g.release
 	}
 	return ratelimit.Result{Allowed: n}, nil
+}
+
+func (g *gateLimiter) Reserve(ctx context.Context, key string, l ratelimit.Limit, n int, ahead time.Duration) (ratelimit.Result, error) {
+	return g.Allow(ctx, key, l, n)
 }
 
 func (g *gateLimiter) Block(context.Context, string, time.Duration) error { return nil }

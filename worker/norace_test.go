@@ -1,0 +1,7 @@
+//go:build !race
+
+package worker_test
+
+// raceEnabled: the race detector slows every goroutine several times, so
+// timing tests widen their bounds.
+const raceEnabled = false
