@@ -15,25 +15,13 @@ PAIRS=${FANOUT_BENCH_PAIRS:-3}
 command -v redis-server >/dev/null || { echo "ab-dispatch: redis-server not installed"; exit 1; }
 dir=$(mktemp -d)
 rpid=
-cleanup() { [ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
+. bench/dispatch-env.sh
+trap bench_cleanup EXIT
 mkdir "$dir/before"
 git archive "$BEFORE" | tar -x -C "$dir/before"
 (cd "$dir/before" && go build -o "$dir/fanout-before" ./cmd/fanout)
 go build -o "$dir/fanout-after" ./cmd/fanout
-go run ./bench/gencsv -rows "$ROWS" -out "$dir/recipients.csv"
-port=$(( 20000 + RANDOM % 20000 ))
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
-rpid=$!
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-cat > "$dir/bench.yaml" <<YAML
-id: bench-ab
-channel: sms
-channel_id: ch-bench
-message: "Hi {{.first_name}}, your {{.discount}}% discount is waiting"
-recipients: recipients.csv
-YAML
-export REDIS_URL="redis://127.0.0.1:$port/0" ONEROUTE_API_KEY=bench-not-a-key LOG_LEVEL=warn
+bench_env bench-ab
 echo "== $ROWS rows, $PAIRS pairs, before $(git rev-parse --short "$BEFORE"), after $(git describe --always --dirty), $(nproc) cores"
 declare -A rates cpus
 for i in $(seq "$PAIRS"); do

@@ -12,22 +12,10 @@ RUNS=${FANOUT_BENCH_RUNS:-3}
 command -v redis-server >/dev/null || { echo "dispatch-rss: redis-server not installed; skipped"; exit 0; }
 dir=$(mktemp -d)
 rpid=
-cleanup() { [ -n "$rpid" ] && kill "$rpid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
+. bench/dispatch-env.sh
+trap bench_cleanup EXIT
 go build -o "$dir/fanout" ./cmd/fanout
-go run ./bench/gencsv -rows "$ROWS" -out "$dir/recipients.csv"
-port=$(( 20000 + RANDOM % 20000 ))
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
-rpid=$!
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-cat > "$dir/bench.yaml" <<YAML
-id: bench-rss
-channel: sms
-channel_id: ch-bench
-message: "Hi {{.first_name}}, your {{.discount}}% discount is waiting"
-recipients: recipients.csv
-YAML
-export REDIS_URL="redis://127.0.0.1:$port/0" ONEROUTE_API_KEY=bench-not-a-key LOG_LEVEL=warn
+bench_env bench-rss
 echo "== fanout dispatch, $ROWS rows, $RUNS runs, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 rates=()
 peak=0
