@@ -69,6 +69,8 @@ const (
 	ShutdownMargin = 10 * time.Second
 	// DefaultConcurrency is Worker.Concurrency's default.
 	DefaultConcurrency = 50
+	// DefaultInFlight is Worker.InFlight's default.
+	DefaultInFlight = 512
 	// DefaultTaskTimeout is Worker.TaskTimeout's default.
 	DefaultTaskTimeout = 5 * time.Minute
 	// DefaultMaxAttempts is Worker.MaxAttempts's default.
@@ -133,6 +135,11 @@ type Worker struct {
 	// Concurrency is the number of tasks run at once: env
 	// FANOUT_CONCURRENCY; default 50 (DefaultConcurrency).
 	Concurrency int `yaml:"concurrency"`
+	// InFlight bounds the per-message provider requests (personalised SMS)
+	// one worker has in flight across all its tasks: env FANOUT_IN_FLIGHT;
+	// default 512 (DefaultInFlight). At a provider latency L, one worker
+	// sends at most InFlight/L such messages a second.
+	InFlight int `yaml:"in_flight"`
 	// ShutdownTimeout is how long a stopping worker waits for running tasks:
 	// env FANOUT_SHUTDOWN_TIMEOUT; default the OneRoute timeout + 10s
 	// (ShutdownMargin). Must be longer than the OneRoute timeout, so no send
@@ -197,7 +204,7 @@ func Defaults() Config {
 		Redis:    Redis{URL: "redis://127.0.0.1:6379/0"},
 		OneRoute: OneRoute{BaseURL: "https://api.oneroute.io", Timeout: DefaultOneRouteTimeout},
 		Log:      Log{Level: "info"},
-		Worker: Worker{Concurrency: DefaultConcurrency, TaskTimeout: DefaultTaskTimeout, MaxAttempts: DefaultMaxAttempts,
+		Worker: Worker{Concurrency: DefaultConcurrency, InFlight: DefaultInFlight, TaskTimeout: DefaultTaskTimeout, MaxAttempts: DefaultMaxAttempts,
 			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval},
 		Dispatch: Dispatch{BatchSize: DefaultBatchSize},
 	}
@@ -271,6 +278,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	str("LOG_LEVEL", &cfg.Log.Level)
 	str("LOG_FORMAT", &cfg.Log.Format)
 	num("FANOUT_CONCURRENCY", &cfg.Worker.Concurrency)
+	num("FANOUT_IN_FLIGHT", &cfg.Worker.InFlight)
 	dur("FANOUT_SHUTDOWN_TIMEOUT", &cfg.Worker.ShutdownTimeout)
 	dur("FANOUT_TASK_TIMEOUT", &cfg.Worker.TaskTimeout)
 	num("FANOUT_MAX_ATTEMPTS", &cfg.Worker.MaxAttempts)
@@ -371,6 +379,7 @@ func merge(dst *Config, src Config) {
 	set(&dst.Log.Level, src.Log.Level)
 	set(&dst.Log.Format, src.Log.Format)
 	seti(&dst.Worker.Concurrency, src.Worker.Concurrency)
+	seti(&dst.Worker.InFlight, src.Worker.InFlight)
 	setd(&dst.Worker.ShutdownTimeout, src.Worker.ShutdownTimeout)
 	setd(&dst.Worker.TaskTimeout, src.Worker.TaskTimeout)
 	seti(&dst.Worker.MaxAttempts, src.Worker.MaxAttempts)
@@ -415,6 +424,9 @@ func (c Config) validate() []error {
 	}
 	if c.Worker.Concurrency < 1 {
 		errs = append(errs, errors.New("FANOUT_CONCURRENCY must be at least 1"))
+	}
+	if c.Worker.InFlight < 1 {
+		errs = append(errs, errors.New("FANOUT_IN_FLIGHT must be at least 1"))
 	}
 	if c.Worker.ShutdownTimeout <= c.OneRoute.Timeout {
 		errs = append(errs, fmt.Errorf("FANOUT_SHUTDOWN_TIMEOUT (%s) must be longer than ONEROUTE_TIMEOUT (%s), or a stopping worker could abandon a send that then succeeds",

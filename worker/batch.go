@@ -22,6 +22,14 @@ type batchSender struct {
 	// drain is closed when the worker is stopping: no new provider call
 	// starts, and recipients not yet sent are given back.
 	drain <-chan struct{}
+	// senders run the per-message provider calls of every task.
+	senders *senders
+}
+
+// newBatchSender returns the send path for options o (defaults applied);
+// closing drain tells it the worker is stopping.
+func newBatchSender(d Deps, o Options, drain <-chan struct{}) *batchSender {
+	return &batchSender{deps: d, opts: o, drain: drain, senders: newSenders(o.InFlight)}
 }
 
 // attempt is one execution of a batch task: its token owns the claims.

@@ -199,17 +199,16 @@ func TestPacingAtArrival(t *testing.T) {
 	if len(rec.log) != 2 {
 		t.Fatalf("arrivals on %d paths, want 2 (SMS and WhatsApp): %v", len(rec.log), rec.log)
 	}
-	// Under the race detector, releases run late by up to ~100 ms on a
-	// loaded 2-core machine; the worker does not send a message released
-	// too late, and gives it to a child task a second later, which in a
-	// 3-second run costs from a few percent to a quarter of the rate when
-	// other packages' tests share the CPU. The bound on arrivals holds
-	// either way; the sustained share is asserted at 90% without -race,
-	// only logged with it, and asserted at length by FANOUT_LONG=1 (make
-	// chaos-pace).
-	bound, share := 220, 0.9
-	if raceEnabled {
-		share = 0
+	// The bound on arrivals holds whatever the load. The sustained share
+	// does not: on a loaded 2-core machine releases run late by up to
+	// ~100 ms, the worker does not send a message released too late and
+	// gives it to a child task a second later, which in a 3-second run
+	// costs from a few percent to half of the rate (seen at load 12 with
+	// and without -race). So make test only logs the share; FANOUT_LONG=1
+	// (make chaos-pace) asserts it at 90% over a longer run.
+	bound, share := 220, 0.0
+	if os.Getenv("FANOUT_LONG") == "1" {
+		share = 0.9
 	}
 	for path, log := range rec.log {
 		f := figures(log)

@@ -96,7 +96,7 @@ func TestFollowEnqueuesThePlan(t *testing.T) {
 	t.Parallel()
 	for _, failed := range []bool{false, true} {
 		b := setup(t)
-		s := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
+		s := newBatchSender(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, b.opts.withDefaults(), nil)
 		batch := &campaigns.Batch{Campaign: "c", Channel: campaigns.ChannelSMS, Seq: 7, Items: items(1, 2, 3)}
 		a := s.newAttempt(batch)
 		var p plan

@@ -164,77 +164,173 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 	return out
 }
 
-// sendEach sends each item in its own call, concurrently up to the
-// configured limit, stamping each just before its request. With a
-// per-second limit, each request starts at its own permit's time, one
-// interval after the previous, never in a lump. Once the worker is
-// stopping, the task's context is done, the limiter has no permits soon
-// enough or the provider throttled the sender, no new request starts.
+// sendEach sends each item in its own call, concurrently up to
+// Options.PerCallConcurrency for the task and Options.InFlight for the
+// worker. Once the worker is stopping, the task's context is done, the
+// limiter has no permits soon enough or the provider throttled the sender,
+// no new request starts.
 func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
-	out := make([]outcome, len(items))
-	sem := make(chan struct{}, a.s.opts.PerCallConcurrency)
-	var wg sync.WaitGroup
-	var throttle atomic.Int64 // the provider's Retry-After once a call was throttled
-	var last time.Time        // when the current reservation's last permit conforms
-	left := 0                 // permits of the current reservation not yet used
-	var n int                 // size of the current reservation
-	for i, it := range items {
-		var due time.Time // when this item's permit conforms; zero: not paced
-		if pc.size > 0 {
-			var err error
-			if left == 0 {
-				n = min(pc.size, len(items)-i)
-				last, err = pc.reserve(ctx, n)
-				left = n
-			}
-			due = pc.cell(last, n-left, n)
-			if err == nil && !pc.until(ctx, due) {
-				err = ctx.Err() // nil when the worker is stopping
-				if err == nil {
-					err = errStopping
-				}
-			}
-			left--
-			if err != nil {
-				unsent(out[i:], err)
-				break
-			}
-		}
-		if ra := throttle.Load(); ra > 0 {
-			for j := i; j < len(items); j++ {
-				out[j] = outcome{action: Reschedule, retryAfter: time.Duration(ra), reason: "provider throttled the sender"}
-			}
-			break
-		}
-		stop := false
-		select {
-		case sem <- struct{}{}:
-			stop = ctx.Err() != nil || a.s.draining()
-			if stop {
-				<-sem
-			}
-		case <-ctx.Done():
-			stop = true
-		case <-a.s.drain:
-			stop = true
-		}
-		if stop {
-			// Not sent: give back without counting a failure.
-			unsent(out[i:], nil)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i] = a.sendOne(ctx, it, call, due)
-			if out[i].action == Reschedule {
-				throttle.Store(int64(max(out[i].retryAfter, time.Second)))
-			}
-		}()
+	e := &eachCalls{a: a, ctx: ctx, call: call, out: make([]outcome, len(items)),
+		sem: make(chan struct{}, a.s.opts.PerCallConcurrency)}
+	if pc.size > 0 {
+		e.paced(items, pc)
+	} else {
+		e.grouped(items)
 	}
-	wg.Wait()
-	return out
+	e.wg.Wait()
+	return e.out
+}
+
+// eachCalls is one sendEach: the requests of a batch of per-message calls.
+type eachCalls struct {
+	a    *attempt
+	ctx  context.Context
+	call func(context.Context, campaigns.Item) ([]oneroute.Result, error)
+	out  []outcome
+	sem  chan struct{} // the task's calls in flight
+	wg   sync.WaitGroup
+	// throttle is the provider's Retry-After once a call was throttled.
+	throttle atomic.Int64
+}
+
+// stampGroup is how many rows one ledger script stamps for unpaced
+// per-message calls: one round trip for the group instead of one per
+// message (bench/ledgermicro: 60 µs of CPU per row alone, 7 in groups of
+// 16). A group is stamped only once the task has room for its requests,
+// so a stamped row waits at most one request's time before its own starts.
+const stampGroup = 16
+
+// grouped sends items without a per-second limit: it stamps them in groups
+// and starts each owned row's request at once. A row stamped but not sent
+// (the worker stops, the provider throttles) is given back unsent.
+func (e *eachCalls) grouped(items []campaigns.Item) {
+	g := min(stampGroup, cap(e.sem))
+	for start := 0; start < len(items); start += g {
+		group := items[start:min(start+g, len(items))]
+		if e.throttled(e.out[start:]) {
+			return
+		}
+		if !e.acquire(len(group)) {
+			unsent(e.out[start:], nil)
+			return
+		}
+		out := e.out[start : start+len(group)]
+		owned, err := e.a.stamp(e.ctx, group)
+		for i, it := range group {
+			switch {
+			case err != nil:
+				out[i] = stampFailed(err)
+			case !owned[i]:
+				out[i] = outcome{notOwned: true}
+			case e.ctx.Err() != nil || e.a.s.draining():
+				out[i] = outcome{released: true, reason: "worker stopping"}
+			case e.throttled(out[i : i+1]):
+			default:
+				e.start(&out[i], it, time.Time{}, false)
+				continue
+			}
+			<-e.sem // the slot this row does not use
+		}
+	}
+}
+
+// acquire takes n of the task's call slots, or none if the task ends or
+// the worker stops first.
+func (e *eachCalls) acquire(n int) bool {
+	got := 0
+	for got < n {
+		select {
+		case e.sem <- struct{}{}:
+			got++
+			if e.ctx.Err() == nil && !e.a.s.draining() {
+				continue
+			}
+		case <-e.ctx.Done():
+		case <-e.a.s.drain:
+		}
+		for range got {
+			<-e.sem
+		}
+		return false
+	}
+	return true
+}
+
+// throttled fills out with the provider's throttle, if a call was
+// throttled, and reports whether it was.
+func (e *eachCalls) throttled(out []outcome) bool {
+	ra := e.throttle.Load()
+	if ra <= 0 {
+		return false
+	}
+	for j := range out {
+		out[j] = outcome{action: Reschedule, retryAfter: time.Duration(ra), reason: "provider throttled the sender"}
+	}
+	return true
+}
+
+// start makes one request on a sender goroutine, holding a task slot the
+// caller took; stamp says whether the row must be stamped first (paced
+// rows are stamped one by one, at their permit's time).
+func (e *eachCalls) start(o *outcome, it campaigns.Item, due time.Time, stamp bool) {
+	e.wg.Add(1)
+	run := func() {
+		defer e.wg.Done()
+		defer func() { <-e.sem }()
+		if stamp {
+			*o = e.a.sendOne(e.ctx, it, e.call, due)
+		} else {
+			res, err := e.call(e.ctx, it)
+			*o = fromResults(res, err, 1)[0]
+		}
+		if o.action == Reschedule {
+			e.throttle.Store(int64(max(o.retryAfter, time.Second)))
+		}
+	}
+	if !e.a.s.senders.do(e.ctx, e.a.s.drain, run) {
+		// Not started: nothing was sent.
+		e.wg.Done()
+		<-e.sem
+		*o = outcome{released: true, reason: "worker stopping"}
+	}
+}
+
+// paced sends items under a per-second limit: each request starts at its
+// own permit's time, one interval after the previous, never in a lump, and
+// each row is stamped just before its request.
+func (e *eachCalls) paced(items []campaigns.Item, pc *pacer) {
+	var last time.Time // when the current reservation's last permit conforms
+	left := 0          // permits of the current reservation not yet used
+	var n int          // size of the current reservation
+	for i, it := range items {
+		var err error
+		if left == 0 {
+			n = min(pc.size, len(items)-i)
+			last, err = pc.reserve(e.ctx, n)
+			left = n
+		}
+		due := pc.cell(last, n-left, n)
+		if err == nil && !pc.until(e.ctx, due) {
+			err = e.ctx.Err() // nil when the worker is stopping
+			if err == nil {
+				err = errStopping
+			}
+		}
+		left--
+		if err != nil {
+			unsent(e.out[i:], err)
+			return
+		}
+		if e.throttled(e.out[i:]) {
+			return
+		}
+		if !e.acquire(1) {
+			// Not sent: give back without counting a failure.
+			unsent(e.out[i:], nil)
+			return
+		}
+		e.start(&e.out[i], it, due, true)
+	}
 }
 
 // sendOne stamps one item and, if this attempt still owns it and the task

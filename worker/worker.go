@@ -117,6 +117,11 @@ type Options struct {
 	PerCallConcurrency int
 	// RetryBase is the first retry delay of a temporary failure; default 2s.
 	RetryBase time.Duration
+	// InFlight bounds the worker's per-message provider requests in flight,
+	// across all its tasks; default config.DefaultInFlight (512). Batched
+	// calls (WhatsApp templates, email) are one request per task and are
+	// bounded by Concurrency.
+	InFlight int
 }
 
 func (o Options) withDefaults() Options {
@@ -156,6 +161,9 @@ func (o Options) withDefaults() Options {
 	if o.RetryBase <= 0 {
 		o.RetryBase = 2 * time.Second
 	}
+	if o.InFlight <= 0 {
+		o.InFlight = config.DefaultInFlight
+	}
 	return o
 }
 
@@ -171,7 +179,7 @@ func NewMux(d Deps, o Options) *asynq.ServeMux {
 // newMux registers every handler; closing drain tells them the worker is
 // stopping.
 func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
-	b := &batchSender{deps: d, opts: o, drain: drain}
+	b := newBatchSender(d, o, drain)
 	mux := asynq.NewServeMux()
 	mux.Use(LogMiddleware(d.Logger))
 	mux.Handle(tasks.TypeSMSSend, &SMSHandler{b})

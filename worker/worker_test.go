@@ -395,7 +395,7 @@ func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
 	}
 	// The follow-up runs once the claims are stale.
 	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) { return ok(to), nil }
-	bs := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
+	bs := newBatchSender(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, b.opts.withDefaults(), nil)
 	bs.opts.RequestTimeout = -5 * time.Second // staleAfter() == 0: every claim is stale now
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeSMSSend, &SMSHandler{bs})
@@ -722,13 +722,13 @@ func TestSlowAttemptLosesItsClaimAndDoesNotSend(t *testing.T) {
 	s := spec("slow", campaigns.ChannelWhatsAppTemplate)
 	batch := b.campaign(t, s, "+2348030000001")
 	gate := &gateLimiter{entered: make(chan struct{}), release: make(chan struct{})}
-	slow := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: gate}, opts: b.opts.withDefaults()}
+	slow := newBatchSender(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: gate}, b.opts.withDefaults(), nil)
 	slow.opts.RateLimit = campaigns.Rate{PerSecond: 1}
 	done := make(chan error, 1)
 	go func() { done <- slow.process(b.ctx, batch, (&WhatsAppHandler{slow}).send) }()
 	<-gate.entered
 	// A second execution, with every claim already stale to it.
-	fast := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
+	fast := newBatchSender(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, b.opts.withDefaults(), nil)
 	fast.opts.RequestTimeout = -5 * time.Second
 	if err := fast.process(b.ctx, batch, (&WhatsAppHandler{fast}).send); err != nil {
 		t.Fatal(err)
@@ -753,7 +753,7 @@ func TestFailingLookupsEndInUnknown(t *testing.T) {
 	s := spec("lookupfail", campaigns.ChannelSMS)
 	batch := b.campaign(t, s, "+2348030000001")
 	b.prov.sms = func(to []string, _ string) ([]oneroute.Result, error) { return nil, errTimeoutAfterWrite }
-	bs := &batchSender{deps: Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, opts: b.opts.withDefaults()}
+	bs := newBatchSender(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, b.opts.withDefaults(), nil)
 	bs.opts.RequestTimeout = -5 * time.Second // every claim is stale at once
 	for i := 0; i < 10 && batch != nil; i++ {
 		if err := bs.process(b.ctx, batch, (&SMSHandler{bs}).send); err != nil {
@@ -841,5 +841,48 @@ func TestStopRecordsEverySend(t *testing.T) {
 		case !sent && e.State != 0:
 			t.Errorf("%s was not sent but its ledger entry is %q", to[i], e.State)
 		}
+	}
+}
+
+// TestEveryRequestFindsItsRowStamped protects the ledger's rule when rows
+// are stamped in groups: a row is stamped (LedgerSending) before its own
+// request starts, and every row of a personalised batch is sent once.
+func TestEveryRequestFindsItsRowStamped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("grouped", campaigns.ChannelSMS)
+	var to []string
+	for i := 1; i <= 37; i++ { // groups of PerCallConcurrency (4), the last one short
+		to = append(to, fmt.Sprintf("+23480300%05d", i))
+	}
+	batch := b.campaign(t, s, to...)
+	row := map[string]int{}
+	for _, it := range batch.Items {
+		row[it.To] = it.Row
+	}
+	var mu sync.Mutex
+	var bad []string
+	b.prov.sms = func(got []string, _ string) ([]oneroute.Result, error) {
+		e, err := b.store.Ledger(context.Background(), s.ID, []int{row[got[0]]})
+		if err != nil || e[0].State != storage.LedgerSending {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf("%s: ledger %q, %v", got[0], e[0].State, err))
+			mu.Unlock()
+		}
+		return ok(got), nil
+	}
+	if err := b.run(t, batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) > 0 {
+		t.Fatalf("requests started before their row was stamped: %v", bad)
+	}
+	for _, addr := range to {
+		if n := b.prov.times(addr); n != 1 {
+			t.Errorf("%s sent %d times, want 1", addr, n)
+		}
+	}
+	if p := b.progress(t, s.ID); p.Sent != int64(len(to)) {
+		t.Errorf("sent = %d, want %d", p.Sent, len(to))
 	}
 }

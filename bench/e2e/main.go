@@ -74,7 +74,7 @@ func main() {
 	var o options
 	var scen, wenv string
 	flag.StringVar(&o.fanout, "fanout", "/tmp/fanout", "fanout `binary` (go build -o /tmp/fanout ./cmd/fanout)")
-	flag.StringVar(&o.workerBin, "worker-bin", "", "`binary` run as '<binary> worker' (default -fanout; bench/profworker for profiles)")
+	flag.StringVar(&o.workerBin, "worker-bin", "", "`binary` run as '<binary> worker' (default -fanout)")
 	flag.StringVar(&o.plain, "plain", "/tmp/plain", "bench/plain `binary`")
 	flag.StringVar(&o.noop, "noop", "/tmp/noop", "bench/noop `binary`")
 	flag.StringVar(&o.arrivals, "arrivals", "/tmp/arrivals", "bench/arrivals `binary`")
@@ -92,7 +92,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
 	flag.BoolVar(&o.untilComplete, "until-complete", true, "after the last send, wait until the SMS campaign is completed (delivery reports final)")
 	flag.BoolVar(&o.aof, "aof", false, "run redis-server with appendonly yes, appendfsync everysec")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "ask the worker (bench/profworker) for a CPU profile here, stopped at the last send")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "ask the worker (FANOUT_CPU_PROFILE) for a CPU profile here, stopped at the last send")
 	flag.StringVar(&o.out, "out", "", "append one JSON line per run to this `file`")
 	flag.StringVar(&o.dir, "dir", "", "work `directory` (default a new temp dir)")
 	flag.StringVar(&wenv, "worker-env", "", "extra worker environment, comma-separated KEY=VALUE")
@@ -525,7 +525,7 @@ func fanoutRun(o options, res *Result, csvPath string) error {
 	var extra []string
 	if o.profileDir != "" {
 		res.Profile = filepath.Join(o.profileDir, fmt.Sprintf("worker-%s-%d.pprof", res.Scenario, res.Run))
-		extra = append(extra, "FANOUT_BENCH_CPUPROFILE="+res.Profile)
+		extra = append(extra, "FANOUT_CPU_PROFILE="+res.Profile)
 	}
 	s0 := r.snap(nil)
 	w, err := startWorker(o, r, r.sandboxURL(), "worker", extra...)

@@ -88,6 +88,7 @@ func newOneRoute(c config.OneRoute) (*oneroute.Client, error) {
 func workerOptions(cfg config.Config) worker.Options {
 	return worker.Options{
 		Concurrency:     cfg.Worker.Concurrency,
+		InFlight:        cfg.Worker.InFlight,
 		Queues:          cfg.Worker.Queues,
 		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 		RequestTimeout:  cfg.OneRoute.Timeout,

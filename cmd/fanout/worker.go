@@ -37,6 +37,11 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	}
 	log := newLogger(e.stderr, cfg.Log)
 	logStart(log, cfg)
+	stopProfile, err := startProfile(e.getenv, e.stderr)
+	if err != nil {
+		return &inputError{err}
+	}
+	defer stopProfile()
 	rdb, err := openRedis(ctx, cfg.Redis, cfg.Worker.Concurrency*2+10)
 	if err != nil {
 		return err
