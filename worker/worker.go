@@ -110,7 +110,7 @@ type Options struct {
 	// config.DefaultDLRMaxAge (24h).
 	DLRMaxAge time.Duration
 	// PollInterval is how often idle workers look for tasks and due
-	// retries; default config.DefaultPollInterval (1s).
+	// retries; default config.DefaultPollInterval (200ms).
 	PollInterval time.Duration
 	// PerCallConcurrency bounds concurrent calls within one batch of
 	// personalised messages; default 16.

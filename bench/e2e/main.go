@@ -12,6 +12,8 @@
 //	fanout-wa   WhatsApp templates, batch 50 (one call per 50), one worker
 //	plain       bench/plain: one asynq task and one HTTP call per message
 //	noop        bench/noop: the same tasks, a no-op handler
+//	latency     one-recipient SMS campaigns enqueued one after the other
+//	            with fanout dispatch (-latency-n): enqueue to accept, p50 and p99
 //	pacing      a 3,000-message personalised SMS campaign and a 3,000-message
 //	            WhatsApp template campaign (batch 50), both at -rate/-burst,
 //	            on -workers worker processes, through bench/arrivals; reports
@@ -64,6 +66,7 @@ type options struct {
 	scenarios                                []string
 	runs, n, concurrency, workers            int
 	pacingN, rate, burst, pacingBatch        int
+	latencyN                                 int
 	dlrMaxAge, dlrDelay, timeout             time.Duration
 	untilComplete, aof                       bool
 	profileDir, out, dir                     string
@@ -83,6 +86,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 100_000, "messages per end-to-end run")
 	flag.IntVar(&o.concurrency, "concurrency", 50, "asynq concurrency of plain and noop")
 	flag.IntVar(&o.workers, "workers", 3, "worker processes in the pacing scenario")
+	flag.IntVar(&o.latencyN, "latency-n", 100, "one-recipient campaigns in the latency scenario")
 	flag.IntVar(&o.pacingN, "pacing-n", 3000, "messages per campaign in the pacing scenario")
 	flag.IntVar(&o.rate, "rate", 200, "per_second of the pacing campaigns")
 	flag.IntVar(&o.burst, "burst", 20, "burst of the pacing campaigns")
@@ -132,6 +136,32 @@ type Window struct {
 	SandboxAccepts int64   `json:"sandbox_accepted"`
 }
 
+// Memory is Redis' used_memory (INFO memory) before the dispatch, after it
+// (every recipient a pending task) and at the last send (tasks gone, the
+// ledger holding every recipient).
+type Memory struct {
+	Before         int64   `json:"before_bytes"`
+	Dispatched     int64   `json:"dispatched_bytes"`
+	Sent           int64   `json:"sent_bytes"`
+	PerPendingTask float64 `json:"bytes_per_pending_recipient"`
+	PerLedgerEntry float64 `json:"bytes_per_sent_recipient"`
+}
+
+// usedMemory reads Redis' used_memory.
+func usedMemory(ctx context.Context, rdb *redis.Client) int64 {
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // Result is one run.
 type Result struct {
 	Scenario string                      `json:"scenario"`
@@ -146,8 +176,13 @@ type Result struct {
 	Baseline json.RawMessage             `json:"baseline,omitempty"`
 	Commands map[string]measure.CmdDelta `json:"redis_commands_per_msg,omitempty"`
 	Pacing   json.RawMessage             `json:"pacing,omitempty"`
-	Profile  string                      `json:"profile,omitempty"`
-	Error    string                      `json:"error,omitempty"`
+	// Memory is Redis' used_memory around the run: bytes per pending
+	// task after the dispatch, and per recipient once sent.
+	Memory *Memory `json:"redis_memory,omitempty"`
+	// Latency is the latency scenario's figures.
+	Latency json.RawMessage `json:"latency,omitempty"`
+	Profile string          `json:"profile,omitempty"`
+	Error   string          `json:"error,omitempty"`
 }
 
 func run(o options) error {
@@ -188,6 +223,8 @@ func run(o options) error {
 			case "pacing":
 				res.N = 2 * o.pacingN
 				err = pacingRun(o, &res, csvPath)
+			case "latency":
+				err = latencyRun(o, &res, csvPath)
 			default:
 				err = fmt.Errorf("unknown scenario %q", sc)
 			}
@@ -516,11 +553,15 @@ func fanoutRun(o options, res *Result, csvPath string) error {
 	if err := writeSpec(spec, id, channel, csvPath, "", 0); err != nil {
 		return err
 	}
+	ctx := context.Background()
+	mem := &Memory{Before: usedMemory(ctx, r.rdb)}
 	res.Dispatch, err = dispatch(o, r, spec, o.n, csvPath)
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	mem.Dispatched = usedMemory(ctx, r.rdb)
+	mem.PerPendingTask = float64(mem.Dispatched-mem.Before) / float64(o.n)
+	res.Memory = mem
 	cmd0, _ := measure.CommandStats(ctx, r.rdb)
 	var extra []string
 	if o.profileDir != "" {
@@ -565,6 +606,8 @@ func fanoutRun(o options, res *Result, csvPath string) error {
 		res.Send.StatusRate = float64(o.n) / (float64(c["settled_at"]-c["started_at"]) / 1000)
 	}
 	res.Send.WorkerHWMKB = measure.ProcHWMKB(w.Process.Pid)
+	mem.Sent = usedMemory(ctx, r.rdb)
+	mem.PerLedgerEntry = float64(mem.Sent-mem.Before) / float64(o.n)
 	if channel == "sms" && o.untilComplete {
 		for st != "completed" {
 			if time.Now().After(deadline) {
