@@ -76,6 +76,19 @@ func (r *Rate) Over(def Rate) Rate {
 	return l
 }
 
+// Steady returns the most recipients per second r lets through over a long
+// run: the tightest of its limits, each turned into a per-second rate; 0
+// when r sets none.
+func (r Rate) Steady() float64 {
+	best := 0.0
+	for _, l := range []float64{float64(r.PerSecond), float64(r.PerMinute) / 60, float64(r.PerDay) / 86400} {
+		if l > 0 && (best == 0 || l < best) {
+			best = l
+		}
+	}
+	return best
+}
+
 // Template is a WhatsApp template reference: its approved name and the body
 // parameters, each a Go text/template over the recipient's fields.
 type Template struct {

@@ -1,0 +1,154 @@
+package storage_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
+)
+
+// sendAll claims and accepts every row, leaving delivery reports awaited.
+func (b *testBundle) sendAll(t *testing.T, id string, rows []int) {
+	t.Helper()
+	if _, err := b.store.Claim(b.ctx, id, "A", rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Record(b.ctx, id, storage.ModeSend, "A", accept(rows)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *testBundle) state(t *testing.T, id string) campaigns.State {
+	t.Helper()
+	p, err := b.store.Progress(b.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.State
+}
+
+// A sent campaign can be paused (nothing to stop, but an operator's pause
+// holds while delivery reports arrive) and resumed back to sent; a report
+// that completes it while paused completes it.
+func TestSentPauseResume(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("sent-pause")
+	rows := b.create(t, spec, 2)
+	b.sendAll(t, spec.ID, rows)
+	if st, err := b.store.Pause(b.ctx, spec.ID, "look"); err != nil || st != campaigns.StatePaused {
+		t.Fatalf("pause a sent campaign: %s %v", st, err)
+	}
+	// One report while paused: still paused, not back to sent.
+	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 1, State: storage.LedgerDelivered, Value: "id1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.state(t, spec.ID); st != campaigns.StatePaused {
+		t.Fatalf("after a report while paused: %s, want paused", st)
+	}
+	st, err := b.store.Resume(b.ctx, spec.ID, "done looking")
+	if err != nil || st != campaigns.StateSent {
+		t.Fatalf("resume a paused sent campaign: %s %v, want sent", st, err)
+	}
+	if p, _ := b.store.Progress(b.ctx, spec.ID); p.Reason != "done looking" {
+		t.Fatalf("resume's reason %q not recorded", p.Reason)
+	}
+	if _, err := b.store.Resume(b.ctx, spec.ID, ""); !errors.Is(err, storage.ErrTransition) {
+		t.Fatalf("resume a sent campaign: %v, want ErrTransition", err)
+	}
+	b.store.Pause(b.ctx, spec.ID, "again")
+	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 2, State: storage.LedgerUndelivered, Value: "id2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.state(t, spec.ID); st != campaigns.StateCompleted {
+		t.Fatalf("last report while paused: %s, want completed", st)
+	}
+}
+
+// Cancelling a sent campaign makes it final at once: it awaits its delivery
+// reports no more, and a report read later counts without reopening it.
+func TestSentCancel(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("sent-cancel")
+	rows := b.create(t, spec, 2)
+	b.sendAll(t, spec.ID, rows)
+	st, err := b.store.Cancel(b.ctx, spec.ID, "stop waiting")
+	if err != nil || st != campaigns.StateCancelled {
+		t.Fatalf("cancel a sent campaign: %s %v", st, err)
+	}
+	b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 1, State: storage.LedgerDelivered, Value: "id1"},
+		{Row: 2, State: storage.LedgerDelivered, Value: "id2"}})
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.State != campaigns.StateCancelled || p.Delivered != 2 || !p.Final() {
+		t.Fatalf("after late reports: %s delivered %d, want cancelled and 2", p.State, p.Delivered)
+	}
+}
+
+// A campaign without delivery reports (email, WhatsApp) goes from running
+// straight to completed, never sent; SendingOver holds for sent, completed
+// and cancelled only.
+func TestNoReportsSkipsSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("email")
+	spec.Channel = campaigns.ChannelEmail
+	rows := b.create(t, spec, 3)
+	b.sendAll(t, spec.ID, rows)
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.State != campaigns.StateCompleted || p.SentAt == nil || !p.SendingOver() {
+		t.Fatalf("email campaign: %s sent_at %v, want completed with sent_at", p.State, p.SentAt)
+	}
+	for st, want := range map[campaigns.State]bool{campaigns.StateDispatching: false, campaigns.StateRunning: false, campaigns.StatePaused: false,
+		campaigns.StateSent: true, campaigns.StateCompleted: true, campaigns.StateCancelled: true} {
+		if got := (campaigns.Progress{State: st}).SendingOver(); got != want {
+			t.Errorf("SendingOver(%s) = %v, want %v", st, got, want)
+		}
+	}
+}
+
+// list is ordered by creation: dispatching a campaign again (Create of the
+// same spec) does not move it to the top.
+func TestListKeepsCreationOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, id := range []string{"first", "second"} {
+		if _, err := b.store.Create(b.ctx, smsSpec(id)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	if _, err := b.store.Create(b.ctx, smsSpec("first")); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := b.store.List(b.ctx, 0)
+	if err != nil || len(ids) != 2 || ids[0] != "second" || ids[1] != "first" {
+		t.Fatalf("list after a re-dispatch: %v %v, want [second first]", ids, err)
+	}
+}
+
+// The ETA never promises more than the rate limit lets through, and falls
+// back to the limit when no rate is known yet.
+func TestETABoundedByLimit(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name              string
+		pending           int64
+		rate, limit, want float64
+	}{
+		{"under the limit", 100, 10, 50, 10},
+		{"over the limit", 100, 100, 50, 2},
+		{"no limit", 100, 20, 0, 5},
+		{"no rate yet", 100, 0, 50, 2},
+		{"nothing known", 100, 0, 0, 0},
+	} {
+		if got := storage.ETA(c.pending, c.rate, c.limit); got != c.want {
+			t.Errorf("%s: ETA = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if got := (campaigns.Rate{PerSecond: 10, PerMinute: 300}).Steady(); got != 5 {
+		t.Errorf("Steady of 10/s and 300/min = %v, want 5", got)
+	}
+}
