@@ -232,4 +232,3 @@ func TestWatchPrintsLinesOnAPipe(t *testing.T) {
 		t.Fatalf("--until done: exit %d, want %d", code, exitBadInput)
 	}
 }
-
