@@ -121,7 +121,7 @@ type OneRoute struct {
 
 // Log configures logging.
 type Log struct {
-	// Level: env LOG_LEVEL (debug, info, warn, error); default info.
+	// Level: env LOG_LEVEL (trace, debug, info, warn, error); default info.
 	Level string `yaml:"level"`
 	// Format: env LOG_FORMAT (json or console); default console on a
 	// terminal, json otherwise.
