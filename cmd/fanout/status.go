@@ -94,7 +94,7 @@ its field names never change.`)
 	switch {
 	case *asJSON:
 		v = jsonView{e.stdout}
-	case isTerminal(e.stdout):
+	case canRedraw(e.stdout):
 		v = newBarView(e.stdout, spec.Channel.TracksDLR())
 	default:
 		v = lineView{e.stdout}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/storage"
@@ -153,6 +155,42 @@ func reportsText(f frame) string {
 	p := f.p
 	return fmt.Sprintf("%d/%d%s (delivered %d, undelivered %d, expired %d, awaiting %d)",
 		p.Delivered+p.Undelivered+p.DLRExpired, p.Sent, rateText(f.reports), p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
+}
+
+// throttledView shows at most one frame every so often, and the last one
+// when closed.
+type throttledView struct {
+	v       view
+	every   time.Duration
+	last    time.Time
+	pending *frame
+}
+
+func (t *throttledView) show(f frame) error {
+	if now := time.Now(); now.Sub(t.last) >= t.every {
+		t.last, t.pending = now, nil
+		return t.v.show(f)
+	}
+	t.pending = &f
+	return nil
+}
+
+func (t *throttledView) close() {
+	if t.pending != nil {
+		t.v.show(*t.pending)
+	}
+	t.v.close()
+}
+
+// canRedraw reports whether w is a terminal wide enough for barView; a
+// terminal of unknown size (0 columns, as under some wrappers) is not.
+func canRedraw(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	cols, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && cols >= 40
 }
 
 // barView redraws one block in place on a terminal: a heading and one bar
