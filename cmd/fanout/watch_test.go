@@ -232,3 +232,34 @@ func TestWatchPrintsLinesOnAPipe(t *testing.T) {
 		t.Fatalf("--until done: exit %d, want %d", code, exitBadInput)
 	}
 }
+
+// status --watch, with its default interval and the default
+// FANOUT_DLR_MAX_AGE (24h of awaited reports), returns within 5 s of the
+// last send: it stops at sent instead of waiting for the reports.
+func TestWatchReturnsSoonAfterTheLastSend(t *testing.T) {
+	t.Parallel()
+	b := setupWatch(t, "watch-soon")
+	done := make(chan int)
+	go func() { done <- b.run(t, "status", "--watch", b.id) }()
+	for b.next < len(b.rows) {
+		b.sendSome(t, 400)
+		time.Sleep(200 * time.Millisecond)
+	}
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("status --watch still running 30 s after the last send")
+	}
+	returned := time.Now()
+	p, err := b.store.Progress(context.Background(), b.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || p.State != campaigns.StateSent || p.SentAt == nil || p.AwaitingDLR != 2000 {
+		t.Fatalf("exit %d, state %s, sent_at %v, awaiting %d; want 0, sent, set, 2000\n%s", code, p.State, p.SentAt, p.AwaitingDLR, b.stderr.String())
+	}
+	if d := returned.Sub(*p.SentAt); d > 5*time.Second {
+		t.Fatalf("returned %s after the last send, want within 5 s", d)
+	}
+}
