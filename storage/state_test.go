@@ -9,15 +9,26 @@ import (
 	"github.com/fanoutdev/fanout/storage"
 )
 
-// sendAll claims and accepts every row, leaving delivery reports awaited.
-func (b *testBundle) sendAll(t *testing.T, id string, rows []int) {
+// sent creates a campaign of two recipients and has both accepted, leaving
+// their delivery reports awaited (SMS).
+func (b *testBundle) sent(t *testing.T, spec campaigns.Spec) {
 	t.Helper()
-	if _, err := b.store.Claim(b.ctx, id, "A", rows, time.Minute); err != nil {
+	rows := b.create(t, spec, 2)
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.Record(b.ctx, id, storage.ModeSend, "A", accept(rows)); err != nil {
+	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// report records delivery reports, then returns the campaign's state.
+func (b *testBundle) report(t *testing.T, id string, outs ...campaigns.Outcome) campaigns.State {
+	t.Helper()
+	if _, err := b.store.Record(b.ctx, id, storage.ModeDLR, "", outs); err != nil {
+		t.Fatal(err)
+	}
+	return b.state(t, id)
 }
 
 func (b *testBundle) state(t *testing.T, id string) campaigns.State {
@@ -36,16 +47,12 @@ func TestSentPauseResume(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := smsSpec("sent-pause")
-	rows := b.create(t, spec, 2)
-	b.sendAll(t, spec.ID, rows)
+	b.sent(t, spec)
 	if st, err := b.store.Pause(b.ctx, spec.ID, "look"); err != nil || st != campaigns.StatePaused {
 		t.Fatalf("pause a sent campaign: %s %v", st, err)
 	}
 	// One report while paused: still paused, not back to sent.
-	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 1, State: storage.LedgerDelivered, Value: "id1"}}); err != nil {
-		t.Fatal(err)
-	}
-	if st := b.state(t, spec.ID); st != campaigns.StatePaused {
+	if st := b.report(t, spec.ID, campaigns.Outcome{Row: 1, State: storage.LedgerDelivered, Value: "id1"}); st != campaigns.StatePaused {
 		t.Fatalf("after a report while paused: %s, want paused", st)
 	}
 	st, err := b.store.Resume(b.ctx, spec.ID, "done looking")
@@ -59,10 +66,7 @@ func TestSentPauseResume(t *testing.T) {
 		t.Fatalf("resume a sent campaign: %v, want ErrTransition", err)
 	}
 	b.store.Pause(b.ctx, spec.ID, "again")
-	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 2, State: storage.LedgerUndelivered, Value: "id2"}}); err != nil {
-		t.Fatal(err)
-	}
-	if st := b.state(t, spec.ID); st != campaigns.StateCompleted {
+	if st := b.report(t, spec.ID, campaigns.Outcome{Row: 2, State: storage.LedgerUndelivered, Value: "id2"}); st != campaigns.StateCompleted {
 		t.Fatalf("last report while paused: %s, want completed", st)
 	}
 }
@@ -73,14 +77,13 @@ func TestSentCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := smsSpec("sent-cancel")
-	rows := b.create(t, spec, 2)
-	b.sendAll(t, spec.ID, rows)
+	b.sent(t, spec)
 	st, err := b.store.Cancel(b.ctx, spec.ID, "stop waiting")
 	if err != nil || st != campaigns.StateCancelled {
 		t.Fatalf("cancel a sent campaign: %s %v", st, err)
 	}
-	b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 1, State: storage.LedgerDelivered, Value: "id1"},
-		{Row: 2, State: storage.LedgerDelivered, Value: "id2"}})
+	b.report(t, spec.ID, campaigns.Outcome{Row: 1, State: storage.LedgerDelivered, Value: "id1"},
+		campaigns.Outcome{Row: 2, State: storage.LedgerDelivered, Value: "id2"})
 	p, _ := b.store.Progress(b.ctx, spec.ID)
 	if p.State != campaigns.StateCancelled || p.Delivered != 2 || !p.Final() {
 		t.Fatalf("after late reports: %s delivered %d, want cancelled and 2", p.State, p.Delivered)
@@ -95,8 +98,7 @@ func TestNoReportsSkipsSent(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("email")
 	spec.Channel = campaigns.ChannelEmail
-	rows := b.create(t, spec, 3)
-	b.sendAll(t, spec.ID, rows)
+	b.sent(t, spec)
 	p, _ := b.store.Progress(b.ctx, spec.ID)
 	if p.State != campaigns.StateCompleted || p.SentAt == nil || !p.SendingOver() {
 		t.Fatalf("email campaign: %s sent_at %v, want completed with sent_at", p.State, p.SentAt)

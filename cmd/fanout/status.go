@@ -54,11 +54,7 @@ its field names never change.`)
 	if *every <= 0 {
 		return &usageError{fmt.Sprintf("--interval %s: want a positive duration such as 1s", *every)}
 	}
-	cfg, err := loadConfig(e, *cfgFile)
-	if err != nil {
-		return err
-	}
-	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	cfg, rdb, err := openConfigRedis(ctx, e, *cfgFile)
 	if err != nil {
 		return err
 	}
