@@ -154,3 +154,38 @@ func TestETABoundedByLimit(t *testing.T) {
 		t.Errorf("Steady of 10/s and 300/min = %v, want 5", got)
 	}
 }
+
+// The rate of status leaves paused time out, the pause under way included,
+// and its ETA is bounded by the campaign's rate limit.
+func TestRateLeavesPausesOut(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("paused-rate")
+	spec.Rate = &campaigns.Rate{PerSecond: 2}
+	rows := b.create(t, spec, 100)
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows[:40], time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows[:40])); err != nil {
+		t.Fatal(err)
+	}
+	// Sending started 30 s ago, and the campaign spent 10 s paused before
+	// a pause that started 10 s ago and goes on: 10 s of sending.
+	now := time.Now().UnixMilli()
+	key := "fanout:{" + spec.ID + "}"
+	b.rdb.HSet(b.ctx, key, "started_at", now-30000, "paused_ms", 10000)
+	if _, err := b.store.Pause(b.ctx, spec.ID, "look"); err != nil {
+		t.Fatal(err)
+	}
+	b.rdb.HSet(b.ctx, key, "paused_at", now-10000)
+	p, err := b.store.Progress(b.ctx, spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Rate < 3.6 || p.Rate > 4.4 {
+		t.Fatalf("rate %.2f/s, want 40 in 10 s of sending: 4/s", p.Rate)
+	}
+	if p.ETA == nil || *p.ETA != 30 {
+		t.Fatalf("ETA %v, want 60 pending at the 2/s limit: 30 s", p.ETA)
+	}
+}

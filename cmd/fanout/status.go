@@ -39,7 +39,7 @@ its field names never change.`)
 	cfgFile := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	watch := fs.Bool("watch", false, "follow the campaign until sending is over (see --until)")
-	until := fs.String("until", "sent", "with --watch, stop when the campaign is `state`: sent (sending over) or completed (every recipient final)")
+	until := fs.String("until", "sent", "with --watch, the `state` to stop at: sent (sending over, or anything later) or completed (every recipient final, or cancelled)")
 	every := fs.Duration("interval", time.Second, "with --watch, read the counters this often")
 	pos, err := parse(fs, args)
 	if err != nil {
