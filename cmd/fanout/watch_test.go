@@ -174,7 +174,7 @@ func TestWatchRedrawsInPlaceOnATerminal(t *testing.T) {
 			shown = append(shown, l)
 		}
 	}
-	if draws := bytes.Count(out, []byte("campaign watch-tty (watch)")); draws < 3 {
+	if draws := bytes.Count(out, []byte("campaign watch-tty (watch)")); draws < 2 {
 		t.Fatalf("drawn %d times, want several redraws; output:\n%q", draws, out)
 	}
 	heads, sends := 0, 0
