@@ -76,6 +76,40 @@ func (r *Rate) Over(def Rate) Rate {
 	return l
 }
 
+// Steady returns the most recipients per second r lets through over a long
+// run: the tightest of its limits, each turned into a per-second rate; 0
+// when r sets none.
+func (r Rate) Steady() float64 {
+	best := 0.0
+	for _, l := range []float64{float64(r.PerSecond), float64(r.PerMinute) / 60, float64(r.PerDay) / 86400} {
+		if l > 0 && (best == 0 || l < best) {
+			best = l
+		}
+	}
+	return best
+}
+
+// htmlTag finds an HTML tag or doctype: "<" then a letter (or "/" and a
+// letter, or "!doctype"), up to the next ">".
+var htmlTag = regexp.MustCompile(`(?i)<(?:!doctype|/?[a-z][a-z0-9-]*)(?:\s[^<>]*)?/?>`)
+
+// LooksLikeHTML reports whether an email body holds an HTML tag, such as
+// <p>, <br/>, <a href="...">, </b> or <!DOCTYPE html>; "3 < 5" and
+// "<3" are not tags.
+func LooksLikeHTML(body string) bool { return htmlTag.MatchString(body) }
+
+// HTML reports whether the spec's body is HTML: an email whose content_type
+// is html, or unset with a body that LooksLikeHTML.
+func (s Spec) HTML() bool {
+	if s.Channel != ChannelEmail {
+		return false
+	}
+	if s.ContentType != "" {
+		return s.ContentType == "html"
+	}
+	return LooksLikeHTML(s.Message)
+}
+
 // Template is a WhatsApp template reference: its approved name and the body
 // parameters, each a Go text/template over the recipient's fields.
 type Template struct {
@@ -103,8 +137,13 @@ type Spec struct {
 	Message string `yaml:"message" json:"message,omitempty"`
 	// Template is the WhatsApp template to send.
 	Template *Template `yaml:"template" json:"template,omitempty"`
-	// Subject is the email subject, also a template.
+	// Subject is the email subject, also a template (always plain text).
 	Subject string `yaml:"subject" json:"subject,omitempty"`
+	// ContentType is an email body's type: html renders recipient fields
+	// through html/template, escaped for where they land (text, attribute,
+	// URL); text renders them as they are. Default: html when the message
+	// holds an HTML tag (see LooksLikeHTML), else text. Email only.
+	ContentType string `yaml:"content_type" json:"content_type,omitempty"`
 	// Recipients is the recipient file (CSV with a header row, a JSON array
 	// of objects, or NDJSON), relative to the spec file; "-" is stdin.
 	Recipients string `yaml:"recipients" json:"recipients"`
@@ -363,7 +402,7 @@ func plainName(s string) bool {
 
 func specKeys() []string {
 	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
-		"recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule"}
+		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule"}
 }
 
 // File is the path the spec was loaded from ("" when built in code).
@@ -452,6 +491,12 @@ func (s *Spec) Validate() error {
 		add("channel", "channel is missing: use one of %s", channelList())
 	default:
 		add("channel", "unknown channel %q: use one of %s", s.Channel, channelList())
+	}
+	switch {
+	case s.ContentType != "" && s.ContentType != "html" && s.ContentType != "text":
+		add("content_type", "content_type %q: use html or text", s.ContentType)
+	case s.ContentType != "" && s.Channel != ChannelEmail:
+		add("content_type", "content_type is for channel email; %s content is plain text", s.Channel)
 	}
 	if s.Recipients == "" {
 		add("recipients", "recipients is missing: a CSV file with a header row or a JSON array of objects, relative to this spec")

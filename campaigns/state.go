@@ -6,11 +6,15 @@ import "time"
 type State string
 
 // Campaign states. A campaign is dispatching while its recipients are being
-// expanded (workers already send), running once expansion is done, and
-// completed when every recipient is final.
+// expanded (workers already send), running once expansion is done, sent
+// once every recipient has a final send state while delivery reports of
+// accepted SMS are still awaited, and completed when every recipient is
+// final, delivery reports included. Paused and cancelled are an operator's
+// (or a worker's, for a refused API key) doing.
 const (
 	StateDispatching State = "dispatching"
 	StateRunning     State = "running"
+	StateSent        State = "sent"
 	StatePaused      State = "paused"
 	StateCancelled   State = "cancelled"
 	StateCompleted   State = "completed"
@@ -48,13 +52,18 @@ type Progress struct {
 	Dispatched bool       `json:"dispatched"`
 	CreatedAt  time.Time  `json:"created_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// SentAt is when every recipient had a final send state (the state
+	// became sent, or completed directly); absent before.
+	SentAt *time.Time `json:"sent_at,omitempty"`
 	// StartedAt is when the first outcome was recorded.
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	// Rate is recipients settled per second from StartedAt to the last
-	// settled recipient (or now, while some are pending).
+	// settled recipient (or now, while some are pending), time spent paused
+	// left out.
 	Rate float64 `json:"rate_per_s"`
 	// ETA estimates the seconds until every enqueued recipient is settled, at
-	// the rate so far; absent when unknown.
+	// Rate bounded by the campaign's per-second rate limit; absent when
+	// unknown. status --watch puts its estimate from the recent rate here.
 	ETA *float64 `json:"eta_s,omitempty"`
 	// AwaitingDLR counts accepted SMS without a final delivery report yet.
 	AwaitingDLR int64 `json:"awaiting_dlr"`
@@ -67,6 +76,10 @@ func (p Progress) Done() int64 { return p.Sent + p.Failed + p.Unknown + p.Skippe
 
 // Final reports whether the campaign will change no more.
 func (p Progress) Final() bool { return p.State == StateCompleted || p.State == StateCancelled }
+
+// SendingOver reports whether nothing is left to send: the campaign is sent
+// (delivery reports may still be awaited), completed or cancelled.
+func (p Progress) SendingOver() bool { return p.State == StateSent || p.Final() }
 
 // Outcome is a ledger transition for one row, as the storage package
 // records it.

@@ -3,6 +3,8 @@ package campaigns
 import (
 	"errors"
 	"fmt"
+	htmltemplate "html/template"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,6 +30,11 @@ import (
 // urlquery, print, println and slice are refused when the spec is loaded,
 // with the spec's line. Every template form that reads a field renders per
 // recipient; a template without any action is one shared text.
+//
+// An HTML email body (Spec.HTML) is vetted the same way, then rendered by
+// html/template: each value is escaped for the context it lands in (text,
+// attribute, URL, script), so a recipient's name cannot inject markup or
+// links. Subjects and every other text render with text/template.
 
 // Limits on templates and what they render.
 const (
@@ -111,18 +118,25 @@ func title(s string) string {
 // Spec.Compile and share it; it is safe for concurrent use.
 type Renderer struct {
 	channel  Channel
-	message  *template.Template
-	subject  *template.Template
-	params   []*template.Template
+	message  executor
+	subject  executor
+	params   []executor
 	fields   []string // every field the templates refer to, sorted
 	personal bool     // some template has an action
 	shared   Content  // the content when not personal
 }
 
-// part is one template of a spec: where it is and how big it may render.
+// executor is a compiled template: text/template's, or html/template's
+// for an HTML email body.
+type executor interface {
+	Execute(w io.Writer, data any) error
+	Name() string
+}
+
+// part is one template of a spec: where it is and whether it is HTML.
 type part struct {
 	key, name, text string
-	limit           func(string) error
+	html            bool
 }
 
 // Compile parses the spec's templates and checks them against the
@@ -130,7 +144,7 @@ type part struct {
 func (s Spec) Compile() (*Renderer, error) {
 	r := &Renderer{channel: s.Channel}
 	seen := map[string]bool{}
-	compile := func(p part) (*template.Template, error) {
+	compile := func(p part) (executor, error) {
 		if p.text == "" {
 			return nil, nil
 		}
@@ -145,7 +159,7 @@ func (s Spec) Compile() (*Renderer, error) {
 		return t, nil
 	}
 	var err error
-	if r.message, err = compile(part{key: "message", name: "message", text: s.Message}); err != nil {
+	if r.message, err = compile(part{key: "message", name: "message", text: s.Message, html: s.HTML()}); err != nil {
 		return nil, err
 	}
 	if r.subject, err = compile(part{key: "subject", name: "subject", text: s.Subject}); err != nil {
@@ -211,8 +225,9 @@ func (r *Renderer) key(err error) string {
 	return "message"
 }
 
-// compileOne parses one template and vets its tree.
-func compileOne(p part) (*template.Template, []string, bool, error) {
+// compileOne parses one template and vets its tree; an HTML part is then
+// parsed again by html/template, which escapes what it renders.
+func compileOne(p part) (executor, []string, bool, error) {
 	limit := MaxTemplateBytes
 	if p.key == "message" {
 		limit = max(limit, MaxEmailBytes)
@@ -241,6 +256,14 @@ func compileOne(p part) (*template.Template, []string, bool, error) {
 	}
 	if v.actions > MaxTemplateActions {
 		return nil, nil, false, fmt.Errorf("the template has %d actions, over the cap of %d", v.actions, MaxTemplateActions)
+	}
+	if p.html {
+		// The same text, so the same tree as the one just vetted.
+		h, err := htmltemplate.New(p.name).Option("missingkey=error").Funcs(htmltemplate.FuncMap(funcs)).Parse(p.text)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("not a valid HTML template: %s", strings.TrimPrefix(err.Error(), "html/template: "))
+		}
+		return h, v.fields, v.actions > 0, nil
 	}
 	return t, v.fields, v.actions > 0, nil
 }
@@ -511,7 +534,7 @@ func (e *RenderError) Error() string { return e.Name + ": " + e.Err.Error() }
 func (e *RenderError) Unwrap() error { return e.Err }
 
 // capWriter fails a write that takes the output past max bytes, which
-// stops text/template at once.
+// stops text/template (and html/template) at once.
 type capWriter struct {
 	b   strings.Builder
 	max int
@@ -578,7 +601,7 @@ func (r *Renderer) bodyLimit() int {
 	return MaxSMSSegments * 160 * 4
 }
 
-func (r *Renderer) exec(t *template.Template, key string, fields map[string]string, limit int) (string, error) {
+func (r *Renderer) exec(t executor, key string, fields map[string]string, limit int) (string, error) {
 	w := capWriter{max: limit}
 	if err := t.Execute(&w, fields); err != nil {
 		if errors.Is(err, errTooLong) {
@@ -595,11 +618,21 @@ func (r *Renderer) exec(t *template.Template, key string, fields map[string]stri
 
 var (
 	missingKeyRe = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
-	execPrefixRe = regexp.MustCompile(`^template: [^:]+:\d+:\d+: executing "[^"]*" at <[^>]*>: `)
+	execPrefixRe = regexp.MustCompile(`^(?:html/)?template: [^:]+:\d+:\d+: executing "[^"]*" at <[^>]*>: `)
 )
 
-// execError shortens text/template's execution errors.
+// execError shortens text/template's and html/template's execution errors.
 func execError(err error) error {
+	var he *htmltemplate.Error
+	if errors.As(err, &he) {
+		// An HTML template that cannot be escaped: its description may
+		// end in a dump of the escaper's states.
+		desc, _, _ := strings.Cut(he.Description, ": {")
+		if he.Line > 0 {
+			return fmt.Errorf("line %d of the HTML template: %s", he.Line, desc)
+		}
+		return fmt.Errorf("the HTML template: %s", desc)
+	}
 	if m := missingKeyRe.FindStringSubmatch(err.Error()); m != nil {
 		return fmt.Errorf("missing field %q", m[1])
 	}

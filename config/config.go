@@ -18,6 +18,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -123,7 +124,7 @@ type OneRoute struct {
 
 // Log configures logging.
 type Log struct {
-	// Level: env LOG_LEVEL (debug, info, warn, error); default info.
+	// Level: env LOG_LEVEL (trace, debug, info, warn, error); default info.
 	Level string `yaml:"level"`
 	// Format: env LOG_FORMAT (json or console); default console on a
 	// terminal, json otherwise.
@@ -230,13 +231,19 @@ func Load(getenv func(string) string, file string) (Config, error) {
 				return cfg, err
 			}
 		}
-		var fc Config
+		// Decoded onto the defaults: a key the file sets wins, an explicit 0
+		// or "" included (FANOUT_WINDOW's 0 is no limit, a rate's 0 none);
+		// a key it leaves out keeps its default. Queues are replaced whole,
+		// not merged with the default weights.
+		cfg.Worker.Queues = nil
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
-		if err := dec.Decode(&fc); err != nil {
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 			return cfg, fmt.Errorf("config %s: %v", file, err)
 		}
-		merge(&cfg, fc)
+		if cfg.Worker.Queues == nil {
+			cfg.Worker.Queues = DefaultQueues()
+		}
 	}
 	var errs []error
 	str := func(name string, dst *string) {
@@ -355,51 +362,6 @@ func checkQueues(q map[string]int) error {
 	return nil
 }
 
-// merge copies the non-zero fields of a file config over the defaults.
-func merge(dst *Config, src Config) {
-	set := func(d *string, s string) {
-		if s != "" {
-			*d = s
-		}
-	}
-	seti := func(d *int, s int) {
-		if s != 0 {
-			*d = s
-		}
-	}
-	setd := func(d *time.Duration, s time.Duration) {
-		if s != 0 {
-			*d = s
-		}
-	}
-	set(&dst.Redis.URL, src.Redis.URL)
-	set(&dst.OneRoute.BaseURL, src.OneRoute.BaseURL)
-	if src.OneRoute.APIKey != "" {
-		dst.OneRoute.APIKey = src.OneRoute.APIKey
-	}
-	setd(&dst.OneRoute.Timeout, src.OneRoute.Timeout)
-	set(&dst.Log.Level, src.Log.Level)
-	set(&dst.Log.Format, src.Log.Format)
-	seti(&dst.Worker.Concurrency, src.Worker.Concurrency)
-	seti(&dst.Worker.InFlight, src.Worker.InFlight)
-	setd(&dst.Worker.ShutdownTimeout, src.Worker.ShutdownTimeout)
-	setd(&dst.Worker.TaskTimeout, src.Worker.TaskTimeout)
-	seti(&dst.Worker.MaxAttempts, src.Worker.MaxAttempts)
-	if len(src.Worker.Queues) > 0 {
-		dst.Worker.Queues = src.Worker.Queues
-	}
-	setd(&dst.Worker.DLRInterval, src.Worker.DLRInterval)
-	setd(&dst.Worker.DLRMaxAge, src.Worker.DLRMaxAge)
-	setd(&dst.Worker.PollInterval, src.Worker.PollInterval)
-	seti(&dst.Dispatch.BatchSize, src.Dispatch.BatchSize)
-	seti(&dst.Dispatch.Window, src.Dispatch.Window)
-	set(&dst.Dispatch.SpecRoot, src.Dispatch.SpecRoot)
-	seti(&dst.RateLimit.PerSecond, src.RateLimit.PerSecond)
-	seti(&dst.RateLimit.PerMinute, src.RateLimit.PerMinute)
-	seti(&dst.RateLimit.PerDay, src.RateLimit.PerDay)
-	seti(&dst.RateLimit.Burst, src.RateLimit.Burst)
-}
-
 func (c Config) validate() []error {
 	var errs []error
 	if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
@@ -433,6 +395,15 @@ func (c Config) validate() []error {
 	if c.Worker.ShutdownTimeout <= c.OneRoute.Timeout {
 		errs = append(errs, fmt.Errorf("FANOUT_SHUTDOWN_TIMEOUT (%s) must be longer than ONEROUTE_TIMEOUT (%s), or a stopping worker could abandon a send that then succeeds",
 			c.Worker.ShutdownTimeout, c.OneRoute.Timeout))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"FANOUT_TASK_TIMEOUT", c.Worker.TaskTimeout}, {"FANOUT_DLR_INTERVAL", c.Worker.DLRInterval},
+		{"FANOUT_DLR_MAX_AGE", c.Worker.DLRMaxAge}, {"FANOUT_POLL_INTERVAL", c.Worker.PollInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s (%s) must be positive; leave it out for the default", d.name, d.v))
+		}
 	}
 	if c.Worker.MaxAttempts < 1 {
 		errs = append(errs, errors.New("FANOUT_MAX_ATTEMPTS must be at least 1"))

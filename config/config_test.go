@@ -163,3 +163,41 @@ func TestSpecRoot(t *testing.T) {
 		})
 	}
 }
+
+// A config file's explicit 0 is read, never dropped: kept where 0 means
+// something (a window or a rate of 0 is no limit), refused where it means
+// nothing (the old merge silently kept the default then); a key left out
+// keeps its default, and queues replace the default weights whole.
+func TestFileZeroIsKept(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	f := write("zero.yaml", "dispatch:\n  window: 0\n  batch_size: 20\nrate_limit:\n  per_second: 0\n  burst: 0\nworker:\n  queues: {sms: 1, whatsapp: 1, email: 1, dlr: 1}\n")
+	cfg, err := config.Load(env(nil), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Dispatch.Window != 0 || cfg.Dispatch.BatchSize != 20 || cfg.RateLimit.PerSecond != 0 || cfg.Worker.Concurrency != config.DefaultConcurrency {
+		t.Fatalf("got window %d batch %d rate %d concurrency %d", cfg.Dispatch.Window, cfg.Dispatch.BatchSize, cfg.RateLimit.PerSecond, cfg.Worker.Concurrency)
+	}
+	if len(cfg.Worker.Queues) != 4 || cfg.Worker.Queues["sms"] != 1 {
+		t.Fatalf("queues %v, want the file's weights only", cfg.Worker.Queues)
+	}
+	// A 0 over a non-zero default that means nothing is an error naming it.
+	f = write("bad.yaml", "worker:\n  concurrency: 0\n  dlr_max_age: 0s\n")
+	_, err = config.Load(env(nil), f)
+	if err == nil || !strings.Contains(err.Error(), "FANOUT_CONCURRENCY") || !strings.Contains(err.Error(), "FANOUT_DLR_MAX_AGE") {
+		t.Fatalf("explicit 0 concurrency and dlr_max_age: %v, want both refused", err)
+	}
+	// Zero limits beside a non-zero one: only the non-zero one limits.
+	f = write("rate.yaml", "rate_limit:\n  per_second: 0\n  per_minute: 600\n")
+	if cfg, err = config.Load(env(nil), f); err != nil || cfg.RateLimit.PerSecond != 0 || cfg.RateLimit.PerMinute != 600 {
+		t.Fatalf("rate %+v %v", cfg.RateLimit, err)
+	}
+}

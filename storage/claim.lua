@@ -12,10 +12,13 @@
 --   "2" another attempt owns it and may still be working: try later
 --   "3:<since>" a request started at <since> and its attempt vanished: the
 --       claim is taken over; reconcile with the provider before any resend
--- When the campaign is not dispatching or running, nothing is claimed and
--- the reply is {state}.
+-- When the campaign is not dispatching, running or sent, nothing is claimed
+-- and the reply is {state}. A sent campaign answers as running: all its rows
+-- are final, so nothing is claimed, but a retried task still learns the
+-- provider ids of accepted rows whose delivery reports it must poll.
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
+if st == 'sent' then st = 'running' end
 if st ~= 'running' and st ~= 'dispatching' then return {st} end
 local now = now_ms()
 local stale = tonumber(ARGV[1])

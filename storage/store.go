@@ -54,7 +54,15 @@ func (s *Store) Create(ctx context.Context, spec campaigns.Spec) (created bool, 
 	if n < 0 {
 		return false, fmt.Errorf("create campaign %s: %w; pick another id or remove the id key to get a fresh one", spec.ID, ErrSpecConflict)
 	}
-	if err := s.rdb.ZAdd(ctx, indexKey, redis.Z{Score: float64(now.Unix()), Member: spec.ID}).Err(); err != nil {
+	// The index is ordered by creation: a campaign created earlier (this
+	// is a re-dispatch) keeps its place, at its own created_at.
+	at := now.UnixMilli()
+	if n == 0 {
+		if at, err = s.rdb.HGet(ctx, campaignKey(spec.ID), "created_at").Int64(); err != nil {
+			return false, fmt.Errorf("read campaign %s: %w", spec.ID, err)
+		}
+	}
+	if err := s.rdb.ZAddNX(ctx, indexKey, redis.Z{Score: float64(at), Member: spec.ID}).Err(); err != nil {
 		return false, fmt.Errorf("index campaign %s: %w", spec.ID, err)
 	}
 	return n == 1, nil
@@ -125,19 +133,22 @@ func (s *Store) transition(ctx context.Context, id, action, reason string) (camp
 	return campaigns.State(st), nil
 }
 
-// Pause stops a dispatching or running campaign fleet-wide: workers claim
-// nothing more of it until Resume. reason is shown by status.
+// Pause stops a dispatching, running or sent campaign fleet-wide: workers
+// claim nothing more of it until Resume. reason is shown by status.
 func (s *Store) Pause(ctx context.Context, id, reason string) (campaigns.State, error) {
 	return s.transition(ctx, id, "pause", reason)
 }
 
-// Resume restarts a paused campaign.
-func (s *Store) Resume(ctx context.Context, id string) (campaigns.State, error) {
-	return s.transition(ctx, id, "resume", "")
+// Resume restarts a paused campaign; it goes on to sent or completed at once
+// when nothing is left to send. reason replaces the pause's and is shown by
+// status.
+func (s *Store) Resume(ctx context.Context, id, reason string) (campaigns.State, error) {
+	return s.transition(ctx, id, "resume", reason)
 }
 
 // Cancel stops a campaign for good: recipients not yet sent are skipped as
-// their tasks come through.
+// their tasks come through, and a sent campaign awaits its delivery reports
+// no more (reports read after it still count).
 func (s *Store) Cancel(ctx context.Context, id, reason string) (campaigns.State, error) {
 	return s.transition(ctx, id, "cancel", reason)
 }
@@ -165,6 +176,10 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 		t := time.UnixMilli(f).UTC()
 		p.FinishedAt = &t
 	}
+	if f := n("sent_at"); f > 0 {
+		t := time.UnixMilli(f).UTC()
+		p.SentAt = &t
+	}
 	if p.Failed+p.Unknown > 0 {
 		why, err := s.rdb.HGetAll(ctx, whyKey(id)).Result()
 		if err != nil {
@@ -187,10 +202,14 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 		} else if p.FinishedAt != nil {
 			end = *p.FinishedAt
 		}
-		if secs := end.Sub(t).Seconds(); secs >= 1 {
+		paused := time.Duration(n("paused_ms")) * time.Millisecond
+		if at := n("paused_at"); at > 0 && p.State == campaigns.StatePaused {
+			paused += end.Sub(time.UnixMilli(at)) // the pause under way
+		}
+		if secs := (end.Sub(t) - paused).Seconds(); secs >= 1 {
 			p.Rate = float64(p.Done()) / secs
 			if p.Rate > 0 && p.Pending > 0 && !p.Final() {
-				eta := float64(p.Pending) / p.Rate
+				eta := ETA(p.Pending, p.Rate, specLimit(m["spec"]))
 				p.ETA = &eta
 			}
 		}
@@ -198,7 +217,32 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 	return p, nil
 }
 
-// List returns campaign ids, newest first, at most limit (0: all).
+// ETA is the seconds pending recipients take at rate per second, bounded by
+// limit, the campaign's steady rate limit (0: none): never faster than the
+// limit lets them go.
+func ETA(pending int64, rate, limit float64) float64 {
+	if limit > 0 && (rate <= 0 || rate > limit) {
+		rate = limit
+	}
+	if rate <= 0 {
+		return 0
+	}
+	return float64(pending) / rate
+}
+
+// specLimit is the steady rate limit a stored spec sets, 0 when none.
+func specLimit(js string) float64 {
+	var spec struct {
+		Rate *campaigns.Rate `json:"rate"`
+	}
+	if json.Unmarshal([]byte(js), &spec) != nil || spec.Rate == nil {
+		return 0
+	}
+	return spec.Rate.Steady()
+}
+
+// List returns campaign ids, newest first by creation (a re-dispatch keeps
+// a campaign's place), at most limit (0: all).
 func (s *Store) List(ctx context.Context, limit int) ([]string, error) {
 	stop := int64(-1)
 	if limit > 0 {

@@ -217,8 +217,9 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 	}
 }
 
-// An SMS campaign completes only when every accepted message has a final
-// delivery report (or expired), and DLR transitions apply once.
+// An SMS campaign is sent once every recipient has a final send state, and
+// completes only when every accepted message has a final delivery report (or
+// expired); DLR transitions apply once.
 func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -226,8 +227,8 @@ func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
 	rows := b.create(t, spec, 3)
 	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
 	b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows))
-	if p, _ := b.store.Progress(b.ctx, spec.ID); p.State != campaigns.StateRunning {
-		t.Fatalf("state %s before DLRs, want running", p.State)
+	if p, _ := b.store.Progress(b.ctx, spec.ID); p.State != campaigns.StateSent || p.SentAt == nil || p.FinishedAt != nil {
+		t.Fatalf("state %s sent_at %v finished_at %v before DLRs, want sent, set, unset", p.State, p.SentAt, p.FinishedAt)
 	}
 	dlr := []campaigns.Outcome{
 		{Row: 1, State: storage.LedgerDelivered, Value: "id1"},
@@ -319,7 +320,7 @@ func TestStateTransitions(t *testing.T) {
 	if _, err := b.store.Pause(b.ctx, spec.ID, "again"); !errors.Is(err, storage.ErrTransition) {
 		t.Fatalf("pause a paused campaign: %v", err)
 	}
-	if st, err := b.store.Resume(b.ctx, spec.ID); err != nil || st != campaigns.StateRunning {
+	if st, err := b.store.Resume(b.ctx, spec.ID, ""); err != nil || st != campaigns.StateRunning {
 		t.Fatalf("resume: %s %v", st, err)
 	}
 	if st, err := b.store.Cancel(b.ctx, spec.ID, "operator"); err != nil || st != campaigns.StateCancelled {
@@ -328,7 +329,7 @@ func TestStateTransitions(t *testing.T) {
 	if _, err := b.store.Pause(b.ctx, spec.ID, "401"); !errors.Is(err, storage.ErrTransition) {
 		t.Fatalf("a pause overrode a cancel: %v", err)
 	}
-	if _, err := b.store.Resume(b.ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := b.store.Resume(b.ctx, "nope", ""); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("resume unknown: %v", err)
 	}
 }

@@ -155,6 +155,18 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// openConfigRedis loads the configuration and connects to its Redis, for
+// the commands that only read or change campaigns. Close the client when
+// done.
+func openConfigRedis(ctx context.Context, e *env, cfgFile string) (config.Config, *redis.Client, error) {
+	cfg, err := loadConfig(e, cfgFile)
+	if err != nil {
+		return cfg, nil, err
+	}
+	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	return cfg, rdb, err
+}
+
 // campaignStore parses a command that takes one campaign id, and opens the
 // store at REDIS_URL. Call the returned close when done.
 func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *string, args []string) (id string, store *storage.Store, notFound func() error, closeFn func(), err error) {
@@ -165,11 +177,7 @@ func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *strin
 	if err := checkArgs(pos, "one campaign id"); err != nil {
 		return "", nil, nil, nil, err
 	}
-	cfg, err := loadConfig(e, *cfgFile)
-	if err != nil {
-		return "", nil, nil, nil, err
-	}
-	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	_, rdb, err := openConfigRedis(ctx, e, *cfgFile)
 	if err != nil {
 		return "", nil, nil, nil, err
 	}

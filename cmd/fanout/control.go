@@ -15,22 +15,29 @@ import (
 func controlCommand(action string) func(ctx context.Context, e *env, args []string) error {
 	about := map[string]string{
 		"pause": `
-Pauses a dispatching or running campaign fleet-wide: workers claim none of
-its recipients until 'fanout resume'. Sends already on the wire finish and are
-recorded. A paused campaign past its schedule.expires_at skips what is left.`,
+Pauses a dispatching, running or sent campaign fleet-wide: workers claim none
+of its recipients until 'fanout resume'. Sends already on the wire finish and
+are recorded; delivery reports are still read. A paused campaign past its
+schedule.expires_at skips what is left.`,
 		"resume": `
 Resumes a paused campaign, whether an operator or a worker paused it (for
-example after OneRoute refused the API key: fix the key first).`,
+example after OneRoute refused the API key: fix the key first). A campaign
+with nothing left to send goes on to sent or completed.`,
 		"cancel": `
 Cancels a campaign for good: recipients not yet sent are skipped as their
 tasks come through; sends already on the wire finish and are recorded.
-Delivery reports of sent messages are still followed.`,
+A sent campaign awaits its delivery reports no more: it is final at once
+(reports read later still count).`,
 	}[action]
 	return func(ctx context.Context, e *env, args []string) error {
 		fs := newFlags(e, action, "[flags] CAMPAIGN-ID", about)
 		cfgFile := configFlag(fs)
 		asJSON := fs.Bool("json", false, "print the campaign's status object afterwards")
-		reason := fs.String("reason", "by an operator", "why, shown by status")
+		def := "by an operator"
+		if action == "resume" {
+			def = "resumed by an operator"
+		}
+		reason := fs.String("reason", def, "why, recorded with the state change and shown by status until the next one")
 		id, store, notFound, closeStore, err := campaignStore(ctx, e, fs, cfgFile, args)
 		if err != nil {
 			return err
@@ -41,7 +48,7 @@ Delivery reports of sent messages are still followed.`,
 		case "pause":
 			st, err = store.Pause(ctx, id, *reason)
 		case "resume":
-			st, err = store.Resume(ctx, id)
+			st, err = store.Resume(ctx, id, *reason)
 		case "cancel":
 			st, err = store.Cancel(ctx, id, *reason)
 		}

@@ -94,8 +94,9 @@ func cmdDispatch(ctx context.Context, e *env, args []string) error {
 	return printDispatch(e, a, res, rw != nil, final)
 }
 
-// finalState is the campaign's state when it is over (completed or
-// cancelled), else "": a dispatch that enqueued nothing says why.
+// finalState is the campaign's state when its sending is over (sent,
+// completed or cancelled), else "": a dispatch that enqueued nothing says
+// why.
 func finalState(ctx context.Context, cfg config.Config, id string) (campaigns.State, error) {
 	rdb, err := openRedis(ctx, cfg.Redis, 0)
 	if err != nil {
@@ -103,7 +104,7 @@ func finalState(ctx context.Context, cfg config.Config, id string) (campaigns.St
 	}
 	defer rdb.Close()
 	p, err := storage.New(rdb).Progress(ctx, id)
-	if err != nil || !p.Final() {
+	if err != nil || !p.SendingOver() {
 		return "", err
 	}
 	return p.State, nil

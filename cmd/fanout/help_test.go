@@ -57,7 +57,7 @@ func TestHelpFlagLayout(t *testing.T) {
 		}},
 		{"string default quoted when it has spaces", []string{"pause", "--help"}, []string{
 			"  --reason string",
-			`      why, shown by status (default "by an operator")`,
+			`      why, recorded with the state change and shown by status until the next one (default "by an operator")`,
 		}},
 		{"bool without placeholder", []string{"status", "--help"}, []string{
 			"  --json",

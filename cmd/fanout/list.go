@@ -24,11 +24,7 @@ progress and creation time. With --json, one status object per line.`)
 	if err := checkArgs(pos, ""); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e, *cfgFile)
-	if err != nil {
-		return err
-	}
-	rdb, err := openRedis(ctx, cfg.Redis, 0)
+	_, rdb, err := openConfigRedis(ctx, e, *cfgFile)
 	if err != nil {
 		return err
 	}

@@ -173,7 +173,7 @@ Settings come from the environment (or --config FILE):
   REDIS_URL           redis://host:port/db or rediss://... (default redis://127.0.0.1:6379/0)
   ONEROUTE_API_KEY    your OneRoute key (or ONEROUTE_API_KEY_FILE); required by dispatch and worker
   ONEROUTE_BASE_URL   default https://api.oneroute.io
-  LOG_LEVEL           debug, info, warn, error (default info)
+  LOG_LEVEL           trace, debug, info, warn, error (default info)
   LOG_FORMAT          json or console (default console on a terminal)
 See docs/configuration.md for the rest.
 

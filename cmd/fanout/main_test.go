@@ -197,7 +197,9 @@ func TestPauseResumeCancel(t *testing.T) {
 	}{
 		{[]string{"pause", "--reason", "checking the copy", "ctl"}, 0, "paused/checking the copy"},
 		{[]string{"pause", "ctl"}, exitBadInput, "paused/checking the copy"},
-		{[]string{"resume", "ctl"}, 0, "running/"},
+		{[]string{"resume", "--reason", "copy fixed", "ctl"}, 0, "running/copy fixed"},
+		{[]string{"pause", "ctl"}, 0, "paused/by an operator"},
+		{[]string{"resume", "ctl"}, 0, "running/resumed by an operator"},
 		{[]string{"cancel", "ctl"}, 0, "cancelled/by an operator"},
 		{[]string{"resume", "ctl"}, exitBadInput, "cancelled/by an operator"},
 		{[]string{"cancel", "nope"}, exitBadInput, ""},

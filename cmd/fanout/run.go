@@ -66,7 +66,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := followRun(ctx, e, a.timeout, storage.New(b.rdb), res.ID)
+	p, err := followRun(ctx, e, a.timeout, storage.New(b.rdb), res.ID, spec.Rate.Over(defaultRate(cfg)).Steady(), spec.Channel.TracksDLR())
 	if err != nil {
 		return err
 	}
@@ -218,14 +218,14 @@ func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec
 }
 
 // followRun shows the campaign's progress until it is final, or until
-// --timeout.
-func followRun(ctx context.Context, e *env, timeout time.Duration, store *storage.Store, id string) (campaigns.Progress, error) {
+// --timeout; limit is its steady rate limit (0: none), for the ETA.
+func followRun(ctx context.Context, e *env, timeout time.Duration, store *storage.Store, id string, limit float64, dlr bool) (campaigns.Progress, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	p, err := follow(ctx, e.stderr, store, id)
+	p, err := follow(ctx, e.stderr, store, id, limit, dlr)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return p, fmt.Errorf("campaign %s not final after %s (state %s, %d of %d done)", id, timeout, p.State, p.Done(), p.Total)
 	}
@@ -254,58 +254,28 @@ type runResult struct {
 	Sandbox *sandbox.Stats `json:"sandbox,omitempty"`
 }
 
-// follow shows live progress until the campaign is final.
-func follow(ctx context.Context, w io.Writer, store *storage.Store, id string) (campaigns.Progress, error) {
-	tty := isTerminal(w)
-	every := 2 * time.Second
-	if tty {
-		every = 200 * time.Millisecond
+// follow shows live progress until the campaign is final: on a terminal
+// the block of status --watch, redrawn in place; otherwise one line every
+// 2 s and the last one. The counters are read every 100 ms, so the end is
+// seen at once. A paused campaign stops it with the fix.
+func follow(ctx context.Context, w io.Writer, store *storage.Store, id string, limit float64, dlr bool) (campaigns.Progress, error) {
+	var v view = &throttledView{v: lineView{w}, every: 2 * time.Second}
+	if canRedraw(w) {
+		v = newBarView(w, dlr)
 	}
-	var last time.Time
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		p, err := store.Progress(ctx, id)
-		if err != nil {
-			return p, err
-		}
-		if p.Final() || time.Since(last) >= every {
-			line := fmt.Sprintf("  %s  sent %d  failed %d  pending %d", bar(p.Done(), p.Total, 20), p.Sent, p.Failed, p.Pending)
-			if p.Channel.TracksDLR() {
-				line += fmt.Sprintf("  delivered %d  undelivered %d  awaiting DLR %d", p.Delivered, p.Undelivered, p.AwaitingDLR)
-			}
-			if p.Rate > 0 {
-				line += fmt.Sprintf("  %.0f/s", p.Rate)
-			}
-			line += "  [" + string(p.State) + "]"
-			if tty {
-				fmt.Fprintf(w, "\r\033[K%s", line)
-				if p.Final() {
-					fmt.Fprintln(w)
-				}
-			} else {
-				fmt.Fprintln(w, line)
-			}
-			last = time.Now()
-		}
-		if p.Final() {
-			return p, nil
-		}
-		if p.State == campaigns.StatePaused {
-			if tty {
-				fmt.Fprintln(w)
-			}
-			return p, fmt.Errorf("campaign %s paused: %s (fix the cause, then: fanout resume %s)", id, p.Reason, id)
-		}
-		select {
-		case <-ctx.Done():
-			if tty {
-				fmt.Fprintln(w)
-			}
-			return p, ctx.Err()
-		case <-t.C:
-		}
+	p, err := watchStatus(ctx, store, id, limit, 100*time.Millisecond, v, func(p campaigns.Progress) bool {
+		return p.Final() || p.State == campaigns.StatePaused
+	})
+	if err != nil {
+		return p, err
 	}
+	if err := ctx.Err(); err != nil {
+		return p, err
+	}
+	if p.State == campaigns.StatePaused {
+		return p, fmt.Errorf("campaign %s paused: %s (fix the cause, then: fanout resume %s)", id, p.Reason, id)
+	}
+	return p, nil
 }
 
 func summary(w io.Writer, p campaigns.Progress, took time.Duration, sb *sandbox.Server) {

@@ -17,6 +17,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "status", "[flags] CAMPAIGN-ID", `
 Prints a campaign's state and counters from Redis at REDIS_URL.
 
+  state        dispatching, running, paused, sent (every recipient has a
+               final send state; delivery reports still awaited), completed
+               (every recipient final) or cancelled
   total        valid recipients enqueued
   sent         accepted by OneRoute (includes delivered and undelivered)
   failed       refused for good, with a reason in the ledger
@@ -24,16 +27,48 @@ Prints a campaign's state and counters from Redis at REDIS_URL.
   delivered / undelivered / dlr_expired   SMS delivery reports
   pending      not yet final
 
-With --json, prints one object for scripts; its field names never change.`)
+With --watch it follows the campaign until sending is over (state sent,
+completed or cancelled), or with --until completed until every recipient is
+final. On a terminal the status is one block redrawn in place, a bar per
+stage with its recent rate; otherwise it prints one line per interval. The
+ETA comes from the rate over the last 10 s of unpaused time, never faster
+than the campaign's rate limit.
+
+With --json, prints one object for scripts (one per interval with --watch);
+its field names never change.`)
 	cfgFile := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	watch := fs.Bool("watch", false, "refresh every second until the campaign is final")
-	id, store, notFound, closeStore, err := campaignStore(ctx, e, fs, cfgFile, args)
+	watch := fs.Bool("watch", false, "follow the campaign until sending is over (see --until)")
+	until := fs.String("until", "sent", "with --watch, the `state` to stop at: sent (sending over, or anything later) or completed (every recipient final, or cancelled)")
+	every := fs.Duration("interval", time.Second, "with --watch, read the counters this often")
+	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	for {
+	if err := checkArgs(pos, "one campaign id"); err != nil {
+		return err
+	}
+	if *until != "sent" && *until != "completed" {
+		return &usageError{fmt.Sprintf("--until %q: want sent or completed", *until)}
+	}
+	if *every <= 0 {
+		return &usageError{fmt.Sprintf("--interval %s: want a positive duration such as 1s", *every)}
+	}
+	cfg, rdb, err := openConfigRedis(ctx, e, *cfgFile)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	id, store := pos[0], storage.New(rdb)
+	notFound := func() error { return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, rdb.Options().Addr)} }
+	spec, err := store.Spec(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound()
+	}
+	if err != nil {
+		return err
+	}
+	if !*watch {
 		p, err := store.Progress(ctx, id)
 		if errors.Is(err, storage.ErrNotFound) {
 			return notFound()
@@ -42,20 +77,57 @@ With --json, prints one object for scripts; its field names never change.`)
 			return err
 		}
 		if *asJSON {
-			if err := json.NewEncoder(e.stdout).Encode(p); err != nil {
-				return err
-			}
-		} else {
-			printProgress(e.stdout, p)
+			return json.NewEncoder(e.stdout).Encode(p)
 		}
-		if !*watch || p.Final() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+		printProgress(e.stdout, p)
+		return nil
+	}
+	stop := campaigns.Progress.SendingOver
+	if *until == "completed" {
+		stop = campaigns.Progress.Final
+	}
+	var v view
+	switch {
+	case *asJSON:
+		v = jsonView{e.stdout}
+	case canRedraw(e.stdout):
+		v = newBarView(e.stdout, spec.Channel.TracksDLR())
+	default:
+		v = lineView{e.stdout}
+	}
+	p, err := watchStatus(ctx, store, id, spec.Rate.Over(defaultRate(cfg)).Steady(), *every, v, stop)
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound()
+	}
+	if err == nil && !*asJSON {
+		watchEnd(e.stdout, p)
+	}
+	return err
+}
+
+// jsonView prints each frame as a status object, its ETA from the watch's
+// recent rate.
+type jsonView struct{ w io.Writer }
+
+func (v jsonView) show(f frame) error {
+	p := f.p
+	if f.etaOK {
+		s := f.eta.Seconds()
+		p.ETA = &s
+	}
+	return json.NewEncoder(v.w).Encode(p)
+}
+
+func (jsonView) close() {}
+
+// watchEnd says why a watch stopped, and what is left.
+func watchEnd(w io.Writer, p campaigns.Progress) {
+	switch {
+	case p.State == campaigns.StateSent:
+		fmt.Fprintf(w, "campaign %s is sent: %s awaited (follow them with: fanout status --watch --until completed %s)\n",
+			p.ID, plural(p.AwaitingDLR, "delivery report", "delivery reports"), p.ID)
+	case p.Final():
+		fmt.Fprintf(w, "campaign %s is %s\n", p.ID, p.State)
 	}
 }
 
@@ -83,6 +155,9 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	}
 	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed\n", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
 	printReasons(w, p.FailureReasons, 5)
+	if p.SentAt != nil && p.FinishedAt == nil {
+		fmt.Fprintf(w, "all sent   %s (took %s); delivery reports awaited\n", p.SentAt.Format(time.RFC3339), p.SentAt.Sub(p.CreatedAt).Round(time.Millisecond))
+	}
 	if p.FinishedAt != nil {
 		fmt.Fprintf(w, "finished   %s (took %s)\n", p.FinishedAt.Format(time.RFC3339), p.FinishedAt.Sub(p.CreatedAt).Round(time.Millisecond))
 	}

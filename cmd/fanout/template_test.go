@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,5 +171,51 @@ func TestHostileTemplatesDryRun(t *testing.T) {
 		if took > 5*time.Second { // 1 s on a quiet machine; room for a loaded one
 			t.Errorf("%s: took %s", tc.name, took)
 		}
+	}
+}
+
+// An HTML email reaches OneRoute with each recipient's fields escaped: a
+// recipient named <a href=x>y</a> gets its name as text, not a link.
+func TestHTMLEmailArrivesEscaped(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	sb := sandbox.New(sandbox.Options{})
+	t.Cleanup(sb.Close)
+	var mu sync.Mutex
+	var bodies []string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/email") {
+			body, _ := io.ReadAll(r.Body)
+			var q struct {
+				Message string `json:"message"`
+			}
+			json.Unmarshal(body, &q)
+			mu.Lock()
+			bodies = append(bodies, q.Message)
+			mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	dir := t.TempDir()
+	spec := fmt.Sprintf("id: html-email\nchannel: email\nchannel_id: %s\nrecipients: r.csv\nsubject: 'Hello {{.name}}'\nmessage: '<p>Hello {{.name}}</p>'\n", sandbox.EmailChannelID)
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "r.csv"), []byte("email,name\nada@example.com,<a href=x>y</a>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t)
+	b.env["REDIS_URL"] = srv.URL()
+	b.env["ONEROUTE_BASE_URL"] = hs.URL
+	b.env["ONEROUTE_API_KEY"] = sandbox.KeyPrefix + "html"
+	if code := b.run(t, "run", "--json", "--timeout", "60s", filepath.Join(dir, "c.yaml")); code != 0 {
+		t.Fatalf("exit %d\n%s", code, b.stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "<p>Hello &lt;a href=x&gt;y&lt;/a&gt;</p>"; len(bodies) != 1 || bodies[0] != want {
+		t.Fatalf("the sandbox received %q, want [%q]", bodies, want)
 	}
 }
