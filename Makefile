@@ -34,10 +34,22 @@ lint: vet ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: bench
-bench: ## benchmarks against baselines (needs redis-server); writes bench-out/
+bench: bench-bin ## the benchmark report: every scenario beside its baseline (about 15 minutes); writes docs/benchmarks.md, bench/results.json, docs/bench-pacing.svg
+	$(GO) run ./bench/report -bin bench-out/bin $(BENCHFLAGS)
+
+.PHONY: bench-quick
+bench-quick: bench-bin ## a one-round, 20,000-message version of make bench (a smoke test of the report, about 4 minutes)
+	$(GO) run ./bench/report -bin bench-out/bin -quick -micro=false -md bench-out/benchmarks.md -json bench-out/results.json -svg bench-out/bench-pacing.svg
+
+.PHONY: bench-bin
+bench-bin: ## build the binaries the benchmarks run into bench-out/bin
+	mkdir -p bench-out/bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bench-out/bin/fanout ./cmd/fanout
+	for p in e2e plain noop arrivals; do $(GO) build -o bench-out/bin/$$p ./bench/$$p || exit 1; done
+
+.PHONY: bench-dispatch
+bench-dispatch: ## the 1,000,000-row dispatch benchmark and its peak RSS
 	mkdir -p bench-out
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./... | tee bench-out/bench.txt
-	$(MAKE) bench-sandbox
 	bash bench/dispatch-rss.sh | tee bench-out/dispatch-rss.txt
 
 .PHONY: bench-sandbox
