@@ -98,15 +98,16 @@ func (s *Server) rowOf(r *http.Request, p campaigns.Progress, withSpec bool) row
 
 // listData is the list page.
 type listData struct {
-	Title    string
-	Refresh  int
-	Rows     []row
-	Page     int
-	Prev     int
-	Next     int
-	Total    int
-	Error    string
-	Operator bool
+	Title      string
+	Refresh    int
+	RefreshURL string
+	Rows       []row
+	Page       int
+	Prev       int
+	Next       int
+	Total      int
+	Error      string
+	Operator   bool
 }
 
 // GET /: the campaigns, newest first, PageSize a page (?page=2 ...). It
@@ -149,15 +150,16 @@ type reason struct {
 
 // campaignData is the per-campaign page.
 type campaignData struct {
-	Title    string
-	Refresh  int
-	Row      row
-	Chart    template.HTML
-	Reasons  []reason
-	More     int
-	Operator bool
-	Notice   string
-	Error    string
+	Title      string
+	Refresh    int
+	RefreshURL string // the page without the notice of a button
+	Row        row
+	Chart      template.HTML
+	Reasons    []reason
+	More       int
+	Operator   bool
+	Notice     string
+	Error      string
 }
 
 // GET /campaigns/{id}: counters, a chart of them over time, the most
@@ -176,7 +178,8 @@ func (s *Server) campaignPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.o.History.Add(p, time.Now())
 	d := campaignData{Title: "Campaign " + id, Refresh: int(s.o.Refresh.Seconds()), Row: s.rowOf(r, p, true),
-		Operator: roleFrom(r) == RoleOperator, Notice: r.URL.Query().Get("done"), Error: r.URL.Query().Get("error")}
+		Operator: roleFrom(r) == RoleOperator, Notice: r.URL.Query().Get("done"), Error: r.URL.Query().Get("error"),
+		RefreshURL: "/campaigns/" + url.PathEscape(id)}
 	if p.Final() {
 		d.Refresh = 0
 	}

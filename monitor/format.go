@@ -7,9 +7,10 @@ import (
 	"github.com/fanoutdev/fanout/tasks"
 )
 
-// FormatPayload is the Asynq UI's view of a fanout task payload: one line
-// naming the campaign, the batch and how many recipients it carries, never
-// an address, a message text or a provider id. A payload it cannot read is
+// FormatPayload is the Asynq UI's view of a fanout task payload: one short
+// line naming the campaign, the batch and how many recipients it carries
+// ("spring-sale · batch 12 · 50 recipients"), never an address, a message
+// text or a provider id. A payload it cannot read is
 // shown by its size only.
 func FormatPayload(taskType string, payload []byte) string {
 	switch taskType {
@@ -18,11 +19,11 @@ func FormatPayload(taskType string, payload []byte) string {
 		if tasks.Decode(payload, &b) != nil {
 			break
 		}
-		s := fmt.Sprintf("campaign %s · batch %d", b.Campaign, b.Seq)
+		s := fmt.Sprintf("%s · batch %d", b.Campaign, b.Seq)
 		if b.Attempt > 0 {
-			s += fmt.Sprintf(" (follow-up %d)", b.Attempt)
+			s += fmt.Sprintf(" follow-up %d", b.Attempt)
 		}
-		s += fmt.Sprintf(" · %d %s · %s", len(b.Items), plural(len(b.Items), "recipient", "recipients"), b.Channel)
+		s += fmt.Sprintf(" · %d %s", len(b.Items), plural(len(b.Items), "recipient", "recipients"))
 		if b.Failures > 0 {
 			s += fmt.Sprintf(" · %d temporary %s so far", b.Failures, plural(b.Failures, "failure", "failures"))
 		}
@@ -32,14 +33,14 @@ func FormatPayload(taskType string, payload []byte) string {
 		if tasks.Decode(payload, &p) != nil {
 			break
 		}
-		return fmt.Sprintf("campaign %s · delivery reports of %s (round %d) · %d %s",
+		return fmt.Sprintf("%s · delivery reports of %s round %d · %d %s",
 			p.Campaign, p.Key, p.Attempt+1, len(p.Items), plural(len(p.Items), "message", "messages"))
 	case tasks.TypeExpand:
 		var p tasks.Expand
 		if tasks.Decode(payload, &p) != nil {
 			break
 		}
-		return fmt.Sprintf("campaign %s · expansion of the uploaded recipient file (part %d)", p.Campaign, p.Gen+1)
+		return fmt.Sprintf("%s · expansion of the uploaded file, part %d", p.Campaign, p.Gen+1)
 	}
 	return fmt.Sprintf("%d bytes (not shown)", len(payload))
 }
