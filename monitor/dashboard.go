@@ -1,7 +1,9 @@
 package monitor
 
 import (
+	"bytes"
 	"embed"
+	"html"
 	"errors"
 	"fmt"
 	"html/template"
@@ -29,6 +31,7 @@ func loadPages() *pages {
 		"rate":     func(r float64) string { return strconv.FormatFloat(r, 'f', 1, 64) },
 		"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"limits":   limitsText,
+		"refresh":  refreshAttr,
 	}
 	parse := func(name string) *template.Template {
 		return template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name))
@@ -216,13 +219,29 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/campaigns/"+url.PathEscape(id)+"?"+q.Encode(), http.StatusSeeOther)
 }
 
+// render executes a page into memory first, so a template error is a 500
+// with the reason rather than half a page.
 func (s *Server) render(w http.ResponseWriter, t *template.Template, data any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		s.o.Logger.Error().Err(err).Msg("render a monitor page")
+		http.Error(w, "render the page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'")
-	if err := t.Execute(w, data); err != nil {
-		s.o.Logger.Error().Err(err).Msg("render a monitor page")
+	w.Write(buf.Bytes())
+}
+
+// refreshAttr is the content attribute of the refresh meta tag: every secs
+// seconds, to path when set (the page without a button's notice).
+func refreshAttr(secs int, path string) template.HTMLAttr {
+	v := strconv.Itoa(secs)
+	if path != "" {
+		v += "; url=" + path
 	}
+	return template.HTMLAttr(`content="` + html.EscapeString(v) + `"`)
 }
 
 func pct(n, total int64) string {
