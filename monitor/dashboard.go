@@ -3,9 +3,9 @@ package monitor
 import (
 	"bytes"
 	"embed"
-	"html"
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
 	"net/http"
 	"net/url"
