@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/internal/gencsv"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/monitor"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/recipients"
@@ -191,4 +193,100 @@ func TestAsynqUIPayloadsHideRecipients(t *testing.T) {
 	if !strings.Contains(string(body), "browser-test · batch") {
 		t.Fatalf("summary missing from %s", body)
 	}
+}
+
+// monitor refuses to serve on a non-loopback address without credentials,
+// before it connects anywhere, and names the fix; bad credentials in the
+// environment are refused the same way.
+func TestMonitorRefusesOpenAddressWithoutAuth(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		"all interfaces": {nil, []string{"monitor", "--addr", "0.0.0.0:0"}, "FANOUT_MONITOR_AUTH"},
+		"from env":       {map[string]string{"FANOUT_MONITOR_ADDR": ":0"}, []string{"monitor"}, "--insecure"},
+		"bad auth":       {map[string]string{"FANOUT_MONITOR_AUTH": "nopassword"}, []string{"monitor"}, "FANOUT_MONITOR_AUTH: want user:password"},
+	} {
+		b := setup(t)
+		b.env["REDIS_URL"] = "redis://127.0.0.1:1/0" // never reached
+		for k, v := range c.env {
+			b.env[k] = v
+		}
+		if code := b.run(t, c.args...); code != exitBadInput || !strings.Contains(b.stderr.String(), c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 naming %s", name, code, b.stderr.String(), c.want)
+		}
+	}
+}
+
+// fanout worker --metrics-addr serves /healthz at once, /readyz once its
+// asynq server has sent a heartbeat, and /metrics with the OneRoute
+// request latency of the sends it made through the timed transport.
+func TestWorkerMetricsPort(t *testing.T) {
+	t.Parallel()
+	b := setupMonitor(t, 20, false, 0)
+	_, base, stopSandbox, err := startSandboxAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopSandbox()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the worker listens there; another process taking it meanwhile fails the test loudly
+	e := &env{stdout: io.Discard, stderr: io.Discard, stdin: strings.NewReader(""), getenv: func(k string) string {
+		return map[string]string{"REDIS_URL": b.cfg.Redis.URL, "ONEROUTE_BASE_URL": base, "ONEROUTE_API_KEY": "test_metrics",
+			"FANOUT_POLL_INTERVAL": "200ms", "FANOUT_DLR_INTERVAL": "200ms", "FANOUT_DLR_MAX_AGE": "2s", "LOG_LEVEL": "warn"}[k]
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	go func() { exited <- runMain(ctx, e, []string{"worker", "--metrics-addr", addr, "--concurrency", "4"}) }()
+	defer func() {
+		cancel()
+		if code := <-exited; code != exitOK {
+			t.Errorf("worker exit %d", code)
+		}
+	}()
+	fetch := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	testwait.For(t, "/healthz to answer", 30*time.Second, func() bool { code, _ := fetch("/healthz"); return code == 200 })
+	testwait.For(t, "/readyz to say ready", 30*time.Second, func() bool { code, _ := fetch("/readyz"); return code == 200 })
+	testwait.For(t, "the campaign to be sent", 60*time.Second, func() bool {
+		p, err := b.store.Progress(context.Background(), b.spec.ID)
+		return err == nil && p.Pending == 0
+	})
+	code, body := fetch("/metrics")
+	want := `fanout_provider_request_duration_seconds_count{endpoint="POST /api/public/channel/{id}/sms",status_class="2xx"}`
+	if code != 200 || !strings.Contains(body, want) {
+		t.Errorf("/metrics: %d, lacks %s:\n%s", code, want, grepLines(body, "fanout_"))
+	}
+	if !strings.Contains(body, `fanout_ratelimit_wait_seconds_count{channel="sms"}`) {
+		t.Errorf("/metrics lacks the limiter's waits:\n%s", grepLines(body, "fanout_ratelimit"))
+	}
+	for _, labels := range regexp.MustCompile(`\{[^}]*\}`).FindAllString(grepLines(body, "fanout_"), -1) {
+		if phoneOrEmail.MatchString(labels) {
+			t.Errorf("a recipient appears in the worker's metrics: %s", labels)
+		}
+	}
+}
+
+// grepLines keeps the lines of s that start with prefix.
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
