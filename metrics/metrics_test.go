@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +255,42 @@ func TestHealthHandler(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != 200 {
 		t.Errorf("/readyz once Redis answers: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// Every fanout series the Grafana dashboard in deploy/ queries exists, so
+// the dashboard never shows "no data" for a renamed metric.
+func TestGrafanaDashboardUsesExistingSeries(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../deploy/grafana-fanout.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	ch := make(chan *prometheus.Desc, 100)
+	w := NewWorker()
+	for _, c := range []prometheus.Collector{NewCampaignCollector(fakeProgress{}, 0), NewQueueCollector(nil),
+		w.provider, w.asked, w.refused, w.wait, w.blocked, w.failures} {
+		c.Describe(ch)
+	}
+	close(ch)
+	name := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	for d := range ch {
+		if m := name.FindStringSubmatch(d.String()); m != nil {
+			known[m[1]] = true
+		}
+	}
+	used := regexp.MustCompile(`fanout_[a-z_]+`).FindAllString(string(data), -1)
+	if len(used) == 0 {
+		t.Fatal("the dashboard queries no fanout series")
+	}
+	for _, u := range used {
+		base := u
+		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+			base = strings.TrimSuffix(base, suffix)
+		}
+		if !known[base] {
+			t.Errorf("the dashboard queries %s, which no collector exports", u)
+		}
 	}
 }
