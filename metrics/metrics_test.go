@@ -67,6 +67,29 @@ func gather(t *testing.T, cs ...prometheus.Collector) map[string]float64 {
 	return out
 }
 
+// expectSeries fails for every series of want whose value in got differs.
+func expectSeries(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	for key, v := range want {
+		if got[key] != v {
+			t.Errorf("%s = %v, want %v", key, got[key], v)
+		}
+	}
+}
+
+// refuseLabels fails for every series of got whose labels hold one of the
+// values.
+func refuseLabels(t *testing.T, got map[string]float64, why string, values ...string) {
+	t.Helper()
+	for key := range got {
+		for _, v := range values {
+			if strings.Contains(key, v) {
+				t.Errorf("%s: %s", why, key)
+			}
+		}
+	}
+}
+
 // Campaign ids are labels only for campaigns that are not final or that
 // finished within the recent window; the totals count every campaign.
 func TestCampaignCollectorBoundsLabels(t *testing.T) {
@@ -81,8 +104,7 @@ func TestCampaignCollectorBoundsLabels(t *testing.T) {
 		"old":    {ID: "old", Channel: campaigns.ChannelSMS, State: campaigns.StateCompleted, Total: 7, Sent: 7, FinishedAt: &old},
 	}, time.Hour)
 	c.now = func() time.Time { return now }
-	got := gather(t, c)
-	for key, want := range map[string]float64{
+	expectSeries(t, gather(t, c), map[string]float64{
 		"fanout_campaign_messages{campaign=live,channel=sms,outcome=sent}":        4,
 		"fanout_campaign_messages{campaign=live,channel=sms,outcome=pending}":     5,
 		"fanout_campaign_messages{campaign=paused,channel=email,outcome=pending}": 3,
@@ -96,16 +118,8 @@ func TestCampaignCollectorBoundsLabels(t *testing.T) {
 		"fanout_campaigns{state=running}":                                         1,
 		"fanout_campaigns{state=cancelled}":                                       0,
 		"fanout_campaign_scrape_error{}":                                          0,
-	} {
-		if got[key] != want {
-			t.Errorf("%s = %v, want %v", key, got[key], want)
-		}
-	}
-	for key := range got {
-		if strings.Contains(key, "campaign=old") {
-			t.Errorf("a campaign finished 3h ago still has series: %s", key)
-		}
-	}
+	})
+	refuseLabels(t, gather(t, c), "a campaign finished 3h ago still has series", "campaign=old")
 }
 
 type failingProgress struct{ fakeProgress }
@@ -167,16 +181,11 @@ func TestTransportTimesRequests(t *testing.T) {
 	if _, err := hc.Do(req); err == nil {
 		t.Fatal("a request to port 1 succeeded")
 	}
-	got := gather(t, m.provider)
-	for key, want := range map[string]float64{
+	expectSeries(t, gather(t, m.provider), map[string]float64{
 		"fanout_provider_request_duration_seconds{endpoint=POST /api/public/channel/{id}/sms,status_class=2xx}": 2,
 		"fanout_provider_request_duration_seconds{endpoint=POST /api/public/channel/{id}/sms,status_class=4xx}": 1,
 		"fanout_provider_request_duration_seconds{endpoint=GET /api/public/dlr/{id}/sms,status_class=error}":    1,
-	} {
-		if got[key] != want {
-			t.Errorf("%s = %v, want %v (all: %v)", key, got[key], want, got)
-		}
-	}
+	})
 }
 
 type fakeLimiter struct{ refuse bool }
@@ -209,23 +218,15 @@ func TestLimiterCountsWaits(t *testing.T) {
 	}
 	ok.Block(ctx, "sms:chan-1", time.Second)
 	got := gather(t, m.asked, m.refused, m.wait, m.blocked)
-	for key, want := range map[string]float64{
+	expectSeries(t, got, map[string]float64{
 		"fanout_ratelimit_permits_requested_total{channel=sms}":      3,
 		"fanout_ratelimit_permits_requested_total{channel=whatsapp}": 2,
 		"fanout_ratelimit_refusals_total{channel=whatsapp}":          1,
 		"fanout_ratelimit_wait_seconds{channel=sms}":                 1,
 		"fanout_ratelimit_wait_seconds{channel=whatsapp}":            1,
 		"fanout_ratelimit_blocks_total{channel=sms}":                 1,
-	} {
-		if got[key] != want {
-			t.Errorf("%s = %v, want %v", key, got[key], want)
-		}
-	}
-	for key := range got {
-		if strings.Contains(key, "234803") || strings.Contains(key, "chan-1") {
-			t.Errorf("a sender id became a label: %s", key)
-		}
-	}
+	})
+	refuseLabels(t, got, "a sender id became a label", "234803", "chan-1")
 }
 
 // /healthz answers while the process runs; /readyz fails with the reason

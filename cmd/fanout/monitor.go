@@ -88,8 +88,11 @@ See docs/monitoring.md.`)
 		log.Warn().Msg("no FANOUT_MONITOR_AUTH: anyone who reaches this address can pause, cancel and submit campaigns")
 	}
 	log.Info().Str("url", "http://"+ln.Addr().String()+"/").Bool("auth", auth.Enabled()).Bool("readonly", auth.ReadOnly).Msg("monitor listening")
-	go app.history.Run(ctx, app.store, *sample)
-	return serveHTTP(ctx, ln, app.handler, log)
+	sampled := make(chan struct{})
+	go func() { app.history.Run(ctx, app.store, *sample); close(sampled) }()
+	err = serveHTTP(ctx, ln, app.handler, log)
+	<-sampled // Run returns once ctx is done, as serveHTTP does
+	return err
 }
 
 // monitorAuth reads the monitor's credentials from configuration.
