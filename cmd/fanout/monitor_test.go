@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
@@ -33,6 +36,7 @@ import (
 // in-process sandbox.
 type monitorBundle struct {
 	cfg   config.Config
+	rdb   *redis.Client
 	store *storage.Store
 	spec  campaigns.Spec
 	url   string // the monitor's base URL
@@ -110,7 +114,7 @@ batch_size: 5
 	t.Cleanup(closeApp)
 	hs := httptest.NewServer(app.handler)
 	t.Cleanup(hs.Close)
-	return &monitorBundle{cfg: cfg, store: storage.New(rdb), spec: in.Spec, url: hs.URL}
+	return &monitorBundle{cfg: cfg, rdb: rdb, store: storage.New(rdb), spec: in.Spec, url: hs.URL}
 }
 
 // get fetches path as who (nil: no credentials).
@@ -289,4 +293,86 @@ func grepLines(s, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// post sends a multipart campaign to POST /api/campaigns as who.
+func (b *monitorBundle) post(t *testing.T, who *monitor.Credentials, spec, recipientsName, recipientsBody string) (int, string) {
+	t.Helper()
+	var buf strings.Builder
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("spec", "campaign.yaml")
+	fw.Write([]byte(spec))
+	fw, _ = mw.CreateFormFile("recipients", recipientsName)
+	fw.Write([]byte(recipientsBody))
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.url+"/api/campaigns", strings.NewReader(buf.String()))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.SetBasicAuth(who.User, who.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// POST /api/campaigns goes through dispatch --detach's path: the rows are
+// checked and counted, the file is uploaded, the campaign is recorded and
+// its expansion enqueued for the workers; a spec that cannot be sent, or
+// one that names a file on the server, is refused with 400 and recorded
+// nowhere.
+func TestSubmitThroughTheMonitor(t *testing.T) {
+	t.Parallel()
+	b := setupMonitor(t, 10, false, 0)
+	spec := "id: posted\nchannel: sms\nchannel_id: 9b2f6c1e-1f6a-4d8e-9a57-5b0f2a7d0002\nmessage: \"Hi {{.first_name}}\"\n"
+	csv := "phone,first_name\n08031234561,Ada\n+2348031234562,Bayo\nnot-a-number,Cy\n08031234561,Ada again\n"
+	code, body := b.post(t, &testOperator, spec, "list.csv", csv)
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	var got struct {
+		ID     string `json:"id"`
+		Result struct {
+			Valid, Invalid, Duplicates int
+			Detached                   bool
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "posted" || got.Result.Valid != 2 || got.Result.Invalid != 1 || got.Result.Duplicates != 1 || !got.Result.Detached {
+		t.Errorf("submit result %s", body)
+	}
+	p, err := b.store.Progress(context.Background(), "posted")
+	if err != nil || p.State != campaigns.StateDispatching {
+		t.Errorf("posted campaign: %+v, %v; want it recorded, dispatching", p, err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.rdb)
+	tasks, err := insp.ListPendingTasks("sms")
+	found := false
+	for _, ti := range tasks {
+		found = found || ti.ID == "posted:expand:0"
+	}
+	if err != nil || !found {
+		t.Errorf("no expansion task enqueued for the posted campaign: %v", err)
+	}
+
+	for name, c := range map[string]struct{ spec, want string }{
+		"no message":    {"id: broken\nchannel: sms\nchannel_id: x\n", "needs message"},
+		"suppress file": {"id: sneaky\n" + spec[strings.Index(spec, "\n")+1:] + "suppress: /etc/passwd\n", "cannot name a file on the server"},
+	} {
+		code, body := b.post(t, &testOperator, c.spec, "list.csv", csv)
+		if code != http.StatusBadRequest || !strings.Contains(body, c.want) {
+			t.Errorf("%s: %d %s, want 400 with %q", name, code, body, c.want)
+		}
+	}
+	for _, id := range []string{"broken", "sneaky"} {
+		if _, err := b.store.Progress(context.Background(), id); err == nil {
+			t.Errorf("refused campaign %s was recorded", id)
+		}
+	}
+	if code, _ := b.post(t, &testViewer, spec, "list.csv", csv); code != http.StatusForbidden {
+		t.Errorf("viewer's submit: %d, want 403", code)
+	}
 }
