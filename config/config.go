@@ -214,6 +214,10 @@ type Monitor struct {
 	// change nothing. Env FANOUT_MONITOR_READONLY_AUTH, or a file named by
 	// FANOUT_MONITOR_READONLY_AUTH_FILE. No default.
 	ReadOnlyAuth Secret `yaml:"readonly_auth"`
+	// Token is a bearer token with the operators' rights, for scripts and
+	// other services: env FANOUT_MONITOR_TOKEN, or a file named by
+	// FANOUT_MONITOR_TOKEN_FILE. No default; at least 16 characters.
+	Token Secret `yaml:"token"`
 	// ReadOnly makes the whole monitor read-only, operators included (the
 	// Asynq UI without its buttons, no pause, resume, cancel or submit):
 	// env FANOUT_MONITOR_READONLY (true or false); default false.
@@ -347,6 +351,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	str("FANOUT_MONITOR_ADDR", &cfg.Monitor.Addr)
 	secret("FANOUT_MONITOR_AUTH", &cfg.Monitor.Auth)
 	secret("FANOUT_MONITOR_READONLY_AUTH", &cfg.Monitor.ReadOnlyAuth)
+	secret("FANOUT_MONITOR_TOKEN", &cfg.Monitor.Token)
 	if v := getenv("FANOUT_MONITOR_READONLY"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -460,6 +465,9 @@ func merge(dst *Config, src Config) {
 	if src.Monitor.ReadOnlyAuth != "" {
 		dst.Monitor.ReadOnlyAuth = src.Monitor.ReadOnlyAuth
 	}
+	if src.Monitor.Token != "" {
+		dst.Monitor.Token = src.Monitor.Token
+	}
 	dst.Monitor.ReadOnly = dst.Monitor.ReadOnly || src.Monitor.ReadOnly
 	seti(&dst.Monitor.MaxUploadMB, src.Monitor.MaxUploadMB)
 	setd(&dst.Monitor.MetricsRecent, src.Monitor.MetricsRecent)
@@ -542,6 +550,9 @@ func (m Monitor) validate() []error {
 		if ou, _, _ := strings.Cut(m.Auth.Reveal(), ":"); strings.HasPrefix(m.ReadOnlyAuth.Reveal(), ou+":") {
 			errs = append(errs, errors.New("FANOUT_MONITOR_AUTH and FANOUT_MONITOR_READONLY_AUTH name the same user: give viewers another user name"))
 		}
+	}
+	if m.Token != "" && len(m.Token.Reveal()) < 16 {
+		errs = append(errs, errors.New("FANOUT_MONITOR_TOKEN: use at least 16 characters (the value is not shown)"))
 	}
 	if m.MaxUploadMB < 1 {
 		errs = append(errs, errors.New("FANOUT_MONITOR_MAX_UPLOAD_MB must be at least 1"))

@@ -46,12 +46,15 @@ type Auth struct {
 	Operator *Credentials
 	// Viewer may only look; nil: no read-only login.
 	Viewer *Credentials
+	// Token, when set, is a bearer token with the operator's rights, for
+	// scripts and other services ("Authorization: Bearer <token>").
+	Token string
 	// ReadOnly makes everyone a viewer, operators included.
 	ReadOnly bool
 }
 
 // Enabled reports whether any credentials are configured.
-func (a Auth) Enabled() bool { return a.Operator != nil || a.Viewer != nil }
+func (a Auth) Enabled() bool { return a.Operator != nil || a.Viewer != nil || a.Token != "" }
 
 // digest hashes a value so that constant-time comparison does not depend
 // on lengths.
@@ -76,6 +79,12 @@ func (a Auth) RoleOf(r *http.Request) Role {
 	if !a.Enabled() {
 		return top
 	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		if a.Token != "" && subtle.ConstantTimeCompare(digest(strings.TrimSpace(h[7:])), digest(a.Token)) == 1 {
+			return top
+		}
+		return RoleNone
+	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		return RoleNone
@@ -94,7 +103,7 @@ func (a Auth) RoleOf(r *http.Request) Role {
 
 // ErrInsecureListen is returned by CheckListen for a non-loopback address
 // without credentials.
-var ErrInsecureListen = errors.New("refusing to serve the monitor without authentication on a non-loopback address: set FANOUT_MONITOR_AUTH=user:password (and FANOUT_MONITOR_READONLY_AUTH for viewers), listen on 127.0.0.1, or pass --insecure")
+var ErrInsecureListen = errors.New("refusing to serve the monitor without authentication on a non-loopback address: set FANOUT_MONITOR_AUTH=user:password (and FANOUT_MONITOR_READONLY_AUTH for viewers, FANOUT_MONITOR_TOKEN for scripts), listen on 127.0.0.1, or pass --insecure")
 
 // CheckListen refuses to listen on addr without credentials unless it is a
 // loopback address ("127.0.0.1:8080", "[::1]:8080", "localhost:8080").

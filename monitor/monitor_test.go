@@ -478,3 +478,26 @@ func TestPagesAndAPIShowCampaigns(t *testing.T) {
 		t.Errorf("missing campaign page: %d", code)
 	}
 }
+
+// A bearer token has the operator's rights; a wrong one, or a token where
+// none is configured, is refused like wrong credentials.
+func TestBearerToken(t *testing.T) {
+	t.Parallel()
+	const token = "0123456789abcdef-token"
+	b := setup(t, Options{Auth: Auth{Viewer: &viewer, Token: token}})
+	pause := call{method: "POST", path: "/api/campaigns/spring/pause"}
+	for _, h := range []string{"Bearer wrong-token-0123456789", "Bearer ", "Basic " + token} {
+		pause.header = map[string]string{"Authorization": h}
+		if code, body := b.do(t, nil, pause); code != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: %d %s, want 401", h, code, body)
+		}
+	}
+	pause.header = map[string]string{"Authorization": "Bearer " + token}
+	if code, body := b.do(t, nil, pause); code != http.StatusOK || b.store.changed() != 1 {
+		t.Errorf("with the token: %d %s, %d changes", code, body, b.store.changed())
+	}
+	none := setup(t, Options{Auth: Auth{Operator: &operator}})
+	if code, _ := none.do(t, nil, call{method: "GET", path: "/api/campaigns", header: map[string]string{"Authorization": "Bearer " + token}}); code != http.StatusUnauthorized {
+		t.Errorf("a token where none is configured: %d, want 401", code)
+	}
+}

@@ -97,7 +97,7 @@ See docs/monitoring.md.`)
 
 // monitorAuth reads the monitor's credentials from configuration.
 func monitorAuth(c config.Monitor) (monitor.Auth, error) {
-	a := monitor.Auth{ReadOnly: c.ReadOnly}
+	a := monitor.Auth{ReadOnly: c.ReadOnly, Token: c.Token.Reveal()}
 	for _, s := range []struct {
 		name string
 		val  config.Secret
