@@ -23,7 +23,8 @@ type History struct {
 	mu     sync.Mutex
 	points map[string][]Point
 	seen   map[string]time.Time
-	// MaxPoints a campaign keeps; default 360 (an hour at 10 s).
+	// MaxPoints a campaign keeps; default 360 (30 minutes at the default
+	// 5-second sample, longer while counters do not change).
 	MaxPoints int
 	// MaxCampaigns kept; default 500.
 	MaxCampaigns int

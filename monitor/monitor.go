@@ -214,7 +214,7 @@ func safeMethod(m string) bool {
 // elsewhere, and logs it at debug level.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	s.o.Logger.Debug().Int("status", code).Str("method", r.Method).Str("path", r.URL.Path).Msg(msg)
-	if strings.HasPrefix(r.URL.Path, "/api/") || strings.Contains(r.URL.Path, "/api/") || strings.Contains(r.Header.Get("Accept"), "json") {
+	if strings.Contains(r.URL.Path, "/api/") || strings.Contains(r.Header.Get("Accept"), "json") {
 		apiError(w, code, msg)
 		return
 	}
