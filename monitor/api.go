@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/storage"
@@ -62,14 +64,40 @@ func (s *Server) progressList(r *http.Request, limit int) ([]campaigns.Progress,
 	if err != nil {
 		return nil, err
 	}
-	out := make([]campaigns.Progress, 0, len(ids))
-	for _, id := range ids {
-		p, err := s.o.Store.Progress(r.Context(), id)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue // deleted since it was listed
+	return s.progressOf(r.Context(), ids)
+}
+
+// readers is how many campaigns the list reads from Redis at once.
+const readers = 8
+
+// progressOf reads the campaigns' progress, readers at a time, in the
+// order of ids; campaigns deleted since they were listed are left out.
+func (s *Server) progressOf(ctx context.Context, ids []string) ([]campaigns.Progress, error) {
+	ps := make([]campaigns.Progress, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, readers)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, ctx.Err()
 		}
-		if err != nil {
-			return nil, err
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ps[i], errs[i] = s.o.Store.Progress(ctx, id)
+		}()
+	}
+	wg.Wait()
+	out := ps[:0]
+	for i, p := range ps {
+		switch {
+		case errors.Is(errs[i], storage.ErrNotFound):
+			continue // deleted since it was listed
+		case errs[i] != nil:
+			return nil, errs[i]
 		}
 		out = append(out, p)
 	}

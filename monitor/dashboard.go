@@ -131,11 +131,11 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request) {
 		if len(shown) > s.o.PageSize {
 			shown, d.Next = shown[:s.o.PageSize], page+1
 		}
-		for _, id := range shown {
-			p, err := s.o.Store.Progress(r.Context(), id)
-			if err != nil {
-				continue
-			}
+		ps, err := s.progressOf(r.Context(), shown)
+		if err != nil {
+			d.Error = err.Error()
+		}
+		for _, p := range ps {
 			d.Rows = append(d.Rows, s.rowOf(r, p, true))
 		}
 	}
