@@ -184,28 +184,57 @@ const (
 // script. In ModeSend only rows the token's attempt owns change. A
 // transition whose source state does not match is ignored, so recording
 // twice changes nothing. It returns how many were applied.
+//
+// The same script keeps the provider-id index (index.go): an SMS row
+// recorded accepted in ModeSend, for a campaign with delivery reports, is
+// added under its provider id (the outcome's Value); a row named in ModeDLR
+// with its provider id as Value is removed.
 func (s *Store) Record(ctx context.Context, id string, mode Mode, token string, outs []campaigns.Outcome) (int, error) {
 	if len(outs) == 0 {
 		return 0, nil
 	}
-	rows := make([]int, len(outs))
-	vals := make([]string, len(outs))
-	for i, o := range outs {
-		rows[i] = o.Row
-		if o.State != 0 {
-			v := string(o.State) + o.Value
-			if len(v) > maxReason {
-				v = v[:maxReason]
-			}
-			vals[i] = v
-		}
-	}
-	keys, args := ledgerArgs(id, rows, vals, string(mode), token)
+	keys, args := recordArgs(id, mode, outs, string(mode), token, s.indexTTL.Milliseconds())
 	n, err := recordScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("record %d outcomes of %s: %w", len(outs), id, err)
 	}
 	return n, nil
+}
+
+// recordArgs builds KEYS and ARGV for record.lua: KEYS[1] is the campaign
+// hash, KEYS[2] the failure reasons, then one key per distinct ledger
+// bucket and per distinct index bucket; ARGV starts with head and then, per
+// outcome, the ledger bucket's index, the row, the value (cut to maxReason)
+// and the index bucket's index (0: the index is not touched).
+func recordArgs(id string, mode Mode, outs []campaigns.Outcome, head ...any) ([]string, []any) {
+	keys := []string{campaignKey(id), whyKey(id)}
+	index := map[string]int{}
+	key := func(k string) int {
+		i, ok := index[k]
+		if !ok {
+			keys = append(keys, k)
+			i = len(keys)
+			index[k] = i
+		}
+		return i
+	}
+	args := make([]any, 0, len(head)+len(outs)*4)
+	args = append(args, head...)
+	for _, o := range outs {
+		v := ""
+		if o.State != 0 {
+			v = string(o.State) + o.Value
+			if len(v) > maxReason {
+				v = v[:maxReason]
+			}
+		}
+		x := 0
+		if o.Value != "" && ((mode == ModeSend && o.State == LedgerAccepted) || mode == ModeDLR) {
+			x = key(indexKeyOf(id, o.Value))
+		}
+		args = append(args, key(bucketKey(id, o.Row)), o.Row, v, x)
+	}
+	return keys, args
 }
 
 // Entry is one recipient's ledger entry.

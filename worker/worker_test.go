@@ -605,7 +605,8 @@ func TestCancelledCampaignSkips(t *testing.T) {
 }
 
 // Delivery reports become final once, and unfinished ones are polled again
-// until DLRMaxAge, then counted dlr_expired.
+// until DLRMaxAge, then counted dlr_expired. Workers enqueue dlr:sweep
+// now; this protects the dlr:poll tasks still queued from before.
 func TestDLRPolling(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -614,6 +615,15 @@ func TestDLRPolling(t *testing.T) {
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
+	if sweeps := b.enq.take(tasks.TypeDLRSweep); len(sweeps) != 1 {
+		t.Fatalf("%d sweeps, want 1", len(sweeps))
+	}
+	var items []tasks.DLRItem
+	for _, it := range batch.Items {
+		items = append(items, tasks.DLRItem{Row: it.Row, ID: "id-" + it.To})
+	}
+	old := &tasks.DLRPoll{Campaign: s.ID, Key: "b0-x", Since: time.Now().Unix(), Items: items}
+	b.enq.EnqueueContext(b.ctx, tasks.Poll(old, tasks.Options{}).Task)
 	b.prov.dlr = func(id string) (oneroute.DLR, error) {
 		st := map[string]string{"id-+2348030000001": "delivered", "id-+2348030000002": "undelivered"}[id]
 		if st == "" {
