@@ -1,0 +1,219 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/oneroute/sandbox"
+	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/tasks"
+)
+
+// FetchSMSMessages: the fake provider lists nothing; sweeps are tested
+// against the sandbox.
+func (f *fakeProvider) FetchSMSMessages(ctx context.Context, ch, status string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error) {
+	return nil, nil, &oneroute.APIError{Status: 503, Message: "no list"}
+}
+
+type sweepBundle struct {
+	ctx   context.Context
+	rdb   *redis.Client
+	store *storage.Store
+	sb    *sandbox.Server
+	enq   *fakeEnqueuer
+	mux   *asynq.ServeMux
+	opts  Options
+}
+
+// setupSweep runs handlers against the sandbox (final reports at once,
+// numbers ending in 9 pending for ever) with a fake enqueuer.
+func setupSweep(t *testing.T, o Options) *sweepBundle {
+	t.Helper()
+	srv := redistest.Start(t)
+	sb := sandbox.New(sandbox.Options{DLRDelay: -1})
+	t.Cleanup(sb.Close)
+	api := httptest.NewServer(sb)
+	t.Cleanup(api.Close)
+	client, err := oneroute.New(oneroute.Options{BaseURL: api.URL, APIKey: sandbox.KeyPrefix + "sweep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := srv.Client(t)
+	b := &sweepBundle{ctx: context.Background(), rdb: rdb, store: storage.New(rdb), sb: sb, enq: &fakeEnqueuer{}, opts: o}
+	b.mux = NewMux(Deps{Store: b.store, Provider: client, Enqueuer: b.enq}, o)
+	return b
+}
+
+// send creates an SMS campaign of n numbers (last digits 0 to 9 in turn)
+// and runs its batches of 50, as the dispatcher and workers would.
+func (b *sweepBundle) send(t *testing.T, id string, n int) {
+	t.Helper()
+	s := campaigns.Spec{ID: id, Channel: campaigns.ChannelSMS, ChannelID: sandbox.SMSChannelID, Message: "hi {{.x}}", Recipients: "r.csv"}
+	if _, err := b.store.Create(b.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	var batches []*campaigns.Batch
+	for seq := 0; seq*50 < n; seq++ {
+		batch := &campaigns.Batch{Campaign: id, Seq: seq, Channel: s.Channel, ChannelID: s.ChannelID}
+		for row := seq*50 + 1; row <= min(seq*50+50, n); row++ {
+			to := fmt.Sprintf("+234803%07d", row)
+			batch.Items = append(batch.Items, campaigns.Item{Row: row, To: to, Content: &campaigns.Content{Text: "hi " + to}})
+		}
+		if _, err := b.store.AddBatch(b.ctx, id, seq, len(batch.Items), batch.Items[len(batch.Items)-1].Row); err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, batch)
+	}
+	if err := b.store.FinishDispatch(b.ctx, id, storage.DispatchCounts{Rows: n}); err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range batches {
+		if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sweepUntilDone runs the campaign's sweep task the way asynq would: again
+// after the delay each run asks for, until it ends. It returns the runs.
+func (b *sweepBundle) sweepUntilDone(t *testing.T, id string, deadline time.Duration) int {
+	t.Helper()
+	sweeps := b.enq.take(tasks.TypeDLRSweep)
+	if len(sweeps) == 0 {
+		t.Fatal("no sweep enqueued")
+	}
+	task := sweeps[0]
+	delay := RetryDelay(time.Second)
+	end := time.Now().Add(deadline)
+	for runs := 1; ; runs++ {
+		err := b.mux.ProcessTask(b.ctx, task)
+		if err == nil {
+			return runs
+		}
+		if IsFailure(err) {
+			t.Fatalf("sweep run %d failed: %v", runs, err)
+		}
+		if time.Now().After(end) {
+			t.Fatalf("sweep still running after %s and %d runs: %v; %+v", deadline, runs, err, b.progress(t, id))
+		}
+		wait := min(delay(0, err, task), time.Until(end))
+		select {
+		case <-time.After(wait):
+		case <-b.ctx.Done():
+			t.Fatal(b.ctx.Err())
+		}
+	}
+}
+
+func (b *sweepBundle) progress(t *testing.T, id string) campaigns.Progress {
+	t.Helper()
+	p, err := b.store.Progress(b.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// checkOutcomes fails unless the campaign's delivery counters are the
+// sandbox's own outcomes: delivered and undelivered as it reports them,
+// and every message it keeps pending expired.
+func checkOutcomes(t *testing.T, p campaigns.Progress, st sandbox.Stats) {
+	t.Helper()
+	if p.State != campaigns.StateCompleted || p.Delivered != st.SMSStatus["delivered"] || p.Undelivered != st.SMSStatus["undelivered"] ||
+		p.DLRExpired != st.SMSStatus["pending"] || p.Sent != st.Accepted {
+		t.Fatalf("campaign %s: sent %d, delivered %d, undelivered %d, dlr_expired %d; sandbox: accepted %d, %v",
+			p.State, p.Sent, p.Delivered, p.Undelivered, p.DLRExpired, st.Accepted, st.SMSStatus)
+	}
+}
+
+// A sweep settles a campaign's delivery reports from pages of the channel's
+// message list: its counts equal the sandbox's outcomes, the pending ones
+// expire at DLRMaxAge, no report is read on its own, and it takes far
+// fewer than 0.1 requests per message.
+func TestSweepMatchesTheSandbox(t *testing.T) {
+	t.Parallel()
+	const n = 1200
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: 2 * time.Second, SweepPageSize: 100})
+	b.send(t, "sw", n)
+	if polls := b.enq.take(tasks.TypeDLRPoll); len(polls) != 0 {
+		t.Fatalf("%d dlr:poll tasks enqueued; sends enqueue the sweep only", len(polls))
+	}
+	runs := b.sweepUntilDone(t, "sw", 30*time.Second)
+	st := b.sb.Stats()
+	checkOutcomes(t, b.progress(t, "sw"), st)
+	if st.DLRRequests != 0 {
+		t.Errorf("%d per-message report requests; the sandbox's pending ones are all listed", st.DLRRequests)
+	}
+	if perMsg := float64(st.SMSListRequests+st.DLRRequests) / n; perMsg > 0.1 {
+		t.Errorf("%.3f requests per message (%d list, %d dlr), want <= 0.1", perMsg, st.SMSListRequests, st.DLRRequests)
+	}
+	w, _ := b.store.LoadSweep(b.ctx, "sw")
+	if w.Pages != st.SMSListRequests || w.Lookups != st.DLRRequests {
+		t.Errorf("sweep memory counts %d pages and %d lookups; the sandbox saw %d and %d", w.Pages, w.Lookups, st.SMSListRequests, st.DLRRequests)
+	}
+	t.Logf("%d runs, %d list requests for %d messages", runs, st.SMSListRequests, n)
+}
+
+// A report that turned final after the sweep stopped looking at fresh
+// messages, and is in no list the sweep reads, is read on its own before
+// it would expire.
+func TestSweepLooksUpTheMissing(t *testing.T) {
+	t.Parallel()
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: time.Minute})
+	b.send(t, "miss", 20)
+	sweep := b.enq.take(tasks.TypeDLRSweep)[0]
+	// As if the sends had ended 10 minutes ago and no fresh pass had run:
+	// the final reports are in no list the stragglers' pass reads.
+	ageCampaign(t, b, "miss", 10*time.Minute)
+	if err := b.mux.ProcessTask(b.ctx, sweep); err != nil && IsFailure(err) {
+		t.Fatal(err)
+	}
+	p := b.progress(t, "miss")
+	st := b.sb.Stats()
+	checkOutcomes(t, p, st)
+	if st.DLRRequests != p.Delivered+p.Undelivered {
+		t.Errorf("%d per-message reads; want one per final report (%d): the lists were never read fresh", st.DLRRequests, p.Delivered+p.Undelivered)
+	}
+}
+
+// ageCampaign moves the campaign's send times back by d, as if its sends
+// had ended d ago.
+func ageCampaign(t *testing.T, b *sweepBundle, id string, d time.Duration) {
+	t.Helper()
+	for _, f := range []string{"started_at", "settled_at", "updated_at"} {
+		if err := b.rdb.HIncrBy(b.ctx, "fanout:{"+id+"}", f, -d.Milliseconds()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A 429 while listing puts the sweep off for Retry-After without counting
+// a failure, and records nothing wrong.
+func TestSweepHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: time.Minute})
+	b.send(t, "thr", 10)
+	b.sb.SetFaults(sandbox.Faults{ThrottleRate: 1, RetryAfterS: 7})
+	sweep := b.enq.take(tasks.TypeDLRSweep)[0]
+	err := b.mux.ProcessTask(b.ctx, sweep)
+	var nf *notFailure
+	if !errors.As(err, &nf) || IsFailure(err) {
+		t.Fatalf("sweep answered %v; want a not-a-failure wait", err)
+	}
+	if d := RetryDelay(time.Second)(0, err, sweep); d != 7*time.Second {
+		t.Fatalf("next run in %s, want Retry-After's 7s", d)
+	}
+	if p := b.progress(t, "thr"); p.Delivered+p.Undelivered+p.DLRExpired != 0 {
+		t.Fatalf("progress %+v", p)
+	}
+}
