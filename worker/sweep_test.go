@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -186,6 +187,14 @@ func TestSweepLooksUpTheMissing(t *testing.T) {
 	}
 }
 
+// xBucket is storage's index bucket of a provider id (FNV-1a mod 1024,
+// pinned by storage's TestKeySpace).
+func xBucket(pid string) int {
+	h := fnv.New32a()
+	h.Write([]byte(pid))
+	return int(h.Sum32() % 1024)
+}
+
 // ageCampaign moves the campaign's send times back by d, as if its sends
 // had ended d ago.
 func ageCampaign(t *testing.T, b *sweepBundle, id string, d time.Duration) {
@@ -216,4 +225,52 @@ func TestSweepHonoursRetryAfter(t *testing.T) {
 	if p := b.progress(t, "thr"); p.Delivered+p.Undelivered+p.DLRExpired != 0 {
 		t.Fatalf("progress %+v", p)
 	}
+}
+
+// An upgrade mid-campaign loses nothing: rows accepted before the index
+// existed (no entry) and polled by dlr:poll tasks queued then are settled
+// by those polls, the rest by the sweep, and the sweep waits for both.
+func TestSweepBesideOldPolls(t *testing.T) {
+	t.Parallel()
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: time.Second})
+	b.send(t, "upg", 100)
+	// Rows 1-50 were accepted by the old code: no index entries, one poll.
+	first := make([]int, 50)
+	for i := range first {
+		first[i] = i + 1
+	}
+	entries, err := b.store.Ledger(b.ctx, "upg", first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old []tasks.DLRItem
+	for _, e := range entries {
+		if e.State != storage.LedgerAccepted {
+			t.Fatalf("row %d: state %q", e.Row, e.State)
+		}
+		old = append(old, tasks.DLRItem{Row: e.Row, ID: e.Value})
+	}
+	for _, it := range old {
+		if err := b.rdb.HDel(b.ctx, fmt.Sprintf("fanout:{upg}:x:%d", xBucket(it.ID)), it.ID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rows, _ := b.store.RowsOf(b.ctx, "upg", []string{old[0].ID, old[49].ID}); rows[0] != -1 || rows[1] != -1 {
+		t.Fatalf("old rows still indexed: %v", rows)
+	}
+	poll := tasks.Poll(&tasks.DLRPoll{Campaign: "upg", Key: "b0-old", Since: time.Now().Unix(), Items: old}, tasks.Options{})
+	if err := b.mux.ProcessTask(b.ctx, poll.Task); err != nil {
+		t.Fatal(err)
+	}
+	// The poll's pending rows come back in a later poll, which expires them.
+	for _, next := range b.enq.take(tasks.TypeDLRPoll) {
+		var p tasks.DLRPoll
+		tasks.Decode(next.Payload(), &p)
+		p.Since = time.Now().Add(-time.Hour).Unix()
+		if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.TypeDLRPoll, tasks.Encode(&p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.sweepUntilDone(t, "upg", 30*time.Second)
+	checkOutcomes(t, b.progress(t, "upg"), b.sb.Stats())
 }

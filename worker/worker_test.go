@@ -316,18 +316,24 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 	if p.Sent != 3 || p.Failed != 1 || p.Pending != 0 {
 		t.Fatalf("sent %d failed %d pending %d, want 3 1 0", p.Sent, p.Failed, p.Pending)
 	}
-	// Every accepted SMS is followed to its delivery report (re-runs poll
-	// again: polls are idempotent).
-	polled := map[int]bool{}
-	for _, task := range b.enq.take(tasks.TypeDLRPoll) {
-		var p tasks.DLRPoll
-		tasks.Decode(task.Payload(), &p)
-		for _, it := range p.Items {
-			polled[it.Row] = true
-		}
+	// Every accepted SMS is followed to its delivery report: it is in the
+	// campaign's provider-id index, and every run that accepted or found
+	// accepted rows scheduled the campaign's one sweep.
+	rows, err := b.store.RowsOf(b.ctx, s.ID, []string{"id-+2348030000001", "id-+2348030000002", "id-+2348030000003", "id-+2348030000004"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[int]bool{1: true, 2: true, 4: true}, polled); diff != "" {
-		t.Fatalf("rows polled (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]int{1, 2, -1, 4}, rows); diff != "" {
+		t.Fatalf("indexed rows (-want +got):\n%s", diff)
+	}
+	ids := map[string]bool{}
+	for _, task := range b.enq.take(tasks.TypeDLRSweep) {
+		var sw tasks.DLRSweep
+		tasks.Decode(task.Payload(), &sw)
+		ids[sw.ID()] = true
+	}
+	if diff := cmp.Diff(map[string]bool{"partial:dlr:sweep": true}, ids); diff != "" {
+		t.Fatalf("sweeps (-want +got):\n%s", diff)
 	}
 }
 
