@@ -198,10 +198,11 @@ func (s *sweep) run(ctx context.Context) error {
 	return nil
 }
 
-// fresh: the campaign sends, or sent recently enough that reports of its
-// latest messages are still coming in.
+// fresh: the campaign sends, or no pass has read the channel's messages
+// since its last send was a straggler age old (when every report but the
+// stragglers' should be final), however late the sweep comes back.
 func (s *sweep) fresh() bool {
-	return s.st.Sending || s.now.Before(s.st.SettledAt.Add(2*s.h.opts.straggleAge()))
+	return s.st.Sending || s.w.FreshAt < s.st.SettledAt.Add(s.h.opts.straggleAge()).UnixMilli()
 }
 
 func (s *sweep) straggleDue() bool {
@@ -224,8 +225,11 @@ func (s *sweep) expiring() bool {
 func (s *sweep) next() time.Duration {
 	o := s.h.opts
 	d := maxDLRInterval
-	if s.fresh() {
+	if s.st.Sending {
 		d = min(o.DLRInterval<<min(s.w.Idle, 10), maxSweepWhileSending)
+	} else if s.fresh() {
+		// The pass that reads the last sends' reports, once they are due.
+		d = min(d, max(time.Until(s.st.SettledAt.Add(o.straggleAge())), o.DLRInterval))
 	}
 	if s.w.StraggleAt > 0 {
 		d = min(d, time.Until(time.UnixMilli(s.w.StraggleAt)))
@@ -304,6 +308,7 @@ func (s *sweep) scanFresh(ctx context.Context) error {
 		if s.last(msgs, meta, page, stopAt) {
 			// The whole range was read: the next pass starts at the oldest
 			// message still expected soon, or else where this one started.
+			s.w.FreshAt = s.now.UnixMilli()
 			switch {
 			case oldest > 0:
 				s.w.Floor = oldest
