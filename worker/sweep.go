@@ -38,10 +38,11 @@ type SMSLister interface {
 //     trip, and its final reports recorded in one script.
 //   - stragglers: every so often (backing off), the channel's pending
 //     messages back to the campaign's first send. Those older than
-//     DLRMaxAge count dlr_expired. Once the campaign no longer sends, an
-//     awaited message that is in no list is read on its own (GET
-//     /dlr/{id}/sms): these are the few that became final after the fresh
-//     passes stopped looking.
+//     DLRMaxAge count dlr_expired. Once the campaign no longer sends and a
+//     fresh part has read the messages after its last send was a straggler
+//     age old, an awaited message that is in no list is read on its own
+//     (GET /dlr/{id}/sms): these are the few that became final after the
+//     fresh passes stopped looking.
 //   - expiry: DLRMaxAge after the campaign's last send, whatever is still
 //     awaited counts dlr_expired.
 //
@@ -323,8 +324,8 @@ func (s *sweep) scanFresh(ctx context.Context) error {
 
 // scanPending reads the channel's pending messages back to the campaign's
 // first send: those of the campaign older than DLRMaxAge expire. Once the
-// campaign no longer sends, an awaited message in no list is read on its
-// own.
+// fresh passes are over (see fresh), an awaited message in no list is read
+// on its own.
 func (s *sweep) scanPending(ctx context.Context) error {
 	o := s.h.opts
 	s.w.Straggles++
@@ -366,7 +367,10 @@ func (s *sweep) scanPending(ctx context.Context) error {
 		}
 		reached = s.last(msgs, meta, page, stopAt)
 	}
-	if reached && !s.st.Sending {
+	if reached && !s.fresh() {
+		// A pass read the fresh messages after the last send was a
+		// straggler age old: what no list shows now is a straggler that
+		// became final since.
 		var missing []storage.Awaiting
 		for id, row := range rows {
 			if !seen[id] && !s.settled[id] {
