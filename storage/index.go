@@ -193,6 +193,9 @@ type Sweep struct {
 	// FreshAt is when (Unix ms, the worker's clock) the last pass that read
 	// the channel's messages back to the floor started.
 	FreshAt int64
+	// Latency is the delivery-report latency (ms) the sweep has learnt:
+	// the 99th percentile of delivered_time - createdAt of final reports.
+	Latency int64
 	// Idle counts passes in a row that settled little, for backoff.
 	Idle int
 	// StraggleAt is when the next pass over pending messages is due (Unix
@@ -212,7 +215,7 @@ func (s *Store) LoadSweep(ctx context.Context, id string) (Sweep, error) {
 		return Sweep{}, fmt.Errorf("read sweep of %s: %w", id, err)
 	}
 	n := func(k string) int64 { x, _ := strconv.ParseInt(m[k], 10, 64); return x }
-	return Sweep{Floor: n("floor"), FreshAt: n("fresh_at"), Idle: int(n("idle")), StraggleAt: n("straggle_at"), Straggles: int(n("straggles")),
+	return Sweep{Floor: n("floor"), FreshAt: n("fresh_at"), Latency: n("latency_ms"), Idle: int(n("idle")), StraggleAt: n("straggle_at"), Straggles: int(n("straggles")),
 		Passes: n("passes"), Pages: n("pages"), Lookups: n("lookups")}, nil
 }
 
@@ -220,7 +223,7 @@ func (s *Store) LoadSweep(ctx context.Context, id string) (Sweep, error) {
 func (s *Store) SaveSweep(ctx context.Context, id string, w Sweep) error {
 	k := sweepKey(id)
 	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, k, "floor", w.Floor, "fresh_at", w.FreshAt, "idle", w.Idle, "straggle_at", w.StraggleAt, "straggles", w.Straggles,
+	pipe.HSet(ctx, k, "floor", w.Floor, "fresh_at", w.FreshAt, "latency_ms", w.Latency, "idle", w.Idle, "straggle_at", w.StraggleAt, "straggles", w.Straggles,
 		"passes", w.Passes, "pages", w.Pages, "lookups", w.Lookups)
 	pipe.PExpire(ctx, k, s.indexTTL)
 	if _, err := pipe.Exec(ctx); err != nil {

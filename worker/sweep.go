@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,8 +69,34 @@ const (
 )
 
 // straggleAge is how long a pending message holds the floor of the fresh
-// passes back; older ones are stragglers.
-func (o Options) straggleAge() time.Duration { return min(time.Minute, o.DLRMaxAge/2) }
+// passes back; older ones are stragglers. It is three times the
+// delivery-report latency the sweep has seen (the 99th percentile of its
+// passes) plus 2s, at least 5s, and at most a minute or half of DLRMaxAge, which is also what
+// it is before any report was seen. A shorter age means fewer messages read
+// again by every fresh pass.
+func (s *sweep) straggleAge() time.Duration {
+	most := min(time.Minute, s.h.opts.DLRMaxAge/2)
+	if s.w.Latency <= 0 {
+		return most
+	}
+	return min(max(3*time.Duration(s.w.Latency)*time.Millisecond+2*time.Second, 5*time.Second), most)
+}
+
+// learn keeps the 99th percentile of the latencies (ms) a fresh part saw,
+// when it saw enough of them: at once when it grows, halfway when it
+// shrinks.
+func (s *sweep) learn(lat []int64) {
+	if len(lat) < 20 {
+		return
+	}
+	slices.Sort(lat)
+	p99 := lat[len(lat)*99/100]
+	if p99 >= s.w.Latency {
+		s.w.Latency = p99
+	} else {
+		s.w.Latency = (s.w.Latency + p99) / 2
+	}
+}
 
 // sweepErr is an error of OneRoute during a sweep: the sweep waits and
 // comes back, without counting a task failure.
@@ -203,13 +230,13 @@ func (s *sweep) run(ctx context.Context) error {
 // since its last send was a straggler age old (when every report but the
 // stragglers' should be final), however late the sweep comes back.
 func (s *sweep) fresh() bool {
-	return s.st.Sending || s.w.FreshAt < s.st.SettledAt.Add(s.h.opts.straggleAge()).UnixMilli()
+	return s.st.Sending || s.w.FreshAt < s.st.SettledAt.Add(s.straggleAge()).UnixMilli()
 }
 
 func (s *sweep) straggleDue() bool {
 	at := s.w.StraggleAt
 	if at == 0 {
-		at = s.st.StartedAt.Add(s.h.opts.straggleAge()).UnixMilli()
+		at = s.st.StartedAt.Add(s.straggleAge()).UnixMilli()
 	}
 	return s.now.UnixMilli() >= at
 }
@@ -227,10 +254,12 @@ func (s *sweep) next() time.Duration {
 	o := s.h.opts
 	d := maxDLRInterval
 	if s.st.Sending {
-		d = min(o.DLRInterval<<min(s.w.Idle, 10), maxSweepWhileSending)
+		// Every fresh pass reads again what the straggler age holds back:
+		// passes half of it apart read each message about three times.
+		d = min(max(o.DLRInterval, s.straggleAge()/2)<<min(s.w.Idle, 10), maxSweepWhileSending)
 	} else if s.fresh() {
 		// The pass that reads the last sends' reports, once they are due.
-		d = min(d, max(time.Until(s.st.SettledAt.Add(o.straggleAge())), o.DLRInterval))
+		d = min(d, max(time.Until(s.st.SettledAt.Add(s.straggleAge())), o.DLRInterval))
 	}
 	if s.w.StraggleAt > 0 {
 		d = min(d, time.Until(time.UnixMilli(s.w.StraggleAt)))
@@ -273,7 +302,8 @@ func (s *sweep) scanFresh(ctx context.Context) error {
 	}
 	stopAt := floor - sweepSkew.Milliseconds()
 	var top, oldest int64 // newest message seen; oldest fresh pending of ours
-	young := s.h.opts.straggleAge()
+	var lat []int64       // delivery-report latencies of ours, ms
+	young := s.straggleAge()
 	for page := 1; page <= s.h.opts.SweepPages; page++ {
 		msgs, meta, err := s.list(ctx, "", page)
 		if err != nil {
@@ -297,6 +327,9 @@ func (s *sweep) scanFresh(ctx context.Context) error {
 			}
 			if st := finalState(m.Status); st != 0 {
 				outs = append(outs, s.outcome(rows[i], st, m.ID))
+				if m.DeliveredTime != nil && !m.CreatedAt.IsZero() {
+					lat = append(lat, m.DeliveredTime.Sub(m.CreatedAt).Milliseconds())
+				}
 				continue
 			}
 			if c := m.CreatedAt; !c.IsZero() && s.now.Sub(c) < young && (oldest == 0 || c.UnixMilli() < oldest) {
@@ -310,6 +343,7 @@ func (s *sweep) scanFresh(ctx context.Context) error {
 			// The whole range was read: the next pass starts at the oldest
 			// message still expected soon, or else where this one started.
 			s.w.FreshAt = s.now.UnixMilli()
+			s.learn(lat)
 			switch {
 			case oldest > 0:
 				s.w.Floor = oldest
