@@ -265,7 +265,13 @@ func (s *sweep) next() time.Duration {
 		d = min(d, time.Until(time.UnixMilli(s.w.StraggleAt)))
 	}
 	if !s.st.Sending && !s.st.SettledAt.IsZero() {
-		d = min(d, time.Until(s.st.SettledAt.Add(o.DLRMaxAge)))
+		// The expiry, then the expiry of rows outside the index.
+		for _, at := range []time.Duration{o.DLRMaxAge, o.DLRMaxAge + orphanGrace} {
+			if u := time.Until(s.st.SettledAt.Add(at)); u > 0 {
+				d = min(d, u)
+				break
+			}
+		}
 	}
 	return max(d, time.Second)
 }
@@ -510,7 +516,15 @@ func (s *sweep) lookup(ctx context.Context, items []storage.Awaiting) error {
 	return nil
 }
 
-// expireAll counts every report still awaited dlr_expired.
+// orphanGrace is how long after the expiry the sweep waits for rows it
+// cannot see in the index (accepted before the index existed, polled by
+// dlr:poll tasks; or an index that expired first) before it expires them
+// from the ledger itself.
+const orphanGrace = time.Hour
+
+// expireAll counts every report still awaited dlr_expired. Rows awaited but
+// missing from the index are found in the ledger once orphanGrace has
+// passed too, so the campaign always completes.
 func (s *sweep) expireAll(ctx context.Context) error {
 	aw, err := s.h.deps.Store.Awaited(ctx, s.p.Campaign)
 	if err != nil {
@@ -519,6 +533,18 @@ func (s *sweep) expireAll(ctx context.Context) error {
 	outs := make([]campaigns.Outcome, 0, len(aw))
 	for _, a := range aw {
 		outs = append(outs, s.outcome(a.Row, storage.LedgerDLRExpired, a.ID))
+	}
+	if int64(len(aw)) < s.st.Awaiting && s.now.Sub(s.st.SettledAt) >= s.h.opts.DLRMaxAge+orphanGrace {
+		err := s.h.deps.Store.Scan(ctx, s.p.Campaign, func(e storage.Entry) error {
+			if e.State == storage.LedgerAccepted && !s.settled[e.Value] {
+				outs = append(outs, s.outcome(e.Row, storage.LedgerDLRExpired, e.Value))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		zerolog.Ctx(ctx).Warn().Int64("awaiting", s.st.Awaiting).Int("indexed", len(aw)).Msg("delivery reports awaited outside the index expire from the ledger")
 	}
 	return s.record(ctx, outs)
 }

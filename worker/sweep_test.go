@@ -279,3 +279,34 @@ func TestSweepBesideOldPolls(t *testing.T) {
 	b.sweepUntilDone(t, "upg", 30*time.Second)
 	checkOutcomes(t, b.progress(t, "upg"), b.sb.Stats())
 }
+
+// Rows awaited outside the index (its keys expired, or accepted before it
+// existed and their polls lost) still expire once the grace after
+// DLRMaxAge has passed: the campaign always completes.
+func TestSweepExpiresRowsOutsideTheIndex(t *testing.T) {
+	t.Parallel()
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: time.Minute})
+	b.send(t, "orph", 20)
+	keys, err := b.rdb.Keys(b.ctx, "fanout:{orph}:x:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("index keys %v, %v", keys, err)
+	}
+	if err := b.rdb.Del(b.ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sweep := b.enq.take(tasks.TypeDLRSweep)[0]
+	ageCampaign(t, b, "orph", time.Minute+30*time.Minute)
+	if err := b.mux.ProcessTask(b.ctx, sweep); err == nil || IsFailure(err) {
+		t.Fatalf("sweep within the grace: %v; want a wait", err)
+	}
+	if p := b.progress(t, "orph"); p.DLRExpired != 0 {
+		t.Fatalf("expired %d within the grace", p.DLRExpired)
+	}
+	ageCampaign(t, b, "orph", time.Hour)
+	if err := b.mux.ProcessTask(b.ctx, sweep); err != nil {
+		t.Fatalf("sweep after the grace: %v; want the end", err)
+	}
+	if p := b.progress(t, "orph"); p.DLRExpired != 20 || p.State != campaigns.StateCompleted {
+		t.Fatalf("progress %+v; want all 20 dlr_expired, completed", p)
+	}
+}
