@@ -26,14 +26,11 @@ func (f *fakeProvider) FetchSMSMessages(ctx context.Context, ch, status string, 
 	return nil, nil, &oneroute.APIError{Status: 503, Message: "no list"}
 }
 
+// sweepBundle is a testBundle whose handlers talk to the sandbox.
 type sweepBundle struct {
-	ctx   context.Context
-	rdb   *redis.Client
-	store *storage.Store
-	sb    *sandbox.Server
-	enq   *fakeEnqueuer
-	mux   *asynq.ServeMux
-	opts  Options
+	*testBundle
+	rdb *redis.Client
+	sb  *sandbox.Server
 }
 
 // setupSweep runs handlers against the sandbox (final reports at once,
@@ -50,17 +47,30 @@ func setupSweep(t *testing.T, o Options) *sweepBundle {
 		t.Fatal(err)
 	}
 	rdb := srv.Client(t)
-	b := &sweepBundle{ctx: context.Background(), rdb: rdb, store: storage.New(rdb), sb: sb, enq: &fakeEnqueuer{}, opts: o}
+	b := &sweepBundle{testBundle: &testBundle{ctx: context.Background(), store: storage.New(rdb), enq: &fakeEnqueuer{}, opts: o}, rdb: rdb, sb: sb}
 	b.mux = NewMux(Deps{Store: b.store, Provider: client, Enqueuer: b.enq}, o)
 	return b
 }
 
-// send creates an SMS campaign of n numbers (last digits 0 to 9 in turn)
-// and runs its batches of 50, as the dispatcher and workers would.
+// send creates an SMS campaign of n numbers and runs its batches, as the
+// dispatcher and workers would.
 func (b *sweepBundle) send(t *testing.T, id string, n int) {
 	t.Helper()
+	for _, batch := range smsCampaign(t, b.store, id, n) {
+		if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// smsCampaign creates a dispatched SMS campaign on the sandbox's channel of
+// n personalised texts to numbers whose last digits run 1, 2, ... 9, 0 in
+// turn, and returns its batches of 50.
+func smsCampaign(t *testing.T, store *storage.Store, id string, n int) []*campaigns.Batch {
+	t.Helper()
+	ctx := context.Background()
 	s := campaigns.Spec{ID: id, Channel: campaigns.ChannelSMS, ChannelID: sandbox.SMSChannelID, Message: "hi {{.x}}", Recipients: "r.csv"}
-	if _, err := b.store.Create(b.ctx, s); err != nil {
+	if _, err := store.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	var batches []*campaigns.Batch
@@ -70,19 +80,15 @@ func (b *sweepBundle) send(t *testing.T, id string, n int) {
 			to := fmt.Sprintf("+234803%07d", row)
 			batch.Items = append(batch.Items, campaigns.Item{Row: row, To: to, Content: &campaigns.Content{Text: "hi " + to}})
 		}
-		if _, err := b.store.AddBatch(b.ctx, id, seq, len(batch.Items), batch.Items[len(batch.Items)-1].Row); err != nil {
+		if _, err := store.AddBatch(ctx, id, seq, len(batch.Items), batch.Items[len(batch.Items)-1].Row); err != nil {
 			t.Fatal(err)
 		}
 		batches = append(batches, batch)
 	}
-	if err := b.store.FinishDispatch(b.ctx, id, storage.DispatchCounts{Rows: n}); err != nil {
+	if err := store.FinishDispatch(ctx, id, storage.DispatchCounts{Rows: n}); err != nil {
 		t.Fatal(err)
 	}
-	for _, batch := range batches {
-		if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return batches
 }
 
 // sweepUntilDone runs the campaign's sweep task the way asynq would: again
@@ -114,15 +120,6 @@ func (b *sweepBundle) sweepUntilDone(t *testing.T, id string, deadline time.Dura
 			t.Fatal(b.ctx.Err())
 		}
 	}
-}
-
-func (b *sweepBundle) progress(t *testing.T, id string) campaigns.Progress {
-	t.Helper()
-	p, err := b.store.Progress(b.ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // checkOutcomes fails unless the campaign's delivery counters are the
@@ -308,5 +305,61 @@ func TestSweepExpiresRowsOutsideTheIndex(t *testing.T) {
 	}
 	if p := b.progress(t, "orph"); p.DLRExpired != 20 || p.State != campaigns.StateCompleted {
 		t.Fatalf("progress %+v; want all 20 dlr_expired, completed", p)
+	}
+}
+
+// End to end (asynq, a worker server, the sandbox): a personalised SMS
+// campaign completes with delivered, undelivered and dlr_expired equal to
+// the sandbox's own outcomes, and its delivery reports cost at most 0.1
+// provider requests per message (issue 9).
+func TestDeliveryReportsInBulk(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	srv := redistest.Start(t)
+	sb := sandbox.New(sandbox.Options{DLRDelay: 200 * time.Millisecond})
+	t.Cleanup(sb.Close)
+	api := httptest.NewServer(sb)
+	t.Cleanup(api.Close)
+	rdb := srv.Client(t)
+	client, err := oneroute.New(oneroute.Options{BaseURL: api.URL, APIKey: sandbox.KeyPrefix + "bulk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := storage.New(rdb)
+	enq := asynq.NewClientFromRedisClient(rdb)
+	w := NewServer(rdb, Deps{Store: store, Provider: client, Enqueuer: enq},
+		Options{Concurrency: 10, PollInterval: 20 * time.Millisecond, DLRInterval: 200 * time.Millisecond, DLRMaxAge: 3 * time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	ctx := context.Background()
+	for _, batch := range smsCampaign(t, store, "bulk", n) {
+		if err := tasks.Enqueue(ctx, enq, tasks.Send(batch, tasks.Options{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var p campaigns.Progress
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if p, err = store.Progress(ctx, "bulk"); err != nil {
+			t.Fatal(err)
+		}
+		if p.State == campaigns.StateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not completed in time: %+v; sandbox %+v", p, sb.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := sb.Stats()
+	if st.Duplicates != 0 {
+		t.Fatalf("the sandbox saw %d duplicates", st.Duplicates)
+	}
+	checkOutcomes(t, p, st)
+	reqs := st.SMSListRequests + st.DLRRequests
+	t.Logf("%d messages: %d list requests, %d per-message report requests (%.4f per message)", n, st.SMSListRequests, st.DLRRequests, float64(reqs)/n)
+	if float64(reqs) > 0.1*n {
+		t.Errorf("%d delivery-report requests for %d messages, more than 0.1 per message", reqs, n)
 	}
 }
