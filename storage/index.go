@@ -203,6 +203,9 @@ type Sweep struct {
 	StraggleAt int64
 	// Straggles counts those passes, for backoff.
 	Straggles int
+	// PageSize is the page size the sweep uses once OneRoute refused a
+	// larger one (0: the worker's default).
+	PageSize int
 	// Passes, Pages and Lookups count the sweep's passes, list requests and
 	// per-message report requests over the campaign.
 	Passes, Pages, Lookups int64
@@ -215,7 +218,7 @@ func (s *Store) LoadSweep(ctx context.Context, id string) (Sweep, error) {
 		return Sweep{}, fmt.Errorf("read sweep of %s: %w", id, err)
 	}
 	n := func(k string) int64 { x, _ := strconv.ParseInt(m[k], 10, 64); return x }
-	return Sweep{Floor: n("floor"), FreshAt: n("fresh_at"), Latency: n("latency_ms"), Idle: int(n("idle")), StraggleAt: n("straggle_at"), Straggles: int(n("straggles")),
+	return Sweep{Floor: n("floor"), FreshAt: n("fresh_at"), Latency: n("latency_ms"), Idle: int(n("idle")), StraggleAt: n("straggle_at"), Straggles: int(n("straggles")), PageSize: int(n("page_size")),
 		Passes: n("passes"), Pages: n("pages"), Lookups: n("lookups")}, nil
 }
 
@@ -223,7 +226,7 @@ func (s *Store) LoadSweep(ctx context.Context, id string) (Sweep, error) {
 func (s *Store) SaveSweep(ctx context.Context, id string, w Sweep) error {
 	k := sweepKey(id)
 	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, k, "floor", w.Floor, "fresh_at", w.FreshAt, "latency_ms", w.Latency, "idle", w.Idle, "straggle_at", w.StraggleAt, "straggles", w.Straggles,
+	pipe.HSet(ctx, k, "floor", w.Floor, "fresh_at", w.FreshAt, "latency_ms", w.Latency, "idle", w.Idle, "straggle_at", w.StraggleAt, "straggles", w.Straggles, "page_size", w.PageSize,
 		"passes", w.Passes, "pages", w.Pages, "lookups", w.Lookups)
 	pipe.PExpire(ctx, k, s.indexTTL)
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -127,7 +127,7 @@ func TestSweepMemory(t *testing.T) {
 	if err != nil || zero != (storage.Sweep{}) {
 		t.Fatalf("LoadSweep of nothing: %+v, %v", zero, err)
 	}
-	w := storage.Sweep{Floor: 1700000000123, FreshAt: 1700000000999, Latency: 2000, Idle: 2, StraggleAt: 1700000005000, Straggles: 3, Passes: 9, Pages: 40, Lookups: 1}
+	w := storage.Sweep{Floor: 1700000000123, FreshAt: 1700000000999, Latency: 2000, Idle: 2, StraggleAt: 1700000005000, Straggles: 3, PageSize: 100, Passes: 9, Pages: 40, Lookups: 1}
 	if err := b.store.SaveSweep(b.ctx, "c", w); err != nil {
 		t.Fatal(err)
 	}

@@ -50,8 +50,9 @@ import "strconv"
 //	                              Expires IndexTTL (default 25h, set above
 //	                              FANOUT_DLR_MAX_AGE) after its last write.
 //	fanout:{id}:sw        hash    the dlr:sweep task's memory: floor,
-//	                              fresh_at, latency_ms, idle, straggle_at, straggles, and the
-//	                              passes, pages (list requests) and lookups
+//	                              fresh_at, latency_ms, idle, straggle_at,
+//	                              straggles, page_size, and the passes,
+//	                              pages (list requests) and lookups
 //	                              (per-message report requests) it made.
 //	                              Written by SaveSweep; expires IndexTTL
 //	                              after its last write.

@@ -100,7 +100,12 @@ func (s *sweep) learn(lat []int64) {
 
 // sweepErr is an error of OneRoute during a sweep: the sweep waits and
 // comes back, without counting a task failure.
-type sweepErr struct{ err error }
+type sweepErr struct {
+	err error
+	// soon: come back after the first interval, whatever the error (the
+	// sweep changed something, e.g. its page size).
+	soon bool
+}
 
 func (e *sweepErr) Error() string { return e.err.Error() }
 func (e *sweepErr) Unwrap() error { return e.err }
@@ -151,7 +156,11 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	zerolog.Ctx(ctx).Debug().Int("settled", s.count).Int("pages", s.pages).Int("lookups", s.lookups).Int64("awaiting", st.Awaiting).Msg("delivery-report sweep")
 	var se *sweepErr
 	if errors.As(perr, &se) {
-		return &notFailure{reason: "delivery-report sweep: " + se.Error(), retryIn: h.wait(ctx, se.err, w.Idle)}
+		wait := h.wait(ctx, se.err, w.Idle)
+		if se.soon {
+			wait = h.opts.DLRInterval
+		}
+		return &notFailure{reason: "delivery-report sweep: " + se.Error(), retryIn: wait}
 	}
 	if perr != nil {
 		return perr
@@ -280,17 +289,39 @@ func (s *sweep) next() time.Duration {
 func (s *sweep) list(ctx context.Context, status string, page int) ([]oneroute.SMSMessage, *oneroute.Meta, error) {
 	s.pages++
 	s.w.Pages++
-	msgs, meta, err := s.h.deps.Provider.FetchSMSMessages(ctx, s.p.ChannelID, status, oneroute.Page{Size: s.h.opts.SweepPageSize, Number: page})
+	size := s.pageSize()
+	msgs, meta, err := s.h.deps.Provider.FetchSMSMessages(ctx, s.p.ChannelID, status, oneroute.Page{Size: size, Number: page})
 	if err != nil {
-		return nil, nil, &sweepErr{fmt.Errorf("list %s messages of channel %s, page %d: %w", status, s.p.ChannelID, page, err)}
+		err = fmt.Errorf("list %s messages of channel %s, page %d of %d: %w", status, s.p.ChannelID, page, size, err)
+		if size > smallPage && Decide(err) == FailPermanently {
+			// OneRoute publishes no largest page size: a refusal may be
+			// this one. Go on with pages of the client's default size.
+			zerolog.Ctx(ctx).Warn().Err(err).Int("page_size", smallPage).Msg("list refused; smaller pages from now on")
+			s.w.PageSize = smallPage
+			return nil, nil, &sweepErr{err: err, soon: true}
+		}
+		return nil, nil, &sweepErr{err: err}
 	}
 	return msgs, meta, nil
+}
+
+// smallPage is the page size the sweep falls back to when a larger one is
+// refused: the client's default, which OneRoute's own examples use.
+const smallPage = 100
+
+// pageSize is page[size] of the sweep's list requests: Options.SweepPageSize,
+// or smallPage once OneRoute refused a larger one.
+func (s *sweep) pageSize() int {
+	if s.w.PageSize > 0 {
+		return s.w.PageSize
+	}
+	return s.h.opts.SweepPageSize
 }
 
 // last reports that page (of size messages) is the last one to read before
 // stopAt (Unix ms of OneRoute's createdAt).
 func (s *sweep) last(msgs []oneroute.SMSMessage, meta *oneroute.Meta, page int, stopAt int64) bool {
-	size := s.h.opts.SweepPageSize
+	size := s.pageSize()
 	if len(msgs) < size || (meta != nil && meta.Total > 0 && page*size >= meta.Total) {
 		return true
 	}
@@ -511,7 +542,7 @@ func (s *sweep) lookup(ctx context.Context, items []storage.Awaiting) error {
 		return err
 	}
 	if throttled != nil {
-		return &sweepErr{fmt.Errorf("read delivery reports: %w", throttled)}
+		return &sweepErr{err: fmt.Errorf("read delivery reports: %w", throttled)}
 	}
 	return nil
 }

@@ -363,3 +363,17 @@ func TestDeliveryReportsInBulk(t *testing.T) {
 		t.Errorf("%d delivery-report requests for %d messages, more than 0.1 per message", reqs, n)
 	}
 }
+
+// OneRoute publishes no largest page size: when it refuses the sweep's
+// pages, the sweep goes on with pages of 100 and still settles everything.
+func TestSweepFallsBackToSmallPages(t *testing.T) {
+	t.Parallel()
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: 2 * time.Second,
+		SweepPageSize: oneroute.MaxPageSize + 1}) // the sandbox refuses it with a 400
+	b.send(t, "small", 300)
+	b.sweepUntilDone(t, "small", 30*time.Second)
+	checkOutcomes(t, b.progress(t, "small"), b.sb.Stats())
+	if w, _ := b.store.LoadSweep(b.ctx, "small"); w.PageSize != smallPage {
+		t.Fatalf("page size %d after a refusal, want %d", w.PageSize, smallPage)
+	}
+}
