@@ -46,39 +46,34 @@ func sweepKey(id string) string               { return "fanout:{" + id + "}:sw" 
 
 // RowsOf returns the row of each provider message id among the campaign's
 // awaited SMS, or -1 for an id it does not await (another campaign's, one
-// already settled, or one whose entry expired). One round trip.
+// already settled, or one whose entry expired). One script, one round trip.
 func (s *Store) RowsOf(ctx context.Context, id string, pids []string) ([]int, error) {
-	out := make([]int, len(pids))
 	if len(pids) == 0 {
-		return out, nil
+		return []int{}, nil
 	}
-	byKey := map[string][]int{} // index key -> positions in pids
-	for i, p := range pids {
-		k := indexKeyOf(id, p)
-		byKey[k] = append(byKey[k], i)
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make(map[string]*redis.SliceCmd, len(byKey))
-	for k, at := range byKey {
-		fields := make([]string, len(at))
-		for j, i := range at {
-			fields[j] = pids[i]
+	var keys []string
+	index := map[int]int{} // bucket -> position in keys, 1-based
+	args := make([]any, 0, 2*len(pids))
+	for _, p := range pids {
+		b := indexBucket(p)
+		k, ok := index[b]
+		if !ok {
+			keys = append(keys, indexKeyN(id, b))
+			k = len(keys)
+			index[b] = k
 		}
-		cmds[k] = pipe.HMGet(ctx, k, fields...)
+		args = append(args, k, p)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	res, err := rowsOfScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
 		return nil, fmt.Errorf("look up %d provider ids of %s: %w", len(pids), id, err)
 	}
-	for k, at := range byKey {
-		vals := cmds[k].Val()
-		for j, i := range at {
-			out[i] = -1
-			if v, ok := vals[j].(string); ok {
-				if row, err := strconv.Atoi(v); err == nil {
-					out[i] = row
-				}
-			}
-		}
+	if len(res) != len(pids) {
+		return nil, fmt.Errorf("look up %d provider ids of %s: %d answers", len(pids), id, len(res))
+	}
+	out := make([]int, len(res))
+	for i, r := range res {
+		out[i] = int(r)
 	}
 	return out, nil
 }

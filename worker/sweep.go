@@ -349,8 +349,16 @@ func (s *sweep) scanFresh(ctx context.Context) error {
 		if page == 1 && len(msgs) > 0 && !msgs[0].CreatedAt.IsZero() {
 			top = msgs[0].CreatedAt.UnixMilli()
 		}
-		pids := make([]string, len(msgs))
-		for i, m := range msgs {
+		// Only final and young pending messages matter here: stragglers
+		// are left to scanPending, and are not looked up.
+		var mine []oneroute.SMSMessage
+		for _, m := range msgs {
+			if finalState(m.Status) != 0 || m.CreatedAt.IsZero() || s.now.Sub(m.CreatedAt) < young {
+				mine = append(mine, m)
+			}
+		}
+		pids := make([]string, len(mine))
+		for i, m := range mine {
 			pids[i] = m.ID
 		}
 		rows, err := s.h.deps.Store.RowsOf(ctx, s.p.Campaign, pids)
@@ -358,7 +366,7 @@ func (s *sweep) scanFresh(ctx context.Context) error {
 			return err
 		}
 		var outs []campaigns.Outcome
-		for i, m := range msgs {
+		for i, m := range mine {
 			if rows[i] < 0 {
 				continue
 			}
