@@ -51,20 +51,12 @@ func (s *Store) RowsOf(ctx context.Context, id string, pids []string) ([]int, er
 	if len(pids) == 0 {
 		return []int{}, nil
 	}
-	var keys []string
-	index := map[int]int{} // bucket -> position in keys, 1-based
+	keys := newKeyList()
 	args := make([]any, 0, 2*len(pids))
 	for _, p := range pids {
-		b := indexBucket(p)
-		k, ok := index[b]
-		if !ok {
-			keys = append(keys, indexKeyN(id, b))
-			k = len(keys)
-			index[b] = k
-		}
-		args = append(args, k, p)
+		args = append(args, keys.index(indexKeyOf(id, p)), p)
 	}
-	res, err := rowsOfScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	res, err := rowsOfScript.Run(ctx, s.rdb, keys.keys, args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("look up %d provider ids of %s: %w", len(pids), id, err)
 	}

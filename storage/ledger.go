@@ -207,17 +207,7 @@ func (s *Store) Record(ctx context.Context, id string, mode Mode, token string, 
 // outcome, the ledger bucket's index, the row, the value (cut to maxReason)
 // and the index bucket's index (0: the index is not touched).
 func recordArgs(id string, mode Mode, outs []campaigns.Outcome, head ...any) ([]string, []any) {
-	keys := []string{campaignKey(id), whyKey(id)}
-	index := map[string]int{}
-	key := func(k string) int {
-		i, ok := index[k]
-		if !ok {
-			keys = append(keys, k)
-			i = len(keys)
-			index[k] = i
-		}
-		return i
-	}
+	keys := newKeyList(campaignKey(id), whyKey(id))
 	args := make([]any, 0, len(head)+len(outs)*4)
 	args = append(args, head...)
 	for _, o := range outs {
@@ -230,11 +220,36 @@ func recordArgs(id string, mode Mode, outs []campaigns.Outcome, head ...any) ([]
 		}
 		x := 0
 		if o.Value != "" && ((mode == ModeSend && o.State == LedgerAccepted) || mode == ModeDLR) {
-			x = key(indexKeyOf(id, o.Value))
+			x = keys.index(indexKeyOf(id, o.Value))
 		}
-		args = append(args, key(bucketKey(id, o.Row)), o.Row, v, x)
+		args = append(args, keys.index(bucketKey(id, o.Row)), o.Row, v, x)
 	}
-	return keys, args
+	return keys.keys, args
+}
+
+// keyList builds a script's KEYS, each key once.
+type keyList struct {
+	keys []string
+	at   map[string]int
+}
+
+func newKeyList(first ...string) *keyList {
+	l := &keyList{at: map[string]int{}}
+	for _, k := range first {
+		l.index(k)
+	}
+	return l
+}
+
+// index is k's 1-based position in the list (KEYS[i] in Lua), added when new.
+func (l *keyList) index(k string) int {
+	i, ok := l.at[k]
+	if !ok {
+		l.keys = append(l.keys, k)
+		i = len(l.keys)
+		l.at[k] = i
+	}
+	return i
 }
 
 // Entry is one recipient's ledger entry.
