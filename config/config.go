@@ -163,12 +163,13 @@ type Worker struct {
 	// Queues weights the channel queues: env FANOUT_QUEUES as
 	// "sms=6,whatsapp=6,email=3,dlr=2"; default that (DefaultQueues).
 	Queues map[string]int `yaml:"queues"`
-	// DLRInterval is the first wait before polling a delivery report; later
-	// polls back off: env FANOUT_DLR_INTERVAL; default 5s (DefaultDLRInterval).
+	// DLRInterval is the first wait before a campaign's delivery-report
+	// sweep, and the least time between its passes, which back off: env
+	// FANOUT_DLR_INTERVAL; default 5s (DefaultDLRInterval).
 	DLRInterval time.Duration `yaml:"dlr_interval"`
-	// DLRMaxAge is how long delivery reports are polled before the message
+	// DLRMaxAge is how long a delivery report is awaited before the message
 	// is counted dlr_expired: env FANOUT_DLR_MAX_AGE; default 24h
-	// (DefaultDLRMaxAge).
+	// (DefaultDLRMaxAge). The provider-id index is kept an hour longer.
 	DLRMaxAge time.Duration `yaml:"dlr_max_age"`
 	// PollInterval is how often an idle worker looks for tasks, and how often
 	// scheduled and retried tasks are moved: env FANOUT_POLL_INTERVAL;

@@ -146,9 +146,16 @@ func (c *Client) GetSMSDLR(ctx context.Context, messageID string) (DLR, error) {
 	return d, err
 }
 
+// MaxPageSize is the largest page[size] fanout asks of a list. OneRoute
+// publishes no maximum (oneroute-api.md 1.4, 5.4); the sandbox refuses
+// larger pages with a 400, as a real server with such a cap would.
+const MaxPageSize = 1000
+
 // FetchSMSMessages lists a channel's SMS, optionally by status (DLRPending,
 // DLRDelivered, DLRUndelivered; "" for all), one page at a time
-// (GET /api/public/channel/{id}/sms). Meta is nil when OneRoute sends none.
+// (GET /api/public/channel/{id}/sms), newest first as the sandbox lists
+// them (OneRoute does not document the order). Meta is nil when OneRoute
+// sends none. The delivery-report sweep reads pages of MaxPageSize.
 func (c *Client) FetchSMSMessages(ctx context.Context, channelID, status string, p Page) ([]SMSMessage, *Meta, error) {
 	const op = "fetch sms messages"
 	id, err := pathID(op, "channel id", channelID)

@@ -7,8 +7,9 @@ import "strconv"
 // users' Redis: never rename one.
 //
 // Every key of one campaign carries the hash tag {id}, so the scripts that
-// touch several of them run on one Redis Cluster slot. No key has a TTL:
-// "kept" means until an operator deletes it.
+// touch several of them run on one Redis Cluster slot. Only the
+// delivery-report keys (:x:<n> and :sw) have a TTL; "kept" means until an
+// operator deletes it.
 //
 // Campaigns (store.go, ledger.go):
 //
@@ -34,6 +35,27 @@ import "strconv"
 //	                              row -> state byte + value (see LedgerClaimed
 //	                              and the other Ledger* bytes). Written by
 //	                              Claim, Stamp and Record. Kept.
+//
+// Delivery reports (index.go), for SMS campaigns with delivery reports:
+//
+//	fanout:{id}:x:<n>     hash    the provider-id index, bucket n of 1024
+//	                              (FNV-1a of the id mod 1024): OneRoute
+//	                              message id -> row, for every accepted SMS
+//	                              still awaiting its final report. Written
+//	                              by Record (mode send, state accepted) in
+//	                              the script that records the row; entries
+//	                              removed by Record (mode dlr). Read by
+//	                              RowsOf, Awaited and Settle (the dlr:sweep
+//	                              task, later the webhook receiver).
+//	                              Expires IndexTTL (default 25h, set above
+//	                              FANOUT_DLR_MAX_AGE) after its last write.
+//	fanout:{id}:sw        hash    the dlr:sweep task's memory: floor,
+//	                              fresh_at, latency_ms, idle, straggle_at,
+//	                              straggles, page_size, and the passes,
+//	                              pages (list requests) and lookups
+//	                              (per-message report requests) it made.
+//	                              Written by SaveSweep; expires IndexTTL
+//	                              after its last write.
 //
 // A dispatch's progress (checkpoint.go), written by the dispatcher:
 //

@@ -43,6 +43,9 @@ func TestKeySpace(t *testing.T) {
 	if _, err := b.store.ClaimGeneration(b.ctx, spec.ID, 0); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.store.SaveSweep(b.ctx, spec.ID, storage.Sweep{Passes: 1}); err != nil {
+		t.Fatal(err)
+	}
 	got, err := b.rdb.Keys(b.ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +63,9 @@ func TestKeySpace(t *testing.T) {
 		"fanout:{k}:src",
 		"fanout:{k}:src:0",
 		"fanout:{k}:sup",
+		"fanout:{k}:sw",
 		"fanout:{k}:why",
+		"fanout:{k}:x:771", // the index bucket of provider id "id1": FNV-1a mod 1024
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("keys (-want +got):\n%s", diff)

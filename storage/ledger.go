@@ -184,28 +184,72 @@ const (
 // script. In ModeSend only rows the token's attempt owns change. A
 // transition whose source state does not match is ignored, so recording
 // twice changes nothing. It returns how many were applied.
+//
+// The same script keeps the provider-id index (index.go): an SMS row
+// recorded accepted in ModeSend, for a campaign with delivery reports, is
+// added under its provider id (the outcome's Value); a row named in ModeDLR
+// with its provider id as Value is removed.
 func (s *Store) Record(ctx context.Context, id string, mode Mode, token string, outs []campaigns.Outcome) (int, error) {
 	if len(outs) == 0 {
 		return 0, nil
 	}
-	rows := make([]int, len(outs))
-	vals := make([]string, len(outs))
-	for i, o := range outs {
-		rows[i] = o.Row
-		if o.State != 0 {
-			v := string(o.State) + o.Value
-			if len(v) > maxReason {
-				v = v[:maxReason]
-			}
-			vals[i] = v
-		}
-	}
-	keys, args := ledgerArgs(id, rows, vals, string(mode), token)
+	keys, args := recordArgs(id, mode, outs, string(mode), token, s.indexTTL.Milliseconds())
 	n, err := recordScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("record %d outcomes of %s: %w", len(outs), id, err)
 	}
 	return n, nil
+}
+
+// recordArgs builds KEYS and ARGV for record.lua: KEYS[1] is the campaign
+// hash, KEYS[2] the failure reasons, then one key per distinct ledger
+// bucket and per distinct index bucket; ARGV starts with head and then, per
+// outcome, the ledger bucket's index, the row, the value (cut to maxReason)
+// and the index bucket's index (0: the index is not touched).
+func recordArgs(id string, mode Mode, outs []campaigns.Outcome, head ...any) ([]string, []any) {
+	keys := newKeyList(campaignKey(id), whyKey(id))
+	args := make([]any, 0, len(head)+len(outs)*4)
+	args = append(args, head...)
+	for _, o := range outs {
+		v := ""
+		if o.State != 0 {
+			v = string(o.State) + o.Value
+			if len(v) > maxReason {
+				v = v[:maxReason]
+			}
+		}
+		x := 0
+		if o.Value != "" && ((mode == ModeSend && o.State == LedgerAccepted) || mode == ModeDLR) {
+			x = keys.index(indexKeyOf(id, o.Value))
+		}
+		args = append(args, keys.index(bucketKey(id, o.Row)), o.Row, v, x)
+	}
+	return keys.keys, args
+}
+
+// keyList builds a script's KEYS, each key once.
+type keyList struct {
+	keys []string
+	at   map[string]int
+}
+
+func newKeyList(first ...string) *keyList {
+	l := &keyList{at: map[string]int{}}
+	for _, k := range first {
+		l.index(k)
+	}
+	return l
+}
+
+// index is k's 1-based position in the list (KEYS[i] in Lua), added when new.
+func (l *keyList) index(k string) int {
+	i, ok := l.at[k]
+	if !ok {
+		l.keys = append(l.keys, k)
+		i = len(l.keys)
+		l.at[k] = i
+	}
+	return i
 }
 
 // Entry is one recipient's ledger entry.

@@ -1,5 +1,7 @@
--- KEYS[1]: campaign hash; KEYS[2]: failure reasons hash; KEYS[3..]: ledger buckets
--- ARGV[1]: mode; ARGV[2]: the attempt's token (mode "send")
+-- KEYS[1]: campaign hash; KEYS[2]: failure reasons hash; KEYS[3..]: ledger
+--   buckets, then provider-id index buckets (fanout:{id}:x:<n>)
+-- ARGV[1]: mode; ARGV[2]: the attempt's token (mode "send"); ARGV[3]: the
+--   index entries' time to live (ms)
 --   "send":    from claimed or sending by this token to accepted/failed/unknown/
 --              skipped, or "" to release the claim (back to pending)
 --   "dlr":     from accepted to delivered/undelivered/dlr-expired
@@ -7,20 +9,29 @@
 --              fails, so it is never sent) to skipped
 --   "abandon": a task that asynq gave up on: pending or claimed to the new
 --              value, sending (maybe sent) to unknown
--- ARGV[3..]: triples (bucket index in KEYS, row, new value)
+-- ARGV[4..]: quadruples (ledger bucket index in KEYS, row, new value, index
+--   bucket index in KEYS or 0)
 -- Each applied transition bumps the counter of the new state in this same
 -- script, so counters count each recipient once however often a task or a
 -- command is retried; failed and unknown ones also count their reason (at
 -- most 50 distinct reasons, then "other"). Values are cut to 60 bytes in the
--- ledger. Returns the number of transitions applied.
+-- ledger. A row accepted in mode "send" of a campaign with delivery reports
+-- (dlr = 1) is added to the provider-id index (field = provider id, value =
+-- row; the key's expiry set to ARGV[3]); a row named in mode "dlr" leaves it
+-- (settled now or before), so the index holds exactly the rows awaiting a report. Returns the
+-- number of transitions applied.
 local counter = {a = 'sent', f = 'failed', u = 'unknown', x = 'skipped',
   d = 'delivered', n = 'undelivered', e = 'dlr_expired'}
 local mode = ARGV[1]
+local ttl = tonumber(ARGV[3])
 local applied = 0
-for i = 3, #ARGV, 3 do
+local dlr = nil -- the campaign tracks delivery reports; read when first needed
+local expiring = {} -- index keys whose expiry this call already set
+for i = 4, #ARGV, 4 do
   local key = KEYS[tonumber(ARGV[i])]
   local row = ARGV[i + 1]
   local nv = ARGV[i + 2]
+  local xi = tonumber(ARGV[i + 3])
   local v = redis.call('HGET', key, row)
   local cur, tok = '', ''
   if v then
@@ -48,8 +59,24 @@ for i = 3, #ARGV, 3 do
         if redis.call('HEXISTS', KEYS[2], why) == 0 and redis.call('HLEN', KEYS[2]) >= 50 then why = 'other reasons' end
         redis.call('HINCRBY', KEYS[2], why, 1)
       end
+      if xi > 0 then
+        if mode == 'send' and st == 'a' then
+          if dlr == nil then dlr = redis.call('HGET', KEYS[1], 'dlr') == '1' end
+          if dlr then
+            redis.call('HSET', KEYS[xi], string.sub(nv, 2), row)
+            if not expiring[xi] then
+              redis.call('PEXPIRE', KEYS[xi], ttl)
+              expiring[xi] = true
+            end
+          end
+        end
+      end
     end
     applied = applied + 1
+  end
+  if mode == 'dlr' and xi > 0 then
+    -- settled now or before: either way no longer awaited
+    redis.call('HDEL', KEYS[xi], string.sub(nv, 2))
   end
 end
 if applied > 0 then

@@ -46,6 +46,10 @@ var (
 	transitionLua    string
 	transitionScript = redis.NewScript(nowLua + completeLua + transitionLua)
 
+	//go:embed rows_of.lua
+	rowsOfLua    string
+	rowsOfScript = redis.NewScript(rowsOfLua)
+
 	//go:embed claim_gen.lua
 	claimGenLua string
 	claimGen    = redis.NewScript(claimGenLua)

@@ -28,10 +28,33 @@ var ErrSpecConflict = errors.New("campaign id already used by a different spec")
 // for concurrent use.
 type Store struct {
 	rdb redis.UniversalClient
+	// indexTTL is how long provider-id index entries are kept (index.go).
+	indexTTL time.Duration
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// IndexTTL sets how long the provider-id index keeps an accepted SMS's
+// entry after it is written (default DefaultIndexTTL). Set it above the
+// workers' delivery-report max age (FANOUT_DLR_MAX_AGE): an entry that
+// expires first can no longer be matched to its report.
+func IndexTTL(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.indexTTL = d
+		}
+	}
 }
 
 // New returns a store on rdb.
-func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+func New(rdb redis.UniversalClient, opts ...Option) *Store {
+	s := &Store{rdb: rdb, indexTTL: DefaultIndexTTL}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Create records a new campaign in state dispatching. Creating the same spec
 // again is a no-op that returns created=false, so a dispatch can be re-run.

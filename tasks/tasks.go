@@ -33,7 +33,12 @@ const (
 	TypeSMSSend          = "sms:send"
 	TypeWhatsAppTemplate = "whatsapp:template"
 	TypeEmailSend        = "email:send"
-	TypeDLRPoll          = "dlr:poll"
+	// TypeDLRPoll reads delivery reports one message at a time. Workers no
+	// longer enqueue it; they still run the ones queued before dlr:sweep.
+	TypeDLRPoll = "dlr:poll"
+	// TypeDLRSweep reads a campaign's delivery reports in bulk from its
+	// channel's message list; one per campaign at a time.
+	TypeDLRSweep = "dlr:sweep"
 	// TypeExpand is a detached expansion: its handler runs the dispatcher
 	// inside a worker, from the campaign's checkpoint, on the file
 	// `fanout dispatch --detach` uploaded.
@@ -118,6 +123,18 @@ type DLRPoll struct {
 // ID is the deterministic task id of a DLR poll round.
 func (p *DLRPoll) ID() string { return fmt.Sprintf("%s:dlr:%s:%d", p.Campaign, p.Key, p.Attempt) }
 
+// DLRSweep is the payload of a dlr:sweep task. It never changes: the sweep
+// keeps what it learns between passes in the campaign's sweep memory
+// (storage.Sweep), and comes back as a retry of the same task.
+type DLRSweep struct {
+	Campaign  string `json:"cid"`
+	ChannelID string `json:"chid"`
+}
+
+// ID is the task id of a campaign's sweep: one per campaign, so enqueuing
+// it while one is scheduled, running or waiting to run again is a no-op.
+func (p DLRSweep) ID() string { return p.Campaign + ":dlr:sweep" }
+
 // Expand is the payload of a campaign:expand task. Gen counts the
 // continuations of one expansion: each task runs at most its slice, then
 // hands over to the next generation.
@@ -176,6 +193,11 @@ func Send(b *campaigns.Batch, o Options) Task {
 // Poll builds a dlr:poll task.
 func Poll(p *DLRPoll, o Options) Task {
 	return Task{p.ID(), asynq.NewTask(TypeDLRPoll, Encode(p), o.asynq(p.ID(), QueueDLR)...)}
+}
+
+// Sweep builds a dlr:sweep task.
+func Sweep(p DLRSweep, o Options) Task {
+	return Task{p.ID(), asynq.NewTask(TypeDLRSweep, Encode(p), o.asynq(p.ID(), QueueDLR)...)}
 }
 
 // NewExpand builds a campaign:expand task on the campaign channel's queue.

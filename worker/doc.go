@@ -25,11 +25,14 @@
 //     each request's permit time, stamp its rows and make it (pace.go);
 //   - settle: map the answers to ledger outcomes (Decide is the only table
 //     from error to action) and record them atomically;
-//   - follow: carry out the plan the steps left: delivery-report polls, one
-//     smaller child task for the unfinished part, a shared throttle, a pause.
+//   - follow: carry out the plan the steps left: the campaign's
+//     delivery-report sweep, one smaller child task for the unfinished part,
+//     a shared throttle, a pause.
 //
 // A channel handler (sms.go, whatsapp.go, email.go) says only how its
 // requests are built: one request for the batch, or one per recipient.
-// dlr.go polls delivery reports; actions.go maps errors to actions;
+// sweep.go reads a campaign's delivery reports in bulk from its channel's
+// message list (dlr.go still serves dlr:poll tasks queued by older
+// versions); actions.go maps errors to actions;
 // server.go runs it all and stops gracefully.
 package worker

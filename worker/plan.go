@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -13,15 +11,15 @@ import (
 )
 
 // plan is what an attempt leaves to do once its outcomes are recorded:
-// delivery reports to poll, the unfinished part of the batch to run again
+// delivery reports to sweep, the unfinished part of the batch to run again
 // (one smaller child task), and what the provider's answers ask of every
 // worker (throttle the sender, pause the campaign). The steps of process
 // fill it; follow carries it out, and is the only place a batch task
 // enqueues other tasks.
 type plan struct {
-	// polls are delivery-report polls of accepted rows, one per group
-	// recorded together.
-	polls []*tasks.DLRPoll
+	// sweep is the campaign's delivery-report sweep, set when the attempt
+	// recorded (or found) SMS rows accepted.
+	sweep *tasks.DLRSweep
 	// retry: claims given back; sent again by the child.
 	retry []campaigns.Item
 	// later: in flight elsewhere, or a lookup to try again; the child
@@ -47,19 +45,15 @@ func (p *plan) fail(err error) {
 	p.failed, p.lastErr = true, err
 }
 
-// poll plans a delivery-report poll of rows the attempt recorded accepted.
-// Its id names the attempt and hashes its rows, so two polls of one attempt
-// (rows settled by reconciliation, rows sent) never share an id.
+// poll plans the delivery reports of rows the attempt recorded (or found)
+// accepted: the campaign's dlr:sweep, which reads them in bulk for every
+// row of the campaign, so one per attempt is enough. Their provider ids are
+// already in the campaign's index (Record wrote them).
 func (p *plan) poll(a *attempt, items []tasks.DLRItem) {
 	if len(items) == 0 || !a.b.Channel.TracksDLR() {
 		return
 	}
-	h := fnv.New32a()
-	for _, it := range items {
-		fmt.Fprintf(h, "%d,", it.Row)
-	}
-	key := fmt.Sprintf("%s-%s-%08x", tasks.BatchKey(a.b), a.token, h.Sum32())
-	p.polls = append(p.polls, &tasks.DLRPoll{Campaign: a.b.Campaign, Key: key, Since: time.Now().Unix(), Items: items})
+	p.sweep = &tasks.DLRSweep{Campaign: a.b.Campaign, ChannelID: a.b.ChannelID}
 }
 
 // child is the follow-up batch of b: the items to retry, then those to
@@ -98,16 +92,16 @@ func (p *plan) delay(b *campaigns.Batch, o Options) time.Duration {
 }
 
 // follow carries out the plan of an attempt of b that ended with err. The
-// polls always go out: their rows are recorded accepted. The rest only
-// when the attempt ended without error; otherwise asynq runs the same task
+// sweep always goes out: its rows are recorded accepted. The rest only when
+// the attempt ended without error; otherwise asynq runs the same task
 // again, which takes its place.
 func (s *batchSender) follow(ctx context.Context, b *campaigns.Batch, p plan, err error) error {
-	for _, poll := range p.polls {
-		if perr := enqueueDLR(ctx, s.deps.Enqueuer, poll, s.opts.DLRInterval, s.opts); perr != nil {
+	if p.sweep != nil {
+		if serr := enqueueSweep(ctx, s.deps.Enqueuer, *p.sweep, s.opts.DLRInterval, s.opts); serr != nil {
 			if err != nil {
 				return err
 			}
-			return perr
+			return serr
 		}
 	}
 	if err != nil {

@@ -90,14 +90,15 @@ func TestPlanDelay(t *testing.T) {
 	}
 }
 
-// follow is the one place a batch task enqueues: polls of accepted rows go
-// out even when the attempt failed, the child only when it did not.
+// follow is the one place a batch task enqueues: the campaign's
+// delivery-report sweep goes out even when the attempt failed (its rows are
+// recorded accepted), the child only when it did not.
 func TestFollowEnqueuesThePlan(t *testing.T) {
 	t.Parallel()
 	for _, failed := range []bool{false, true} {
 		b := setup(t)
 		s := newBatchSender(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq}, b.opts.withDefaults(), nil)
-		batch := &campaigns.Batch{Campaign: "c", Channel: campaigns.ChannelSMS, Seq: 7, Items: items(1, 2, 3)}
+		batch := &campaigns.Batch{Campaign: "c", Channel: campaigns.ChannelSMS, ChannelID: "ch", Seq: 7, Items: items(1, 2, 3)}
 		a := s.newAttempt(batch)
 		var p plan
 		p.poll(a, []tasks.DLRItem{{Row: 1, ID: "m1"}})
@@ -111,15 +112,18 @@ func TestFollowEnqueuesThePlan(t *testing.T) {
 			t.Fatalf("follow returned %v, want %v", got, err)
 		}
 		var ids []string
-		for _, task := range b.enq.take(tasks.TypeDLRPoll) {
-			var poll tasks.DLRPoll
-			if err := tasks.Decode(task.Payload(), &poll); err != nil {
+		for _, task := range b.enq.take(tasks.TypeDLRSweep) {
+			var sw tasks.DLRSweep
+			if err := tasks.Decode(task.Payload(), &sw); err != nil {
 				t.Fatal(err)
 			}
-			ids = append(ids, poll.ID())
+			ids = append(ids, sw.ID()+"/"+sw.ChannelID)
 		}
-		if len(ids) != 2 || ids[0] == ids[1] || ids[0] != p.polls[0].ID() {
-			t.Errorf("failed=%v: polls %v, want the plan's two, with distinct ids", failed, ids)
+		if d := cmp.Diff([]string{"c:dlr:sweep/ch"}, ids); d != "" {
+			t.Errorf("failed=%v: sweeps (-want +got):\n%s", failed, d)
+		}
+		if polls := b.enq.take(tasks.TypeDLRPoll); len(polls) != 0 {
+			t.Errorf("failed=%v: %d dlr:poll tasks, want none", failed, len(polls))
 		}
 		kids := b.children(t, tasks.TypeSMSSend)
 		switch {

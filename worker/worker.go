@@ -43,6 +43,7 @@ type Provider interface {
 	TemplateSender
 	EmailSender
 	DLRReader
+	SMSLister
 }
 
 var _ Provider = (*oneroute.Client)(nil)
@@ -106,9 +107,20 @@ type Options struct {
 	// default config.DefaultDLRInterval (5s). Later polls back off up to 10
 	// minutes.
 	DLRInterval time.Duration
-	// DLRMaxAge is how long delivery reports are polled; default
-	// config.DefaultDLRMaxAge (24h).
+	// DLRMaxAge is how long delivery reports are awaited after a message
+	// was accepted (and at most after the campaign's last send) before it
+	// counts dlr_expired; default config.DefaultDLRMaxAge (24h). The
+	// storage.Store's IndexTTL must exceed it.
 	DLRMaxAge time.Duration
+	// SweepPages caps the list pages one part of a delivery-report sweep
+	// reads (see SweepHandler); default 100.
+	SweepPages int
+	// SweepPageSize is page[size] of the sweep's list requests; default
+	// oneroute.MaxPageSize (1000).
+	SweepPageSize int
+	// SweepLookups caps the per-message delivery-report reads of one sweep
+	// pass; default 1000.
+	SweepLookups int
 	// PollInterval is how often idle workers look for tasks and due
 	// retries; default config.DefaultPollInterval (200ms).
 	PollInterval time.Duration
@@ -152,6 +164,15 @@ func (o Options) withDefaults() Options {
 	if o.DLRMaxAge <= 0 {
 		o.DLRMaxAge = config.DefaultDLRMaxAge
 	}
+	if o.SweepPages <= 0 {
+		o.SweepPages = 100
+	}
+	if o.SweepPageSize <= 0 {
+		o.SweepPageSize = oneroute.MaxPageSize
+	}
+	if o.SweepLookups <= 0 {
+		o.SweepLookups = 1000
+	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = config.DefaultPollInterval
 	}
@@ -185,7 +206,8 @@ func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
 	mux.Handle(tasks.TypeSMSSend, &SMSHandler{b})
 	mux.Handle(tasks.TypeWhatsAppTemplate, &WhatsAppHandler{b})
 	mux.Handle(tasks.TypeEmailSend, &EmailHandler{b})
-	mux.Handle(tasks.TypeDLRPoll, &DLRHandler{deps: d, opts: o})
+	mux.Handle(tasks.TypeDLRPoll, &DLRHandler{deps: d, opts: o}) // queued before dlr:sweep
+	mux.Handle(tasks.TypeDLRSweep, &SweepHandler{deps: d, opts: o})
 	for typ, h := range d.Handlers {
 		mux.Handle(typ, h)
 	}

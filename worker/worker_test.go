@@ -316,18 +316,24 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 	if p.Sent != 3 || p.Failed != 1 || p.Pending != 0 {
 		t.Fatalf("sent %d failed %d pending %d, want 3 1 0", p.Sent, p.Failed, p.Pending)
 	}
-	// Every accepted SMS is followed to its delivery report (re-runs poll
-	// again: polls are idempotent).
-	polled := map[int]bool{}
-	for _, task := range b.enq.take(tasks.TypeDLRPoll) {
-		var p tasks.DLRPoll
-		tasks.Decode(task.Payload(), &p)
-		for _, it := range p.Items {
-			polled[it.Row] = true
-		}
+	// Every accepted SMS is followed to its delivery report: it is in the
+	// campaign's provider-id index, and every run that accepted or found
+	// accepted rows scheduled the campaign's one sweep.
+	rows, err := b.store.RowsOf(b.ctx, s.ID, []string{"id-+2348030000001", "id-+2348030000002", "id-+2348030000003", "id-+2348030000004"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[int]bool{1: true, 2: true, 4: true}, polled); diff != "" {
-		t.Fatalf("rows polled (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]int{1, 2, -1, 4}, rows); diff != "" {
+		t.Fatalf("indexed rows (-want +got):\n%s", diff)
+	}
+	ids := map[string]bool{}
+	for _, task := range b.enq.take(tasks.TypeDLRSweep) {
+		var sw tasks.DLRSweep
+		tasks.Decode(task.Payload(), &sw)
+		ids[sw.ID()] = true
+	}
+	if diff := cmp.Diff(map[string]bool{"partial:dlr:sweep": true}, ids); diff != "" {
+		t.Fatalf("sweeps (-want +got):\n%s", diff)
 	}
 }
 
@@ -605,7 +611,8 @@ func TestCancelledCampaignSkips(t *testing.T) {
 }
 
 // Delivery reports become final once, and unfinished ones are polled again
-// until DLRMaxAge, then counted dlr_expired.
+// until DLRMaxAge, then counted dlr_expired. Workers enqueue dlr:sweep
+// now; this protects the dlr:poll tasks still queued from before.
 func TestDLRPolling(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -614,6 +621,15 @@ func TestDLRPolling(t *testing.T) {
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
+	if sweeps := b.enq.take(tasks.TypeDLRSweep); len(sweeps) != 1 {
+		t.Fatalf("%d sweeps, want 1", len(sweeps))
+	}
+	var items []tasks.DLRItem
+	for _, it := range batch.Items {
+		items = append(items, tasks.DLRItem{Row: it.Row, ID: "id-" + it.To})
+	}
+	old := &tasks.DLRPoll{Campaign: s.ID, Key: "b0-x", Since: time.Now().Unix(), Items: items}
+	b.enq.EnqueueContext(b.ctx, tasks.Poll(old, tasks.Options{}).Task)
 	b.prov.dlr = func(id string) (oneroute.DLR, error) {
 		st := map[string]string{"id-+2348030000001": "delivered", "id-+2348030000002": "undelivered"}[id]
 		if st == "" {

@@ -134,6 +134,21 @@ type Window struct {
 	Undelivered    int64   `json:"undelivered,omitempty"`
 	DLRExpired     int64   `json:"dlr_expired,omitempty"`
 	SandboxAccepts int64   `json:"sandbox_accepted"`
+	// Delivery-report requests by endpoint, from a sandbox that counts them
+	// (dlr_requests and sms_list_requests in /sandbox/stats; absent from
+	// sandboxes older than the dlr:sweep, whose other requests are the
+	// per-message DLR reads).
+	DLRRequests  int64 `json:"sandbox_dlr_requests"`
+	ListRequests int64 `json:"sandbox_sms_list_requests"`
+	// DLRPerMsg is (dlr + list requests) / messages when the sandbox counts
+	// them, else OtherPerMsg.
+	DLRPerMsg float64 `json:"dlr_requests_per_msg"`
+	// SandboxStatus is the sandbox's own SMS outcomes at that point
+	// (pending, delivered, undelivered), when it reports them, and
+	// OutcomesMatch whether delivered, undelivered and dlr_expired equal
+	// its delivered, undelivered and pending.
+	SandboxStatus map[string]int64 `json:"sandbox_sms_status,omitempty"`
+	OutcomesMatch *bool            `json:"outcomes_match,omitempty"`
 }
 
 // Memory is Redis' used_memory (INFO memory) before the dispatch, after it
@@ -378,10 +393,13 @@ func (r *rig) sandboxURL() string { return fmt.Sprintf("http://127.0.0.1:%d", r.
 func (r *rig) redisURL() string   { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.rport) }
 
 type sbStats struct {
-	Requests     int64 `json:"requests"`
-	SendRequests int64 `json:"send_requests"`
-	Accepted     int64 `json:"accepted"`
-	Duplicates   int64 `json:"duplicates"`
+	Requests     int64            `json:"requests"`
+	SendRequests int64            `json:"send_requests"`
+	Accepted     int64            `json:"accepted"`
+	Duplicates   int64            `json:"duplicates"`
+	DLRRequests  int64            `json:"dlr_requests"`
+	ListRequests int64            `json:"sms_list_requests"`
+	SMSStatus    map[string]int64 `json:"sms_status"`
 }
 
 func (r *rig) stats() (sbStats, error) {
@@ -446,6 +464,11 @@ func window(a, b snap, n int) *Window {
 	w.MsgsPerS = f / w.Seconds
 	w.WorkerUs, w.RedisUs, w.SandboxUs = w.WorkerCPU*1e6/f, w.RedisCPU*1e6/f, w.SandboxCPU*1e6/f
 	w.OtherPerMsg = float64(w.Requests-w.SendRequests) / f
+	w.DLRRequests, w.ListRequests = b.st.DLRRequests-a.st.DLRRequests, b.st.ListRequests-a.st.ListRequests
+	w.DLRPerMsg = w.OtherPerMsg
+	if b.st.SMSStatus != nil { // a sandbox that counts requests by endpoint
+		w.DLRPerMsg = float64(w.DLRRequests+w.ListRequests) / f
+	}
 	return w
 }
 
@@ -622,6 +645,15 @@ func fanoutRun(o options, res *Result, csvPath string) error {
 		res.Complete = window(s0, s2, o.n)
 		res.Complete.WorkerHWMKB = measure.ProcHWMKB(w.Process.Pid)
 		res.Complete.Delivered, res.Complete.Undelivered, res.Complete.DLRExpired = c["delivered"], c["undelivered"], c["dlr_expired"]
+		if sms := s2.st.SMSStatus; sms != nil {
+			res.Complete.SandboxStatus = sms
+			match := c["delivered"] == sms["delivered"] && c["undelivered"] == sms["undelivered"] && c["dlr_expired"] == sms["pending"]
+			res.Complete.OutcomesMatch = &match
+			if !match {
+				fmt.Fprintf(os.Stderr, "e2e: %s run %d: delivered %d, undelivered %d, dlr_expired %d; the sandbox has %v\n",
+					res.Scenario, res.Run, c["delivered"], c["undelivered"], c["dlr_expired"], sms)
+			}
+		}
 	}
 	if s1.st.Duplicates != 0 {
 		return fmt.Errorf("sandbox saw %d duplicates", s1.st.Duplicates)
@@ -743,16 +775,17 @@ func head(src, dst string, n int) error {
 
 // summary prints the median of each figure per scenario.
 func summary(w io.Writer, all []Result) {
-	type row struct{ rate, wus, rus, sus, other []float64 }
+	type row struct{ rate, wus, rus, sus, other, dlr []float64 }
 	rows := map[string]*row{}
 	var order []string
-	add := func(k string, rate, wus, rus, sus, other float64) {
+	add := func(k string, rate, wus, rus, sus, other, dlr float64) {
 		if rows[k] == nil {
 			rows[k] = &row{}
 			order = append(order, k)
 		}
 		x := rows[k]
 		x.rate, x.wus, x.rus, x.sus, x.other = append(x.rate, rate), append(x.wus, wus), append(x.rus, rus), append(x.sus, sus), append(x.other, other)
+		x.dlr = append(x.dlr, dlr)
 	}
 	for _, r := range all {
 		if r.Error != "" {
@@ -760,9 +793,9 @@ func summary(w io.Writer, all []Result) {
 		}
 		switch {
 		case r.Send != nil:
-			add(r.Scenario+" (to last send)", r.Send.MsgsPerS, r.Send.WorkerUs, r.Send.RedisUs, r.Send.SandboxUs, r.Send.OtherPerMsg)
+			add(r.Scenario+" (to last send)", r.Send.MsgsPerS, r.Send.WorkerUs, r.Send.RedisUs, r.Send.SandboxUs, r.Send.OtherPerMsg, r.Send.DLRPerMsg)
 			if r.Complete != nil {
-				add(r.Scenario+" (to completed)", r.Complete.MsgsPerS, r.Complete.WorkerUs, r.Complete.RedisUs, r.Complete.SandboxUs, r.Complete.OtherPerMsg)
+				add(r.Scenario+" (to completed)", r.Complete.MsgsPerS, r.Complete.WorkerUs, r.Complete.RedisUs, r.Complete.SandboxUs, r.Complete.OtherPerMsg, r.Complete.DLRPerMsg)
 			}
 		case r.Baseline != nil:
 			var b struct {
@@ -774,7 +807,7 @@ func summary(w io.Writer, all []Result) {
 				} `json:"process"`
 			}
 			json.Unmarshal(r.Baseline, &b)
-			add(r.Scenario, b.Process.PerS, b.Process.CPUUs, b.Process.RedisUs, b.Process.SbUs, 0)
+			add(r.Scenario, b.Process.PerS, b.Process.CPUUs, b.Process.RedisUs, b.Process.SbUs, 0, 0)
 		}
 	}
 	med := func(v []float64) string {
@@ -786,9 +819,9 @@ func summary(w io.Writer, all []Result) {
 		}
 		return fmt.Sprintf("%.0f (%s)", s[len(s)/2], strings.Join(parts, "/"))
 	}
-	fmt.Fprintf(w, "\n%-28s %-28s %-22s %-22s %-22s %s\n", "scenario", "msgs/s", "worker µs/msg", "redis µs/msg", "sandbox µs/msg", "other req/msg")
+	fmt.Fprintf(w, "\n%-28s %-28s %-22s %-22s %-22s %-14s %s\n", "scenario", "msgs/s", "worker µs/msg", "redis µs/msg", "sandbox µs/msg", "other req/msg", "dlr req/msg")
 	for _, k := range order {
 		x := rows[k]
-		fmt.Fprintf(w, "%-28s %-28s %-22s %-22s %-22s %.3f\n", k, med(x.rate), med(x.wus), med(x.rus), med(x.sus), x.other[len(x.other)/2])
+		fmt.Fprintf(w, "%-28s %-28s %-22s %-22s %-22s %-14.3f %.4f\n", k, med(x.rate), med(x.wus), med(x.rus), med(x.sus), x.other[len(x.other)/2], x.dlr[len(x.dlr)/2])
 	}
 }

@@ -120,7 +120,9 @@ func defaultRate(cfg config.Config) campaigns.Rate { return campaigns.Rate(cfg.R
 
 // newWorker wires a worker server.
 func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit.Limiter, cfg config.Config, log zerolog.Logger) *worker.Server {
-	store := storage.New(rdb)
+	// The provider-id index must outlive the delivery-report max age, or a
+	// late report can no longer be matched to its recipient.
+	store := storage.New(rdb, storage.IndexTTL(cfg.Worker.DLRMaxAge+time.Hour))
 	enq := asynq.NewClientFromRedisClient(rdb)
 	opts := dispatchOptions(cfg)
 	opts.Logger = log

@@ -154,6 +154,16 @@ type Stats struct {
 	// WebhooksFailed counts webhooks given up after three attempts (or
 	// dropped when the queue was full).
 	WebhooksFailed int64 `json:"webhooks_failed"`
+	// DLRRequests counts calls to Get SMS DLR Message (GET
+	// /api/public/dlr/{id}/sms), answered or not.
+	DLRRequests int64 `json:"dlr_requests"`
+	// SMSListRequests counts calls to Fetch SMS Messages (GET
+	// /api/public/channel/{id}/sms), answered or not.
+	SMSListRequests int64 `json:"sms_list_requests"`
+	// SMSStatus counts the kept SMS by their delivery status now: pending,
+	// delivered, undelivered. These are the sandbox's own outcomes, which a
+	// sender's delivery reports must match.
+	SMSStatus map[string]int64 `json:"sms_status"`
 }
 
 // Medium indexes for the by_medium counters.
@@ -177,6 +187,7 @@ type Server struct {
 	faults atomic.Pointer[Faults]
 
 	requests, sendRequests, accepted, duplicates, throttled, faultCount, unauthorized atomic.Int64
+	dlrRequests, listRequests                                                         atomic.Int64
 	byMedium                                                                          [numMedia]atomic.Int64
 
 	st    atomic.Pointer[state] // replaced whole by Reset
@@ -244,7 +255,8 @@ func (s *Server) resetState() {
 		wa:   newWAStore(s.opts.MaxLogs),
 		otp:  newOTPStore(s.opts.MaxLogs),
 	})
-	for _, c := range []*atomic.Int64{&s.requests, &s.sendRequests, &s.accepted, &s.duplicates, &s.throttled, &s.faultCount, &s.unauthorized} {
+	for _, c := range []*atomic.Int64{&s.requests, &s.sendRequests, &s.accepted, &s.duplicates, &s.throttled, &s.faultCount, &s.unauthorized,
+		&s.dlrRequests, &s.listRequests} {
 		c.Store(0)
 	}
 	for i := range s.byMedium {
@@ -271,6 +283,7 @@ func (s *Server) Stats() Stats {
 		Duplicates: s.duplicates.Load(), Throttled: s.throttled.Load(), Faults: s.faultCount.Load(),
 		Unauthorized: s.unauthorized.Load(), ByMedium: make(map[string]int64, numMedia),
 		WebhooksSent: s.hooks.sent.Load(), WebhooksFailed: s.hooks.failed.Load(),
+		DLRRequests: s.dlrRequests.Load(), SMSListRequests: s.listRequests.Load(), SMSStatus: s.smsStatusCounts(),
 	}
 	for i, name := range mediumNames {
 		st.ByMedium[name] = s.byMedium[i].Load()
@@ -295,14 +308,22 @@ func (s *Server) routes() {
 	api := func(pattern string, send bool, h http.HandlerFunc) {
 		s.mux.Handle(pattern, s.apiMiddleware(send, h))
 	}
+	// counted also counts the route's calls in c, throttled ones included.
+	counted := func(c *atomic.Int64, pattern string, h http.HandlerFunc) {
+		next := s.apiMiddleware(false, h)
+		s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c.Add(1)
+			next.ServeHTTP(w, r)
+		}))
+	}
 	api("GET /api/public/channels/{medium}", false, s.fetchChannels)
 	api("GET /api/public/channel/{id}", false, s.fetchChannel)
 	api("GET /api/public/channel/{id}/templates", false, s.fetchTemplates)
 	api("POST /api/public/channel/{id}/sms", true, s.sendSMS)
-	api("GET /api/public/channel/{id}/sms", false, s.fetchSMS)
+	counted(&s.listRequests, "GET /api/public/channel/{id}/sms", s.fetchSMS)
 	api("POST /api/public/channel/{id}/email", true, s.sendEmail)
 	api("POST /api/public/sms", true, s.sendOTPSMS)
-	api("GET /api/public/dlr/{id}/sms", false, s.getDLR)
+	counted(&s.dlrRequests, "GET /api/public/dlr/{id}/sms", s.getDLR)
 	api("POST /api/public/conversation/template", true, s.sendTemplate)
 	api("POST /api/public/conversation/text", true, s.sendSession)
 	api("POST /api/public/whatsapp/campaign", true, s.sendCampaign)

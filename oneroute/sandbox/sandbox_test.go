@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,7 +184,8 @@ func TestAdminContract(t *testing.T) {
 		return out
 	}
 	stats := b.call(t, "GET", "/sandbox/stats", "", "")
-	wantStats := []string{"accepted", "by_medium", "duplicates", "faults", "requests", "send_requests", "throttled", "unauthorized", "webhooks_failed", "webhooks_sent"}
+	wantStats := []string{"accepted", "by_medium", "dlr_requests", "duplicates", "faults", "requests", "send_requests", "sms_list_requests", "sms_status",
+		"throttled", "unauthorized", "webhooks_failed", "webhooks_sent"}
 	if d := cmp.Diff(wantStats, keys(stats.Body)); d != "" {
 		t.Errorf("stats fields (-want +got):\n%s", d)
 	}
@@ -376,3 +378,101 @@ func TestCloseIsIdempotent(t *testing.T) {
 		t.Errorf("after Close: HTTP %d", a.Status)
 	}
 }
+
+// TestFetchSMSPaging protects what the delivery-report sweep relies on:
+// the channel's messages come newest first in pages of at most 1000 (400
+// above), with meta.total, by status; a message accepted between two pages
+// pushes the older ones one place further (seen twice, never skipped); and
+// the stats count the list and DLR requests and the outcomes by status.
+func TestFetchSMSPaging(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{DLRDelay: -1})
+	c, err := oneroute.New(oneroute.Options{BaseURL: b.srv.URL, APIKey: "test_page"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var sent []string // ids, oldest first
+	send := func(from, n int) {
+		t.Helper()
+		to := make([]string, n)
+		for i := range to {
+			to[i] = "23480300" + strings.Repeat("0", 5-len(itoa(from+i))) + itoa(from+i)
+		}
+		res, err := c.SendSMS(ctx, sandbox.SMSChannelID, oneroute.SMSRequest{Message: "hi", Recipients: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			sent = append(sent, r.Response)
+		}
+	}
+	send(0, 1000)
+	send(1000, 1000)
+	send(2000, 500)
+
+	if _, _, err := c.FetchSMSMessages(ctx, sandbox.SMSChannelID, "", oneroute.Page{Size: oneroute.MaxPageSize + 1, Number: 1}); oneroute.Classify(err) != oneroute.Permanent {
+		t.Fatalf("page[size] %d: %v; want a 400", oneroute.MaxPageSize+1, err)
+	}
+	var got []string
+	for page := 1; ; page++ {
+		msgs, meta, err := c.FetchSMSMessages(ctx, sandbox.SMSChannelID, "", oneroute.Page{Size: oneroute.MaxPageSize, Number: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta == nil || meta.Total != 2500 || meta.Page != page || meta.Size != oneroute.MaxPageSize {
+			t.Fatalf("page %d: meta %+v", page, meta)
+		}
+		for i, m := range msgs {
+			if i > 0 && m.CreatedAt.After(msgs[i-1].CreatedAt) {
+				t.Fatalf("page %d: item %d is newer than the one before", page, i)
+			}
+			got = append(got, m.ID)
+		}
+		if len(msgs) < oneroute.MaxPageSize {
+			break
+		}
+	}
+	want := slices.Clone(sent)
+	slices.Reverse(want)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("ids listed, newest first (-want +got):\n%s", d)
+	}
+
+	byStatus := map[string]int{}
+	for _, st := range []string{oneroute.DLRPending, oneroute.DLRDelivered, oneroute.DLRUndelivered} {
+		msgs, meta, err := c.FetchSMSMessages(ctx, sandbox.SMSChannelID, st, oneroute.Page{Size: 10, Number: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Status != st {
+				t.Fatalf("status=%s listed a %s message", st, m.Status)
+			}
+		}
+		byStatus[st] = meta.Total
+	}
+	if d := cmp.Diff(map[string]int{"pending": 250, "delivered": 2000, "undelivered": 250}, byStatus); d != "" {
+		t.Errorf("totals by status (-want +got):\n%s", d)
+	}
+
+	first, _, _ := c.FetchSMSMessages(ctx, sandbox.SMSChannelID, "", oneroute.Page{Size: 100, Number: 1})
+	send(2500, 10)
+	second, _, _ := c.FetchSMSMessages(ctx, sandbox.SMSChannelID, "", oneroute.Page{Size: 100, Number: 2})
+	if second[0].ID != first[90].ID {
+		t.Errorf("after 10 new messages, page 2 starts with %s; want page 1's item 90 (%s): seen again, none skipped", second[0].ID, first[90].ID)
+	}
+
+	c.GetSMSDLR(ctx, sent[0])
+	b.sb.SetFaults(sandbox.Faults{ThrottleRate: 1})
+	c.GetSMSDLR(ctx, sent[0])
+	st := b.sb.Stats()
+	if st.SMSListRequests != 1+3+3+2 || st.DLRRequests != 2 {
+		t.Errorf("counted %d list and %d DLR requests; want 9 and 2 (refused and throttled ones too)", st.SMSListRequests, st.DLRRequests)
+	}
+	if d := cmp.Diff(map[string]int64{"pending": 251, "delivered": 2008, "undelivered": 251}, st.SMSStatus); d != "" {
+		t.Errorf("sms_status (-want +got):\n%s", d)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

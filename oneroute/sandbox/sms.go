@@ -292,8 +292,8 @@ func paging(w http.ResponseWriter, r *http.Request, required bool, defSize int) 
 		fail(w, 400, `"page[size]" is required`)
 	case rawNum == "":
 		fail(w, 400, `"page[number]" is required`)
-	case err1 != nil || size < 1 || size > 1000:
-		fail(w, 400, `"page[size]" must be a number between 1 and 1000`)
+	case err1 != nil || size < 1 || size > maxPageSize:
+		fail(w, 400, `"page[size]" must be a number between 1 and `+strconv.Itoa(maxPageSize))
 	case err2 != nil || num < 1:
 		fail(w, 400, `"page[number]" must be greater than or equal to 1`)
 	default:
@@ -302,6 +302,30 @@ func paging(w http.ResponseWriter, r *http.Request, required bool, defSize int) 
 	return 0, 0, false
 }
 
+// smsStatusCounts counts the kept SMS by delivery status now.
+func (s *Server) smsStatusCounts() map[string]int64 {
+	out := map[string]int64{"pending": 0, "delivered": 0, "undelivered": 0}
+	now := s.opts.Now()
+	s.state().sms.each(func(m *smsRec, _ func(uint32, int) string) bool {
+		st, _, _ := s.smsStatus(m, now)
+		out[st]++
+		return true
+	})
+	return out
+}
+
+// maxPageSize is the largest page[size] the sandbox serves (400 above it).
+// OneRoute publishes no maximum (oneroute-api.md 1.4, 5.4); 1000 matches
+// the client's oneroute.MaxPageSize and the recipients cap of a send.
+const maxPageSize = 1000
+
+// fetchSMS is Fetch SMS Messages: the channel's messages newest first (by
+// acceptance), optionally by status, in pages of page[size] (at most
+// maxPageSize) numbered from 1, with meta {page, size, total}. Offset paging
+// as OneRoute's: a message accepted while a client pages pushes the older
+// ones one place further, so a client reading newest first sees some twice
+// but never misses one, unless a status filter drops messages that change
+// status meanwhile.
 func (s *Server) fetchSMS(w http.ResponseWriter, r *http.Request) {
 	ch, found := channelByID(r.PathValue("id"))
 	if !found || ch.Medium != "SMS" {
