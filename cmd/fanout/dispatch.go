@@ -9,10 +9,13 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
@@ -216,8 +219,8 @@ func dispatchInput(ctx context.Context, e *env, a dispatchArgs, cfg config.Confi
 		fmt.Fprintf(e.stderr, "dispatching campaign %s into Redis at %s (rerun the same command to resume it if interrupted)\n",
 			in.Spec.ID, config.Config{Redis: cfg.Redis}.Redacted().Redis.URL)
 	}
-	if isTerminal(e.stderr) && !a.json {
-		bar := &progressBar{w: e.stderr, in: in, start: time.Now()}
+	if canRedraw(e.stderr) && !a.json {
+		bar := newProgressBar(e.stderr, in)
 		opts.Progress = bar.update
 		opts.ProgressEvery = 5000
 		defer bar.finish()
@@ -307,14 +310,36 @@ func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, s
 	return res, err
 }
 
-// progressBar draws the dispatch's progress on a terminal: rows, rows per
-// second and, when the file's size is known, a percentage.
+// progressBar draws the dispatch's progress on a terminal with the same
+// progress library as status --watch: a bar over the file's bytes when its
+// size is known, then rows, rows per second and the valid and invalid
+// counts (progressLine), redrawn in place.
 type progressBar struct {
-	w     io.Writer
 	in    interface{ Progress() (read, size int64) }
 	start time.Time
-	last  time.Time
-	drawn bool
+	prog    *mpb.Progress
+	bar     *mpb.Bar
+	refresh chan any
+	last    time.Time
+	mu      sync.Mutex
+	line    string
+}
+
+func newProgressBar(w io.Writer, in interface{ Progress() (read, size int64) }) *progressBar {
+	p := &progressBar{in: in, start: time.Now(), refresh: make(chan any)}
+	p.prog = mpb.New(mpb.WithOutput(w), mpb.WithWidth(100), mpb.WithManualRefresh(p.refresh))
+	_, size := in.Progress()
+	text := decor.Any(func(decor.Statistics) string {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.line
+	})
+	var style mpb.BarFillerBuilder = mpb.BarStyle()
+	if size <= 0 {
+		style = mpb.NopStyle()
+	}
+	p.bar = p.prog.New(max(size, 1), style, mpb.BarWidth(20), mpb.AppendDecorators(text))
+	return p
 }
 
 func (p *progressBar) update(r dispatcher.Result) {
@@ -323,10 +348,18 @@ func (p *progressBar) update(r dispatcher.Result) {
 		return
 	}
 	p.last = now
-	rate := float64(r.Rows) / max(now.Sub(p.start).Seconds(), 1e-3)
+	rate := float64(r.Rows) / max(time.Since(p.start).Seconds(), 1e-3)
 	done, size := p.in.Progress()
-	fmt.Fprintf(p.w, "\r\033[K%s", progressLine(r, rate, done, size))
-	p.drawn = true
+	p.mu.Lock()
+	p.line = progressLine(r, rate, done, 0)
+	if size > 0 {
+		p.line = fmt.Sprintf(" %s of %s %3d%%", byteSize(done), byteSize(size), done*100/size) + p.line
+	}
+	p.mu.Unlock()
+	if size > 0 {
+		p.bar.SetCurrent(done)
+	}
+	p.refresh <- struct{}{}
 }
 
 // progressLine is the dispatch's progress: when the file's size is known, a
@@ -361,9 +394,8 @@ func byteSize(n int64) string {
 }
 
 func (p *progressBar) finish() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
+	p.bar.Abort(true) // the summary that follows replaces it
+	p.prog.Wait()
 }
 
 // commas writes 1234567 as 1,234,567.
