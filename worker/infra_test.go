@@ -54,7 +54,6 @@ func (f *failScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-
 // A Redis failure while stamping (just before the request) never counts
 // against the recipients' provider attempts: even with MaxAttempts 1 the
 // recipients are not failed "gave up after 1 attempts"; OneRoute is not
