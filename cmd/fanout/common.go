@@ -120,7 +120,7 @@ func defaultRate(cfg config.Config) campaigns.Rate { return campaigns.Rate(cfg.R
 // newWorker wires a worker server.
 func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit.Limiter, cfg config.Config, log zerolog.Logger) *worker.Server {
 	store := storage.New(rdb)
-	enq := asynq.NewClientFromRedisClient(rdb)
+	enq := worker.KeepCopies(asynq.NewClientFromRedisClient(rdb), store) // the auditor re-creates lost tasks from copies
 	opts := dispatchOptions(cfg)
 	opts.Logger = log
 	expand := dispatcher.NewExpandHandler(store, enq, opts)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/storage"
@@ -22,8 +23,9 @@ recorded. A paused campaign past its schedule.expires_at skips what is left.`,
 Resumes a paused campaign, whether an operator or a worker paused it (for
 example after OneRoute refused the API key: fix the key first).`,
 		"cancel": `
-Cancels a campaign for good: recipients not yet sent are skipped as their
-tasks come through; sends already on the wire finish and are recorded.
+Cancels a campaign for good: recipients not yet sent are skipped at once,
+whatever became of their tasks; sends already on the wire finish and are
+recorded.
 Delivery reports of sent messages are still followed.`,
 	}[action]
 	return func(ctx context.Context, e *env, args []string) error {
@@ -53,6 +55,14 @@ Delivery reports of sent messages are still followed.`,
 		case err != nil:
 			return err
 		}
+		var settled storage.Settled
+		if action == "cancel" {
+			// Skip every recipient not yet sent now, whatever became of its
+			// task; requests on the wire are left to their attempt.
+			if settled, err = store.SettleCancelled(ctx, id, time.Time{}); err != nil {
+				return fmt.Errorf("campaign %s is cancelled, but settling its recipients failed (a worker finishes it): %w", id, err)
+			}
+		}
 		if *asJSON {
 			p, err := store.Progress(ctx, id)
 			if err != nil {
@@ -61,6 +71,9 @@ Delivery reports of sent messages are still followed.`,
 			return json.NewEncoder(e.stdout).Encode(p)
 		}
 		fmt.Fprintf(e.stdout, "campaign %s is now %s\n", id, st)
+		if settled.Skipped+settled.InFlight > 0 {
+			fmt.Fprintf(e.stdout, "%d recipients skipped; %d requests in flight are recorded when they finish\n", settled.Skipped, settled.InFlight)
+		}
 		return nil
 	}
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/worker"
 )
 
 func cmdWorker(ctx context.Context, e *env, args []string) error {
@@ -48,5 +50,14 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	}
 	lim := ratelimit.NewRedis(rdb)
 	srv := newWorker(rdb, client, lim, cfg, log)
-	return srv.Run(ctx)
+	// The auditor re-creates batch tasks deleted or archived outside fanout
+	// and settles cancelled campaigns; one worker of the fleet leads it.
+	aud := worker.NewAuditor(rdb, storage.New(rdb), log, worker.AuditOptions{RequestTimeout: cfg.OneRoute.Timeout, TaskTimeout: cfg.Worker.TaskTimeout})
+	actx, stopAudit := context.WithCancel(ctx)
+	audited := make(chan struct{})
+	go func() { defer close(audited); aud.Run(actx) }()
+	err = srv.Run(ctx)
+	stopAudit()
+	<-audited
+	return err
 }

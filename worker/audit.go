@@ -1,0 +1,243 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/tasks"
+)
+
+// KeepCopies wraps an enqueuer so that every batch task (sms:send,
+// whatsapp:template, email:send) gets a durable copy in the store
+// (storage.SaveCopy) before it is enqueued. The Auditor re-creates a task
+// from its copy when the task was deleted or archived outside fanout. Give
+// it to the dispatcher and to the workers' Deps; other task types pass
+// through unchanged.
+func KeepCopies(enq Enqueuer, store *storage.Store) Enqueuer {
+	return &copier{enq: enq, store: store}
+}
+
+type copier struct {
+	enq   Enqueuer
+	store *storage.Store
+}
+
+func (c *copier) EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	switch t.Type() {
+	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend:
+		var b campaigns.Batch
+		if err := tasks.Decode(t.Payload(), &b); err != nil {
+			return nil, err
+		}
+		rows := make([]int, len(b.Items))
+		for i, it := range b.Items {
+			rows[i] = it.Row
+		}
+		if err := c.store.SaveCopy(ctx, b.Campaign, storage.Copy{Key: tasks.BatchKey(&b), Rows: rows, Payload: t.Payload()}); err != nil {
+			return nil, err // no task without its copy: the caller retries
+		}
+	}
+	return c.enq.EnqueueContext(ctx, t, opts...)
+}
+
+// AuditOptions tune the Auditor. A zero field takes its default.
+type AuditOptions struct {
+	// Interval is how often the leading worker audits; default 10s.
+	Interval time.Duration
+	// StallAfter is how long a running campaign with recipients left must
+	// have made no progress before its tasks are checked; default 20s, and
+	// never less than the request timeout + 5s (a claim younger than that
+	// may still be in flight).
+	StallAfter time.Duration
+	// RequestTimeout is the OneRoute request timeout; default
+	// config.DefaultOneRouteTimeout (15s).
+	RequestTimeout time.Duration
+	// TaskTimeout bounds a re-created task; default
+	// config.DefaultTaskTimeout (5m).
+	TaskTimeout time.Duration
+	// Owner names this worker in the audit lead; default a random token.
+	Owner string
+}
+
+// Auditor makes sure no campaign strands: a task deleted or archived
+// outside fanout (from the Asynq UI, by an operator) leaves recipients that
+// no task will ever send. One worker at a time (leader-elected through
+// Redis) looks at the campaigns that have batch copies:
+//
+//   - a running campaign that made no progress for StallAfter has each
+//     batch copy checked against asynq (Inspector.GetTaskInfo of its
+//     deterministic task id); a batch whose task is gone or archived and
+//     whose rows are not all final, nor held by a live task, is
+//     re-enqueued from its copy (or an archived one run again);
+//   - a cancelled campaign has every row not final settled
+//     (storage.SettleCancelled), whatever became of its tasks;
+//   - a completed or deleted campaign has its copies dropped.
+//
+// Re-running a batch is always safe: the ledger sends only unsettled rows
+// and reconciles those whose request started.
+type Auditor struct {
+	store *storage.Store
+	insp  *asynq.Inspector
+	enq   Enqueuer
+	log   zerolog.Logger
+	opts  AuditOptions
+}
+
+// NewAuditor builds an auditor on rdb. Run it in every worker process; only
+// one audits at a time.
+func NewAuditor(rdb redis.UniversalClient, store *storage.Store, log zerolog.Logger, o AuditOptions) *Auditor {
+	base := Options{RequestTimeout: o.RequestTimeout, TaskTimeout: o.TaskTimeout}.withDefaults()
+	o.RequestTimeout, o.TaskTimeout = base.RequestTimeout, base.TaskTimeout
+	if o.Interval <= 0 {
+		o.Interval = 10 * time.Second
+	}
+	if o.StallAfter <= 0 {
+		o.StallAfter = 20 * time.Second
+	}
+	o.StallAfter = max(o.StallAfter, base.staleAfter())
+	if o.Owner == "" {
+		o.Owner = storage.NewToken()
+	}
+	return &Auditor{store: store, insp: asynq.NewInspectorFromRedisClient(rdb),
+		enq: KeepCopies(asynq.NewClientFromRedisClient(rdb), store), log: log.With().Str("component", "audit").Logger(), opts: o}
+}
+
+// Run audits every Interval while this worker leads, until ctx is done.
+func (a *Auditor) Run(ctx context.Context) error {
+	t := time.NewTicker(a.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		lead, err := a.store.LeadAudit(ctx, a.opts.Owner, 3*a.opts.Interval)
+		if err != nil || !lead {
+			continue
+		}
+		if err := a.Audit(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn().Err(err).Msg("audit round failed; trying again next round")
+		}
+	}
+}
+
+// Audit is one round over every campaign with batch copies.
+func (a *Auditor) Audit(ctx context.Context) error {
+	ids, err := a.store.Audited(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := a.auditCampaign(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("audit campaign %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Auditor) auditCampaign(ctx context.Context, id string) error {
+	act, err := a.store.Activity(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return a.store.DropAllCopies(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	switch act.State {
+	case campaigns.StateCompleted:
+		return a.store.DropAllCopies(ctx, id)
+	case campaigns.StateCancelled:
+		st, err := a.store.SettleCancelled(ctx, id, time.Now().Add(-a.opts.RequestTimeout-5*time.Second))
+		if err == nil && st.Skipped+st.Abandoned > 0 {
+			a.log.Info().Str("campaign", id).Int("skipped", st.Skipped).Int("abandoned", st.Abandoned).Int("in_flight", st.InFlight).Msg("settled a cancelled campaign's remaining recipients")
+		}
+		return err
+	case campaigns.StateRunning, campaigns.StateDispatching:
+		if act.Pending <= 0 || time.Since(act.Last) < a.opts.StallAfter {
+			return nil
+		}
+		return a.restore(ctx, id, act)
+	}
+	return nil // paused: nothing is expected to move
+}
+
+// restore re-creates the batch tasks of a stalled campaign that were
+// deleted or archived while rows they hold are not final.
+func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) error {
+	queue := tasks.Queue(act.Channel)
+	type lost struct {
+		c        storage.Copy
+		archived bool
+	}
+	var gone []lost
+	live := map[int]bool{} // rows held by a task that exists
+	err := a.store.Copies(ctx, id, func(chunk []storage.Copy) error {
+		for _, c := range chunk {
+			info, err := a.insp.GetTaskInfo(queue, id+":"+c.Key)
+			switch {
+			case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+				gone = append(gone, lost{c: c})
+			case err != nil:
+				return err
+			case info.State == asynq.TaskStateArchived:
+				gone = append(gone, lost{c: c, archived: true})
+			default:
+				for _, r := range c.Rows {
+					live[r] = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var drop []string
+	restored := 0
+	for _, g := range gone {
+		open, err := a.store.NotFinal(ctx, id, g.c.Rows)
+		if err != nil {
+			return err
+		}
+		held := true
+		for _, r := range open {
+			held = held && live[r]
+		}
+		if held {
+			// Every row is final, or a live task holds it (a follow-up).
+			drop = append(drop, g.c.Key)
+			continue
+		}
+		taskID := id + ":" + g.c.Key
+		if g.archived {
+			if err := a.insp.RunTask(queue, taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				return fmt.Errorf("run archived task %s: %w", taskID, err)
+			}
+		} else {
+			var b campaigns.Batch
+			if err := tasks.Decode(g.c.Payload, &b); err != nil {
+				return fmt.Errorf("batch copy %s: %w", taskID, err)
+			}
+			if err := tasks.Enqueue(ctx, a.enq, tasks.Send(&b, tasks.Options{Timeout: a.opts.TaskTimeout})); err != nil {
+				return err
+			}
+		}
+		restored++
+		a.log.Warn().Str("campaign", id).Str("task", taskID).Bool("was_archived", g.archived).Int("open_rows", len(open)).
+			Msg("a batch task was deleted or archived outside fanout with recipients left; re-created it")
+	}
+	if restored == 0 && len(gone) > 0 {
+		a.log.Debug().Str("campaign", id).Int("dropped", len(drop)).Msg("stalled campaign: no batch to restore")
+	}
+	return a.store.DropCopies(ctx, id, drop...)
+}
