@@ -71,8 +71,11 @@ Delivery reports of sent messages are still followed.`,
 			return json.NewEncoder(e.stdout).Encode(p)
 		}
 		fmt.Fprintf(e.stdout, "campaign %s is now %s\n", id, st)
-		if settled.Skipped+settled.InFlight > 0 {
-			fmt.Fprintf(e.stdout, "%d recipients skipped; %d requests in flight are recorded when they finish\n", settled.Skipped, settled.InFlight)
+		if settled.Skipped > 0 {
+			fmt.Fprintf(e.stdout, "%d recipients skipped\n", settled.Skipped)
+		}
+		if settled.InFlight > 0 {
+			fmt.Fprintf(e.stdout, "%d requests in flight are recorded when they finish\n", settled.InFlight)
 		}
 		return nil
 	}
