@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -19,7 +20,9 @@ import (
 // count it against a recipient's attempts. Every error of the store wraps
 // the go-redis error, so Unavailable works on them.
 func Unavailable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// The caller's own deadline or cancellation (context errors are
+		// net.Errors too), not Redis.
 		return false
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, redis.ErrPoolTimeout) ||

@@ -135,6 +135,7 @@ func TestIsFailureOfInfrastructureErrors(t *testing.T) {
 		{"redis loading", fmt.Errorf("record: %w", redis.Error(proto("LOADING Redis is loading the dataset in memory"))), false},
 		{"redis read-only replica", fmt.Errorf("stamp: %w", redis.Error(proto("READONLY You can't write against a read only replica."))), false},
 		{"redis pool timeout", redis.ErrPoolTimeout, false},
+		{"the task's own deadline", fmt.Errorf("wait for permits: %w", context.DeadlineExceeded), true},
 		{"script error", fmt.Errorf("record: %w", redis.Error(proto("ERR user_script:1: bad"))), true},
 		{"provider transport error", &oneroute.TransportError{Op: "send", Err: errRedisDown}, true},
 		{"provider 500", &oneroute.APIError{Status: 500}, true},

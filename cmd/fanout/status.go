@@ -83,6 +83,11 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	}
 	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed\n", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
 	printReasons(w, p.FailureReasons, 5)
+	if p.RedisLossAt != nil {
+		fmt.Fprintf(w, "warning    Redis restarted or failed over at %s (%dx) while this campaign ran, and may have lost its last writes;\n"+
+			"           recipients sent since were first looked up at OneRoute (unknown where the channel has no lookup): docs/configuration.md, Redis\n",
+			p.RedisLossAt.Format(time.RFC3339), p.RedisLosses)
+	}
 	if p.FinishedAt != nil {
 		fmt.Fprintf(w, "finished   %s (took %s)\n", p.FinishedAt.Format(time.RFC3339), p.FinishedAt.Sub(p.CreatedAt).Round(time.Millisecond))
 	}
