@@ -49,6 +49,11 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 		return &inputError{err}
 	}
 	lim := ratelimit.NewRedis(rdb)
+	if d, err := storage.New(rdb).Durability(ctx); err == nil {
+		// everysec loses the last second of writes on a host crash; the
+		// workers detect a restart and verify (docs/configuration.md, Redis).
+		log.Info().Str("redis_version", d.Version).Bool("aof", d.AOF).Str("appendfsync", d.AppendFsync).Bool("waitaof", d.WaitAOF).Msg("redis durability")
+	}
 	srv := newWorker(rdb, client, lim, cfg, log)
 	// The auditor re-creates batch tasks deleted or archived outside fanout
 	// and settles cancelled campaigns; one worker of the fleet leads it.
