@@ -74,9 +74,11 @@ type AuditOptions struct {
 //
 //   - a running campaign that made no progress for StallAfter has each
 //     batch copy checked against asynq (Inspector.GetTaskInfo of its
-//     deterministic task id); a batch whose task is gone or archived and
-//     whose rows are not all final, nor held by a live task, is
-//     re-enqueued from its copy (or an archived one run again);
+//     deterministic task id); a batch whose task is gone, archived, or
+//     active with an expired lease (an orphan asynq recovers only 30-90 s
+//     later), and whose rows are not all final nor held by a live task, is
+//     re-enqueued from its copy (an archived one run again, an orphan's
+//     batch sent as a follow-up under a new id);
 //   - a cancelled campaign has every row not final settled
 //     (storage.SettleCancelled), whatever became of its tasks;
 //   - a completed or deleted campaign has its copies dropped.
@@ -171,6 +173,31 @@ func (a *Auditor) auditCampaign(ctx context.Context, id string) error {
 	return nil // paused: nothing is expected to move
 }
 
+// orphans lists the ids of the queue's active tasks whose lease expired:
+// their worker crashed or lost Redis. asynq's recoverer requeues them only
+// 30-90 s later (a pass every minute, for leases expired over 30 s ago).
+func (a *Auditor) orphans(queue string) (map[string]bool, error) {
+	out := map[string]bool{}
+	const size = 500
+	for page := 1; ; page++ {
+		ts, err := a.insp.ListActiveTasks(queue, asynq.PageSize(size), asynq.Page(page))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list active tasks of %s: %w", queue, err)
+		}
+		for _, t := range ts {
+			if t.IsOrphaned {
+				out[t.ID] = true
+			}
+		}
+		if len(ts) < size {
+			return out, nil
+		}
+	}
+}
+
 // restore re-creates the batch tasks of a stalled campaign that were
 // deleted or archived while rows they hold are not final.
 func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) error {
@@ -178,10 +205,15 @@ func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) 
 	type lost struct {
 		c        storage.Copy
 		archived bool
+		orphaned bool
+	}
+	orphans, err := a.orphans(queue)
+	if err != nil {
+		return err
 	}
 	var gone []lost
 	live := map[int]bool{} // rows held by a task that exists
-	err := a.store.Copies(ctx, id, func(chunk []storage.Copy) error {
+	err = a.store.Copies(ctx, id, func(chunk []storage.Copy) error {
 		for _, c := range chunk {
 			info, err := a.insp.GetTaskInfo(queue, id+":"+c.Key)
 			switch {
@@ -191,6 +223,8 @@ func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) 
 				return err
 			case info.State == asynq.TaskStateArchived:
 				gone = append(gone, lost{c: c, archived: true})
+			case info.State == asynq.TaskStateActive && orphans[info.ID]:
+				gone = append(gone, lost{c: c, orphaned: true})
 			default:
 				for _, r := range c.Rows {
 					live[r] = true
@@ -228,13 +262,19 @@ func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) 
 			if err := tasks.Decode(g.c.Payload, &b); err != nil {
 				return fmt.Errorf("batch copy %s: %w", taskID, err)
 			}
+			if g.orphaned {
+				// Its id is taken until asynq recovers it: send the batch
+				// as a follow-up instead. When asynq runs the orphan later,
+				// the ledger leaves it nothing to do.
+				b.Attempt++
+			}
 			if err := tasks.Enqueue(ctx, a.enq, tasks.Send(&b, tasks.Options{Timeout: a.opts.TaskTimeout})); err != nil {
 				return err
 			}
 		}
 		restored++
-		a.log.Warn().Str("campaign", id).Str("task", taskID).Bool("was_archived", g.archived).Int("open_rows", len(open)).
-			Msg("a batch task was deleted or archived outside fanout with recipients left; re-created it")
+		a.log.Warn().Str("campaign", id).Str("task", taskID).Bool("was_archived", g.archived).Bool("orphaned", g.orphaned).Int("open_rows", len(open)).
+			Msg("a batch task was lost (deleted, archived, or active with an expired lease) with recipients left; re-created it")
 	}
 	if restored == 0 && len(gone) > 0 {
 		a.log.Debug().Str("campaign", id).Int("dropped", len(drop)).Msg("stalled campaign: no batch to restore")

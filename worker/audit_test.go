@@ -203,3 +203,45 @@ func TestCopyBytesPerRecipient(t *testing.T) {
 		t.Errorf("a copy costs %.1f bytes per recipient, more than the %.1f-byte payload it copies", per, float64(payload)/n)
 	}
 }
+
+// A batch task left active with an expired lease (its worker crashed, or
+// lost Redis for longer than the lease) is sent again by the auditor as a
+// follow-up under a new id, without waiting 30-90 s for asynq's recoverer;
+// a task whose lease is still valid is left alone.
+func TestAuditRecoversOrphanedBatches(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	store := storage.New(rdb)
+	aud := NewAuditor(rdb, store, zerolog.Nop(), AuditOptions{RequestTimeout: time.Second})
+	aud.opts.StallAfter = 0
+	b := &auditBundle{ctx: context.Background(), store: store, enq: KeepCopies(asynq.NewClientFromRedisClient(rdb), store),
+		insp: asynq.NewInspectorFromRedisClient(rdb), aud: aud}
+	bs := b.campaign(t, "orph", 2)
+	// Dequeue both as asynq v0.26.0 does (dequeueCmd); b0's lease expired a
+	// minute ago, b1's is valid for 30 s.
+	for i, lease := range []time.Time{time.Now().Add(-time.Minute), time.Now().Add(30 * time.Second)} {
+		id := "orph:b" + strconv.Itoa(i)
+		pipe := rdb.TxPipeline()
+		pipe.LRem(b.ctx, "asynq:{sms}:pending", 0, id)
+		pipe.LPush(b.ctx, "asynq:{sms}:active", id)
+		pipe.HSet(b.ctx, "asynq:{sms}:t:"+id, "state", "active")
+		pipe.ZAdd(b.ctx, "asynq:{sms}:lease", redis.Z{Score: float64(lease.Unix()), Member: id})
+		if _, err := pipe.Exec(b.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.aud.Audit(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	follow := *bs[0]
+	follow.Attempt = 1
+	if _, err := b.insp.GetTaskInfo("sms", tasks.BatchID(&follow)); err != nil {
+		t.Errorf("the orphaned b0 was not sent again as %s: %v", tasks.BatchID(&follow), err)
+	}
+	other := *bs[1]
+	other.Attempt = 1
+	if _, err := b.insp.GetTaskInfo("sms", tasks.BatchID(&other)); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("b1, whose lease is valid, was sent again (err %v)", err)
+	}
+}
