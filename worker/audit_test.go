@@ -169,20 +169,7 @@ func TestCopyBytesPerRecipient(t *testing.T) {
 	ctx := context.Background()
 	enq := KeepCopies(&fakeEnqueuer{}, store)
 	const n, size = 20_000, 50
-	used := func() int64 {
-		info, err := rdb.Info(ctx, "memory").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-				m, _ := strconv.ParseInt(v, 10, 64)
-				return m
-			}
-		}
-		t.Fatal("no used_memory")
-		return 0
-	}
+	used := func() int64 { return redistest.UsedMemory(t, rdb) }
 	before := used()
 	var payload int
 	for seq := 0; seq*size < n; seq++ {

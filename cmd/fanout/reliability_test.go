@@ -20,7 +20,6 @@ import (
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/ratelimit"
-	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/worker"
 )
 
@@ -85,21 +84,7 @@ func TestGatewayErrorAfterAcceptSendsNoDuplicate(t *testing.T) {
 // task's copy is kept for the auditor.
 func (c *chaosBundle) dispatchKeeping(t *testing.T, path string, batch int) dispatcher.Result {
 	t.Helper()
-	spec, err := campaigns.LoadSpec(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := recipients.OpenSource(spec.RecipientsPath(), recipients.SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	enq := worker.KeepCopies(asynq.NewClientFromRedisClient(c.rdb), c.store)
-	res, err := dispatcher.Dispatch(c.ctx, c.store, enq, spec, src, dispatcher.Options{BatchSize: batch, MaxAttempts: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return c.dispatchWith(t, path, batch, worker.KeepCopies(asynq.NewClientFromRedisClient(c.rdb), c.store))
 }
 
 // A batch task deleted and another archived from outside fanout (the
