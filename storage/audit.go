@@ -17,7 +17,8 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 )
 
-// Batch copies: a durable copy of every batch task's payload, so that a task
+// Batch copies: a durable copy of every batch task's payload (and of every
+// delivery-report poll's, under keys starting "dlr:"), so that a task
 // deleted or archived outside fanout (from the Asynq UI, say) can be
 // re-created and its campaign never strands. Invariant: every recipient of a
 // campaign that is not final is in at least one kept copy. A copy is saved
@@ -35,8 +36,8 @@ func copiesKey(id string) string { return "fanout:{" + id + "}:copy" }
 
 // Copy is one batch task's durable copy.
 type Copy struct {
-	// Key names the batch in its campaign (tasks.BatchKey): "b12",
-	// "b12r1-<hash>".
+	// Key names the task in its campaign: its task id without the
+	// "<campaign>:" prefix ("b12", "b12r1-<hash>", "dlr:b12-<token>-<hash>:3").
 	Key string
 	// Rows are the batch's rows.
 	Rows []int
@@ -154,13 +155,17 @@ type Activity struct {
 	Channel campaigns.Channel
 	// Pending counts recipients not yet sent, failed, unknown or skipped.
 	Pending int64
+	// AwaitingDLR counts accepted SMS without a final delivery report, for
+	// a campaign that follows them.
+	AwaitingDLR int64
 	// Last is the last ledger change, or the creation time.
 	Last time.Time
 }
 
 // Activity reads a campaign's state and last progress.
 func (s *Store) Activity(ctx context.Context, id string) (Activity, error) {
-	v, err := s.rdb.HMGet(ctx, campaignKey(id), "state", "channel", "total", "sent", "failed", "unknown", "skipped", "updated_at", "created_at").Result()
+	v, err := s.rdb.HMGet(ctx, campaignKey(id), "state", "channel", "total", "sent", "failed", "unknown", "skipped", "updated_at", "created_at",
+		"dlr", "delivered", "undelivered", "dlr_expired").Result()
 	if err != nil {
 		return Activity{}, fmt.Errorf("read campaign %s: %w", id, err)
 	}
@@ -173,8 +178,28 @@ func (s *Store) Activity(ctx context.Context, id string) (Activity, error) {
 	if last == 0 {
 		last = num(8)
 	}
-	return Activity{State: campaigns.State(str(0)), Channel: campaigns.Channel(str(1)),
-		Pending: num(2) - num(3) - num(4) - num(5) - num(6), Last: time.UnixMilli(last)}, nil
+	act := Activity{State: campaigns.State(str(0)), Channel: campaigns.Channel(str(1)),
+		Pending: num(2) - num(3) - num(4) - num(5) - num(6), Last: time.UnixMilli(last)}
+	if str(9) == "1" {
+		act.AwaitingDLR = num(3) - num(10) - num(11) - num(12)
+	}
+	return act, nil
+}
+
+// AwaitingDLR returns the rows among rows that are accepted and still
+// await their delivery report.
+func (s *Store) AwaitingDLR(ctx context.Context, id string, rows []int) ([]int, error) {
+	entries, err := s.Ledger(ctx, id, rows)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		if e.State == LedgerAccepted {
+			out = append(out, e.Row)
+		}
+	}
+	return out, nil
 }
 
 // NotFinal returns the rows among rows that are not final: pending,

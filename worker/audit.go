@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -16,11 +17,12 @@ import (
 )
 
 // KeepCopies wraps an enqueuer so that every batch task (sms:send,
-// whatsapp:template, email:send) gets a durable copy in the store
-// (storage.SaveCopy) before it is enqueued. The Auditor re-creates a task
-// from its copy when the task was deleted or archived outside fanout. Give
-// it to the dispatcher and to the workers' Deps; other task types pass
-// through unchanged.
+// whatsapp:template, email:send) and every delivery-report poll (dlr:poll)
+// gets a durable copy in the store (storage.SaveCopy) before it is
+// enqueued. The Auditor re-creates a task from its copy when the task was
+// deleted, archived or lost with Redis' last writes. Give it to the
+// dispatcher and to the workers' Deps; other task types (campaign:expand)
+// pass through unchanged.
 func KeepCopies(enq Enqueuer, store *storage.Store) Enqueuer {
 	return &copier{enq: enq, store: store}
 }
@@ -43,6 +45,19 @@ func (c *copier) EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asyn
 		}
 		if err := c.store.SaveCopy(ctx, b.Campaign, storage.Copy{Key: tasks.BatchKey(&b), Rows: rows, Payload: t.Payload()}); err != nil {
 			return nil, err // no task without its copy: the caller retries
+		}
+	case tasks.TypeDLRPoll:
+		var p tasks.DLRPoll
+		if err := tasks.Decode(t.Payload(), &p); err != nil {
+			return nil, err
+		}
+		rows := make([]int, len(p.Items))
+		for i, it := range p.Items {
+			rows[i] = it.Row
+		}
+		key := strings.TrimPrefix(p.ID(), p.Campaign+":")
+		if err := c.store.SaveCopy(ctx, p.Campaign, storage.Copy{Key: key, Rows: rows, Payload: t.Payload()}); err != nil {
+			return nil, err
 		}
 	}
 	return c.enq.EnqueueContext(ctx, t, opts...)
@@ -79,6 +94,8 @@ type AuditOptions struct {
 //     later), and whose rows are not all final nor held by a live task, is
 //     re-enqueued from its copy (an archived one run again, an orphan's
 //     batch sent as a follow-up under a new id);
+//   - the same for delivery-report polls of a campaign whose accepted SMS
+//     await their reports (a lost poll would keep it from completing);
 //   - a cancelled campaign has every row not final settled
 //     (storage.SettleCancelled), whatever became of its tasks;
 //   - a completed or deleted campaign has its copies dropped.
@@ -165,7 +182,7 @@ func (a *Auditor) auditCampaign(ctx context.Context, id string) error {
 		}
 		return err
 	case campaigns.StateRunning, campaigns.StateDispatching:
-		if act.Pending <= 0 || time.Since(act.Last) < a.opts.StallAfter {
+		if (act.Pending <= 0 && act.AwaitingDLR <= 0) || time.Since(act.Last) < a.opts.StallAfter {
 			return nil
 		}
 		return a.restore(ctx, id, act)
@@ -198,24 +215,33 @@ func (a *Auditor) orphans(queue string) (map[string]bool, error) {
 	}
 }
 
+// isPoll reports a copy of a dlr:poll task.
+func isPoll(c storage.Copy) bool { return strings.HasPrefix(c.Key, "dlr:") }
+
 // restore re-creates the batch tasks of a stalled campaign that were
 // deleted or archived while rows they hold are not final.
 func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) error {
-	queue := tasks.Queue(act.Channel)
+	sendQueue := tasks.Queue(act.Channel)
+	queueOf := func(c storage.Copy) string {
+		if isPoll(c) {
+			return tasks.QueueDLR
+		}
+		return sendQueue
+	}
 	type lost struct {
 		c        storage.Copy
 		archived bool
 		orphaned bool
 	}
-	orphans, err := a.orphans(queue)
+	orphans, err := a.orphans(sendQueue)
 	if err != nil {
 		return err
 	}
 	var gone []lost
-	live := map[int]bool{} // rows held by a task that exists
+	live := map[bool]map[int]bool{false: {}, true: {}} // rows held by a task that exists, by kind (poll or send)
 	err = a.store.Copies(ctx, id, func(chunk []storage.Copy) error {
 		for _, c := range chunk {
-			info, err := a.insp.GetTaskInfo(queue, id+":"+c.Key)
+			info, err := a.insp.GetTaskInfo(queueOf(c), id+":"+c.Key)
 			switch {
 			case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
 				gone = append(gone, lost{c: c})
@@ -227,7 +253,7 @@ func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) 
 				gone = append(gone, lost{c: c, orphaned: true})
 			default:
 				for _, r := range c.Rows {
-					live[r] = true
+					live[isPoll(c)][r] = true
 				}
 			}
 		}
@@ -240,12 +266,15 @@ func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) 
 	restored := 0
 	for _, g := range gone {
 		open, err := a.store.NotFinal(ctx, id, g.c.Rows)
+		if isPoll(g.c) {
+			open, err = a.store.AwaitingDLR(ctx, id, g.c.Rows)
+		}
 		if err != nil {
 			return err
 		}
 		held := true
 		for _, r := range open {
-			held = held && live[r]
+			held = held && live[isPoll(g.c)][r]
 		}
 		if held {
 			// Every row is final, or a live task holds it (a follow-up).
@@ -253,11 +282,20 @@ func (a *Auditor) restore(ctx context.Context, id string, act storage.Activity) 
 			continue
 		}
 		taskID := id + ":" + g.c.Key
-		if g.archived {
-			if err := a.insp.RunTask(queue, taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		switch {
+		case g.archived:
+			if err := a.insp.RunTask(queueOf(g.c), taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 				return fmt.Errorf("run archived task %s: %w", taskID, err)
 			}
-		} else {
+		case isPoll(g.c):
+			var p tasks.DLRPoll
+			if err := tasks.Decode(g.c.Payload, &p); err != nil {
+				return fmt.Errorf("poll copy %s: %w", taskID, err)
+			}
+			if err := tasks.Enqueue(ctx, a.enq, tasks.Poll(&p, tasks.Options{Timeout: a.opts.TaskTimeout})); err != nil {
+				return err
+			}
+		default:
 			var b campaigns.Batch
 			if err := tasks.Decode(g.c.Payload, &b); err != nil {
 				return fmt.Errorf("batch copy %s: %w", taskID, err)

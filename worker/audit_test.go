@@ -151,9 +151,12 @@ func TestKeepCopiesFailsClosed(t *testing.T) {
 	if len(fe.tasks) != 0 {
 		t.Fatalf("%d tasks enqueued without a copy", len(fe.tasks))
 	}
+	if err := tasks.Enqueue(context.Background(), enq, tasks.Poll(&tasks.DLRPoll{Campaign: "kc", Items: []tasks.DLRItem{{Row: 1, ID: "x"}}}, tasks.Options{})); err == nil || len(fe.tasks) != 0 {
+		t.Fatalf("a dlr:poll enqueued without its copy (%v, %d tasks)", err, len(fe.tasks))
+	}
 	// Other task types pass through untouched.
-	if err := tasks.Enqueue(context.Background(), enq, tasks.Poll(&tasks.DLRPoll{Campaign: "kc"}, tasks.Options{})); err != nil || len(fe.tasks) != 1 {
-		t.Fatalf("a dlr:poll went through with %v, %d tasks", err, len(fe.tasks))
+	if err := tasks.Enqueue(context.Background(), enq, tasks.NewExpand(tasks.Expand{Campaign: "kc"}, campaigns.ChannelSMS, tasks.Options{})); err != nil || len(fe.tasks) != 1 {
+		t.Fatalf("a campaign:expand went through with %v, %d tasks", err, len(fe.tasks))
 	}
 }
 
@@ -230,5 +233,50 @@ func TestAuditRecoversOrphanedBatches(t *testing.T) {
 	other.Attempt = 1
 	if _, err := b.insp.GetTaskInfo("sms", tasks.BatchID(&other)); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Errorf("b1, whose lease is valid, was sent again (err %v)", err)
+	}
+}
+
+// A delivery-report poll lost with Redis' last writes (or deleted) would
+// keep an SMS campaign from ever completing: the auditor enqueues it again
+// from its copy while its rows still await their reports, and drops the
+// copy once they have them.
+func TestAuditRestoresLostPolls(t *testing.T) {
+	t.Parallel()
+	b := setupAudit(t)
+	bs := b.campaign(t, "dlr", 1)
+	rows := make([]int, 10)
+	for i := range rows {
+		rows[i] = i + 1
+	}
+	if _, err := b.store.Claim(b.ctx, "dlr", "A", rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var outs []campaigns.Outcome
+	var items []tasks.DLRItem
+	for _, r := range rows {
+		outs = append(outs, campaigns.Outcome{Row: r, State: storage.LedgerAccepted, Value: "id" + strconv.Itoa(r)})
+		items = append(items, tasks.DLRItem{Row: r, ID: "id" + strconv.Itoa(r)})
+	}
+	if _, err := b.store.Record(b.ctx, "dlr", storage.ModeSend, "A", outs); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.insp.DeleteTask("sms", tasks.BatchID(bs[0])); err != nil {
+		t.Fatal(err) // the batch completed
+	}
+	poll := &tasks.DLRPoll{Campaign: "dlr", Key: "b0-A-x", Items: items}
+	if err := tasks.Enqueue(b.ctx, b.enq, tasks.Poll(poll, tasks.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.insp.DeleteTask("dlr", poll.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.aud.Audit(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.insp.GetTaskInfo("dlr", poll.ID()); err != nil {
+		t.Fatalf("the lost poll was not re-created: %v", err)
+	}
+	if got := b.copies(t, "dlr"); len(got) != 1 || got[0] != "dlr:b0-A-x:0" {
+		t.Fatalf("copies %v, want only the poll's (the batch's rows are final)", got)
 	}
 }
