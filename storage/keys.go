@@ -64,8 +64,9 @@ import "strconv"
 // before each batch task is enqueued, read by worker.Auditor:
 //
 //	fanout:{id}:copy      hash    batch key (tasks.BatchKey: b12, b12r1-<hash>)
-//	                              -> its rows (varint deltas) and its task
-//	                              payload (gzip). About 23 bytes per
+//	                              or poll key (dlr:<key>:<attempt>) -> its
+//	                              rows (varint deltas) and its task payload
+//	                              (gzip). About 23 bytes per
 //	                              recipient. A field is dropped once its rows
 //	                              are final or held by a live task; the key
 //	                              once the campaign is completed, or
