@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,29 +190,25 @@ func (s *Store) Activity(ctx context.Context, id string) (Activity, error) {
 // AwaitingDLR returns the rows among rows that are accepted and still
 // await their delivery report.
 func (s *Store) AwaitingDLR(ctx context.Context, id string, rows []int) ([]int, error) {
-	entries, err := s.Ledger(ctx, id, rows)
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for _, e := range entries {
-		if e.State == LedgerAccepted {
-			out = append(out, e.Row)
-		}
-	}
-	return out, nil
+	return s.rowsIn(ctx, id, rows, LedgerAccepted)
 }
 
 // NotFinal returns the rows among rows that are not final: pending,
 // claimed or sending.
 func (s *Store) NotFinal(ctx context.Context, id string, rows []int) ([]int, error) {
+	return s.rowsIn(ctx, id, rows, 0, LedgerClaimed, LedgerSending)
+}
+
+// rowsIn returns the rows among rows whose ledger state is one of states
+// (0: pending).
+func (s *Store) rowsIn(ctx context.Context, id string, rows []int, states ...byte) ([]int, error) {
 	entries, err := s.Ledger(ctx, id, rows)
 	if err != nil {
 		return nil, err
 	}
 	var out []int
 	for _, e := range entries {
-		if e.State == 0 || e.State == LedgerClaimed || e.State == LedgerSending {
+		if slices.Contains(states, e.State) {
 			out = append(out, e.Row)
 		}
 	}

@@ -33,31 +33,32 @@ type copier struct {
 }
 
 func (c *copier) EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	var cp *storage.Copy
+	var campaign string
 	switch t.Type() {
 	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend:
 		var b campaigns.Batch
 		if err := tasks.Decode(t.Payload(), &b); err != nil {
 			return nil, err
 		}
-		rows := make([]int, len(b.Items))
-		for i, it := range b.Items {
-			rows[i] = it.Row
-		}
-		if err := c.store.SaveCopy(ctx, b.Campaign, storage.Copy{Key: tasks.BatchKey(&b), Rows: rows, Payload: t.Payload()}); err != nil {
-			return nil, err // no task without its copy: the caller retries
+		campaign, cp = b.Campaign, &storage.Copy{Key: tasks.BatchKey(&b)}
+		for _, it := range b.Items {
+			cp.Rows = append(cp.Rows, it.Row)
 		}
 	case tasks.TypeDLRPoll:
 		var p tasks.DLRPoll
 		if err := tasks.Decode(t.Payload(), &p); err != nil {
 			return nil, err
 		}
-		rows := make([]int, len(p.Items))
-		for i, it := range p.Items {
-			rows[i] = it.Row
+		campaign, cp = p.Campaign, &storage.Copy{Key: strings.TrimPrefix(p.ID(), p.Campaign+":")}
+		for _, it := range p.Items {
+			cp.Rows = append(cp.Rows, it.Row)
 		}
-		key := strings.TrimPrefix(p.ID(), p.Campaign+":")
-		if err := c.store.SaveCopy(ctx, p.Campaign, storage.Copy{Key: key, Rows: rows, Payload: t.Payload()}); err != nil {
-			return nil, err
+	}
+	if cp != nil {
+		cp.Payload = t.Payload()
+		if err := c.store.SaveCopy(ctx, campaign, *cp); err != nil {
+			return nil, err // no task without its copy: the caller retries
 		}
 	}
 	return c.enq.EnqueueContext(ctx, t, opts...)
