@@ -86,5 +86,13 @@ chaos-pace: ## pacing at arrival: three workers, 3,000 SMS + 3,000 WhatsApp temp
 chaos-delivery: ## delivery: 10k-recipient provider-fault soak, SIGTERM during a 5 s send, SIGKILL mid-batch
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestSoakWithProviderFaults|TestSIGTERMDuringSlowSend|TestSIGKILLMidBatch)$$' ./cmd/fanout
 
+.PHONY: chaos-loss
+chaos-loss: ## Redis restored from a 1.5 s-old AOF mid-campaign (5,000 SMS, 2 workers), with and without verification; FANOUT_LOSS_RUNS=3 repeats the defended run
+	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRedisRestoredFromOldAOF$$' ./cmd/fanout
+
+.PHONY: chaos-strand
+chaos-strand: ## stranded campaigns and ambiguous gateways: deleted and archived tasks, cancel, 502/504 after accept at 10% (5,000 SMS)
+	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestDeletedAndArchivedTasksDoNotStrand|TestCancelSettlesRowsOfDeletedTasks|TestGatewayErrorAfterAcceptSendsNoDuplicate)$$' ./cmd/fanout
+
 .PHONY: chaos
-chaos: chaos-rate chaos-pace chaos-delivery ## long and failure-injection tests (needs redis-server)
+chaos: chaos-rate chaos-pace chaos-delivery chaos-strand chaos-loss ## long and failure-injection tests (needs redis-server)

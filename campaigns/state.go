@@ -69,6 +69,14 @@ type Progress struct {
 	AwaitingDLR int64 `json:"awaiting_dlr"`
 	// FailureReasons counts failed and unknown recipients by reason.
 	FailureReasons map[string]int64 `json:"failure_reasons,omitempty"`
+	// RedisLossAt is the last time Redis was seen to restart or fail over
+	// while the campaign was not final: the writes of the seconds before
+	// may have been lost. For a while after it, recipients were looked up
+	// at OneRoute before being sent (and became unknown where the channel
+	// has no lookup), so none was sent twice. Absent when never.
+	RedisLossAt *time.Time `json:"redis_loss_at,omitempty"`
+	// RedisLosses counts those restarts and failovers.
+	RedisLosses int64 `json:"redis_losses,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.

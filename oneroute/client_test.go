@@ -74,7 +74,7 @@ func TestEnvelopeTolerance(t *testing.T) {
 		{"error_error_string.json", 400, want{Class: "permanent", Message: "Channel is disabled"}},
 		{"error_code_401.json", 200, want{Class: "unauthorized", Message: "Invalid API Key"}},
 		{"error_success_false.json", 200, want{Class: "permanent", Message: "OTP already used!!"}},
-		{"error_not_json.html", 502, want{Class: "temporary", Message: "Bad Gateway"}},
+		{"error_not_json.html", 502, want{Class: "ambiguous", Message: "Bad Gateway"}},
 	}
 	srv := stub(t, func(w http.ResponseWriter, r *http.Request) {
 		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/case/"), "/")

@@ -504,6 +504,7 @@ func TestContractErrorClasses(t *testing.T) {
 		{name: "hang past the client timeout", faults: sandbox.Faults{HangRate: 1}, client: oneroute.Options{Timeout: 300 * time.Millisecond},
 			do: send, class: "ambiguous", accepted: 1},
 		{name: "reset after accepting", faults: sandbox.Faults{ResetRate: 1}, do: send, class: "ambiguous", accepted: 1},
+		{name: "gateway error after accepting", faults: sandbox.Faults{GatewayRate: 1}, do: send, class: "ambiguous", accepted: 1},
 		{name: "rate limit", faults: sandbox.Faults{RateLimitPerSec: 1, RetryAfterS: 1}, do: func(b *testBundle) error {
 			if err := send(b); err != nil {
 				return err

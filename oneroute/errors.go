@@ -140,13 +140,16 @@ const (
 	// Throttled means the server asked to slow down (429); retry after
 	// RetryAfter(err). It is not a failure.
 	Throttled
-	// Temporary means the request certainly did not take effect (5xx,
-	// connection refused or reset before the request was written, a
-	// redirect); retry with backoff.
+	// Temporary means the request certainly did not take effect (500 and
+	// the other 5xx OneRoute itself answers, 408, 425, connection refused
+	// or reset before the request was written, a redirect); retry with
+	// backoff.
 	Temporary
 	// Ambiguous means the request was written and then the answer was lost
-	// (timeout, connection reset, an unreadable or oversized 2xx): the
-	// message may have been accepted. Reconcile before any resend.
+	// (timeout, connection reset, an unreadable or oversized 2xx), or a
+	// gateway in front of OneRoute answered in its place (502, 503, 504: it
+	// may have passed the request on, and OneRoute may have accepted it):
+	// the message may have been accepted. Reconcile before any resend.
 	Ambiguous
 )
 
@@ -175,6 +178,10 @@ func Classify(err error) Class {
 			return Unauthorized
 		case st == http.StatusTooManyRequests:
 			return Throttled
+		case gatewayStatus(st):
+			// A gateway answered instead of OneRoute: it may have timed out
+			// waiting for an answer to a request OneRoute processed.
+			return Ambiguous
 		case st >= 500:
 			return Temporary
 		case (ae.malformed || ae.oversize) && st >= 200 && st < 300:
@@ -212,6 +219,14 @@ func Classify(err error) Class {
 		return Temporary
 	}
 	return Permanent
+}
+
+// gatewayStatus reports the statuses a proxy or load balancer answers in
+// place of the server behind it (502 Bad Gateway, 503 Service Unavailable,
+// 504 Gateway Timeout). None proves the request was refused: the upstream
+// may have processed it before the gateway gave up on its answer.
+func gatewayStatus(st int) bool {
+	return st == http.StatusBadGateway || st == http.StatusServiceUnavailable || st == http.StatusGatewayTimeout
 }
 
 // IsTemplateRejected reports an error that says the WhatsApp template itself

@@ -38,8 +38,14 @@ func TestClassify(t *testing.T) {
 		{"429 with Retry-After date", &APIError{Status: 429, Message: "Too many requests", RetryAfter: 90 * time.Second}, Throttled},
 		{"429 without Retry-After", &APIError{Status: 429, Message: "Too many requests"}, Throttled},
 		{"500", &APIError{Status: 500, Message: "Internal server error"}, Temporary},
-		{"502", &APIError{Status: 502, Message: "Bad Gateway"}, Temporary},
-		{"503", &APIError{Status: 503, Message: "Service Unavailable"}, Temporary},
+		{"501", &APIError{Status: 501, Message: "Not Implemented"}, Temporary},
+		// A gateway's answer does not prove the request was refused: it may
+		// have timed out on a request OneRoute processed.
+		{"502 from a gateway", &APIError{Status: 502, Message: "Bad Gateway"}, Ambiguous},
+		{"503 from a gateway", &APIError{Status: 503, Message: "Service Unavailable"}, Ambiguous},
+		{"504 from a gateway", &APIError{Status: 504, Message: "Gateway Timeout"}, Ambiguous},
+		{"200 with code 504 in the body", &APIError{Status: 200, Code: 504, Message: "Gateway Timeout"}, Ambiguous},
+		{"oversize 504 body", &APIError{Status: 504, Message: "over the cap", oversize: true}, Ambiguous},
 		{"408 request timeout", &APIError{Status: 408, Message: "Request Timeout"}, Temporary},
 		{"302 redirect not followed", &APIError{Status: 302, Message: "Found"}, Temporary},
 		{"refused before the request was written", &TransportError{Op: "send sms", Err: refused}, Temporary},

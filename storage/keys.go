@@ -82,6 +82,22 @@ import "strconv"
 //	fanout:{id}:expand    hash    gen: the current campaign:expand
 //	                              generation (ClaimGeneration). Kept.
 //
+// Batch copies and the audit (audit.go), written by worker.KeepCopies
+// before each batch task is enqueued, read by worker.Auditor:
+//
+//	fanout:{id}:copy      hash    batch key (tasks.BatchKey: b12, b12r1-<hash>)
+//	                              or poll key (dlr:<key>:<attempt>) -> its
+//	                              rows (varint deltas) and its task payload
+//	                              (gzip). About 23 bytes per
+//	                              recipient. A field is dropped once its rows
+//	                              are final or held by a live task; the key
+//	                              once the campaign is completed, or
+//	                              cancelled and settled.
+//	fanout:audit          set     campaign ids that have copies. Kept while
+//	                              they have.
+//	fanout:audit:lead     string  the worker leading the audit; expires 3
+//	                              audit intervals after its last renewal.
+//
 // Keys of other owners, listed so that this is the whole picture:
 //
 //	fanout:rl:{<sender>}:s   string  ratelimit: per-second GCRA state (µs).

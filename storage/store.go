@@ -213,6 +213,10 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 			p.FailureReasons[k], _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
+	if at := n("redis_loss_at"); at > 0 {
+		t := time.UnixMilli(at).UTC()
+		p.RedisLossAt, p.RedisLosses = &t, n("redis_losses")
+	}
 	if m["dlr"] == "1" {
 		p.AwaitingDLR = p.Sent - p.Delivered - p.Undelivered - p.DLRExpired
 	}

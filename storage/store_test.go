@@ -392,18 +392,4 @@ func TestLedgerBytesPerRecipient(t *testing.T) {
 	}
 }
 
-func usedMemory(t *testing.T, rdb *redis.Client) int64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "memory").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	t.Fatal("no used_memory in INFO")
-	return 0
-}
+func usedMemory(t *testing.T, rdb *redis.Client) int64 { return redistest.UsedMemory(t, rdb) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // Action is what a handler does about a failed provider call.
@@ -90,15 +91,38 @@ func (e *notFailure) Error() string {
 	return fmt.Sprintf("%s; again in %s", e.reason, e.retryIn.Round(time.Millisecond))
 }
 
-// IsFailure tells asynq which errors count as failures.
+// redisRetry is how long a task waits after Redis could not serve it
+// (storage.Unavailable), before jitter: short enough to resume soon after
+// Redis is back, long enough not to hammer a Redis that is restarting.
+const redisRetry = 5 * time.Second
+
+// IsFailure tells asynq which errors count as failures. Waits (throttling,
+// a paused campaign) are not, and neither is Redis being unreachable or
+// unable to serve (storage.Unavailable): an outage, however long, must not
+// use up a task's retries and end with its recipients abandoned as failed.
+// Such a task is given back like a throttle and tries again, sending
+// nothing until the ledger answers (fail-closed).
 func IsFailure(err error) bool {
 	var nf *notFailure
 	var te *ratelimit.ThrottledError
-	return !errors.As(err, &nf) && !errors.As(err, &te)
+	return !errors.As(err, &nf) && !errors.As(err, &te) && !infraError(err)
 }
 
-// RetryDelay is asynq's RetryDelayFunc: waits for not-a-failure errors, and
-// exponential backoff with jitter for the rest.
+// infraError reports a Redis failure that is not about the task: see
+// storage.Unavailable. A provider's transport error is never one, even
+// when its cause is a network error too.
+func infraError(err error) bool {
+	var te *oneroute.TransportError
+	var ae *oneroute.APIError
+	if errors.As(err, &te) || errors.As(err, &ae) {
+		return false
+	}
+	return storage.Unavailable(err)
+}
+
+// RetryDelay is asynq's RetryDelayFunc: waits for not-a-failure errors, a
+// bounded wait (redisRetry ±25%) after Redis failed, and exponential
+// backoff with jitter for the rest.
 func RetryDelay(base time.Duration) asynq.RetryDelayFunc {
 	return func(n int, err error, _ *asynq.Task) time.Duration {
 		var nf *notFailure
@@ -108,6 +132,9 @@ func RetryDelay(base time.Duration) asynq.RetryDelayFunc {
 		var te *ratelimit.ThrottledError
 		if errors.As(err, &te) {
 			return te.RetryIn
+		}
+		if infraError(err) {
+			return Backoff(1, redisRetry)
 		}
 		return Backoff(n+1, base)
 	}

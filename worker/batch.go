@@ -95,6 +95,9 @@ func (a *attempt) deliver(ctx context.Context, c *claim, ch channel, p *plan) er
 	// scheduled delivery-report polls for its accepted rows: poll again.
 	// Polls are idempotent.
 	p.poll(a, c.accepted)
+	if err := a.verifyAfterLoss(ctx, c); err != nil {
+		return err
+	}
 	resend, err := a.reconcile(ctx, c.stale, p)
 	if err != nil {
 		return err

@@ -43,6 +43,49 @@ const (
 	retryLookup
 )
 
+// lossWindow is how long after Redis was seen to restart or fail over the
+// recipients of campaigns created before are verified with the provider
+// before they are sent: long enough for every task that was in flight
+// when the writes were lost to come back (a restored active task waits for
+// asynq's lease, 30 s, and its recoverer, up to 60 s + 30 s, then a short
+// retry delay).
+const lossWindow = 150 * time.Second
+
+// lossMargin is how far before the restart a lost write may lie: AOF
+// everysec loses about a second, an asynchronous replica its replication
+// lag. Lookups search from the restart minus this (and clockSkew).
+const lossMargin = time.Minute
+
+// verifyAfterLoss protects against Redis losing its last writes (host
+// crash with AOF everysec, failover to an asynchronous replica): a
+// recipient sent just before the loss has its ledger entry rolled back to
+// pending or claimed, and would be sent again. While the campaign is within
+// lossWindow of a restart Redis was seen to make (storage.LossAt), every
+// recipient this attempt claimed fresh is treated as possibly sent since
+// the restart minus lossMargin: reconciled (looked up) before any send. A
+// channel without a lookup makes them unknown, unless the campaign sets
+// at_least_once.
+func (a *attempt) verifyAfterLoss(ctx context.Context, c *claim) error {
+	if len(c.send) == 0 {
+		return nil
+	}
+	at, err := a.s.deps.Store.LossAt(ctx, a.b.Campaign)
+	if err != nil {
+		return err
+	}
+	if at.IsZero() || time.Since(at) > lossWindow {
+		return nil
+	}
+	since := at.Add(-lossMargin)
+	for _, it := range c.send {
+		c.stale = append(c.stale, staleItem{item: it, since: since})
+	}
+	zerolog.Ctx(ctx).Warn().Time("redis_restart", at).Int("rows", len(c.send)).
+		Msg("Redis restarted or failed over and may have lost writes: verifying recipients with the provider before sending")
+	c.send = nil
+	return nil
+}
+
 // reconcile settles recipients whose request started in an attempt that
 // vanished (crash, lease expiry, lost answer), and returns those that are
 // safe to send. It records its verdicts at once, before anything later can

@@ -365,12 +365,17 @@ func (a *attempt) stamp(ctx context.Context, items []campaigns.Item) ([]bool, er
 }
 
 // stampFailed is the outcome of an item that could not be stamped: given
-// back, without a failure when the campaign was just paused or cancelled.
+// back, and never counted as a failure. Nothing was sent, and OneRoute was
+// not asked: the campaign was just paused or cancelled, or Redis failed
+// (unreachable, restarting, read-only). A Redis failure, however long,
+// therefore never uses up the recipient's attempts; the item goes to the
+// child task, which waits redisRetry and claims it again (fail-closed: no
+// stamp, no send).
 func stampFailed(err error) outcome {
 	if errors.Is(err, storage.ErrStopped) {
 		return outcome{released: true, reason: "campaign paused or cancelled"}
 	}
-	return outcome{action: RetryWithBackoff, err: err, reason: reasonOf(err)}
+	return outcome{deferred: Backoff(1, redisRetry), err: err, reason: "ledger unavailable before the request: " + err.Error()}
 }
 
 // fromResults maps a call's per-message results to outcomes. A result list

@@ -257,7 +257,11 @@ func TestDecide(t *testing.T) {
 		{"template rejected", &oneroute.APIError{Status: 400, Message: "Template promo not found or not approved"}, PauseCampaign},
 		{"unauthorized", &oneroute.APIError{Status: 401, Message: "Invalid API Key"}, PauseCampaign},
 		{"throttled", &oneroute.APIError{Status: 429, Message: "Too many requests", RetryAfter: time.Second}, Reschedule},
-		{"server error", &oneroute.APIError{Status: 503, Message: "unavailable"}, RetryWithBackoff},
+		{"server error", &oneroute.APIError{Status: 500, Message: "Internal server error"}, RetryWithBackoff},
+		// A gateway's 502/503/504 may hide a request OneRoute processed.
+		{"bad gateway", &oneroute.APIError{Status: 502, Message: "Bad Gateway"}, Reconcile},
+		{"unavailable", &oneroute.APIError{Status: 503, Message: "Service Unavailable"}, Reconcile},
+		{"gateway timeout", &oneroute.APIError{Status: 504, Message: "Gateway Timeout"}, Reconcile},
 		{"refused before write", &oneroute.TransportError{Op: "send", Err: errors.New("connection refused")}, RetryWithBackoff},
 		{"timeout after write", errTimeoutAfterWrite, Reconcile},
 	} {
@@ -287,7 +291,7 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 		mu.Unlock()
 		switch {
 		case to[0] == "+2348030000002" && n == 1:
-			return nil, &oneroute.APIError{Status: 502, Message: "bad gateway"}
+			return nil, &oneroute.APIError{Status: 500, Message: "Internal server error"}
 		case to[0] == "+2348030000003":
 			return []oneroute.Result{{Status: "failed", Response: "Invalid number"}}, nil
 		}

@@ -16,18 +16,14 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/internal/testwait"
-	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
-	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
-	"github.com/fanoutdev/fanout/worker"
 )
 
 // chaos reports whether the long fault, crash and soak tests run
@@ -82,6 +78,12 @@ func setupChaos(t *testing.T, o redistest.Options, dlrDelay time.Duration) *chao
 // dispatch expands a spec file into the bundle's Redis.
 func (c *chaosBundle) dispatch(t *testing.T, path string, batch int) dispatcher.Result {
 	t.Helper()
+	return c.dispatchWith(t, path, batch, asynq.NewClientFromRedisClient(c.rdb))
+}
+
+// dispatchWith is dispatch through enq.
+func (c *chaosBundle) dispatchWith(t *testing.T, path string, batch int, enq dispatcher.Enqueuer) dispatcher.Result {
+	t.Helper()
 	spec, err := campaigns.LoadSpec(path)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +93,7 @@ func (c *chaosBundle) dispatch(t *testing.T, path string, batch int) dispatcher.
 		t.Fatal(err)
 	}
 	defer src.Close()
-	res, err := dispatcher.Dispatch(c.ctx, c.store, asynq.NewClientFromRedisClient(c.rdb), spec, src, dispatcher.Options{BatchSize: batch, MaxAttempts: 20})
+	res, err := dispatcher.Dispatch(c.ctx, c.store, enq, spec, src, dispatcher.Options{BatchSize: batch, MaxAttempts: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,21 +153,7 @@ func TestSoakWithProviderFaults(t *testing.T) {
 	}
 	c := setupChaos(t, redistest.Options{}, 100*time.Millisecond)
 	c.sb.SetFaults(sandbox.Faults{ErrorRate: 0.10, ThrottleRate: 0.10, RetryAfterS: 1, HangRate: 0.05, HangMS: 2500})
-	client, err := oneroute.New(oneroute.Options{BaseURL: c.api.URL, APIKey: "test_soak", Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := worker.Options{Concurrency: 40, RequestTimeout: time.Second, MaxAttempts: 20, RetryBase: 100 * time.Millisecond,
-		PollInterval: 100 * time.Millisecond, DLRInterval: 200 * time.Millisecond, DLRMaxAge: 30 * time.Second, ShutdownTimeout: 5 * time.Second}
-	for i := 0; i < 2; i++ {
-		deps := worker.Deps{Store: c.store, Provider: client, Enqueuer: asynq.NewClientFromRedisClient(c.rdb),
-			Limiter: ratelimit.NewRedis(c.rdb), Logger: zerolog.Nop()}
-		w := worker.NewServer(c.rdb, deps, opts)
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Stop)
-	}
+	c.startWorkers(t, 2, fastOptions())
 	start := time.Now()
 	res := c.dispatch(t, writeCampaign(t, n, ""), 50)
 	p := c.waitFinal(t, res.ID, soakWait())

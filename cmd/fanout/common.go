@@ -123,7 +123,7 @@ func newWorker(rdb redis.UniversalClient, client *oneroute.Client, lim ratelimit
 	// The provider-id index must outlive the delivery-report max age, or a
 	// late report can no longer be matched to its recipient.
 	store := storage.New(rdb, storage.IndexTTL(cfg.Worker.DLRMaxAge+time.Hour))
-	enq := asynq.NewClientFromRedisClient(rdb)
+	enq := worker.KeepCopies(asynq.NewClientFromRedisClient(rdb), store) // the auditor re-creates lost tasks from copies
 	opts := dispatchOptions(cfg)
 	opts.Logger = log
 	expand := dispatcher.NewExpandHandler(store, enq, opts)

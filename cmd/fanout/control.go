@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/storage"
@@ -24,10 +25,10 @@ Resumes a paused campaign, whether an operator or a worker paused it (for
 example after OneRoute refused the API key: fix the key first). A campaign
 with nothing left to send goes on to sent or completed.`,
 		"cancel": `
-Cancels a campaign for good: recipients not yet sent are skipped as their
-tasks come through; sends already on the wire finish and are recorded.
-A sent campaign awaits its delivery reports no more: it is final at once
-(reports read later still count).`,
+Cancels a campaign for good: recipients not yet sent are skipped at once,
+whatever became of their tasks; sends already on the wire finish and are
+recorded. A sent campaign awaits its delivery reports no more: it is final
+at once (reports read later still count).`,
 	}[action]
 	return func(ctx context.Context, e *env, args []string) error {
 		fs := newFlags(e, action, "[flags] CAMPAIGN-ID", about)
@@ -60,6 +61,14 @@ A sent campaign awaits its delivery reports no more: it is final at once
 		case err != nil:
 			return err
 		}
+		var settled storage.Settled
+		if action == "cancel" {
+			// Skip every recipient not yet sent now, whatever became of its
+			// task; requests on the wire are left to their attempt.
+			if settled, err = store.SettleCancelled(ctx, id, time.Time{}); err != nil {
+				return fmt.Errorf("campaign %s is cancelled, but settling its recipients failed (a worker finishes it): %w", id, err)
+			}
+		}
 		if *asJSON {
 			p, err := store.Progress(ctx, id)
 			if err != nil {
@@ -68,6 +77,12 @@ A sent campaign awaits its delivery reports no more: it is final at once
 			return json.NewEncoder(e.stdout).Encode(p)
 		}
 		fmt.Fprintf(e.stdout, "campaign %s is now %s\n", id, st)
+		if settled.Skipped > 0 {
+			fmt.Fprintf(e.stdout, "%d recipients skipped\n", settled.Skipped)
+		}
+		if settled.InFlight > 0 {
+			fmt.Fprintf(e.stdout, "%d requests in flight are recorded when they finish\n", settled.InFlight)
+		}
 		return nil
 	}
 }

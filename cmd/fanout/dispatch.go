@@ -22,6 +22,7 @@ import (
 	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/worker"
 )
 
 // dispatchArgs is dispatch's command line.
@@ -301,7 +302,7 @@ func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, s
 		}
 		defer rdb.Close()
 		store = storage.New(rdb)
-		enq = asynq.NewClientFromRedisClient(rdb)
+		enq = worker.KeepCopies(asynq.NewClientFromRedisClient(rdb), store) // the auditor re-creates lost tasks from copies
 	}
 	res, err := dispatcher.Dispatch(ctx, store, enq, spec, src, opts)
 	if errors.Is(err, dispatcher.ErrBadInput) || errors.Is(err, storage.ErrSpecConflict) || errors.Is(err, dispatcher.ErrFileChanged) {

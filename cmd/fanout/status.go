@@ -158,6 +158,11 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	if p.SentAt != nil && p.FinishedAt == nil {
 		fmt.Fprintf(w, "all sent   %s (took %s); delivery reports awaited\n", p.SentAt.Format(time.RFC3339), p.SentAt.Sub(p.CreatedAt).Round(time.Millisecond))
 	}
+	if p.RedisLossAt != nil {
+		fmt.Fprintf(w, "warning    Redis restarted or failed over at %s (%dx) while this campaign ran, and may have lost its last writes;\n"+
+			"           recipients sent since were first looked up at OneRoute (unknown where the channel has no lookup): docs/configuration.md, Redis\n",
+			p.RedisLossAt.Format(time.RFC3339), p.RedisLosses)
+	}
 	if p.FinishedAt != nil {
 		fmt.Fprintf(w, "finished   %s (took %s)\n", p.FinishedAt.Format(time.RFC3339), p.FinishedAt.Sub(p.CreatedAt).Round(time.Millisecond))
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/ratelimit"
+	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/worker"
 )
 
 func cmdWorker(ctx context.Context, e *env, args []string) error {
@@ -55,10 +57,23 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	if err != nil {
 		return err
 	}
+	if d, err := storage.New(rdb).Durability(ctx); err == nil {
+		// everysec loses the last second of writes on a host crash; the
+		// workers detect a restart and verify (docs/configuration.md, Redis).
+		log.Info().Str("redis_version", d.Version).Bool("aof", d.AOF).Str("appendfsync", d.AppendFsync).Bool("waitaof", d.WaitAOF).Msg("redis durability")
+	}
 	srv := newWorker(rdb, client, lim, cfg, log)
 	served := make(chan struct{})
 	go func() { serveMetrics(); close(served) }()
+	// The auditor re-creates batch tasks deleted or archived outside fanout
+	// and settles cancelled campaigns; one worker of the fleet leads it.
+	aud := worker.NewAuditor(rdb, storage.New(rdb), log, worker.AuditOptions{RequestTimeout: cfg.OneRoute.Timeout, TaskTimeout: cfg.Worker.TaskTimeout})
+	actx, stopAudit := context.WithCancel(ctx)
+	audited := make(chan struct{})
+	go func() { defer close(audited); aud.Run(actx) }()
 	err = srv.Run(ctx)
+	stopAudit()
+	<-audited
 	<-served
 	return err
 }

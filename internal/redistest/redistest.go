@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,4 +206,22 @@ func (s *Server) Restart(t testing.TB) {
 	if err := s.start(Binary(), port); err != nil {
 		t.Fatalf("redistest: restart: %v", err)
 	}
+}
+
+// UsedMemory is the server's used_memory (INFO memory), for tests that
+// measure what their keys cost.
+func UsedMemory(t testing.TB, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO")
+	return 0
 }

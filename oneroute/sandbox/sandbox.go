@@ -118,6 +118,10 @@ type Faults struct {
 	// ResetRate is the share of sends that are accepted and then have their
 	// connection reset instead of an answer.
 	ResetRate float64 `json:"reset_rate"`
+	// GatewayRate is the share of sends that are accepted and then answered
+	// 502 or 504 (half each), as a gateway in front of the API does when it
+	// gives up waiting for an answer the API was about to give.
+	GatewayRate float64 `json:"gateway_rate"`
 	// RateLimitPerSec makes the server answer 429 above this many API
 	// requests per second (0: no limit).
 	RateLimitPerSec int `json:"rate_limit_per_sec"`
@@ -125,7 +129,7 @@ type Faults struct {
 
 // none reports settings that inject nothing.
 func (f *Faults) none() bool {
-	return f.LatencyMS == 0 && f.ErrorRate == 0 && f.ThrottleRate == 0 && f.HangRate == 0 && f.ResetRate == 0 && f.RateLimitPerSec == 0
+	return f.LatencyMS == 0 && f.ErrorRate == 0 && f.ThrottleRate == 0 && f.HangRate == 0 && f.ResetRate == 0 && f.GatewayRate == 0 && f.RateLimitPerSec == 0
 }
 
 // Stats counts what the sandbox saw. JSON names are a contract with tests
@@ -142,7 +146,7 @@ type Stats struct {
 	Duplicates int64 `json:"duplicates"`
 	// Throttled counts 429 answers.
 	Throttled int64 `json:"throttled"`
-	// Faults counts injected faults (5xx, hangs, resets).
+	// Faults counts injected faults (5xx, hangs, resets, gateway errors).
 	Faults int64 `json:"faults"`
 	// Unauthorized counts requests refused for a bad key.
 	Unauthorized int64 `json:"unauthorized"`
@@ -367,7 +371,7 @@ func (f Faults) validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"error_rate", f.ErrorRate}, {"throttle_rate", f.ThrottleRate}, {"hang_rate", f.HangRate}, {"reset_rate", f.ResetRate}} {
+	}{{"error_rate", f.ErrorRate}, {"throttle_rate", f.ThrottleRate}, {"hang_rate", f.HangRate}, {"reset_rate", f.ResetRate}, {"gateway_rate", f.GatewayRate}} {
 		if r.v < 0 || r.v > 1 || math.IsNaN(r.v) {
 			return fmt.Errorf("%q must be between 0 and 1", r.name)
 		}
@@ -385,6 +389,7 @@ const (
 	noFault acceptFault = iota
 	hangAfterAccept
 	resetAfterAccept
+	gatewayAfterAccept
 )
 
 // apiMiddleware counts, authenticates and injects faults.
@@ -439,6 +444,8 @@ func (s *Server) apiMiddleware(send bool, h http.HandlerFunc) http.Handler {
 				af = hangAfterAccept
 			} else if f.ResetRate > 0 && mrand.Float64() < f.ResetRate {
 				af = resetAfterAccept
+			} else if f.GatewayRate > 0 && mrand.Float64() < f.GatewayRate {
+				af = gatewayAfterAccept
 			}
 		}
 		if af == noFault {
@@ -448,8 +455,12 @@ func (s *Server) apiMiddleware(send bool, h http.HandlerFunc) http.Handler {
 		s.faultCount.Add(1)
 		rec := &recorder{header: http.Header{}}
 		h(rec, r) // accepted: the messages are recorded
-		if af == resetAfterAccept {
+		switch af {
+		case resetAfterAccept:
 			resetConn(w)
+			return
+		case gatewayAfterAccept:
+			gatewayError(w)
 			return
 		}
 		hang := 10 * time.Minute

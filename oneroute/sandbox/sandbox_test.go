@@ -192,13 +192,13 @@ func TestAdminContract(t *testing.T) {
 	if d := cmp.Diff([]string{"email", "push", "sms", "whatsapp"}, keys(stats.Body["by_medium"].(map[string]any))); d != "" {
 		t.Errorf("by_medium keys (-want +got):\n%s", d)
 	}
-	set := b.call(t, "POST", "/sandbox/faults", "", `{"latency_ms": 50, "error_rate": 0.1, "throttle_rate": 0.1, "retry_after_s": 1, "hang_rate": 0.05, "reset_rate": 0.02, "rate_limit_per_sec": 500}`)
-	want := sandbox.Faults{LatencyMS: 50, ErrorRate: 0.1, ThrottleRate: 0.1, RetryAfterS: 1, HangRate: 0.05, ResetRate: 0.02, RateLimitPerSec: 500}
+	set := b.call(t, "POST", "/sandbox/faults", "", `{"latency_ms": 50, "error_rate": 0.1, "throttle_rate": 0.1, "retry_after_s": 1, "hang_rate": 0.05, "reset_rate": 0.02, "gateway_rate": 0.1, "rate_limit_per_sec": 500}`)
+	want := sandbox.Faults{LatencyMS: 50, ErrorRate: 0.1, ThrottleRate: 0.1, RetryAfterS: 1, HangRate: 0.05, ResetRate: 0.02, GatewayRate: 0.1, RateLimitPerSec: 500}
 	if d := cmp.Diff(want, b.sb.Faults()); d != "" || set.Status != 200 {
 		t.Errorf("POST /sandbox/faults: HTTP %d, mismatch (-want +got):\n%s", set.Status, d)
 	}
 	faults := b.call(t, "GET", "/sandbox/faults", "", "")
-	wantFaults := []string{"error_rate", "hang_ms", "hang_rate", "latency_ms", "rate_limit_per_sec", "reset_rate", "retry_after_s", "throttle_rate"}
+	wantFaults := []string{"error_rate", "gateway_rate", "hang_ms", "hang_rate", "latency_ms", "rate_limit_per_sec", "reset_rate", "retry_after_s", "throttle_rate"}
 	if d := cmp.Diff(wantFaults, keys(faults.Body)); d != "" {
 		t.Errorf("faults fields (-want +got):\n%s", d)
 	}
