@@ -316,8 +316,8 @@ func dispatchSpec(ctx context.Context, cfg config.Config, spec campaigns.Spec, s
 // size is known, then rows, rows per second and the valid and invalid
 // counts (progressLine), redrawn in place.
 type progressBar struct {
-	in    interface{ Progress() (read, size int64) }
-	start time.Time
+	in      interface{ Progress() (read, size int64) }
+	start   time.Time
 	prog    *mpb.Progress
 	bar     *mpb.Bar
 	refresh chan any
