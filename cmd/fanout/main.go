@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,18 @@ const (
 	// A second SIGINT or SIGTERM exits at once with 128 + the signal's
 	// number: 130 or 143 (see notifyContext).
 )
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 // usageError is a mistake in the command line (exit 2).
 type usageError struct{ msg string }
@@ -90,6 +103,14 @@ type quietRedis struct{}
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func runMain(ctx context.Context, e *env, args []string) int {
+	if _, ok := e.stderr.(*os.File); !ok {
+		// The logs of in-process workers (fanout run) and the progress
+		// drawn by the command share stderr: a file takes concurrent
+		// writes, an in-memory writer (tests, embedding) does not.
+		if _, locked := e.stderr.(*lockedWriter); !locked {
+			e.stderr = &lockedWriter{w: e.stderr}
+		}
+	}
 	if len(args) == 0 {
 		usage(e.stderr)
 		return exitBadInput
