@@ -68,6 +68,7 @@ func commands() []command {
 		{"cancel", "cancel a campaign: what is not sent is skipped", controlCommand("cancel")},
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"version", "print the version", cmdVersion},
+		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}
 }
 
