@@ -25,6 +25,12 @@ test: ## run every test with the race detector (real redis-server when installed
 test-miniredis: ## run the tests on miniredis even when redis-server is installed
 	FANOUT_TEST_REDIS=miniredis $(GO) test -count=1 ./...
 
+.PHONY: e2e
+e2e: ## the monitor in headless Chromium (apt-get install -y chromium); screenshots in e2e-out/
+	mkdir -p e2e-out
+	FANOUT_E2E=1 FANOUT_E2E_OUT=e2e-out $(GO) test -count=1 -run 'TestMonitorBrowser' -v ./cmd/fanout
+	@ls -1 e2e-out/*.png
+
 .PHONY: vet
 vet: ## go vet
 	$(GO) vet ./...

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -85,6 +86,12 @@ const (
 	// DefaultBatchSize is Dispatch.BatchSize's default, and the batch size
 	// a spec without batch_size is checked against.
 	DefaultBatchSize = 50
+	// DefaultMonitorAddr is Monitor.Addr's default: loopback only.
+	DefaultMonitorAddr = "127.0.0.1:8080"
+	// DefaultMonitorMaxUploadMB is Monitor.MaxUploadMB's default.
+	DefaultMonitorMaxUploadMB = 100
+	// DefaultMetricsRecent is Monitor.MetricsRecent's default.
+	DefaultMetricsRecent = time.Hour
 )
 
 // DefaultQueues returns Worker.Queues' default, a new map each call:
@@ -101,6 +108,7 @@ type Config struct {
 	Worker    Worker    `yaml:"worker"`
 	Dispatch  Dispatch  `yaml:"dispatch"`
 	RateLimit RateLimit `yaml:"rate_limit"`
+	Monitor   Monitor   `yaml:"monitor"`
 }
 
 // Redis locates the Redis that holds queues, ledger, counters and limits.
@@ -201,6 +209,41 @@ type RateLimit struct {
 	Burst int `yaml:"burst"`
 }
 
+// Monitor configures `fanout monitor` (dashboard, API, Asynq UI, metrics)
+// and the worker's metrics and health port.
+type Monitor struct {
+	// Addr is where `fanout monitor` listens: env FANOUT_MONITOR_ADDR;
+	// default 127.0.0.1:8080 (DefaultMonitorAddr). A non-loopback address
+	// needs Auth or ReadOnlyAuth (or --insecure).
+	Addr string `yaml:"addr"`
+	// Auth is the operators' "user:password" for HTTP basic auth: env
+	// FANOUT_MONITOR_AUTH, or a file named by FANOUT_MONITOR_AUTH_FILE. No
+	// default.
+	Auth Secret `yaml:"auth"`
+	// ReadOnlyAuth is the viewers' "user:password": they see everything and
+	// change nothing. Env FANOUT_MONITOR_READONLY_AUTH, or a file named by
+	// FANOUT_MONITOR_READONLY_AUTH_FILE. No default.
+	ReadOnlyAuth Secret `yaml:"readonly_auth"`
+	// Token is a bearer token with the operators' rights, for scripts and
+	// other services: env FANOUT_MONITOR_TOKEN, or a file named by
+	// FANOUT_MONITOR_TOKEN_FILE. No default; at least 16 characters.
+	Token Secret `yaml:"token"`
+	// ReadOnly makes the whole monitor read-only, operators included (the
+	// Asynq UI without its buttons, no pause, resume, cancel or submit):
+	// env FANOUT_MONITOR_READONLY (true or false); default false.
+	ReadOnly bool `yaml:"readonly"`
+	// MaxUploadMB caps a campaign posted to the API (spec and recipient
+	// file together), in MiB: env FANOUT_MONITOR_MAX_UPLOAD_MB; default 100
+	// (DefaultMonitorMaxUploadMB).
+	MaxUploadMB int `yaml:"max_upload_mb"`
+	// MetricsRecent is how long a finished campaign keeps its own series in
+	// /metrics: env FANOUT_METRICS_RECENT; default 1h (DefaultMetricsRecent).
+	MetricsRecent time.Duration `yaml:"metrics_recent"`
+	// MetricsAddr is where `fanout worker` serves /metrics, /healthz and
+	// /readyz: env FANOUT_METRICS_ADDR, e.g. ":9090"; default "" (off).
+	MetricsAddr string `yaml:"metrics_addr"`
+}
+
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
@@ -210,6 +253,7 @@ func Defaults() Config {
 		Worker: Worker{Concurrency: DefaultConcurrency, InFlight: DefaultInFlight, TaskTimeout: DefaultTaskTimeout, MaxAttempts: DefaultMaxAttempts,
 			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval},
 		Dispatch: Dispatch{BatchSize: DefaultBatchSize},
+		Monitor:  Monitor{Addr: DefaultMonitorAddr, MaxUploadMB: DefaultMonitorMaxUploadMB, MetricsRecent: DefaultMetricsRecent},
 	}
 }
 
@@ -283,6 +327,18 @@ func Load(getenv func(string) string, file string) (Config, error) {
 			cfg.OneRoute.APIKey = Secret(strings.TrimSpace(string(b)))
 		}
 	}
+	secret := func(name string, dst *Secret) {
+		if v := getenv(name); v != "" {
+			*dst = Secret(strings.TrimSpace(v))
+		} else if f := getenv(name + "_FILE"); f != "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s_FILE: %w", name, err))
+			} else {
+				*dst = Secret(strings.TrimSpace(string(b)))
+			}
+		}
+	}
 	dur("ONEROUTE_TIMEOUT", &cfg.OneRoute.Timeout)
 	str("LOG_LEVEL", &cfg.Log.Level)
 	str("LOG_FORMAT", &cfg.Log.Format)
@@ -309,6 +365,21 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	num("FANOUT_RATE_PER_MINUTE", &cfg.RateLimit.PerMinute)
 	num("FANOUT_RATE_PER_DAY", &cfg.RateLimit.PerDay)
 	num("FANOUT_RATE_BURST", &cfg.RateLimit.Burst)
+	str("FANOUT_MONITOR_ADDR", &cfg.Monitor.Addr)
+	secret("FANOUT_MONITOR_AUTH", &cfg.Monitor.Auth)
+	secret("FANOUT_MONITOR_READONLY_AUTH", &cfg.Monitor.ReadOnlyAuth)
+	secret("FANOUT_MONITOR_TOKEN", &cfg.Monitor.Token)
+	if v := getenv("FANOUT_MONITOR_READONLY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FANOUT_MONITOR_READONLY=%q: want true or false", v))
+		} else {
+			cfg.Monitor.ReadOnly = b
+		}
+	}
+	num("FANOUT_MONITOR_MAX_UPLOAD_MB", &cfg.Monitor.MaxUploadMB)
+	dur("FANOUT_METRICS_RECENT", &cfg.Monitor.MetricsRecent)
+	str("FANOUT_METRICS_ADDR", &cfg.Monitor.MetricsAddr)
 
 	if cfg.Worker.ShutdownTimeout == 0 {
 		cfg.Worker.ShutdownTimeout = cfg.OneRoute.Timeout + ShutdownMargin
@@ -432,6 +503,41 @@ func (c Config) validate() []error {
 	}
 	if c.RateLimit.PerSecond < 0 || c.RateLimit.PerMinute < 0 || c.RateLimit.PerDay < 0 || c.RateLimit.Burst < 0 {
 		errs = append(errs, errors.New("FANOUT_RATE_* limits cannot be negative"))
+	}
+	return append(errs, c.Monitor.validate()...)
+}
+
+func (m Monitor) validate() []error {
+	var errs []error
+	for name, v := range map[string]Secret{"FANOUT_MONITOR_AUTH": m.Auth, "FANOUT_MONITOR_READONLY_AUTH": m.ReadOnlyAuth} {
+		if v == "" {
+			continue
+		}
+		if user, pass, ok := strings.Cut(v.Reveal(), ":"); !ok || user == "" || pass == "" {
+			errs = append(errs, fmt.Errorf("%s: want user:password, both non-empty (the value is not shown)", name))
+		}
+	}
+	if m.Auth != "" && m.ReadOnlyAuth != "" {
+		if ou, _, _ := strings.Cut(m.Auth.Reveal(), ":"); strings.HasPrefix(m.ReadOnlyAuth.Reveal(), ou+":") {
+			errs = append(errs, errors.New("FANOUT_MONITOR_AUTH and FANOUT_MONITOR_READONLY_AUTH name the same user: give viewers another user name"))
+		}
+	}
+	if m.Token != "" && len(m.Token.Reveal()) < 16 {
+		errs = append(errs, errors.New("FANOUT_MONITOR_TOKEN: use at least 16 characters (the value is not shown)"))
+	}
+	if m.MaxUploadMB < 1 {
+		errs = append(errs, errors.New("FANOUT_MONITOR_MAX_UPLOAD_MB must be at least 1"))
+	}
+	if m.MetricsRecent <= 0 {
+		errs = append(errs, errors.New("FANOUT_METRICS_RECENT must be positive, such as 1h"))
+	}
+	for name, addr := range map[string]string{"FANOUT_MONITOR_ADDR": m.Addr, "FANOUT_METRICS_ADDR": m.MetricsAddr} {
+		if addr == "" && name == "FANOUT_METRICS_ADDR" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port, such as 127.0.0.1:8080 or :9090", name, addr))
+		}
 	}
 	return errs
 }

@@ -201,3 +201,50 @@ func TestFileZeroIsKept(t *testing.T) {
 		t.Fatalf("rate %+v %v", cfg.RateLimit, err)
 	}
 }
+
+// The monitor's settings come from the environment or files named by the
+// _FILE variables, its credentials never print, and malformed ones are
+// refused with the variable's name and never its value.
+func TestMonitorSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "viewer")
+	if err := os.WriteFile(file, []byte("watch:"+canary+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(env(map[string]string{
+		"FANOUT_MONITOR_ADDR": "0.0.0.0:9000", "FANOUT_MONITOR_AUTH": "ops:" + canary, "FANOUT_MONITOR_READONLY_AUTH_FILE": file,
+		"FANOUT_MONITOR_READONLY": "true", "FANOUT_MONITOR_MAX_UPLOAD_MB": "5", "FANOUT_MONITOR_TOKEN": "tok-" + canary, "FANOUT_METRICS_ADDR": ":9090", "FANOUT_METRICS_RECENT": "30m",
+	}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Monitor
+	if m.Addr != "0.0.0.0:9000" || m.Auth.Reveal() != "ops:"+canary || m.ReadOnlyAuth.Reveal() != "watch:"+canary ||
+		m.Token.Reveal() != "tok-"+canary || !m.ReadOnly || m.MaxUploadMB != 5 || m.MetricsAddr != ":9090" || m.MetricsRecent != 30*time.Minute {
+		t.Errorf("monitor settings %+v", m)
+	}
+	js, _ := json.Marshal(cfg.Redacted())
+	if strings.Contains(string(js)+fmt.Sprintf("%v %+v", cfg, cfg), canary) {
+		t.Error("monitor credentials leak")
+	}
+	def, err := config.Load(env(nil), "")
+	if err != nil || def.Monitor.Addr != config.DefaultMonitorAddr || def.Monitor.MetricsAddr != "" || def.Monitor.Auth != "" {
+		t.Errorf("defaults %+v, %v", def.Monitor, err)
+	}
+	_, err = config.Load(env(map[string]string{
+		"FANOUT_MONITOR_AUTH": canary, "FANOUT_MONITOR_TOKEN": "short", "FANOUT_MONITOR_READONLY": "maybe", "FANOUT_METRICS_ADDR": "9090", "FANOUT_MONITOR_READONLY_AUTH_FILE": filepath.Join(dir, "missing"),
+	}), "")
+	for _, want := range []string{"FANOUT_MONITOR_AUTH: want user:password", "FANOUT_MONITOR_TOKEN: use at least 16", "FANOUT_MONITOR_READONLY=", "FANOUT_METRICS_ADDR", "FANOUT_MONITOR_READONLY_AUTH_FILE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), canary) {
+		t.Error("the error shows the credentials")
+	}
+	_, err = config.Load(env(map[string]string{"FANOUT_MONITOR_AUTH": "ops:a", "FANOUT_MONITOR_READONLY_AUTH": "ops:b"}), "")
+	if err == nil || !strings.Contains(err.Error(), "same user") {
+		t.Errorf("same user for both: %v", err)
+	}
+}

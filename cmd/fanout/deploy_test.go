@@ -33,23 +33,8 @@ import (
 
 const deployDir = "../../deploy"
 
-// issue11Commands and issue11Vars are what `fanout monitor` and the
-// workers' metrics port (issue 11, branch monitor) add, named exactly as
-// docs/monitoring.md documents them. Until that branch is merged, config
-// does not read them; once it does, these entries are redundant (the test
-// says so) and should be deleted.
-var (
-	issue11Commands = []string{"monitor"}
-	issue11Vars     = []string{
-		"FANOUT_METRICS_ADDR", "FANOUT_MONITOR_ADDR",
-		"FANOUT_MONITOR_AUTH", "FANOUT_MONITOR_AUTH_FILE",
-		"FANOUT_MONITOR_READONLY_AUTH", "FANOUT_MONITOR_READONLY_AUTH_FILE",
-		"FANOUT_MONITOR_TOKEN", "FANOUT_MONITOR_TOKEN_FILE",
-	}
-)
-
 // knownVars returns every variable config.Load asks for, recorded through
-// its getenv, plus issue 11's while config does not read them yet.
+// its getenv: the list follows the code.
 func knownVars(t *testing.T) map[string]bool {
 	t.Helper()
 	known := map[string]bool{}
@@ -58,12 +43,6 @@ func knownVars(t *testing.T) map[string]bool {
 	}
 	if len(known) < 10 {
 		t.Fatalf("config.Load asked for only %d variables; the recording getenv no longer sees them", len(known))
-	}
-	for _, v := range issue11Vars {
-		if known[v] {
-			t.Logf("config reads %s now: delete it from issue11Vars", v)
-		}
-		known[v] = true
 	}
 	return known
 }
@@ -78,9 +57,6 @@ func checkInvocation(t *testing.T, where string, args []string) {
 	}
 	name := args[0]
 	if !slices.ContainsFunc(commands(), func(c command) bool { return c.name == name }) {
-		if slices.Contains(issue11Commands, name) {
-			return // flags unknown until issue 11 is merged
-		}
 		t.Errorf("%s: fanout has no command %q", where, name)
 		return
 	}

@@ -46,7 +46,7 @@ func TestWorkerStartupLogDurations(t *testing.T) {
 	}
 	w := line.Config.Worker
 	got := []string{line.Config.OneRoute.APIKey, line.Config.OneRoute.Timeout, w.ShutdownTimeout, w.TaskTimeout, w.DLRInterval, w.DLRMaxAge, w.PollInterval}
-	if diff := cmp.Diff([]string{"[REDACTED]", "15s", "25s", "5m", "5s", "24h", "1s"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"[REDACTED]", "15s", "25s", "5m", "5s", "24h", "200ms"}, got); diff != "" {
 		t.Errorf("api key, timeouts (-want +got):\n%s", diff)
 	}
 	for _, s := range got[1:] {

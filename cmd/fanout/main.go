@@ -66,6 +66,7 @@ func commands() []command {
 		{"pause", "pause a campaign fleet-wide", controlCommand("pause")},
 		{"resume", "resume a paused campaign", controlCommand("resume")},
 		{"cancel", "cancel a campaign: what is not sent is skipped", controlCommand("cancel")},
+		{"monitor", "serve the campaign dashboard, the Asynq UI, the JSON API and metrics", cmdMonitor},
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},

@@ -18,6 +18,7 @@ SIGTERM or SIGINT stops it gracefully: it takes no new tasks and waits up to
 FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	cfgFile := configFlag(fs)
 	concurrency := fs.Int("concurrency", 0, fmt.Sprintf("tasks run at once (default FANOUT_CONCURRENCY, %d)", config.DefaultConcurrency))
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on this `host:port` (default FANOUT_METRICS_ADDR; off when empty)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -35,6 +36,9 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	if *concurrency > 0 {
 		cfg.Worker.Concurrency = *concurrency
 	}
+	if *metricsAddr != "" {
+		cfg.Monitor.MetricsAddr = *metricsAddr
+	}
 	log := newLogger(e.stderr, cfg.Log)
 	logStart(log, cfg)
 	stopProfile, err := startProfile(e.getenv, e.stderr)
@@ -47,11 +51,14 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 		return err
 	}
 	defer rdb.Close()
-	client, err := newOneRoute(cfg.OneRoute)
+	client, lim, serveMetrics, err := instrumentWorker(ctx, cfg, rdb, ratelimit.NewRedis(rdb), log)
 	if err != nil {
-		return &inputError{err}
+		return err
 	}
-	lim := ratelimit.NewRedis(rdb)
 	srv := newWorker(rdb, client, lim, cfg, log)
-	return srv.Run(ctx)
+	served := make(chan struct{})
+	go func() { serveMetrics(); close(served) }()
+	err = srv.Run(ctx)
+	<-served
+	return err
 }
