@@ -490,6 +490,22 @@ func TestK8sWorkloadsLockedDownAndKnown(t *testing.T) {
 	}
 }
 
+// deploymentRunning is the one Deployment whose container runs fanout
+// command.
+func deploymentRunning(t *testing.T, b k8sBundle, command string) *workload {
+	t.Helper()
+	var found []workload
+	for _, w := range workloads(t, b) {
+		if args := w.spec.Template.Spec.Containers[0].Args; w.obj.Kind == "Deployment" && len(args) > 0 && args[0] == command {
+			found = append(found, w)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d Deployments run fanout %s, want 1", len(found), command)
+	}
+	return &found[0]
+}
+
 // probePort resolves a probe's port (a number or a container port's name).
 func probePort(t *testing.T, where string, c k8sContainer, n yaml.Node) int {
 	t.Helper()
@@ -532,15 +548,7 @@ func checkProbes(t *testing.T, where string, c k8sContainer, port int) {
 func TestK8sWorkerProbesAndGrace(t *testing.T) {
 	t.Parallel()
 	b := loadK8s(t)
-	var worker *workload
-	for _, w := range workloads(t, b) {
-		if w.obj.Kind == "Deployment" && w.spec.Template.Spec.Containers[0].Args[0] == "worker" {
-			worker = &w
-		}
-	}
-	if worker == nil {
-		t.Fatal("no Deployment runs fanout worker")
-	}
+	worker := deploymentRunning(t, b, "worker")
 	pod := worker.spec.Template.Spec
 	shutdown := shutdownTimeout(t, worker.where, worker.env)
 	if pod.TerminationGracePeriodSeconds == nil {
@@ -634,15 +642,7 @@ func TestK8sWorkerProbesAndGrace(t *testing.T) {
 func TestK8sMonitorServedAndAuthenticated(t *testing.T) {
 	t.Parallel()
 	b := loadK8s(t)
-	var mon *workload
-	for _, w := range workloads(t, b) {
-		if w.obj.Kind == "Deployment" && w.spec.Template.Spec.Containers[0].Args[0] == "monitor" {
-			mon = &w
-		}
-	}
-	if mon == nil {
-		t.Fatal("no Deployment runs fanout monitor")
-	}
+	mon := deploymentRunning(t, b, "monitor")
 	addr := mon.env["FANOUT_MONITOR_ADDR"]
 	if addr == "" {
 		t.Fatalf("%s: FANOUT_MONITOR_ADDR unset: the monitor would listen on 127.0.0.1 only", mon.where)
