@@ -37,14 +37,8 @@ func startCluster(t *testing.T) []string {
 	for i := 0; i < 3; i++ {
 		dir := t.TempDir()
 		p := freeTestPort(t)
-		cmd := exec.Command(bin, "--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
+		runRedisServer(t, bin, "--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--logfile", filepath.Join(dir, "redis.log"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }() //nolint:errcheck
-		t.Cleanup(func() { cmd.Process.Kill(); <-done })
 		addr := "127.0.0.1:" + strconv.Itoa(p)
 		c := redis.NewClient(&redis.Options{Addr: addr})
 		t.Cleanup(func() { c.Close() })
@@ -70,6 +64,19 @@ func startCluster(t *testing.T) []string {
 		})
 	}
 	return addrs
+}
+
+// runRedisServer starts bin with args (redis-server in some mode) and
+// kills it when the test ends.
+func runRedisServer(t *testing.T, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }() //nolint:errcheck
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 }
 
 // waitFor polls cond every 50 ms for up to 30 s.

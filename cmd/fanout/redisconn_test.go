@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -282,45 +281,22 @@ func startSentinel(t *testing.T, masterAddr string) string {
 		t.Skip("redis-server is not installed: Sentinel not tested")
 	}
 	host, port, _ := strings.Cut(masterAddr, ":")
-	for try := 0; try < 5; try++ {
-		p := freeTestPort(t)
-		dir := t.TempDir()
-		conf := filepath.Join(dir, "sentinel.conf")
-		body := "port " + strconv.Itoa(p) + "\nbind 127.0.0.1\ndir " + dir + "\nlogfile " + filepath.Join(dir, "sentinel.log") +
-			"\nsentinel monitor fanoutm " + host + " " + port + " 1\n"
-		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, conf, "--sentinel")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }() //nolint:errcheck
-		t.Cleanup(func() { cmd.Process.Kill(); <-done })
-		addr := "127.0.0.1:" + strconv.Itoa(p)
-		s := redis.NewSentinelClient(&redis.Options{Addr: addr})
-		defer s.Close()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-done:
-				deadline = time.Time{} // exited (port taken?): try another
-				continue
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			got, err := s.GetMasterAddrByName(ctx, "fanoutm").Result()
-			cancel()
-			if err == nil && len(got) == 2 && got[1] == port {
-				return addr
-			}
-			wait := time.NewTimer(50 * time.Millisecond)
-			<-wait.C
-		}
+	p, dir := freeTestPort(t), t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := "port " + strconv.Itoa(p) + "\nbind 127.0.0.1\ndir " + dir + "\nlogfile " + filepath.Join(dir, "sentinel.log") +
+		"\nsentinel monitor fanoutm " + host + " " + port + " 1\n"
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("redis-server --sentinel did not start")
-	return ""
+	runRedisServer(t, bin, conf, "--sentinel")
+	addr := "127.0.0.1:" + strconv.Itoa(p)
+	s := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer s.Close()
+	waitFor(t, "Sentinel knowing the master", func() bool {
+		got, err := s.GetMasterAddrByName(context.Background(), "fanoutm").Result()
+		return err == nil && len(got) == 2 && got[1] == port
+	})
+	return addr
 }
 
 func freeTestPort(t *testing.T) int {
