@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,16 +150,16 @@ func TestClusterCampaignEndToEnd(t *testing.T) {
 	// The keys are spread over the nodes: the test ran on a cluster, not
 	// on one node that happened to hold every slot.
 	cc := rdb.(*redis.ClusterClient)
-	nodesWithKeys := 0
+	var nodesWithKeys atomic.Int32 // ForEachMaster calls in parallel
 	if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		if n, err := c.DBSize(ctx).Result(); err == nil && n > 0 {
-			nodesWithKeys++
+			nodesWithKeys.Add(1)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if nodesWithKeys < 2 {
-		t.Errorf("keys on %d node(s), want at least 2", nodesWithKeys)
+	if n := nodesWithKeys.Load(); n < 2 {
+		t.Errorf("keys on %d node(s), want at least 2", n)
 	}
 }
