@@ -70,6 +70,29 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
 	done
 
+COMPOSE ?= docker compose -f deploy/compose.yaml --env-file deploy/.env
+
+.PHONY: image
+image: ## build the container image fanout:$(VERSION) (needs Docker)
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD) --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	  -t fanout:$(VERSION) .
+
+.PHONY: compose-up
+compose-up: deploy/.env ## start Redis, the sandbox, two workers and the monitor (127.0.0.1:8080) with Docker Compose
+	FANOUT_VERSION=$(VERSION) $(COMPOSE) up --build --detach --wait
+
+.PHONY: compose-dispatch
+compose-dispatch: deploy/.env ## dispatch examples/sms.yaml to the compose stack
+	FANOUT_VERSION=$(VERSION) $(COMPOSE) run --rm dispatch
+
+.PHONY: compose-down
+compose-down: deploy/.env ## stop the compose stack (add COMPOSE_DOWN_FLAGS=--volumes to drop Redis's data)
+	FANOUT_VERSION=$(VERSION) $(COMPOSE) down $(COMPOSE_DOWN_FLAGS)
+
+deploy/.env:
+	@echo "deploy/.env is missing: cp deploy/.env.example deploy/.env and set its passwords" >&2; exit 1
+
 .PHONY: tidy
 tidy: ## go mod tidy
 	$(GO) mod tidy

@@ -112,10 +112,47 @@ type Config struct {
 }
 
 // Redis locates the Redis that holds queues, ledger, counters and limits.
+//
+// One Redis by default; with SentinelMaster the master Sentinel names, with
+// ClusterAddrs a Redis Cluster. The URL's user, password, database and
+// scheme (rediss:// for TLS) apply in every topology; its host only to one
+// Redis.
 type Redis struct {
 	// URL is redis://[user:pass@]host:port/db or rediss:// for TLS.
 	// Env REDIS_URL; default redis://127.0.0.1:6379/0.
 	URL string `yaml:"url"`
+	// Username is the ACL user, instead of the URL's. Env REDIS_USERNAME;
+	// default the URL's (none: the default user).
+	Username string `yaml:"username"`
+	// Password is the ACL user's (or requirepass) password, instead of the
+	// URL's. Env REDIS_PASSWORD, or a file named by REDIS_PASSWORD_FILE;
+	// default the URL's.
+	Password Secret `yaml:"password"`
+	// TLSCAFile is a PEM file of the CAs that sign the server's
+	// certificate, instead of the system's; needs rediss://. Env
+	// REDIS_TLS_CA_FILE; default none (the system's CAs).
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSCertFile and TLSKeyFile are a PEM client certificate and its key,
+	// for servers that ask for one (tls-auth-clients); both or neither;
+	// need rediss://. Env REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE; default
+	// none.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// SentinelMaster is the master's name in Sentinel (sentinel monitor
+	// NAME ...); with SentinelAddrs. Env REDIS_SENTINEL_MASTER; default
+	// none (no Sentinel).
+	SentinelMaster string `yaml:"sentinel_master"`
+	// SentinelAddrs are the Sentinels' host:port. Env REDIS_SENTINEL_ADDRS,
+	// comma-separated; default none.
+	SentinelAddrs []string `yaml:"sentinel_addrs"`
+	// SentinelPassword is the Sentinels' own password (their requirepass),
+	// when they have one. Env REDIS_SENTINEL_PASSWORD, or a file named by
+	// REDIS_SENTINEL_PASSWORD_FILE; default none.
+	SentinelPassword Secret `yaml:"sentinel_password"`
+	// ClusterAddrs are some of a Redis Cluster's nodes (host:port); the
+	// others are discovered. Env REDIS_CLUSTER_ADDRS, comma-separated;
+	// default none (no Cluster). A Cluster has database 0 only.
+	ClusterAddrs []string `yaml:"cluster_addrs"`
 }
 
 // OneRoute configures the API client.
@@ -316,7 +353,24 @@ func Load(getenv func(string) string, file string) (Config, error) {
 			*dst = d
 		}
 	}
+	list := func(name string, dst *[]string) {
+		if v := getenv(name); v != "" {
+			*dst = nil
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					*dst = append(*dst, a)
+				}
+			}
+		}
+	}
 	str("REDIS_URL", &cfg.Redis.URL)
+	str("REDIS_USERNAME", &cfg.Redis.Username)
+	str("REDIS_TLS_CA_FILE", &cfg.Redis.TLSCAFile)
+	str("REDIS_TLS_CERT_FILE", &cfg.Redis.TLSCertFile)
+	str("REDIS_TLS_KEY_FILE", &cfg.Redis.TLSKeyFile)
+	str("REDIS_SENTINEL_MASTER", &cfg.Redis.SentinelMaster)
+	list("REDIS_SENTINEL_ADDRS", &cfg.Redis.SentinelAddrs)
+	list("REDIS_CLUSTER_ADDRS", &cfg.Redis.ClusterAddrs)
 	str("ONEROUTE_BASE_URL", &cfg.OneRoute.BaseURL)
 	if v := getenv("ONEROUTE_API_KEY"); v != "" {
 		cfg.OneRoute.APIKey = Secret(strings.TrimSpace(v))
@@ -340,6 +394,8 @@ func Load(getenv func(string) string, file string) (Config, error) {
 			}
 		}
 	}
+	secret("REDIS_PASSWORD", &cfg.Redis.Password)
+	secret("REDIS_SENTINEL_PASSWORD", &cfg.Redis.SentinelPassword)
 	dur("ONEROUTE_TIMEOUT", &cfg.OneRoute.Timeout)
 	str("LOG_LEVEL", &cfg.Log.Level)
 	str("LOG_FORMAT", &cfg.Log.Format)
@@ -436,9 +492,7 @@ func checkQueues(q map[string]int) error {
 
 func (c Config) validate() []error {
 	var errs []error
-	if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("REDIS_URL %q: want redis://host:port/db or rediss://host:port/db", redactURL(c.Redis.URL)))
-	}
+	errs = append(errs, c.Redis.validate()...)
 	if u, err := url.Parse(c.OneRoute.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("ONEROUTE_BASE_URL %q: want https://host", c.OneRoute.BaseURL))
 	}
@@ -553,6 +607,50 @@ func (c Config) RequireAPIKey() error {
 		return ErrNoAPIKey
 	}
 	return nil
+}
+
+func (r Redis) validate() []error {
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return []error{fmt.Errorf("REDIS_URL %q: want redis://host:port/db or rediss://host:port/db", redactURL(r.URL))}
+	}
+	var errs []error
+	for _, f := range []struct{ name, path string }{
+		{"REDIS_TLS_CA_FILE", r.TLSCAFile}, {"REDIS_TLS_CERT_FILE", r.TLSCertFile}, {"REDIS_TLS_KEY_FILE", r.TLSKeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if u.Scheme != "rediss" {
+			errs = append(errs, fmt.Errorf("%s is set but REDIS_URL is redis://: write rediss:// for TLS", f.name))
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+		}
+	}
+	if (r.TLSCertFile == "") != (r.TLSKeyFile == "") {
+		errs = append(errs, errors.New("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together: set both for a client certificate, or neither"))
+	}
+	if (r.SentinelMaster == "") != (len(r.SentinelAddrs) == 0) {
+		errs = append(errs, errors.New("REDIS_SENTINEL_MASTER and REDIS_SENTINEL_ADDRS go together: the master's name and the Sentinels' host:port list"))
+	}
+	if r.SentinelMaster != "" && len(r.ClusterAddrs) > 0 {
+		errs = append(errs, errors.New("REDIS_SENTINEL_MASTER and REDIS_CLUSTER_ADDRS are both set: choose Sentinel or Cluster"))
+	}
+	if len(r.ClusterAddrs) > 0 && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
+		errs = append(errs, fmt.Errorf("REDIS_URL %q names database %s, but a Redis Cluster has database 0 only", redactURL(r.URL), strings.Trim(u.Path, "/")))
+	}
+	for _, l := range []struct {
+		name  string
+		addrs []string
+	}{{"REDIS_SENTINEL_ADDRS", r.SentinelAddrs}, {"REDIS_CLUSTER_ADDRS", r.ClusterAddrs}} {
+		for _, a := range l.addrs {
+			if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+				errs = append(errs, fmt.Errorf("%s: %q is not host:port", l.name, a))
+			}
+		}
+	}
+	return errs
 }
 
 // Redacted returns a copy safe to log: secrets masked, Redis password hidden.

@@ -61,25 +61,6 @@ func newLogger(w io.Writer, c config.Log) zerolog.Logger {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
-// openRedis connects to REDIS_URL and checks the connection.
-func openRedis(ctx context.Context, c config.Redis, poolSize int) (*redis.Client, error) {
-	opt, err := redis.ParseURL(c.URL)
-	if err != nil {
-		return nil, &inputError{fmt.Errorf("REDIS_URL: %v", err)}
-	}
-	if poolSize > 0 {
-		opt.PoolSize = poolSize
-	}
-	rdb := redis.NewClient(opt)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %v (is it running? set REDIS_URL)", opt.Addr, err)
-	}
-	return rdb, nil
-}
-
 func newOneRoute(c config.OneRoute) (*oneroute.Client, error) {
 	return oneroute.New(oneroute.Options{BaseURL: c.BaseURL, APIKey: c.APIKey.Reveal(), Timeout: c.Timeout, UserAgent: "fanout/" + version})
 }
@@ -160,7 +141,7 @@ func isTerminal(w io.Writer) bool {
 // openConfigRedis loads the configuration and connects to its Redis, for
 // the commands that only read or change campaigns. Close the client when
 // done.
-func openConfigRedis(ctx context.Context, e *env, cfgFile string) (config.Config, *redis.Client, error) {
+func openConfigRedis(ctx context.Context, e *env, cfgFile string) (config.Config, redis.UniversalClient, error) {
 	cfg, err := loadConfig(e, cfgFile)
 	if err != nil {
 		return cfg, nil, err
@@ -179,13 +160,13 @@ func campaignStore(ctx context.Context, e *env, fs *flag.FlagSet, cfgFile *strin
 	if err := checkArgs(pos, "one campaign id"); err != nil {
 		return "", nil, nil, nil, err
 	}
-	_, rdb, err := openConfigRedis(ctx, e, *cfgFile)
+	cfg, rdb, err := openConfigRedis(ctx, e, *cfgFile)
 	if err != nil {
 		return "", nil, nil, nil, err
 	}
 	id = pos[0]
 	notFound = func() error {
-		return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, rdb.Options().Addr)}
+		return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, redisWhere(cfg.Redis))}
 	}
 	return id, storage.New(rdb), notFound, func() { rdb.Close() }, nil
 }

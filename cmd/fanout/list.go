@@ -24,7 +24,7 @@ progress and creation time. With --json, one status object per line.`)
 	if err := checkArgs(pos, ""); err != nil {
 		return err
 	}
-	_, rdb, err := openConfigRedis(ctx, e, *cfgFile)
+	cfg, rdb, err := openConfigRedis(ctx, e, *cfgFile)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ progress and creation time. With --json, one status object per line.`)
 		return err
 	}
 	if len(ids) == 0 && !*asJSON {
-		fmt.Fprintf(e.stderr, "no campaigns in Redis at %s\n", rdb.Options().Addr)
+		fmt.Fprintf(e.stderr, "no campaigns in Redis at %s\n", redisWhere(cfg.Redis))
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)

@@ -78,7 +78,10 @@ See docs/monitoring.md.`)
 		return err
 	}
 	defer rdb.Close()
-	app, closeApp := newMonitor(rdb, cfg, auth, log)
+	app, closeApp, err := newMonitor(rdb, cfg, auth, log)
+	if err != nil {
+		return err
+	}
 	defer closeApp()
 	ln, err := net.Listen("tcp", cfg.Monitor.Addr)
 	if err != nil {
@@ -125,14 +128,18 @@ type monitorApp struct {
 // newMonitor wires the monitor on rdb: the store, the Asynq UI (for
 // operators and, without buttons, for viewers), the metrics registry and
 // the submit path of dispatch --detach. Call the returned func when done.
-func newMonitor(rdb *redis.Client, cfg config.Config, auth monitor.Auth, log zerolog.Logger) (*monitorApp, func()) {
+func newMonitor(rdb redis.UniversalClient, cfg config.Config, auth monitor.Auth, log zerolog.Logger) (*monitorApp, func(), error) {
+	uiRedis, err := asynqRedisOpt(cfg.Redis)
+	if err != nil {
+		return nil, nil, err
+	}
 	store := storage.New(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		metrics.NewCampaignCollector(store, cfg.Monitor.MetricsRecent), metrics.NewQueueCollector(insp))
-	ui := asynqUI(rdb, cfg.Monitor.ReadOnly)
-	viewUI := asynqUI(rdb, true)
+	ui := asynqUI(uiRedis, cfg.Monitor.ReadOnly)
+	viewUI := asynqUI(uiRedis, true)
 	history := monitor.NewHistory()
 	srv := monitor.New(monitor.Options{
 		Store:           store,
@@ -151,17 +158,17 @@ func newMonitor(rdb *redis.Client, cfg config.Config, auth monitor.Auth, log zer
 		ui.Close()
 		viewUI.Close()
 		insp.Close()
-	}
+	}, nil
 }
 
 // asynqUI is asynqmon v0.7.2 mounted at /monitoring/, showing fanout's
 // payloads through monitor.FormatPayload. It opens its own Redis
-// connections from the same URL.
-func asynqUI(rdb *redis.Client, readOnly bool) *asynqmon.HTTPHandler {
-	o := rdb.Options()
+// connections to the same Redis (asynqRedisOpt: the same topology, user
+// and TLS).
+func asynqUI(conn asynq.RedisConnOpt, readOnly bool) *asynqmon.HTTPHandler {
 	return asynqmon.New(asynqmon.Options{
 		RootPath:         "/monitoring",
-		RedisConnOpt:     asynq.RedisClientOpt{Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig},
+		RedisConnOpt:     conn,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(monitor.FormatPayload),
 		ResultFormatter:  asynqmon.ResultFormatterFunc(monitor.FormatResult),
 		ReadOnly:         readOnly,
@@ -276,7 +283,7 @@ func workerHealth(rdb redis.UniversalClient, m *metrics.Worker) http.Handler {
 // every request and the limiter counts its waits, and serve runs the
 // metrics and health port until ctx is done; otherwise they are the plain
 // ones and serve returns at once.
-func instrumentWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, lim ratelimit.Limiter, log zerolog.Logger) (*oneroute.Client, ratelimit.Limiter, func(), error) {
+func instrumentWorker(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, lim ratelimit.Limiter, log zerolog.Logger) (*oneroute.Client, ratelimit.Limiter, func(), error) {
 	if cfg.Monitor.MetricsAddr == "" {
 		client, err := newOneRoute(cfg.OneRoute)
 		if err != nil {

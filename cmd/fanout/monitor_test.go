@@ -36,7 +36,7 @@ import (
 // in-process sandbox.
 type monitorBundle struct {
 	cfg   config.Config
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	store *storage.Store
 	spec  campaigns.Spec
 	url   string // the monitor's base URL
@@ -110,7 +110,10 @@ batch_size: 5
 		}
 		t.Cleanup(w.Stop)
 	}
-	app, closeApp := newMonitor(rdb, cfg, monitor.Auth{Operator: &testOperator, Viewer: &testViewer}, log)
+	app, closeApp, err := newMonitor(rdb, cfg, monitor.Auth{Operator: &testOperator, Viewer: &testViewer}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(closeApp)
 	hs := httptest.NewServer(app.handler)
 	t.Cleanup(hs.Close)

@@ -130,7 +130,7 @@ func openRunSpec(e *env, a runArgs, cfg config.Config) (campaigns.Spec, *dispatc
 // runBackends are what run sends through: Redis, OneRoute and, with
 // --sandbox, the sandbox that plays OneRoute.
 type runBackends struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	client *oneroute.Client
 	sb     *sandbox.Server // nil without --sandbox
 	stops  []func()

@@ -60,7 +60,9 @@ its field names never change.`)
 	}
 	defer rdb.Close()
 	id, store := pos[0], storage.New(rdb)
-	notFound := func() error { return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, rdb.Options().Addr)} }
+	notFound := func() error {
+		return &inputError{fmt.Errorf("no campaign %q in Redis at %s", id, redisWhere(cfg.Redis))}
+	}
 	spec, err := store.Spec(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return notFound()
