@@ -33,6 +33,7 @@ import (
 
 type options struct {
 	bin, md, out, svg, dir string
+	reuse                  string
 	runs, n                int
 	quick, micro           bool
 }
@@ -44,6 +45,7 @@ func main() {
 	flag.StringVar(&o.out, "json", "bench/results.json", "results `file`")
 	flag.StringVar(&o.svg, "svg", "docs/bench-pacing.svg", "send-rate plot `file`")
 	flag.StringVar(&o.dir, "dir", "", "work `directory` (default a new temp dir; kept)")
+	flag.StringVar(&o.reuse, "reuse", "", "take the end-to-end results from this earlier work `directory` instead of running them again (its <step>.jsonl files and arrival logs)")
 	flag.IntVar(&o.runs, "runs", 3, "rounds of each end-to-end scenario (medians are reported)")
 	flag.IntVar(&o.n, "n", 100000, "messages per end-to-end run")
 	flag.BoolVar(&o.quick, "quick", false, "one round of 20,000 messages, shorter paced runs (a smoke test of the report)")
@@ -128,9 +130,16 @@ func run(o options) error {
 		args := append(append(slices.Clone(common), st.args...), "-dir", dir)
 		res.Commands = append(res.Commands, "e2e "+strings.Join(st.args, " "))
 		fmt.Fprintf(os.Stderr, "report: %s: %s %s\n", st.name, e2e, strings.Join(args, " "))
-		cmd := exec.Command(e2e, args...)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
+		var out []byte
+		var err error
+		if o.reuse != "" {
+			dir = filepath.Join(o.reuse, st.name)
+			out, err = os.ReadFile(filepath.Join(o.reuse, st.name+".jsonl"))
+		} else {
+			cmd := exec.Command(e2e, args...)
+			cmd.Stderr = os.Stderr
+			out, err = cmd.Output()
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %v", st.name, err)
 		}

@@ -301,6 +301,8 @@ func num(v float64) string {
 	switch {
 	case v == 0:
 		return "0"
+	case v < 0.1:
+		return fmt.Sprintf("%.4f", v)
 	case v < 10:
 		return fmt.Sprintf("%.2f", v)
 	case v < 1000:
