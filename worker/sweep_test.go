@@ -14,6 +14,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/storage"
@@ -340,18 +341,12 @@ func TestDeliveryReportsInBulk(t *testing.T) {
 		}
 	}
 	var p campaigns.Progress
-	for deadline := time.Now().Add(2 * time.Minute); ; {
+	testwait.For(t, "the campaign completed", 2*time.Minute, func() bool {
 		if p, err = store.Progress(ctx, "bulk"); err != nil {
 			t.Fatal(err)
 		}
-		if p.State == campaigns.StateCompleted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not completed in time: %+v; sandbox %+v", p, sb.Stats())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return p.State == campaigns.StateCompleted
+	})
 	st := sb.Stats()
 	if st.Duplicates != 0 {
 		t.Fatalf("the sandbox saw %d duplicates", st.Duplicates)
