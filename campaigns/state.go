@@ -35,6 +35,9 @@ type Progress struct {
 	Failed      int64 `json:"failed"`
 	Delivered   int64 `json:"delivered"`
 	Undelivered int64 `json:"undelivered"`
+	// Read counts WhatsApp messages the customer read; they are counted in
+	// Delivered as well (read is a subset of delivered).
+	Read int64 `json:"read"`
 	// DLRExpired counts accepted SMS whose delivery report never became final.
 	DLRExpired int64 `json:"dlr_expired"`
 	// Unknown counts recipients whose send had an ambiguous outcome that no

@@ -18,8 +18,8 @@ import "strconv"
 //	fanout:{id}           hash    the campaign: spec (JSON), digest, name,
 //	                              channel, dlr, state, reason, counters (total,
 //	                              batches, sent, failed, unknown, skipped,
-//	                              delivered, undelivered, dlr_expired), the
-//	                              dispatcher's counts (rows, invalid,
+//	                              delivered, undelivered, dlr_expired, read),
+//	                              the dispatcher's counts (rows, invalid,
 //	                              duplicates, suppressed), dispatched, maxrow
 //	                              and times (created_at, started_at,
 //	                              settled_at, updated_at, finished_at, unix

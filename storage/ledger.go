@@ -29,9 +29,14 @@ const (
 	LedgerFailed      = 'f' // failed for good; value holds the reason
 	LedgerUnknown     = 'u' // ambiguous outcome no lookup could settle; never resent by default
 	LedgerSkipped     = 'x' // not sent: campaign cancelled or expired
-	LedgerDelivered   = 'd' // SMS delivered; value holds the provider id
-	LedgerUndelivered = 'n' // SMS not delivered
-	LedgerDLRExpired  = 'e' // accepted, but no final delivery report came in time
+	LedgerDelivered   = 'd' // delivered (SMS, WhatsApp, email); value holds the provider id
+	LedgerUndelivered = 'n' // not delivered: an SMS's final failure report, a WhatsApp or email "failed" after acceptance
+	// LedgerRead: a WhatsApp message the customer read; value holds the
+	// provider id. Read implies delivered: a row read straight from
+	// accepted counts as delivered as well, and a delivered row that is
+	// read later moves on to read (counted once in each counter).
+	LedgerRead       = 'r'
+	LedgerDLRExpired = 'e' // accepted, but no final delivery report came in time
 )
 
 // ErrStopped is returned by Stamp when the campaign was paused or

@@ -4,7 +4,9 @@
 --   index entries' time to live (ms)
 --   "send":    from claimed or sending by this token to accepted/failed/unknown/
 --              skipped, or "" to release the claim (back to pending)
---   "dlr":     from accepted to delivered/undelivered/dlr-expired
+--   "dlr":     from accepted to delivered/undelivered/dlr-expired/read, and
+--              from delivered to read (a WhatsApp message read after its
+--              delivery report)
 --   "skip":    from pending or claimed (by anyone: its owner's stamp then
 --              fails, so it is never sent) to skipped
 --   "abandon": a task that asynq gave up on: pending or claimed to the new
@@ -21,7 +23,7 @@
 -- (settled now or before), so the index holds exactly the rows awaiting a report. Returns the
 -- number of transitions applied.
 local counter = {a = 'sent', f = 'failed', u = 'unknown', x = 'skipped',
-  d = 'delivered', n = 'undelivered', e = 'dlr_expired'}
+  d = 'delivered', n = 'undelivered', e = 'dlr_expired', r = 'read'}
 local mode = ARGV[1]
 local ttl = tonumber(ARGV[3])
 local applied = 0
@@ -40,7 +42,7 @@ for i = 4, #ARGV, 4 do
   end
   local ok = false
   if mode == 'send' then ok = (cur == 'c' or cur == 's') and tok == ARGV[2]
-  elseif mode == 'dlr' then ok = (cur == 'a')
+  elseif mode == 'dlr' then ok = (cur == 'a') or (cur == 'd' and string.sub(nv, 1, 1) == 'r')
   elseif mode == 'skip' then ok = (cur == '' or cur == 'c')
   elseif mode == 'abandon' then
     ok = (cur == '' or cur == 'c' or cur == 's')
@@ -54,6 +56,9 @@ for i = 4, #ARGV, 4 do
       redis.call('HSET', key, row, string.sub(nv, 1, 60))
       local c = counter[st]
       if c then redis.call('HINCRBY', KEYS[1], c, 1) end
+      -- read implies delivered: count it there too when no delivery
+      -- report came first (read is a subset of delivered)
+      if st == 'r' and cur == 'a' then redis.call('HINCRBY', KEYS[1], 'delivered', 1) end
       if st == 'f' or st == 'u' then
         local why = string.sub(nv, 2, 200)
         if redis.call('HEXISTS', KEYS[2], why) == 0 and redis.call('HLEN', KEYS[2]) >= 50 then why = 'other reasons' end

@@ -189,7 +189,7 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 	p := campaigns.Progress{
 		ID: id, Name: m["name"], Channel: campaigns.Channel(m["channel"]), State: campaigns.State(m["state"]), Reason: m["reason"],
 		Total: n("total"), Sent: n("sent"), Failed: n("failed"), Delivered: n("delivered"),
-		Undelivered: n("undelivered"), DLRExpired: n("dlr_expired"), Unknown: n("unknown"),
+		Undelivered: n("undelivered"), Read: n("read"), DLRExpired: n("dlr_expired"), Unknown: n("unknown"),
 		Skipped: n("skipped"), Invalid: n("invalid"), Duplicates: n("duplicates"),
 		Suppressed: n("suppressed"), Batches: n("batches"), Dispatched: m["dispatched"] == "1",
 		CreatedAt: time.UnixMilli(n("created_at")).UTC(),

@@ -246,6 +246,46 @@ func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
 	}
 }
 
+// Read is a subset of delivered: a row read straight from accepted counts
+// in both, a delivered row read later moves to read and counts read once,
+// and nothing moves back (a late "delivered" after "read", a repeated
+// "read", "failed" after delivery all change nothing).
+func TestReadCountsOnceAndImpliesDelivered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := smsSpec("read")
+	rows := b.create(t, spec, 4)
+	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
+	b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows))
+	steps := [][]campaigns.Outcome{
+		{{Row: 1, State: storage.LedgerDelivered, Value: "id1"}, {Row: 2, State: storage.LedgerRead, Value: "id2"},
+			{Row: 3, State: storage.LedgerDelivered, Value: "id3"}, {Row: 4, State: storage.LedgerUndelivered, Value: "id4"}},
+		{{Row: 1, State: storage.LedgerRead, Value: "id1"}, {Row: 2, State: storage.LedgerDelivered, Value: "id2"},
+			{Row: 3, State: storage.LedgerUndelivered, Value: "id3"}, {Row: 4, State: storage.LedgerRead, Value: "id4"}},
+		{{Row: 1, State: storage.LedgerRead, Value: "id1"}, {Row: 2, State: storage.LedgerRead, Value: "id2"}},
+	}
+	for _, outs := range steps {
+		if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", outs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := b.store.Progress(b.ctx, spec.ID)
+	if p.Delivered != 3 || p.Read != 2 || p.Undelivered != 1 || p.AwaitingDLR != 0 || p.State != campaigns.StateCompleted {
+		t.Fatalf("delivered %d read %d undelivered %d awaiting %d state %s; want 3, 2, 1, 0, completed",
+			p.Delivered, p.Read, p.Undelivered, p.AwaitingDLR, p.State)
+	}
+	want := map[int]byte{1: storage.LedgerRead, 2: storage.LedgerRead, 3: storage.LedgerDelivered, 4: storage.LedgerUndelivered}
+	entries, err := b.store.Ledger(b.ctx, spec.ID, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.State != want[e.Row] {
+			t.Errorf("row %d in state %c, want %c", e.Row, e.State, want[e.Row])
+		}
+	}
+}
+
 // Releasing a claim puts the recipient back to pending, counting nothing.
 func TestReleaseReturnsToPending(t *testing.T) {
 	t.Parallel()

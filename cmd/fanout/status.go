@@ -24,7 +24,8 @@ Prints a campaign's state and counters from Redis at REDIS_URL.
   sent         accepted by OneRoute (includes delivered and undelivered)
   failed       refused for good, with a reason in the ledger
   unknown      ambiguous outcome no lookup could settle; never resent
-  delivered / undelivered / dlr_expired   SMS delivery reports
+  delivered / undelivered / dlr_expired   delivery reports
+  read         WhatsApp messages read (counted in delivered too)
   pending      not yet final
 
 With --watch it follows the campaign until sending is over (state sent,
@@ -154,6 +155,9 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 		p.Total, p.Sent, p.Failed, p.Unknown, p.Skipped, p.Pending)
 	if p.Channel.TracksDLR() {
 		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
+		if p.Read > 0 || p.Channel == campaigns.ChannelWhatsAppTemplate {
+			fmt.Fprintf(w, "read       %d\n", p.Read)
+		}
 	}
 	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed\n", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
 	printReasons(w, p.FailureReasons, 5)
