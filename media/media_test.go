@@ -131,7 +131,10 @@ func newStandIn(t *testing.T, h func(hit func(string), w http.ResponseWriter, r 
 	return s
 }
 
-func (s *standIn) port() string { _, p, _ := net.SplitHostPort(s.srv.Listener.Addr().String()); return p }
+func (s *standIn) port() string {
+	_, p, _ := net.SplitHostPort(s.srv.Listener.Addr().String())
+	return p
+}
 
 // Links to this machine, the metadata address and private networks are
 // refused and never fetched, by name, by IP and through redirects.
