@@ -81,6 +81,7 @@ func commands() []command {
 		{"cancel", "cancel a campaign: what is not sent is skipped", controlCommand("cancel")},
 		{"monitor", "serve the campaign dashboard, the Asynq UI, the JSON API and metrics", cmdMonitor},
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
+		{"otp", "send and verify one-time passwords (OneOTP, OTP SMS)", cmdOTP},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}
@@ -147,7 +148,10 @@ func report(w io.Writer, name string, err error) int {
 	}
 	var ue *usageError
 	var ie *inputError
+	var oe *otpRefusedError
 	switch {
+	case errors.As(err, &oe):
+		return exitOTPRefused // the refusal was printed on stdout
 	case errors.As(err, &ue):
 		fmt.Fprintf(w, "fanout %s: %s\nRun 'fanout %s --help' for usage.\n", name, ue.msg, name)
 		return exitBadInput
