@@ -98,6 +98,17 @@ import "strconv"
 //	fanout:audit:lead     string  the worker leading the audit; expires 3
 //	                              audit intervals after its last renewal.
 //
+// WhatsApp session windows (sessions.go), written by the webhook
+// receiver's newMessage events and fanout sessions import:
+//
+//	fanout:wa:in:<business>:<yyyymmdd>:<n>
+//	                      hash    customer number (digits) -> unix seconds of
+//	                              their last message to the business number
+//	                              (digits) that UTC day; bucket n of 256
+//	                              (FNV-1a of the customer). Written by
+//	                              RecordInbound (keeps the latest), read by
+//	                              LastInbound. Expires a day after its day.
+//
 // Keys of other owners, listed so that this is the whole picture:
 //
 //	fanout:rl:{<sender>}:s   string  ratelimit: per-second GCRA state (µs).

@@ -82,6 +82,7 @@ func commands() []command {
 		{"monitor", "serve the campaign dashboard, the Asynq UI, the JSON API and metrics", cmdMonitor},
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"otp", "send and verify one-time passwords (OneOTP, OTP SMS)", cmdOTP},
+		{"sessions", "seed and check WhatsApp session windows (customers' last inbound time)", cmdSessions},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}
