@@ -17,7 +17,7 @@ func TestSessionWindows(t *testing.T) {
 	const biz = "+234 900 000 0001"
 	ins := []storage.Inbound{
 		{Business: biz, Customer: "+2348030000001", At: now.Add(-time.Hour)},
-		{Business: biz, Customer: "2348030000001", At: now.Add(-5 * time.Hour)}, // older, out of order
+		{Business: biz, Customer: "2348030000001", At: now.Add(-5 * time.Hour)},   // older, out of order
 		{Business: biz, Customer: "+2348030000002", At: now.Add(-23 * time.Hour)}, // yesterday (UTC)
 		{Business: biz, Customer: "+2348030000003", At: now.Add(-25 * time.Hour)}, // closed
 		{Business: "+2349000000009", Customer: "+2348030000004", At: now.Add(-time.Minute)},
