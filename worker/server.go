@@ -28,6 +28,7 @@ type Server struct {
 	stopOnce sync.Once
 	mu       sync.Mutex
 	on       bool
+	leases   *leaseWatch // nil when Options.LeaseProbe < 0
 }
 
 // NewServer builds a worker server on rdb. It does not start it.
@@ -49,6 +50,9 @@ func NewServer(rdb redis.UniversalClient, d Deps, o Options) *Server {
 	s.mux = newMux(d, o, s.drain)
 	s.mux.Use(s.track)
 	s.srv = asynq.NewServerFromRedisClient(rdb, cfg)
+	if o.LeaseProbe > 0 {
+		s.leases = newLeaseWatch(rdb, o.Queues, o.LeaseProbe, d.Logger.With().Str("component", "leases").Logger())
+	}
 	return s
 }
 
@@ -137,6 +141,9 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.on = true
+	if s.leases != nil {
+		s.leases.start()
+	}
 	return nil
 }
 
@@ -156,6 +163,9 @@ func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		start := time.Now()
 		close(s.drain)
+		if s.leases != nil {
+			s.leases.close()
+		}
 		s.srv.Stop()
 		s.srv.Shutdown()
 		deadline := time.Now().Add(s.opts.RequestTimeout + 10*time.Second)

@@ -124,6 +124,11 @@ type Options struct {
 	// PollInterval is how often idle workers look for tasks and due
 	// retries; default config.DefaultPollInterval (200ms).
 	PollInterval time.Duration
+	// LeaseProbe is how often the worker probes Redis to notice the end of
+	// an outage and requeue, at once, the tasks whose asynq lease ran out
+	// during it (see leases.go); default 1s, negative: never (asynq's own
+	// recoverer then brings them back 60 to 90 s later).
+	LeaseProbe time.Duration
 	// PerCallConcurrency bounds concurrent calls within one batch of
 	// personalised messages; default 16.
 	PerCallConcurrency int
@@ -175,6 +180,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = config.DefaultPollInterval
+	}
+	if o.LeaseProbe == 0 {
+		o.LeaseProbe = time.Second
 	}
 	if o.PerCallConcurrency <= 0 {
 		o.PerCallConcurrency = 16

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,6 +185,24 @@ func (s *Server) Stop() {
 		<-s.exited
 	}
 	s.cmd = nil
+}
+
+// Freeze stops the server's process (SIGSTOP): connections stay open and
+// every command hangs, as in a stalled host or a long fork. Thaw resumes
+// it. Real servers only.
+func (s *Server) Freeze() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return fmt.Errorf("redistest: no redis-server process to freeze")
+	}
+	return s.cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return fmt.Errorf("redistest: no redis-server process to thaw")
+	}
+	return s.cmd.Process.Signal(syscall.SIGCONT)
 }
 
 // Kill stops the server with SIGKILL, as in a crash.
