@@ -75,6 +75,8 @@ type leaseWatch struct {
 	every  time.Duration
 	log    zerolog.Logger
 	now    func() time.Time
+	// minOutage is outageMin, shorter in tests.
+	minOutage time.Duration
 
 	stop chan struct{}
 	done chan struct{}
@@ -87,7 +89,7 @@ func newLeaseWatch(rdb redis.UniversalClient, queues map[string]int, every time.
 		qs = append(qs, q)
 	}
 	sort.Strings(qs)
-	return &leaseWatch{rdb: rdb, queues: qs, every: every, log: log, now: time.Now,
+	return &leaseWatch{rdb: rdb, queues: qs, every: every, log: log, now: time.Now, minOutage: outageMin,
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -103,30 +105,30 @@ func (w *leaseWatch) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.every)
 	defer t.Stop()
-	var downSince, recoverUntil time.Time
+	// lastGood is when Redis last answered a probe. A probe that answers
+	// after a silence longer than the probe interval plus minOutage ends an
+	// outage, whether the probes in between failed or hung (a frozen Redis
+	// answers late rather than not at all).
+	lastGood := w.now()
+	var recoverUntil time.Time
 	for {
 		select {
 		case <-w.stop:
 			return
 		case <-t.C:
 		}
-		now := w.now()
 		ctx, cancel := context.WithTimeout(context.Background(), max(w.every, time.Second))
 		err := w.rdb.Ping(ctx).Err()
 		cancel()
-		switch {
-		case err != nil:
-			if downSince.IsZero() {
-				downSince = now
-			}
+		now := w.now()
+		if err != nil {
 			continue
-		case !downSince.IsZero():
-			if out := now.Sub(downSince); out >= outageMin {
-				w.log.Warn().Dur("outage", out.Round(time.Second)).Msg("Redis is back; requeueing tasks whose lease ran out during the outage")
-				recoverUntil = now.Add(recoverFor)
-			}
-			downSince = time.Time{}
 		}
+		if out := now.Sub(lastGood); out >= w.every+w.minOutage {
+			w.log.Warn().Dur("outage", out.Round(time.Second)).Msg("Redis is back; requeueing tasks whose lease ran out during the outage")
+			recoverUntil = now.Add(recoverFor)
+		}
+		lastGood = now
 		if now.Before(recoverUntil) {
 			if n, err := w.requeueExpired(context.Background(), now); err != nil {
 				w.log.Warn().Err(err).Msg("requeue tasks after the Redis outage")
