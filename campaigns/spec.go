@@ -295,6 +295,11 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 	if m := root.Content[0]; m.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			s.lines[m.Content[i].Value] = m.Content[i].Line
+			if v := m.Content[i+1]; v.Kind == yaml.MappingNode { // nested keys, e.g. template.name
+				for j := 0; j+1 < len(v.Content); j += 2 {
+					s.lines[m.Content[i].Value+"."+v.Content[j].Value] = v.Content[j].Line
+				}
+			}
 		}
 	}
 	if err := s.Validate(); err != nil {
@@ -408,16 +413,26 @@ func specKeys() []string {
 // File is the path the spec was loaded from ("" when built in code).
 func (s Spec) File() string { return s.file }
 
-// Line returns the line of a top-level key in the spec file, or 0.
-func (s Spec) Line(key string) int { return s.lines[key] }
+// Line returns the line of a key in the spec file, or 0: a top-level key
+// ("template") or a key of a top-level mapping ("template.name"); a nested
+// key that is not written falls back to its parent's line.
+func (s Spec) Line(key string) int {
+	if n, ok := s.lines[key]; ok {
+		return n
+	}
+	if parent, _, nested := strings.Cut(key, "."); nested {
+		return s.lines[parent]
+	}
+	return 0
+}
 
-// Errorf builds a SpecError located at a top-level key.
+// Errorf builds a SpecError located at a key, as Line finds it.
 func (s Spec) Errorf(key, format string, args ...any) *SpecError {
 	file := s.file
 	if file == "" {
 		file = "campaign spec"
 	}
-	return &SpecError{File: file, Line: s.lines[key], Msg: fmt.Sprintf(format, args...)}
+	return &SpecError{File: file, Line: s.Line(key), Msg: fmt.Sprintf(format, args...)}
 }
 
 // Resolve returns a path from the spec relative to the spec's folder.

@@ -311,7 +311,7 @@ func (m *templateMessage) check() (to, content, reason string) {
 		return p, "", fmt.Sprintf("Template %s takes %d parameters, got %d", t.Name, t.params, len(m.Template.Parameters))
 	case len(m.Template.Buttons) != t.buttons:
 		return p, "", fmt.Sprintf("Template %s takes %d buttons, got %d", t.Name, t.buttons, len(m.Template.Buttons))
-	case lang != "" && !strings.HasPrefix(strings.ToLower(lang), "en"):
+	case !sameLanguage(lang, t.Locale):
 		return p, "", fmt.Sprintf("Template %s has no %s translation", t.Name, lang)
 	}
 	var b strings.Builder
@@ -704,4 +704,21 @@ func (s *Server) inbound(w http.ResponseWriter, r *http.Request) {
 		s.hooks.schedule(0, func() any { return ev })
 	}
 	ok(w, "Inbound message received", ev)
+}
+
+// sameLanguage reports whether a send's language (en when "", as OneRoute
+// assumes) names a template's locale: the same code ignoring case and '-'
+// for '_', or the same base language when either has no region.
+func sameLanguage(lang, locale string) bool {
+	if lang == "" {
+		lang = "en"
+	}
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "-", "_")) }
+	a, b := norm(lang), norm(locale)
+	if a == b {
+		return true
+	}
+	baseA, regionA, _ := strings.Cut(a, "_")
+	baseB, regionB, _ := strings.Cut(b, "_")
+	return baseA == baseB && (regionA == "" || regionB == "")
 }
