@@ -83,6 +83,8 @@ func commands() []command {
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"otp", "send and verify one-time passwords (OneOTP, OTP SMS)", cmdOTP},
 		{"sessions", "seed and check WhatsApp session windows (customers' last inbound time)", cmdSessions},
+		{"channels", "list the OneRoute channels a spec can name (channel_id, from)", cmdChannels},
+		{"templates", "list a WhatsApp channel's templates: name, language, parameters, approval", cmdTemplates},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}

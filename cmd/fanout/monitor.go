@@ -24,6 +24,7 @@ import (
 	"github.com/fanoutdev/fanout/metrics"
 	"github.com/fanoutdev/fanout/monitor"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/preflight"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
@@ -194,6 +195,12 @@ func submitCampaign(cfg config.Config, store *storage.Store, enq dispatcher.Enqu
 		}
 		if spec.Suppress != "" {
 			return "", nil, bad(spec.Errorf("suppress", "suppress: a campaign posted to the monitor cannot name a file on the server; drop the suppressed addresses from the recipient file, or dispatch it with the command line"))
+		}
+		if err := submitPreflight(ctx, cfg, spec); err != nil {
+			if preflight.IsFinding(err) {
+				return spec.ID, nil, bad(err)
+			}
+			return spec.ID, nil, err
 		}
 		opts := dispatchOptions(cfg)
 		opts.Logger = log

@@ -30,6 +30,7 @@ type runArgs struct {
 	rejects   string
 	timeout   time.Duration
 	spec      string
+	offline   bool
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -53,6 +54,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	var b runBackends
 	defer b.close()
 	if err := b.open(ctx, e, a, &cfg); err != nil {
+		return err
+	}
+	if err := checkSpec(ctx, e, cfg, b.client, spec, a.offline); err != nil {
 		return err
 	}
 	srv := newWorker(b.rdb, b.client, ratelimit.NewRedis(b.rdb), cfg, log)
@@ -94,6 +98,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		shortDuration(config.DefaultDLRMaxAge), shortDuration(sandboxDLRMaxAge)))
 	fs.StringVar(&a.rejects, "rejects", "", "write refused rows to this CSV `file`")
 	fs.DurationVar(&a.timeout, "timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
+	fs.BoolVar(&a.offline, "offline", false, offlineUsage)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return a, err
