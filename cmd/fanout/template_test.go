@@ -107,19 +107,19 @@ func TestEveryTemplateFormSendsPersonalText(t *testing.T) {
 func TestTemplateFailingForAllStopsTheDispatch(t *testing.T) {
 	t.Parallel()
 	path := writeSpec(t, "{{if .vip}}{{lt .first_name 3}}{{end}}{{.first_name}}", strings.ReplaceAll(threeRecipients, "phone,first_name,discount", "phone,first_name,vip"))
-	code, _, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", path)
+	code, _, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", "--offline", path)
 	if code != exitBadInput || !strings.Contains(errOut, "c.yaml:6") || !strings.Contains(errOut, "the template fails for each of the first 3 recipients") ||
 		!strings.Contains(errOut, "incompatible types for comparison") {
 		t.Errorf("file: exit %d\n%s", code, errOut)
 	}
 	code, _, errOut = runDispatch(t, map[string]string{}, strings.ReplaceAll(threeRecipients, "phone,first_name,discount", "phone,first_name,vip"),
-		"dispatch", "--dry-run", "--recipients", "-", path)
+		"dispatch", "--dry-run", "--offline", "--recipients", "-", path)
 	if code != exitBadInput || !strings.Contains(errOut, "c.yaml:6") || !strings.Contains(errOut, "the template fails for all 3 recipients read") {
 		t.Errorf("stdin: exit %d\n%s", code, errOut)
 	}
 	// One failing row among good ones is that row's refusal, not the spec's.
 	path = writeSpec(t, "{{if .vip}}{{lt .first_name 3}}{{end}}{{.first_name}}", "phone,first_name,vip\n08031234561,Ada,\n08031234562,Bola,yes\n")
-	code, out, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", "--json", path)
+	code, out, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", "--offline", "--json", path)
 	if code != 0 || !strings.Contains(out, `"valid":1,`) || !strings.Contains(out, `"invalid":1,`) {
 		t.Errorf("one bad row: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -144,7 +144,7 @@ func TestHostileTemplatesDryRun(t *testing.T) {
 		// gets from wait4 would include this test process's, which the
 		// child inherits at exec.
 		rssFile := filepath.Join(t.TempDir(), "rss")
-		cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", rssFile, bin, "dispatch", "--dry-run", path)
+		cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", rssFile, bin, "dispatch", "--dry-run", "--offline", path)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		start := time.Now()
