@@ -312,6 +312,9 @@ func (m *templateMessage) check() (to, content, reason string) {
 	case len(m.Template.Buttons) != t.buttons:
 		return p, "", fmt.Sprintf("Template %s takes %d buttons, got %d", t.Name, t.buttons, len(m.Template.Buttons))
 	case !sameLanguage(lang, t.Locale):
+		if lang == "" {
+			lang = "en"
+		}
 		return p, "", fmt.Sprintf("Template %s has no %s translation", t.Name, lang)
 	}
 	var b strings.Builder
