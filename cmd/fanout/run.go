@@ -89,6 +89,9 @@ and, unless REDIS_URL is set, Redis is embedded in memory. Without --sandbox
 it sends for real through ONEROUTE_BASE_URL with ONEROUTE_API_KEY, using
 Redis at REDIS_URL.
 
+Before anything is sent, the spec's channel, template and parameters are
+checked against OneRoute (the sandbox with --sandbox); --offline skips it.
+
 Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	var a runArgs
 	cfgFile := configFlag(fs)
