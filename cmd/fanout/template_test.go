@@ -184,7 +184,7 @@ func TestHTMLEmailArrivesEscaped(t *testing.T) {
 	var mu sync.Mutex
 	var bodies []string
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/email") {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/email") { // not the preflight's GET /channels/email
 			body, _ := io.ReadAll(r.Body)
 			var q struct {
 				Message string `json:"message"`
