@@ -54,3 +54,22 @@ func TestTemplateHasLanguage(t *testing.T) {
 		}
 	}
 }
+
+// ButtonValues counts the values a send must give for the template's
+// buttons: copy codes and URL placeholders, not plain links or replies.
+func TestTemplateButtonValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, comps string
+		want        int
+	}{
+		{"no components", ``, 0},
+		{"body only", `[{"type":"BODY","text":"Hi {{1}}"}]`, 0},
+		{"copy code", `[{"type":"BODY","text":"{{1}}"},{"type":"BUTTONS","buttons":[{"type":"OTP","otp_type":"COPY_CODE"}]}]`, 1},
+		{"links and replies", `[{"type":"BUTTONS","buttons":[{"type":"URL","url":"https://x.co/{{1}}"},{"type":"URL","url":"https://x.co/"},{"type":"QUICK_REPLY","text":"Stop"}]}]`, 1},
+	} {
+		if got := (Template{Components: json.RawMessage(tc.comps)}).ButtonValues(); got != tc.want {
+			t.Errorf("%s: ButtonValues() = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -289,3 +289,37 @@ func (t Template) HasLanguage(lang string) bool {
 	baseB, regionB, _ := strings.Cut(b, "_")
 	return baseA == baseB && (regionA == "" || regionB == "")
 }
+
+// ButtonValues returns how many button values a send of the template must
+// give in TemplateRef.Buttons: one per copy-code (OTP, COPY_CODE) button
+// and per URL button whose link has a placeholder, read from its BUTTONS
+// component.
+func (t Template) ButtonValues() int {
+	var comps []struct {
+		Type    string `json:"type"`
+		Buttons []struct {
+			Type string `json:"type"`
+			URL  string `json:"url"`
+		} `json:"buttons"`
+	}
+	if len(t.Components) == 0 || json.Unmarshal(t.Components, &comps) != nil {
+		return 0
+	}
+	n := 0
+	for _, c := range comps {
+		if !strings.EqualFold(c.Type, "BUTTONS") {
+			continue
+		}
+		for _, b := range c.Buttons {
+			switch strings.ToUpper(b.Type) {
+			case "OTP", "COPY_CODE":
+				n++
+			case "URL":
+				if strings.Contains(b.URL, "{{") {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}

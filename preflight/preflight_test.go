@@ -79,6 +79,8 @@ func TestCheckRefuses(t *testing.T) {
 			[]string{"campaign.yaml:6:", "has no fr version (it is in en)", "set template.language to en"}},
 		{"language missing for a french template", whatsApp(num, "  name: bienvenue\n  parameters: [\"{{.name}}\"]\n"),
 			[]string{"campaign.yaml:5:", "bienvenue has no en version (it is in fr)", "add language: fr"}},
+		{"template with a copy-code button", whatsApp(num, "  name: otp_auth\n  parameters: [\"{{.code}}\"]\n"),
+			[]string{"campaign.yaml:5:", "otp_auth has 1 button needing a value", "a campaign spec cannot give"}},
 		{"wrong parameter count", whatsApp(num, "  name: order_shipped\n  parameters:\n    - \"{{.name}}\"\n"),
 			[]string{"campaign.yaml:6:", "order_shipped takes 2 parameters", "the spec gives 1", "a list of 2"}},
 	} {

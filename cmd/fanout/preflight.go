@@ -141,6 +141,7 @@ type templateJSON struct {
 	Status     string `json:"status"`
 	Category   string `json:"category,omitempty"`
 	Parameters int    `json:"parameters"`
+	Buttons    int    `json:"buttons"`
 	Body       string `json:"body"`
 }
 
@@ -148,7 +149,8 @@ func cmdTemplates(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "templates", "CHANNEL [--json]", `
 Lists a WhatsApp channel's templates: the template.name, template.language
 and number of template.parameters a whatsapp_template spec can give, and
-whether each is approved (only approved ones can be sent). CHANNEL is the
+whether each is approved (only approved ones can be sent; a spec cannot
+give button values, so one with BUTTONS above 0 cannot be sent either). CHANNEL is the
 channel id or its WhatsApp number (the spec's from). Reads
 ONEROUTE_BASE_URL with ONEROUTE_API_KEY.
 
@@ -169,15 +171,15 @@ Exit codes: 0 listed, 1 OneRoute could not be asked, 2 bad input.`)
 	}
 	out := make([]templateJSON, len(list))
 	for i, t := range list {
-		out[i] = templateJSON{Name: t.Name, Language: t.Locale, Status: t.Status, Category: t.Category, Parameters: t.Placeholders(), Body: t.Body}
+		out[i] = templateJSON{Name: t.Name, Language: t.Locale, Status: t.Status, Category: t.Category, Parameters: t.Placeholders(), Buttons: t.ButtonValues(), Body: t.Body}
 	}
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLANGUAGE\tSTATUS\tPARAMETERS\tCATEGORY")
+	fmt.Fprintln(tw, "NAME\tLANGUAGE\tSTATUS\tPARAMETERS\tBUTTONS\tCATEGORY")
 	for _, t := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Name, t.Language, t.Status, t.Parameters, t.Category)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", t.Name, t.Language, t.Status, t.Parameters, t.Buttons, t.Category)
 	}
 	return tw.Flush()
 }

@@ -222,10 +222,10 @@ func TestChannelsAndTemplates(t *testing.T) {
 		}
 		got = got[:0]
 		for _, tp := range tmpls {
-			got = append(got, fmt.Sprintf("%s %s %s %d", tp.Name, tp.Language, tp.Status, tp.Parameters))
+			got = append(got, fmt.Sprintf("%s %s %s %d %d", tp.Name, tp.Language, tp.Status, tp.Parameters, tp.Buttons))
 		}
-		want = []string{"first_welcome_messsage en approved 1", "new_conversation en approved 1", "otp_auth en approved 1",
-			"summer_promo en pending 1", "order_shipped en approved 2", "bienvenue fr approved 1"}
+		want = []string{"first_welcome_messsage en approved 1 0", "new_conversation en approved 1 0", "otp_auth en approved 1 1",
+			"summer_promo en pending 1 0", "order_shipped en approved 2 0", "bienvenue fr approved 1 0"}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("templates %s --json (-want +got):\n%s", arg, d)
 		}
