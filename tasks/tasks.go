@@ -87,7 +87,14 @@ func Queue(c campaigns.Channel) string {
 // BatchKey is a short name of a batch within its campaign: "b12" for a
 // dispatched batch, "b12r1-<hash>" for a follow-up, where the hash covers
 // its rows so that two follow-ups with different rows never share an id.
+// A batch of retry round n (fanout retry-failed) is "b12xn" (and
+// "b12xnr1-<hash>" for its follow-ups), so it never takes the id of a
+// batch of the first run or of another round.
 func BatchKey(b *campaigns.Batch) string {
+	base := fmt.Sprintf("b%d", b.Seq)
+	if b.Retry > 0 {
+		base += fmt.Sprintf("x%d", b.Retry)
+	}
 	if b.Attempt > 0 {
 		h := fnv.New32a()
 		var buf [8]byte
@@ -95,9 +102,9 @@ func BatchKey(b *campaigns.Batch) string {
 			binary.LittleEndian.PutUint64(buf[:], uint64(it.Row))
 			h.Write(buf[:])
 		}
-		return fmt.Sprintf("b%dr%d-%08x", b.Seq, b.Attempt, h.Sum32())
+		return fmt.Sprintf("%sr%d-%08x", base, b.Attempt, h.Sum32())
 	}
-	return fmt.Sprintf("b%d", b.Seq)
+	return base
 }
 
 // BatchID is the deterministic task id of a batch: dispatching the same

@@ -296,6 +296,7 @@ func (a *attempt) record(ctx context.Context, outs []campaigns.Outcome) error {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	saveRetrySource(rctx, a.s.deps.Store, a.b, outs) // for fanout retry-failed
 	n, err := a.s.deps.Store.Record(rctx, a.b.Campaign, storage.ModeSend, a.token, outs)
 	if err != nil {
 		return fmt.Errorf("record %d outcomes: %w", len(outs), err)

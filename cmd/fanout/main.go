@@ -83,6 +83,8 @@ func commands() []command {
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"otp", "send and verify one-time passwords (OneOTP, OTP SMS)", cmdOTP},
 		{"sessions", "seed and check WhatsApp session windows (customers' last inbound time)", cmdSessions},
+		{"retry-failed", "send again the recipients that failed for a temporary reason (or --reason)", cmdRetryFailed},
+		{"report", "write every recipient's final state, message id and reason (CSV or NDJSON)", cmdReport},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}
