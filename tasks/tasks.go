@@ -244,3 +244,23 @@ func Decode(data []byte, v any) error {
 	}
 	return nil
 }
+
+// TypeNotify posts a campaign's completion notice to its notify_url.
+const TypeNotify = "campaign:notify"
+
+// Notify is the payload of a campaign:notify task. Retries is the
+// campaign's retry rounds (fanout retry-failed) when it completed, so each
+// completion is notified once.
+type Notify struct {
+	Campaign string `json:"cid"`
+	Retries  int    `json:"retries"`
+}
+
+// ID is the task id of one completion's notice: <cid>:notify:<retries>.
+func (p Notify) ID() string { return p.Campaign + ":notify:" + strconv.Itoa(p.Retries) }
+
+// NewNotify builds a campaign:notify task on the dlr queue (housekeeping,
+// low weight); asynq retries it with backoff until the URL answers 2xx.
+func NewNotify(p Notify, o Options) Task {
+	return Task{p.ID(), asynq.NewTask(TypeNotify, Encode(p), o.asynq(p.ID(), QueueDLR)...)}
+}
