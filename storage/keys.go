@@ -19,6 +19,7 @@ import "strconv"
 //	                              channel, dlr, state, reason, counters (total,
 //	                              batches, sent, failed, unknown, skipped,
 //	                              delivered, undelivered, dlr_expired, read),
+//	                              retries (rounds of ResetFailed),
 //	                              the dispatcher's counts (rows, invalid,
 //	                              duplicates, suppressed), dispatched, maxrow
 //	                              and times (created_at, started_at,

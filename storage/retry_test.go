@@ -62,8 +62,8 @@ func TestResetFailedMovesOnlyFailedRows(t *testing.T) {
 		t.Errorf("ResetFailed (-want +got):\n%s", diff)
 	}
 	p, _ = b.store.Progress(b.ctx, spec.ID)
-	if p.State != campaigns.StateRunning || p.Failed != 1 || p.Sent != 7 || p.Pending != 2 || p.FinishedAt != nil {
-		t.Errorf("after reset: %s sent %d failed %d pending %d finished %v, want running 7 1 2 nil", p.State, p.Sent, p.Failed, p.Pending, p.FinishedAt)
+	if p.State != campaigns.StateRunning || p.Failed != 1 || p.Sent != 7 || p.Pending != 2 || p.FinishedAt != nil || p.Retries != 1 {
+		t.Errorf("after reset: %s sent %d failed %d pending %d finished %v retries %d, want running 7 1 2 nil 1", p.State, p.Sent, p.Failed, p.Pending, p.FinishedAt, p.Retries)
 	}
 	why, _ := b.rdb.HGetAll(b.ctx, "fanout:{reset}:why").Result()
 	if diff := cmp.Diff(map[string]string{"Invalid number": "1"}, why); diff != "" {

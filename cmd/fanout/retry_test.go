@@ -3,21 +3,29 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha512"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/redistest"
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/worker"
 )
 
@@ -115,11 +123,20 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 		perm: func(i int) bool { return i%20 == 7 }, temp: func(i int) bool { return i%20 == 13 }}
 	c.api = httptest.NewServer(faults)
 	t.Cleanup(c.api.Close)
+	notices := &noticeReceiver{}
+	hook := httptest.NewServer(notices)
+	t.Cleanup(hook.Close)
 	opts := fastOptions()
 	opts.MaxAttempts = 3
+	opts.NotifySecret = "notify-secret"
 	c.startWorkers(t, 2, opts)
+	aud := worker.NewAuditor(c.rdb, c.store, zerolog.Nop(), worker.AuditOptions{Interval: 200 * time.Millisecond, RequestTimeout: opts.RequestTimeout})
+	actx, stopAudit := context.WithCancel(c.ctx)
+	audited := make(chan struct{})
+	go func() { defer close(audited); aud.Run(actx) }()
+	t.Cleanup(func() { stopAudit(); <-audited })
 	const n = 200
-	specPath := writeCampaign(t, n, "")
+	specPath := writeCampaign(t, n, "notify_url: "+hook.URL+"/done\n")
 	res := c.dispatchKeeping(t, specPath, 50)
 
 	p := c.waitFinal(t, res.ID, 60*time.Second)
@@ -148,6 +165,10 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 	if p.State != campaigns.StateCompleted || p.Failed != int64(len(perm)+len(temp)) || p.Sent != int64(n-len(perm)-len(temp)) {
 		t.Fatalf("first run: state %s sent %d failed %d, want completed %d %d", p.State, p.Sent, p.Failed, n-len(perm)-len(temp), len(perm)+len(temp))
 	}
+
+	// The completion is notified once, signed.
+	testwait.For(t, "the completion notice", 10*time.Second, func() bool { return notices.count() >= 1 })
+	notices.check(t, 0, []byte(opts.NotifySecret), res.ID, 0, p.Failed)
 
 	b := setup(t)
 	b.env["REDIS_URL"] = c.redis.URL()
@@ -193,6 +214,16 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 	}
 	if p.State != campaigns.StateCompleted || p.Failed != int64(len(perm)) || p.Sent != int64(n-len(perm)) {
 		t.Errorf("after the retry: state %s sent %d failed %d, want completed %d %d", p.State, p.Sent, p.Failed, n-len(perm), len(perm))
+	}
+	// The second completion is notified once more, as retry 1.
+	testwait.For(t, "the second completion notice", 10*time.Second, func() bool { return notices.count() >= 2 })
+	notices.check(t, 1, []byte(opts.NotifySecret), res.ID, 1, p.Failed)
+	testwait.For(t, "the auditor to drop the completed campaign", 10*time.Second, func() bool {
+		ids, _ := c.store.Audited(c.ctx)
+		return !slices.Contains(ids, res.ID)
+	})
+	if k := notices.count(); k != 2 {
+		t.Errorf("%d completion notices, want 2 (one per completion)", k)
 	}
 	if st := c.sb.Stats(); st.Duplicates != 0 || st.Accepted != int64(n-len(perm)) {
 		t.Errorf("sandbox accepted %d with %d duplicates, want %d and 0", st.Accepted, st.Duplicates, n-len(perm))
@@ -306,4 +337,47 @@ func readCSV(t *testing.T, path string) [][]string {
 		t.Fatal(err)
 	}
 	return recs
+}
+
+// noticeReceiver records the completion notices posted to notify_url.
+type noticeReceiver struct {
+	mu     sync.Mutex
+	bodies [][]byte
+	sigs   []string
+}
+
+func (r *noticeReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	b, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bodies = append(r.bodies, b)
+	r.sigs = append(r.sigs, req.Header.Get(worker.SignatureHeader))
+}
+
+func (r *noticeReceiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.bodies)
+}
+
+// check asserts notice i is signed with secret over its exact body and
+// says campaign id completed after retries rounds with failed failures.
+func (r *noticeReceiver) check(t *testing.T, i int, secret []byte, id string, retries int, failed int64) {
+	t.Helper()
+	r.mu.Lock()
+	body, sig := r.bodies[i], r.sigs[i]
+	r.mu.Unlock()
+	mac := hmac.New(sha512.New, secret)
+	mac.Write(body)
+	if want := hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(sig), []byte(want)) {
+		t.Errorf("notice %d: signature %q does not match its body", i, sig)
+	}
+	var nt worker.Notice
+	if err := json.Unmarshal(body, &nt); err != nil {
+		t.Fatal(err)
+	}
+	if nt.Event != "campaign.completed" || nt.Campaign.ID != id || nt.Campaign.State != campaigns.StateCompleted || nt.Retries != retries || nt.Campaign.Failed != failed {
+		t.Errorf("notice %d = event %s id %s state %s retries %d failed %d, want campaign.completed %s completed %d %d",
+			i, nt.Event, nt.Campaign.ID, nt.Campaign.State, nt.Retries, nt.Campaign.Failed, id, retries, failed)
+	}
 }
