@@ -207,7 +207,10 @@ func (a *attempt) pace(ctx context.Context, items []campaigns.Item) (*pacer, err
 // p what follows from them: the part to send again, the part to reconcile
 // later, a pause, a throttle.
 func (a *attempt) outcomes(items []campaigns.Item, results []outcome, p *plan) []campaigns.Outcome {
-	if reason := sameFailure(results); reason != "" {
+	// A retry batch (fanout retry-failed) holds recipients chosen by their
+	// failure reason: the same refusal again says nothing about the
+	// campaign.
+	if reason := sameFailure(results); reason != "" && a.b.Retry == 0 {
 		// Every recipient of a sizeable batch refused for one reason: a
 		// campaign-level mistake (wrong parameters, unknown sender), not
 		// bad recipients. Pause instead of failing everyone.

@@ -246,6 +246,29 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 		t.Errorf("second retry-failed = %+v, want nothing retried", again)
 	}
 
+	// --reason retries permanent failures too, as round 2: each permanent
+	// number is asked once more (and refused again), nobody else.
+	if code := b.run(t, "retry-failed", res.ID, "--reason", "=HYPERLINK", "--json"); code != 0 {
+		t.Fatalf("retry-failed --reason: exit %d: %s", code, b.stderr.String())
+	}
+	var byReason worker.RetryResult
+	json.Unmarshal(b.stdout.Bytes(), &byReason)
+	if byReason.Retried != len(perm) || byReason.Round != 2 {
+		t.Errorf("retry-failed --reason = %+v, want %d retried in round 2", byReason, len(perm))
+	}
+	p = c.waitFinal(t, res.ID, 60*time.Second)
+	c.checkLedger(t, p)
+	requests, _ = faults.counts()
+	for _, i := range perm {
+		if requests[i] != 1 {
+			t.Errorf("permanent number %d: %d requests in the --reason retry, want 1", i, requests[i])
+		}
+		delete(requests, i)
+	}
+	if len(requests) != 0 || p.Failed != int64(len(perm)) || p.Retries != 2 {
+		t.Errorf("--reason retry asked others %v; failed %d retries %d, want none, %d, 2", requests, p.Failed, p.Retries, len(perm))
+	}
+
 	// report: every recipient once, in both formats.
 	csvPath := filepath.Join(filepath.Dir(specPath), "r.csv")
 	if code := b.run(t, "report", res.ID, "--format", "ndjson", "--recipients", csvPath); code != 0 {
@@ -274,7 +297,7 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 		case l.To == "":
 			t.Errorf("row %d has no address", l.Row)
 		case faults.perm(i):
-			if l.State != "failed" || l.Reason != permanentReason {
+			if l.State != "failed" || l.Reason != permanentReason || l.Retries != 1 {
 				t.Errorf("permanent row %d: %+v", l.Row, l)
 			}
 		case faults.temp(i):
