@@ -1,11 +1,16 @@
 package worker
 
 import (
+	"context"
+	"fmt"
 	"testing"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // The reasons the send path records are classified by Retryable as the
@@ -62,4 +67,63 @@ func TestRetryOptionsWanted(t *testing.T) {
 
 func apiErr(status int) error {
 	return &oneroute.APIError{Op: "send sms", Status: status, Message: "x"}
+}
+
+// dropEnqueuer loses every task it is given (a crash between the reset and
+// the enqueue, or a task deleted at once).
+type dropEnqueuer struct{}
+
+func (dropEnqueuer) EnqueueContext(context.Context, *asynq.Task, ...asynq.Option) (*asynq.TaskInfo, error) {
+	return &asynq.TaskInfo{}, nil
+}
+
+// A retry round whose tasks never reached asynq does not strand the
+// campaign: the round's copies were saved before the rows were reset, so
+// the auditor re-creates the task (<cid>:b0x1) from its copy, holding
+// exactly the retried rows.
+func TestLostRetryTaskIsRestoredByTheAuditor(t *testing.T) {
+	t.Parallel()
+	b := setupAudit(t)
+	const id = "lostretry"
+	bts := b.campaign(t, id, 1)
+	rows := make([]int, 0, 10)
+	var outs []campaigns.Outcome
+	for _, it := range bts[0].Items {
+		rows = append(rows, it.Row)
+		why := "Invalid number"
+		if it.Row%2 == 0 {
+			why = "gave up after 8 attempts: HTTP 500: Internal server error"
+		}
+		outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerFailed, Value: why})
+	}
+	saveRetrySource(b.ctx, b.store, bts[0], outs)
+	b.store.Claim(b.ctx, id, "T", rows, 0)
+	if _, err := b.store.Record(b.ctx, id, storage.ModeSend, "T", outs); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.aud.Audit(b.ctx); err != nil { // completed: copies dropped
+		t.Fatal(err)
+	}
+	res, err := RetryFailed(b.ctx, b.store, KeepCopies(dropEnqueuer{}, b.store), id, RetryOptions{})
+	if err != nil || res.Retried != 5 || res.Batches != 1 || res.State != campaigns.StateRunning {
+		t.Fatalf("RetryFailed = %+v, %v; want 5 retried in 1 task, running", res, err)
+	}
+	if err := b.aud.Audit(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.insp.GetTaskInfo(tasks.QueueSMS, id+":b0x1")
+	if err != nil {
+		t.Fatalf("the lost retry task was not re-created: %v", err)
+	}
+	var got campaigns.Batch
+	if err := tasks.Decode(info.Payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	var gotRows []int
+	for _, it := range got.Items {
+		gotRows = append(gotRows, it.Row)
+	}
+	if got.Retry != 1 || fmt.Sprint(gotRows) != "[2 4 6 8 10]" || got.Items[0].To == "" {
+		t.Errorf("re-created task: retry %d rows %v items %+v, want retry 1 rows [2 4 6 8 10] with addresses", got.Retry, gotRows, got.Items)
+	}
 }
