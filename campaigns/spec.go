@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -171,6 +172,10 @@ type Spec struct {
 	// ambiguous outcome that no lookup could settle. Default false: such
 	// recipients end as "unknown" and are never resent.
 	AtLeastOnce bool `yaml:"at_least_once" json:"at_least_once,omitempty"`
+	// NotifyURL, when set, receives a signed JSON summary of the campaign
+	// each time it completes (POST, X-Fanout-Signature: hex HMAC-SHA512 of
+	// the body keyed by FANOUT_NOTIFY_SECRET). http or https.
+	NotifyURL string `yaml:"notify_url" json:"notify_url,omitempty"`
 	// Schedule bounds when the campaign may send.
 	Schedule *Schedule `yaml:"schedule" json:"schedule,omitempty"`
 
@@ -407,7 +412,7 @@ func plainName(s string) bool {
 
 func specKeys() []string {
 	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
-		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule"}
+		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule", "notify_url"}
 }
 
 // File is the path the spec was loaded from ("" when built in code).
@@ -524,6 +529,11 @@ func (s *Spec) Validate() error {
 	}
 	if s.BatchSize < 0 || s.BatchSize > 1000 {
 		add("batch_size", "batch_size %d: use 1 to 1000", s.BatchSize)
+	}
+	if s.NotifyURL != "" {
+		if u, err := url.Parse(s.NotifyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("notify_url", "notify_url %q: use an http:// or https:// URL", s.NotifyURL)
+		}
 	}
 	if r := s.Rate; r != nil && (r.PerSecond < 0 || r.PerMinute < 0 || r.PerDay < 0 || r.Burst < 0) {
 		add("rate", "rate limits cannot be negative")

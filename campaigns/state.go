@@ -80,6 +80,9 @@ type Progress struct {
 	RedisLossAt *time.Time `json:"redis_loss_at,omitempty"`
 	// RedisLosses counts those restarts and failovers.
 	RedisLosses int64 `json:"redis_losses,omitempty"`
+	// Retries counts the retry rounds of fanout retry-failed that sent
+	// failed recipients again.
+	Retries int64 `json:"retries,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.

@@ -22,6 +22,10 @@ type Batch struct {
 	// Attempt is 0 for a dispatched batch and counts up for each follow-up
 	// task that carries a batch's unfinished part.
 	Attempt int `json:"att,omitempty"`
+	// Retry is 0 for a batch of the campaign's first run, and the
+	// campaign's retry round (fanout retry-failed) for a batch that sends
+	// failed recipients again.
+	Retry int `json:"rty,omitempty"`
 	// Failures counts temporary failures so far (bounded by MaxAttempts).
 	Failures  int     `json:"fail,omitempty"`
 	Channel   Channel `json:"ch"`

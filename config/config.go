@@ -214,6 +214,11 @@ type Worker struct {
 	// worker starts within about that; each idle worker runs a few
 	// Redis scripts per check.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// NotifySecret keys the X-Fanout-Signature (hex HMAC-SHA512 of the
+	// body) of the completion notices posted to a campaign's notify_url:
+	// env FANOUT_NOTIFY_SECRET, or a file named by
+	// FANOUT_NOTIFY_SECRET_FILE; default none (notices are sent unsigned).
+	NotifySecret Secret `yaml:"notify_secret"`
 }
 
 // Dispatch configures expansion.
@@ -396,6 +401,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	}
 	secret("REDIS_PASSWORD", &cfg.Redis.Password)
 	secret("REDIS_SENTINEL_PASSWORD", &cfg.Redis.SentinelPassword)
+	secret("FANOUT_NOTIFY_SECRET", &cfg.Worker.NotifySecret)
 	dur("ONEROUTE_TIMEOUT", &cfg.OneRoute.Timeout)
 	str("LOG_LEVEL", &cfg.Log.Level)
 	str("LOG_FORMAT", &cfg.Log.Format)

@@ -19,6 +19,7 @@ import "strconv"
 //	                              channel, dlr, state, reason, counters (total,
 //	                              batches, sent, failed, unknown, skipped,
 //	                              delivered, undelivered, dlr_expired, read),
+//	                              retries (rounds of ResetFailed),
 //	                              the dispatcher's counts (rows, invalid,
 //	                              duplicates, suppressed), dispatched, maxrow
 //	                              and times (created_at, started_at,
@@ -147,3 +148,16 @@ func srcKey(id string) string          { return "fanout:{" + id + "}:src" }
 func chunkKey(id string, n int) string { return srcKey(id) + ":" + strconv.Itoa(n) }
 func supKey(id string) string          { return "fanout:{" + id + "}:sup" }
 func genKey(id string) string          { return "fanout:{" + id + "}:expand" }
+
+// Retrying failed recipients (retry.go), for fanout retry-failed:
+//
+//	fanout:{id}:rf        hash    the retry source: "batch" -> the common
+//	                              part of the campaign's batches (JSON), row
+//	                              -> the item (address and content, JSON) of
+//	                              every row recorded failed. Written by the
+//	                              workers (SaveRetrySource) before they record
+//	                              rows failed; read by RetrySource. Kept.
+//	fanout:{id}:rt        hash    row -> how many times ResetFailed moved it
+//	                              from failed back to pending. Kept.
+func retrySrcKey(id string) string { return "fanout:{" + id + "}:rf" }
+func retriedKey(id string) string  { return "fanout:{" + id + "}:rt" }

@@ -53,4 +53,8 @@ var (
 	//go:embed claim_gen.lua
 	claimGenLua string
 	claimGen    = redis.NewScript(claimGenLua)
+
+	//go:embed retry.lua
+	retryLua    string
+	retryScript = redis.NewScript(nowLua + completeLua + retryLua)
 )

@@ -220,6 +220,7 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 	if m["dlr"] == "1" {
 		p.AwaitingDLR = p.Sent - p.Delivered - p.Undelivered - p.DLRExpired
 	}
+	p.Retries = n("retries")
 	if st := n("started_at"); st > 0 {
 		t := time.UnixMilli(st).UTC()
 		p.StartedAt = &t

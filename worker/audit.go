@@ -175,6 +175,9 @@ func (a *Auditor) auditCampaign(ctx context.Context, id string) error {
 	}
 	switch act.State {
 	case campaigns.StateCompleted:
+		if err := a.notifyCompleted(ctx, id); err != nil {
+			return err // copies kept: the next round tries again
+		}
 		return a.store.DropAllCopies(ctx, id)
 	case campaigns.StateCancelled:
 		st, err := a.store.SettleCancelled(ctx, id, time.Now().Add(-a.opts.RequestTimeout-5*time.Second))

@@ -207,7 +207,10 @@ func (a *attempt) pace(ctx context.Context, items []campaigns.Item) (*pacer, err
 // p what follows from them: the part to send again, the part to reconcile
 // later, a pause, a throttle.
 func (a *attempt) outcomes(items []campaigns.Item, results []outcome, p *plan) []campaigns.Outcome {
-	if reason := sameFailure(results); reason != "" {
+	// A retry batch (fanout retry-failed) holds recipients chosen by their
+	// failure reason: the same refusal again says nothing about the
+	// campaign.
+	if reason := sameFailure(results); reason != "" && a.b.Retry == 0 {
 		// Every recipient of a sizeable batch refused for one reason: a
 		// campaign-level mistake (wrong parameters, unknown sender), not
 		// bad recipients. Pause instead of failing everyone.
@@ -296,6 +299,7 @@ func (a *attempt) record(ctx context.Context, outs []campaigns.Outcome) error {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	saveRetrySource(rctx, a.s.deps.Store, a.b, outs) // for fanout retry-failed
 	n, err := a.s.deps.Store.Record(rctx, a.b.Campaign, storage.ModeSend, a.token, outs)
 	if err != nil {
 		return fmt.Errorf("record %d outcomes: %w", len(outs), err)

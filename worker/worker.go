@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -70,6 +71,9 @@ type Deps struct {
 	// Handlers are extra task handlers to register by task type (for
 	// example the dispatcher's detached expansion).
 	Handlers map[string]asynq.Handler
+	// NotifyClient posts completion notices to notify_url; default a
+	// client with a 10s timeout.
+	NotifyClient *http.Client
 }
 
 // Options tunes handlers and the server. A zero field takes its default;
@@ -139,6 +143,9 @@ type Options struct {
 	// calls (WhatsApp templates, email) are one request per task and are
 	// bounded by Concurrency.
 	InFlight int
+	// NotifySecret keys the X-Fanout-Signature of completion notices
+	// (config FANOUT_NOTIFY_SECRET); default none: notices go unsigned.
+	NotifySecret string
 }
 
 func (o Options) withDefaults() Options {
@@ -216,6 +223,11 @@ func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
 	mux.Handle(tasks.TypeEmailSend, &EmailHandler{b})
 	mux.Handle(tasks.TypeDLRPoll, &DLRHandler{deps: d, opts: o}) // queued before dlr:sweep
 	mux.Handle(tasks.TypeDLRSweep, &SweepHandler{deps: d, opts: o})
+	nc := d.NotifyClient
+	if nc == nil {
+		nc = &http.Client{Timeout: 10 * time.Second}
+	}
+	mux.Handle(tasks.TypeNotify, &NotifyHandler{store: d.Store, client: nc, secret: []byte(o.NotifySecret)})
 	for typ, h := range d.Handlers {
 		mux.Handle(typ, h)
 	}

@@ -79,6 +79,7 @@ func workerOptions(cfg config.Config) worker.Options {
 		DLRMaxAge:       cfg.Worker.DLRMaxAge,
 		PollInterval:    cfg.Worker.PollInterval,
 		RateLimit:       defaultRate(cfg),
+		NotifySecret:    cfg.Worker.NotifySecret.Reveal(),
 	}
 }
 
