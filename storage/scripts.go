@@ -53,4 +53,8 @@ var (
 	//go:embed claim_gen.lua
 	claimGenLua string
 	claimGen    = redis.NewScript(claimGenLua)
+
+	//go:embed skip_opted_out.lua
+	skipOptedOutLua    string
+	skipOptedOutScript = redis.NewScript(nowLua + completeLua + ownerLua + skipOptedOutLua)
 )
