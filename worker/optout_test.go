@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
@@ -228,4 +229,28 @@ func TestStopMidCampaignSkipsTheNumber(t *testing.T) {
 			t.Errorf("row %d ledger %c %q, want skipped %q", entries[i].Row, entries[i].State, entries[i].Value, want)
 		}
 	}
+}
+
+// Match takes any reply without panicking; a match is one of the words, and
+// surrounding spaces and punctuation change nothing.
+func FuzzStopWordsMatch(f *testing.F) {
+	for _, s := range []string{"STOP", " stop! ", "Stop All", "unsubscribe.", "please stop", "", "ＳＴＯＰ", "\xff\xfe", "end\u200b"} {
+		f.Add(s)
+	}
+	words := NewStopWords()
+	known := map[string]bool{}
+	for _, w := range config.DefaultStopWords() {
+		known[w] = true
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		w, ok := words.Match(text)
+		if ok && !known[w] {
+			t.Fatalf("Match(%q) = %q, not a stop word", text, w)
+		}
+		if len(text) <= 60 {
+			if w2, ok2 := words.Match(" " + text + "!"); w2 != w || ok2 != ok {
+				t.Fatalf("Match(%q) = %q %v, but with a space and a ! %q %v", text, w, ok, w2, ok2)
+			}
+		}
+	})
 }
