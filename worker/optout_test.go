@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -15,9 +16,11 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
+	"github.com/fanoutdev/fanout/dispatcher"
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
+	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -136,7 +139,8 @@ func (c *countingProvider) SendTemplate(ctx context.Context, r oneroute.Template
 // A STOP received mid-campaign stops further sends to that number: the
 // next task that claims its batch skips it, counted opted_out (and
 // suppressed) with the reason in its ledger row. A number that STOPs after
-// its message went out keeps its one message.
+// its message went out keeps its one message. The next campaign's dispatch
+// leaves all of them out.
 func TestStopMidCampaignSkipsTheNumber(t *testing.T) {
 	t.Parallel()
 	sb := sandbox.New(sandbox.Options{DLRDelay: -1})
@@ -228,6 +232,21 @@ func TestStopMidCampaignSkipsTheNumber(t *testing.T) {
 		if entries[i].State != storage.LedgerSkipped || entries[i].Value != want {
 			t.Errorf("row %d ledger %c %q, want skipped %q", entries[i].Row, entries[i].State, entries[i].Value, want)
 		}
+	}
+
+	// The next campaign to these numbers leaves the three who stopped out.
+	next := campaigns.Spec{ID: "stopnext", Channel: campaigns.ChannelWhatsAppTemplate, From: sandbox.WhatsAppNumber, DefaultRegion: "NG",
+		Template: &campaigns.Template{Name: "first_welcome_messsage", Language: "en", Parameters: []string{"{{.name}}"}}, Recipients: "r.csv"}
+	src, err := recipients.NewSource(strings.NewReader("phone,name\n08030000003,a\n08030000007,b\n+2348030000008,c\n2348030000014,d\n"), recipients.SourceOptions{Format: "csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dispatcher.Dispatch(ctx, store, &fakeEnqueuer{}, next, src, dispatcher.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Valid != 1 || res.Suppressed != 3 {
+		t.Errorf("next campaign: %d valid, %d suppressed; want 1 and 3", res.Valid, res.Suppressed)
 	}
 }
 
