@@ -13,6 +13,13 @@ import (
 // spec's suppression list. One HMGET per chunk (256 rows), from the
 // workers, so lookups of several chunks overlap. A dry run reads no Redis
 // and skips nobody here.
+//
+// Known limit: a dispatch resumed with a rejects report (Options.Reject)
+// replays the rows before its checkpoint through here too; if an address
+// among them opted out (or was removed) since the interrupted run, the
+// replayed counts differ from the checkpoint's and the resume stops with
+// ErrFileChanged. A resume without a rejects report skips those rows and is
+// not affected.
 func (r *run) skipOptedOut(ctx context.Context, c *chunk) error {
 	if r.opts.DryRun || r.d.store == nil {
 		return nil
