@@ -51,6 +51,12 @@ type Progress struct {
 	Duplicates int64 `json:"duplicates"`
 	Suppressed int64 `json:"suppressed"`
 	Batches    int64 `json:"batches"`
+	// OptedOut counts recipients a worker skipped at claim time because
+	// their address opted out (a STOP reply, fanout suppress add) after the
+	// campaign was dispatched. They are counted in Skipped (a final send
+	// state) and in Suppressed too, which is the dispatcher's suppressed
+	// plus OptedOut.
+	OptedOut int64 `json:"opted_out"`
 	// Dispatched is true once the whole recipient file has been expanded.
 	Dispatched bool       `json:"dispatched"`
 	CreatedAt  time.Time  `json:"created_at"`

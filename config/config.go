@@ -92,7 +92,15 @@ const (
 	DefaultMonitorMaxUploadMB = 100
 	// DefaultMetricsRecent is Monitor.MetricsRecent's default.
 	DefaultMetricsRecent = time.Hour
+	// DefaultOptOutRegion is OptOut.Region's default.
+	DefaultOptOutRegion = "NG"
 )
+
+// DefaultStopWords returns OptOut.StopWords' default, a new slice each
+// call: STOP, UNSUBSCRIBE, STOPALL, CANCEL, END, QUIT.
+func DefaultStopWords() []string {
+	return []string{"STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT"}
+}
 
 // DefaultQueues returns Worker.Queues' default, a new map each call:
 // sms=6, whatsapp=6, email=3, dlr=2.
@@ -109,6 +117,20 @@ type Config struct {
 	Dispatch  Dispatch  `yaml:"dispatch"`
 	RateLimit RateLimit `yaml:"rate_limit"`
 	Monitor   Monitor   `yaml:"monitor"`
+	OptOut    OptOut    `yaml:"optout"`
+}
+
+// OptOut configures how inbound replies opt customers out (worker.OptOuts).
+type OptOut struct {
+	// StopWords are the replies that opt the sender out, matched whole, in
+	// any case, ignoring spaces and punctuation: env FANOUT_STOP_WORDS,
+	// comma-separated; default STOP, UNSUBSCRIBE, STOPALL, CANCEL, END,
+	// QUIT (DefaultStopWords).
+	StopWords []string `yaml:"stop_words"`
+	// Region reads an inbound sender's number that has no country code
+	// (ISO 3166, e.g. NG): env FANOUT_OPTOUT_REGION; default NG
+	// (DefaultOptOutRegion).
+	Region string `yaml:"region"`
 }
 
 // Redis locates the Redis that holds queues, ledger, counters and limits.
@@ -297,6 +319,7 @@ func Defaults() Config {
 			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval},
 		Dispatch: Dispatch{BatchSize: DefaultBatchSize},
 		Monitor:  Monitor{Addr: DefaultMonitorAddr, MaxUploadMB: DefaultMonitorMaxUploadMB, MetricsRecent: DefaultMetricsRecent},
+		OptOut:   OptOut{StopWords: DefaultStopWords(), Region: DefaultOptOutRegion},
 	}
 }
 
@@ -443,6 +466,8 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	num("FANOUT_MONITOR_MAX_UPLOAD_MB", &cfg.Monitor.MaxUploadMB)
 	dur("FANOUT_METRICS_RECENT", &cfg.Monitor.MetricsRecent)
 	str("FANOUT_METRICS_ADDR", &cfg.Monitor.MetricsAddr)
+	list("FANOUT_STOP_WORDS", &cfg.OptOut.StopWords)
+	str("FANOUT_OPTOUT_REGION", &cfg.OptOut.Region)
 
 	if cfg.Worker.ShutdownTimeout == 0 {
 		cfg.Worker.ShutdownTimeout = cfg.OneRoute.Timeout + ShutdownMargin

@@ -26,6 +26,9 @@ func (r *run) work(ctx context.Context, jobs <-chan *chunk) {
 		for i := range c.rows {
 			r.process(&c.rows[i], normalize)
 		}
+		if err := r.skipOptedOut(ctx, c); err != nil {
+			c.rows, c.err = c.rows[:0], err
+		}
 		close(c.done)
 	}
 }

@@ -18,8 +18,8 @@ import "strconv"
 //	fanout:{id}           hash    the campaign: spec (JSON), digest, name,
 //	                              channel, dlr, state, reason, counters (total,
 //	                              batches, sent, failed, unknown, skipped,
-//	                              delivered, undelivered, dlr_expired, read),
-//	                              retries (rounds of ResetFailed),
+//	                              delivered, undelivered, dlr_expired, read,
+//	                              opted_out), retries (rounds of ResetFailed),
 //	                              the dispatcher's counts (rows, invalid,
 //	                              duplicates, suppressed), dispatched, maxrow
 //	                              and times (created_at, started_at,
@@ -109,6 +109,17 @@ import "strconv"
 //	                              (FNV-1a of the customer). Written by
 //	                              RecordInbound (keeps the latest), read by
 //	                              LastInbound. Expires a day after its day.
+//
+// Opt-outs (optout.go), the persistent suppression set per channel kind,
+// written by the webhook receiver's STOP replies (worker.OptOuts) and
+// fanout suppress add|remove|import; read by the dispatcher (left out,
+// counted suppressed) and by workers at claim time (SkipOptedOut):
+//
+//	fanout:optout:sms     hash    E.164 number -> "<unix s>|<reason>"
+//	fanout:optout:whatsapp
+//	                      hash    the same, for WhatsApp campaigns.
+//	fanout:optout:email   hash    lower-cased address -> "<unix s>|<reason>".
+//	                              About 83 bytes per entry. Kept.
 //
 // Keys of other owners, listed so that this is the whole picture:
 //

@@ -57,4 +57,7 @@ var (
 	//go:embed retry.lua
 	retryLua    string
 	retryScript = redis.NewScript(nowLua + completeLua + retryLua)
+	//go:embed skip_opted_out.lua
+	skipOptedOutLua    string
+	skipOptedOutScript = redis.NewScript(nowLua + completeLua + ownerLua + skipOptedOutLua)
 )

@@ -195,6 +195,8 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 		CreatedAt: time.UnixMilli(n("created_at")).UTC(),
 	}
 	p.Pending = p.Total - p.Done()
+	p.OptedOut = n("opted_out")
+	p.Suppressed += p.OptedOut // opted out while running: suppressed as well as skipped
 	if f := n("finished_at"); f > 0 {
 		t := time.UnixMilli(f).UTC()
 		p.FinishedAt = &t

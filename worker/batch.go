@@ -126,6 +126,11 @@ type claim struct {
 // the campaign is not running; the error then tells asynq what to do.
 func (a *attempt) claim(ctx context.Context) (*claim, error) {
 	b := a.b
+	// Recipients who opted out since the dispatch are settled first, so
+	// the claim finds them final (optout.go).
+	if err := a.skipOptedOut(ctx); err != nil {
+		return nil, err
+	}
 	reply, err := a.s.deps.Store.Claim(ctx, b.Campaign, a.token, a.rows, a.s.opts.staleAfter())
 	if errors.Is(err, storage.ErrNotFound) {
 		zerolog.Ctx(ctx).Warn().Msg("campaign not found; dropping task")

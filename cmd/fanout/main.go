@@ -88,6 +88,7 @@ func commands() []command {
 		{"retry-failed", "send again the recipients that failed for a temporary reason (or --reason)", cmdRetryFailed},
 		{"report", "write every recipient's final state, message id and reason (CSV or NDJSON)", cmdReport},
 		{"wait", "block until a campaign is over; the exit code says how it ended", cmdWait},
+		{"suppress", "manage the opt-out sets (STOP replies): add, remove, list, import", cmdSuppress},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}

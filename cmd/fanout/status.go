@@ -159,7 +159,11 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 			fmt.Fprintf(w, "read       %d\n", p.Read)
 		}
 	}
-	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed\n", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
+	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
+	if p.OptedOut > 0 {
+		fmt.Fprintf(w, " (%d opted out while running, counted skipped too)", p.OptedOut)
+	}
+	fmt.Fprintln(w)
 	printReasons(w, p.FailureReasons, 5)
 	if p.SentAt != nil && p.FinishedAt == nil {
 		fmt.Fprintf(w, "all sent   %s (took %s); delivery reports awaited\n", p.SentAt.Format(time.RFC3339), p.SentAt.Sub(p.CreatedAt).Round(time.Millisecond))
