@@ -50,10 +50,13 @@ func (p *plan) fail(err error) {
 // row of the campaign, so one per attempt is enough. Their provider ids are
 // already in the campaign's index (Record wrote them).
 func (p *plan) poll(a *attempt, items []tasks.DLRItem) {
-	if len(items) == 0 || !a.b.Channel.TracksDLR() {
+	if len(items) == 0 || !a.b.Channel.Tracked() {
 		return
 	}
 	p.sweep = &tasks.DLRSweep{Campaign: a.b.Campaign, ChannelID: a.b.ChannelID}
+	if a.b.Channel.TrackedByLogs() {
+		p.sweep.Channel = string(a.b.Channel)
+	}
 }
 
 // child is the follow-up batch of b: the items to retry, then those to

@@ -79,6 +79,8 @@ func workerOptions(cfg config.Config) worker.Options {
 		DLRMaxAge:       cfg.Worker.DLRMaxAge,
 		PollInterval:    cfg.Worker.PollInterval,
 		RateLimit:       defaultRate(cfg),
+
+		StatusFallbackAfter: cfg.Worker.StatusFallbackAfter,
 	}
 }
 

@@ -20,6 +20,10 @@ import (
 // sandbox leaves numbers ending in 9 pending for ever.
 const sandboxDLRMaxAge = 3 * time.Second
 
+// sandboxStatusFallbackAfter is how long run --sandbox waits for a
+// WhatsApp or email status webhook before reading the Logs API.
+const sandboxStatusFallbackAfter = time.Second
+
 // startDemoRedis starts an in-memory Redis (miniredis) on a free port of the
 // loopback. Its data goes when stop is called.
 func startDemoRedis() (url string, stop func(), err error) {
@@ -57,5 +61,6 @@ func useSandbox(cfg *config.Config, baseURL string) {
 	cfg.Worker.PollInterval = 200 * time.Millisecond
 	cfg.Worker.DLRInterval = 500 * time.Millisecond
 	cfg.Worker.DLRMaxAge = sandboxDLRMaxAge
+	cfg.Worker.StatusFallbackAfter = sandboxStatusFallbackAfter
 	cfg.Worker.Concurrency = 10
 }
