@@ -35,9 +35,10 @@ func startDemoRedis() (url string, stop func(), err error) {
 }
 
 // startSandboxAPI serves the OneRoute sandbox on a free port of the
-// loopback, with delivery reports final after half a second.
+// loopback, with delivery reports final after half a second and WhatsApp
+// messages read a quarter of a second later, before the status fallback.
 func startSandboxAPI() (sb *sandbox.Server, baseURL string, stop func(), err error) {
-	sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond})
+	sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond, ReadDelay: 250 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		sb.Close()

@@ -97,6 +97,9 @@ func (s *Server) sendEmail(w http.ResponseWriter, r *http.Request) {
 		s.recordMessage(st, mediumEmail, to, *q.Subject+"\x00"+*q.Message)
 		row := &logRow{id: newUUID(), medium: logEmail, from: EmailAddress, to: to, template: *q.Subject, created: now, processAt: now,
 			wamid: "sg-" + newUUID(), outcome: outcomeOf(to)}
+		if row.outcome == outRead {
+			row.outcome = outDelivered // emails are delivered, never read
+		}
 		if q.Identifiers != nil {
 			row.identifier = q.Identifiers[i]
 		}

@@ -17,8 +17,8 @@
 // (an email address by the last digit of its local part): 0 is undelivered
 // (WhatsApp and email: failed), 9 stays pending (WhatsApp and email: sent),
 // any other is delivered Options.DLRDelay after the send. A WhatsApp message
-// or email to 2 to 7 is then read Options.ReadDelay later; 1 and 8 are never
-// read. WhatsApp and email messages are kept in the logs (GET
+// to 2 to 7 is then read Options.ReadDelay later; 1 and 8 are never read
+// (nor is any email). WhatsApp and email messages are kept in the logs (GET
 // /api/public/logs) with their identifiers, and their statuses pushed as
 // messageStatus webhooks.
 //
@@ -67,9 +67,8 @@ type Options struct {
 	// status (SMS delivered or undelivered, WhatsApp delivered or failed);
 	// default 2s. Negative means at once.
 	DLRDelay time.Duration
-	// ReadDelay is how long after its delivery a WhatsApp message or email
-	// to a number (address) ending in 2 to 7 is read; default 1s. Negative
-	// means at once.
+	// ReadDelay is how long after its delivery a WhatsApp message to a
+	// number ending in 2 to 7 is read; default 1s. Negative means at once.
 	ReadDelay time.Duration
 	// CampaignDelay is how long after acceptance a WhatsApp campaign's
 	// messages are processed (pending until then); default 200ms. Negative

@@ -42,7 +42,7 @@ func waID() string {
 	return "gBGHI0k" + string(b[:])
 }
 
-// Final outcomes of a WhatsApp (or email) message, decided at acceptance
+// Final outcomes of a WhatsApp message (or email), decided at acceptance
 // by the recipient's last digit (outcomeOf).
 const (
 	outDelivered    byte = 'd' // delivered DLRDelay after processing, never read (1, 8)
@@ -75,9 +75,9 @@ type logRow struct {
 }
 
 // outcomeOf decides a message's fate by the last digit of its recipient
-// (for an email, the last digit of the address' local part; none is
-// delivered and read): 0 failed, 9 stays sent for ever, 1 and 8 delivered
-// and never read, 2 to 7 delivered and then read.
+// (for an email, the last digit of the address' local part; none counts as
+// 5): 0 failed, 9 stays sent for ever, 1 and 8 delivered and never read, 2
+// to 7 delivered and then read (WhatsApp only: emails are delivered).
 func outcomeOf(to string) byte {
 	d := byte('5')
 	local := to
