@@ -33,14 +33,18 @@ import (
 // the campaign's last send, count dlr_expired, so the campaign completes.
 //
 // The floor then moves up to the oldest row of the campaign not yet final
-// or not yet old enough (or the newest row seen), so later passes read only
-// the recent part of the logs. Passes come while the campaign sends and
+// (and younger than twice the fallback time, at least a minute) or not yet
+// old enough (or else the newest row seen), so later passes read only the
+// recent part of the logs; every so often (backing off to 10 minutes), and
+// before the expiry, a pass reads back to the first send again for the
+// rows left sent longer. Passes come while the campaign sends and
 // after, backing off when they settle little, on the low-weight dlr queue;
 // a 429 puts the sweep off for its Retry-After, so they never starve sends.
 //
-// Known limit: the sweep ends when the campaign completes (every message
+// Known limits: the sweep ends when the campaign completes (every message
 // delivered, failed or expired), so a WhatsApp message read after that
-// counts as read only from its webhook.
+// counts as read only from its webhook; a pass reads at most
+// Options.SweepPages pages.
 
 // processLogs runs one pass of a log sweep and says when the next is due.
 func (h *SweepHandler) processLogs(ctx context.Context, p tasks.DLRSweep) error {
@@ -141,12 +145,22 @@ func (s *logSweep) scan(ctx context.Context) error {
 	for _, a := range aw {
 		pids[a.Row] = a.ID
 	}
+	o := s.h.opts
+	fallback := o.StatusFallbackAfter
+	// Every so often (backing off), and before the expiry, a pass reads
+	// back to the first send: rows left sent longer than holdAge no longer
+	// hold the floor back.
+	full := s.w.StraggleAt == 0 || s.now.UnixMilli() >= s.w.StraggleAt || s.expiring()
 	floor := s.w.Floor
-	if floor == 0 {
+	if floor == 0 || full {
 		floor = s.st.StartedAt.Add(-clockSkew).UnixMilli()
 	}
+	if full {
+		s.w.Straggles++
+		s.w.StraggleAt = s.now.Add(min(max(o.DLRInterval, fallback)<<min(s.w.Straggles, 10), maxDLRInterval)).UnixMilli()
+	}
+	holdAge := max(2*fallback, time.Minute)
 	stopAt := floor - sweepSkew.Milliseconds()
-	fallback := s.h.opts.StatusFallbackAfter
 	var top, oldest int64 // newest row seen; oldest row of ours not settled by this pass
 	size := s.pageSize()
 	for page := 1; page <= s.h.opts.SweepPages; page++ {
@@ -176,8 +190,9 @@ func (s *logSweep) scan(ctx context.Context) error {
 				outs = append(outs, out)
 				continue
 			}
-			if _, awaited := pids[row]; awaited && !e.CreatedAt.IsZero() && (oldest == 0 || e.CreatedAt.UnixMilli() < oldest) {
-				oldest = e.CreatedAt.UnixMilli()
+			_, awaited := pids[row]
+			if c := e.CreatedAt; awaited && !c.IsZero() && s.now.Sub(c) < holdAge && (oldest == 0 || c.UnixMilli() < oldest) {
+				oldest = c.UnixMilli()
 			}
 		}
 		if err := s.record(ctx, outs); err != nil {
@@ -268,6 +283,9 @@ func (s *logSweep) next() time.Duration {
 	}
 	if !s.pending.IsZero() {
 		d = min(d, max(time.Until(s.pending), o.DLRInterval))
+	}
+	if s.w.StraggleAt > 0 {
+		d = min(d, time.Until(time.UnixMilli(s.w.StraggleAt)))
 	}
 	if !s.st.Sending && !s.st.SettledAt.IsZero() {
 		if u := time.Until(s.st.SettledAt.Add(o.DLRMaxAge)); u > 0 {

@@ -260,3 +260,44 @@ func TestStatusCountsOnce(t *testing.T) {
 		t.Fatalf("after logs twice: sent %d, delivered %d, read %d; want 2, 2, 1", p.Sent, p.Delivered, p.Read)
 	}
 }
+
+// The Logs API is a fallback: before StatusFallbackAfter has passed since
+// the first send, the sweep leaves the statuses to the webhooks and reads
+// no log, and comes back when it has passed.
+func TestLogSweepWaitsForWebhooks(t *testing.T) {
+	t.Parallel()
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: time.Hour, StatusFallbackAfter: time.Minute})
+	s := campaigns.Spec{ID: "early", Channel: campaigns.ChannelWhatsAppTemplate, From: sandbox.WhatsAppNumber,
+		Template: &campaigns.Template{Name: "first_welcome_messsage"}, Recipients: "r.csv"}
+	if _, err := b.store.Create(b.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	batch := &campaigns.Batch{Campaign: "early", Channel: s.Channel, From: s.From, Template: s.Template.Name,
+		Items: []campaigns.Item{{Row: 1, To: "+2348031111111", Content: &campaigns.Content{Params: []string{"Ada"}}}}}
+	b.store.AddBatch(b.ctx, "early", 0, 1, 1)
+	b.store.FinishDispatch(b.ctx, "early", storage.DispatchCounts{Rows: 1})
+	if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch))); err != nil {
+		t.Fatal(err)
+	}
+	sweeps := b.enq.take(tasks.TypeDLRSweep)
+	if len(sweeps) != 1 {
+		t.Fatalf("%d sweeps enqueued, want 1", len(sweeps))
+	}
+	var p tasks.DLRSweep
+	if err := tasks.Decode(sweeps[0].Payload(), &p); err != nil || p.Channel != string(campaigns.ChannelWhatsAppTemplate) {
+		t.Fatalf("sweep payload %+v, %v; want the WhatsApp channel", p, err)
+	}
+	err := b.mux.ProcessTask(b.ctx, sweeps[0])
+	if err == nil || IsFailure(err) {
+		t.Fatalf("sweep = %v; want a not-a-failure retry", err)
+	}
+	if d := RetryDelay(time.Second)(0, err, sweeps[0]); d < 50*time.Second || d > time.Minute {
+		t.Errorf("sweep comes back in %s; want about the fallback time, 1m", d)
+	}
+	if n := b.sb.Stats().LogRequests; n != 0 {
+		t.Errorf("%d log requests before the fallback time; want 0", n)
+	}
+	if pr := b.progress(t, "early"); pr.State != campaigns.StateSent || pr.AwaitingDLR != 1 {
+		t.Errorf("campaign %s awaiting %d; want sent, 1", pr.State, pr.AwaitingDLR)
+	}
+}
