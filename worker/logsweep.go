@@ -237,15 +237,7 @@ func (s *logSweep) judgeLog(row int, pids map[int]string, e oneroute.LogEntry, f
 	if !e.CreatedAt.IsZero() {
 		age = s.now.Sub(e.CreatedAt)
 	}
-	var st byte
-	switch e.Status {
-	case oneroute.LogDelivered:
-		st = storage.LedgerDelivered
-	case oneroute.LogRead:
-		st = storage.LedgerRead
-	case oneroute.LogFailed:
-		st = storage.LedgerUndelivered
-	}
+	st := StatusState(e.Status)
 	switch {
 	case e.CreatedAt.IsZero() && st != 0:
 		return s.outcome(row, st, pid), true // no time to judge by: take it
@@ -293,4 +285,21 @@ func (s *logSweep) next() time.Duration {
 		}
 	}
 	return max(d, time.Second)
+}
+
+// StatusState is the ledger state of a WhatsApp or email status, as the
+// Logs API and the messageStatus webhook give it: delivered, read (counted
+// in delivered too) and failed (undelivered); 0 for one not final (pending,
+// sent). Record it with storage.ModeDLR and the provider message id as
+// the outcome's Value, so that it counts once whichever way it came.
+func StatusState(status string) byte {
+	switch status {
+	case oneroute.LogDelivered:
+		return storage.LedgerDelivered
+	case oneroute.LogRead:
+		return storage.LedgerRead
+	case oneroute.LogFailed:
+		return storage.LedgerUndelivered
+	}
+	return 0
 }
