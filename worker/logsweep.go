@@ -41,9 +41,11 @@ import (
 // after, backing off when they settle little, on the low-weight dlr queue;
 // a 429 puts the sweep off for its Retry-After, so they never starve sends.
 //
-// Known limits: the sweep ends when the campaign completes (every message
-// delivered, failed or expired), so a WhatsApp message read after that
-// counts as read only from its webhook; a pass reads at most
+// Once a WhatsApp campaign completes (every message delivered, failed or
+// expired), its sweep goes on with full passes, backing off, while some
+// delivered messages are not read and its last send is younger than the
+// read watch (ten times the fallback time, at most DLRMaxAge); a message
+// read later counts as read only from its webhook. A pass reads at most
 // Options.SweepPages pages.
 
 // processLogs runs one pass of a log sweep and says when the next is due.
@@ -62,10 +64,13 @@ func (h *SweepHandler) processLogs(ctx context.Context, p tasks.DLRSweep) error 
 		return err
 	}
 	now := time.Now()
+	watch := false // completed, but WhatsApp reads may still come
 	if st.Awaiting <= 0 {
-		if h.finished(st, now) {
+		if watch = h.readsAwaited(ctx, p, st, now); !watch && h.finished(st, now) {
 			return nil
 		}
+	}
+	if st.Awaiting <= 0 && !watch {
 		w.Idle++
 		if err := store.SaveSweep(context.WithoutCancel(ctx), p.Campaign, w); err != nil {
 			return err
@@ -76,6 +81,12 @@ func (h *SweepHandler) processLogs(ctx context.Context, p tasks.DLRSweep) error 
 	if due := st.StartedAt.Add(fallback); !st.StartedAt.IsZero() && now.Before(due) {
 		// Nothing sent is old enough yet: the webhooks have their time.
 		return &notFailure{reason: "statuses awaited from webhooks", retryIn: max(time.Until(due), time.Second)}
+	}
+	if watch {
+		if now.UnixMilli() < w.StraggleAt {
+			return &notFailure{reason: "reads awaited", retryIn: max(time.Until(time.UnixMilli(w.StraggleAt)), time.Second)}
+		}
+		w.StraggleAt = 0 // a full pass: delivered rows of any age may be read
 	}
 	s := &sweep{h: h, p: p, st: st, w: &w, now: now, settled: map[string]bool{}}
 	ls := &logSweep{sweep: s}
@@ -101,10 +112,31 @@ func (h *SweepHandler) processLogs(ctx context.Context, p tasks.DLRSweep) error 
 	if perr != nil {
 		return perr
 	}
-	if st, err = store.DLRStatus(ctx, p.Campaign); err == nil && st.Awaiting <= 0 && h.finished(st, time.Now()) {
+	if st, err = store.DLRStatus(ctx, p.Campaign); err == nil && st.Awaiting <= 0 && h.finished(st, time.Now()) &&
+		!h.readsAwaited(ctx, p, st, time.Now()) {
 		return nil
 	}
 	return &notFailure{reason: "statuses awaited", retryIn: ls.next()}
+}
+
+// readsAwaited reports that a completed WhatsApp campaign may still see
+// delivered messages read: some are delivered and not read, and its last
+// send is younger than the read watch (readWatch).
+func (h *SweepHandler) readsAwaited(ctx context.Context, p tasks.DLRSweep, st storage.DLRStatus, now time.Time) bool {
+	if campaigns.Channel(p.Channel) != campaigns.ChannelWhatsAppTemplate || st.State != campaigns.StateCompleted ||
+		st.SettledAt.IsZero() || now.Sub(st.SettledAt) >= h.readWatch() {
+		return false
+	}
+	pr, err := h.deps.Store.Progress(ctx, p.Campaign)
+	return err == nil && pr.Delivered > pr.Read
+}
+
+// readWatch is how long after a WhatsApp campaign's last send the log sweep
+// still looks for reads once the campaign completed: ten times the
+// fallback time (20 minutes by default), at most DLRMaxAge. Later reads
+// count from their webhooks only.
+func (h *SweepHandler) readWatch() time.Duration {
+	return min(10*h.opts.StatusFallbackAfter, h.opts.DLRMaxAge)
 }
 
 // logSweep is one pass of a log sweep; it shares the SMS sweep's pass state
@@ -280,8 +312,11 @@ func (s *logSweep) next() time.Duration {
 		d = min(d, time.Until(time.UnixMilli(s.w.StraggleAt)))
 	}
 	if !s.st.Sending && !s.st.SettledAt.IsZero() {
-		if u := time.Until(s.st.SettledAt.Add(o.DLRMaxAge)); u > 0 {
-			d = min(d, u)
+		// The expiry, then the end of the read watch.
+		for _, at := range []time.Duration{o.DLRMaxAge, s.h.readWatch()} {
+			if u := time.Until(s.st.SettledAt.Add(at)); u > 0 {
+				d = min(d, u)
+			}
 		}
 	}
 	return max(d, time.Second)

@@ -35,8 +35,13 @@ type trackBundle struct {
 
 func setupTrack(t *testing.T) *trackBundle {
 	t.Helper()
+	return setupTrackWith(t, sandbox.Options{DLRDelay: 100 * time.Millisecond, ReadDelay: 200 * time.Millisecond}, 3*time.Second)
+}
+
+func setupTrackWith(t *testing.T, so sandbox.Options, maxAge time.Duration) *trackBundle {
+	t.Helper()
 	srv := redistest.Start(t)
-	sb := sandbox.New(sandbox.Options{DLRDelay: 100 * time.Millisecond, ReadDelay: 200 * time.Millisecond})
+	sb := sandbox.New(so)
 	t.Cleanup(sb.Close)
 	api := httptest.NewServer(sb)
 	t.Cleanup(api.Close)
@@ -47,7 +52,7 @@ func setupTrack(t *testing.T) *trackBundle {
 	}
 	b := &trackBundle{ctx: context.Background(), sb: sb, store: storage.New(rdb), enq: asynq.NewClientFromRedisClient(rdb)}
 	w := NewServer(rdb, Deps{Store: b.store, Provider: client, Enqueuer: b.enq},
-		Options{Concurrency: 10, PollInterval: 20 * time.Millisecond, DLRInterval: 200 * time.Millisecond, DLRMaxAge: 3 * time.Second,
+		Options{Concurrency: 10, PollInterval: 20 * time.Millisecond, DLRInterval: 200 * time.Millisecond, DLRMaxAge: maxAge,
 			StatusFallbackAfter: time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -299,5 +304,29 @@ func TestLogSweepWaitsForWebhooks(t *testing.T) {
 	}
 	if pr := b.progress(t, "early"); pr.State != campaigns.StateSent || pr.AwaitingDLR != 1 {
 		t.Errorf("campaign %s awaiting %d; want sent, 1", pr.State, pr.AwaitingDLR)
+	}
+}
+
+// A WhatsApp campaign whose messages are all final before they are read
+// completes at once, and its sweep still counts the reads that follow
+// within the read watch, from the Logs API.
+func TestReadsAfterCompletion(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	b := setupTrackWith(t, sandbox.Options{DLRDelay: 100 * time.Millisecond, ReadDelay: 1500 * time.Millisecond}, 6*time.Second)
+	// Last digits 1 (never read) and 2 (read) in turn.
+	b.campaign(t, campaigns.Spec{ID: "late", Channel: campaigns.ChannelWhatsAppTemplate, From: sandbox.WhatsAppNumber,
+		Template: &campaigns.Template{Name: "first_welcome_messsage"}, Recipients: "r.csv"}, n, func(row int) string { return fmt.Sprintf("+234803%06d%d", row, 1+row%2) })
+	p := b.completed(t, "late")
+	if p.Delivered != n || p.Read == n/2 {
+		t.Fatalf("at completion: delivered %d, read %d; want %d delivered and the reads still to come", p.Delivered, p.Read, n)
+	}
+	testwait.For(t, "the reads counted", 20*time.Second, func() bool {
+		p, _ = b.store.Progress(b.ctx, "late")
+		return p.Read >= n/2
+	})
+	b.checkRows(t, "late", n)
+	if p.Read != n/2 || p.Delivered != n || p.State != campaigns.StateCompleted {
+		t.Errorf("%s: delivered %d, read %d; want completed, %d, %d", p.State, p.Delivered, p.Read, n, n/2)
 	}
 }
