@@ -313,7 +313,7 @@ func TestLogSweepWaitsForWebhooks(t *testing.T) {
 func TestReadsAfterCompletion(t *testing.T) {
 	t.Parallel()
 	const n = 20
-	b := setupTrackWith(t, sandbox.Options{DLRDelay: 100 * time.Millisecond, ReadDelay: 1500 * time.Millisecond}, 6*time.Second)
+	b := setupTrackWith(t, sandbox.Options{DLRDelay: 100 * time.Millisecond, ReadDelay: 2500 * time.Millisecond}, 10*time.Second)
 	// Last digits 1 (never read) and 2 (read) in turn.
 	b.campaign(t, campaigns.Spec{ID: "late", Channel: campaigns.ChannelWhatsAppTemplate, From: sandbox.WhatsAppNumber,
 		Template: &campaigns.Template{Name: "first_welcome_messsage"}, Recipients: "r.csv"}, n, func(row int) string { return fmt.Sprintf("+234803%06d%d", row, 1+row%2) })
@@ -321,7 +321,7 @@ func TestReadsAfterCompletion(t *testing.T) {
 	if p.Delivered != n || p.Read == n/2 {
 		t.Fatalf("at completion: delivered %d, read %d; want %d delivered and the reads still to come", p.Delivered, p.Read, n)
 	}
-	testwait.For(t, "the reads counted", 20*time.Second, func() bool {
+	testwait.For(t, "the reads counted", 30*time.Second, func() bool {
 		p, _ = b.store.Progress(b.ctx, "late")
 		return p.Read >= n/2
 	})
