@@ -17,8 +17,9 @@ import (
 // fill it; follow carries it out, and is the only place a batch task
 // enqueues other tasks.
 type plan struct {
-	// sweep is the campaign's delivery-report sweep, set when the attempt
-	// recorded (or found) SMS rows accepted.
+	// sweep is the campaign's delivery-report sweep (its log sweep for
+	// WhatsApp and email), set when the attempt recorded (or found) rows
+	// of a tracked channel accepted.
 	sweep *tasks.DLRSweep
 	// retry: claims given back; sent again by the child.
 	retry []campaigns.Item
