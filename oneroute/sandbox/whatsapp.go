@@ -601,12 +601,13 @@ func (s *Server) fetchLogs(w http.ResponseWriter, r *http.Request) {
 			(medium != "" && medium != mediumOfLog(row)) || (cursor > 0 && row.seq >= cursor) {
 			return
 		}
-		v := s.logView(row, now)
-		if status != "" && v.Status != status {
-			return
+		if status != "" {
+			if st, _, _ := s.rowStatus(row, now); st != status {
+				return
+			}
 		}
 		if total >= skip && len(page) < size {
-			page = append(page, v)
+			page = append(page, s.logView(row, now)) // only the page's rows are formatted
 		}
 		total++
 	}
