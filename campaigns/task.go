@@ -1,7 +1,21 @@
 package campaigns
 
-// TracksDLR reports whether accepted messages are followed to delivery.
+// TracksDLR reports whether accepted messages are followed to delivery by
+// SMS delivery reports (and reconciled by listing the channel's messages).
 func (c Channel) TracksDLR() bool { return c == ChannelSMS }
+
+// Tracked reports whether a campaign of the channel awaits its messages'
+// delivery statuses, so that it completes only once each is final or
+// expired: SMS delivery reports, WhatsApp template statuses (delivered,
+// read, failed) and email statuses. WhatsApp and email statuses come from
+// webhooks, or from the Logs API when none came in time.
+func (c Channel) Tracked() bool {
+	return c == ChannelSMS || c == ChannelWhatsAppTemplate || c == ChannelEmail
+}
+
+// TrackedByLogs reports whether the channel's statuses are read from the
+// Logs API (by message identifier) rather than from SMS delivery reports.
+func (c Channel) TrackedByLogs() bool { return c == ChannelWhatsAppTemplate || c == ChannelEmail }
 
 // Item is one recipient in a batch.
 type Item struct {

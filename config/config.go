@@ -83,6 +83,8 @@ const (
 	DefaultDLRMaxAge = 24 * time.Hour
 	// DefaultPollInterval is Worker.PollInterval's default.
 	DefaultPollInterval = 200 * time.Millisecond
+	// DefaultStatusFallbackAfter is Worker.StatusFallbackAfter's default.
+	DefaultStatusFallbackAfter = 2 * time.Minute
 	// DefaultBatchSize is Dispatch.BatchSize's default, and the batch size
 	// a spec without batch_size is checked against.
 	DefaultBatchSize = 50
@@ -241,6 +243,11 @@ type Worker struct {
 	// env FANOUT_NOTIFY_SECRET, or a file named by
 	// FANOUT_NOTIFY_SECRET_FILE; default none (notices are sent unsigned).
 	NotifySecret Secret `yaml:"notify_secret"`
+	// StatusFallbackAfter is how long after a WhatsApp or email message was
+	// sent its status may come by webhook before it is read from the Logs
+	// API instead: env FANOUT_STATUS_FALLBACK_AFTER; default 2m
+	// (DefaultStatusFallbackAfter).
+	StatusFallbackAfter time.Duration `yaml:"status_fallback_after"`
 }
 
 // Dispatch configures expansion.
@@ -316,7 +323,8 @@ func Defaults() Config {
 		OneRoute: OneRoute{BaseURL: "https://api.oneroute.io", Timeout: DefaultOneRouteTimeout},
 		Log:      Log{Level: "info"},
 		Worker: Worker{Concurrency: DefaultConcurrency, InFlight: DefaultInFlight, TaskTimeout: DefaultTaskTimeout, MaxAttempts: DefaultMaxAttempts,
-			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval},
+			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval,
+			StatusFallbackAfter: DefaultStatusFallbackAfter},
 		Dispatch: Dispatch{BatchSize: DefaultBatchSize},
 		Monitor:  Monitor{Addr: DefaultMonitorAddr, MaxUploadMB: DefaultMonitorMaxUploadMB, MetricsRecent: DefaultMetricsRecent},
 		OptOut:   OptOut{StopWords: DefaultStopWords(), Region: DefaultOptOutRegion},
@@ -436,6 +444,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	dur("FANOUT_DLR_INTERVAL", &cfg.Worker.DLRInterval)
 	dur("FANOUT_DLR_MAX_AGE", &cfg.Worker.DLRMaxAge)
 	dur("FANOUT_POLL_INTERVAL", &cfg.Worker.PollInterval)
+	dur("FANOUT_STATUS_FALLBACK_AFTER", &cfg.Worker.StatusFallbackAfter)
 	if v := getenv("FANOUT_QUEUES"); v != "" {
 		q, err := parseQueues(v)
 		if err != nil {
@@ -557,7 +566,8 @@ func (c Config) validate() []error {
 		name string
 		v    time.Duration
 	}{{"FANOUT_TASK_TIMEOUT", c.Worker.TaskTimeout}, {"FANOUT_DLR_INTERVAL", c.Worker.DLRInterval},
-		{"FANOUT_DLR_MAX_AGE", c.Worker.DLRMaxAge}, {"FANOUT_POLL_INTERVAL", c.Worker.PollInterval}} {
+		{"FANOUT_DLR_MAX_AGE", c.Worker.DLRMaxAge}, {"FANOUT_POLL_INTERVAL", c.Worker.PollInterval},
+		{"FANOUT_STATUS_FALLBACK_AFTER", c.Worker.StatusFallbackAfter}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s (%s) must be positive; leave it out for the default", d.name, d.v))
 		}

@@ -65,7 +65,7 @@ func (s *Store) Create(ctx context.Context, spec campaigns.Spec) (created bool, 
 	}
 	sum := sha256.Sum256(js)
 	dlr := "0"
-	if spec.Channel.TracksDLR() {
+	if spec.Channel.Tracked() {
 		dlr = "1"
 	}
 	now := time.Now()

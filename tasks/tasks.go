@@ -136,6 +136,10 @@ func (p *DLRPoll) ID() string { return fmt.Sprintf("%s:dlr:%s:%d", p.Campaign, p
 type DLRSweep struct {
 	Campaign  string `json:"cid"`
 	ChannelID string `json:"chid"`
+	// Channel is the campaign's channel: empty or "sms" sweeps SMS
+	// delivery reports, "whatsapp_template" and "email" read statuses from
+	// the Logs API (worker/logsweep.go).
+	Channel string `json:"ch,omitempty"`
 }
 
 // ID is the task id of a campaign's sweep: one per campaign, so enqueuing

@@ -208,10 +208,14 @@ func (a *Auditor) ensureSweep(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if !spec.Channel.TracksDLR() {
+	if !spec.Channel.Tracked() {
 		return nil
 	}
-	return tasks.Enqueue(ctx, a.enq, tasks.Sweep(tasks.DLRSweep{Campaign: id, ChannelID: spec.ChannelID}, tasks.Options{Timeout: a.opts.TaskTimeout}))
+	p := tasks.DLRSweep{Campaign: id, ChannelID: spec.ChannelID}
+	if spec.Channel.TrackedByLogs() {
+		p.Channel = string(spec.Channel)
+	}
+	return tasks.Enqueue(ctx, a.enq, tasks.Sweep(p, tasks.Options{Timeout: a.opts.TaskTimeout}))
 }
 
 // orphans lists the ids of the queue's active tasks whose lease expired:

@@ -118,6 +118,9 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := tasks.Decode(t.Payload(), &p); err != nil {
 		return skip(err)
 	}
+	if campaigns.Channel(p.Channel).TrackedByLogs() {
+		return h.processLogs(ctx, p) // WhatsApp and email: logsweep.go
+	}
 	store := h.deps.Store
 	st, err := store.DLRStatus(ctx, p.Campaign)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -38,6 +38,12 @@ type DLRReader interface {
 	FetchSMSMessagesTo(ctx context.Context, channelID, to string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error)
 }
 
+// LogReader lists message logs one page at a time (OneRoute's Fetch Logs),
+// for the WhatsApp and email statuses no webhook brought.
+type LogReader interface {
+	FetchLogs(ctx context.Context, f oneroute.LogFilter, p oneroute.Page) ([]oneroute.LogEntry, *oneroute.Meta, error)
+}
+
 // Provider is everything the handlers need from OneRoute.
 type Provider interface {
 	SMSSender
@@ -45,6 +51,7 @@ type Provider interface {
 	EmailSender
 	DLRReader
 	SMSLister
+	LogReader
 }
 
 var _ Provider = (*oneroute.Client)(nil)
@@ -128,6 +135,11 @@ type Options struct {
 	// PollInterval is how often idle workers look for tasks and due
 	// retries; default config.DefaultPollInterval (200ms).
 	PollInterval time.Duration
+	// StatusFallbackAfter is how long after a WhatsApp or email message was
+	// accepted its status may come by webhook before the log sweep reads it
+	// from the Logs API (see LogSweep); default
+	// config.DefaultStatusFallbackAfter (2m).
+	StatusFallbackAfter time.Duration
 	// LeaseProbe is how often the worker probes Redis to notice the end of
 	// an outage and requeue, at once, the tasks whose asynq lease ran out
 	// during it (see leases.go); default 1s, negative: never (asynq's own
@@ -187,6 +199,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = config.DefaultPollInterval
+	}
+	if o.StatusFallbackAfter <= 0 {
+		o.StatusFallbackAfter = config.DefaultStatusFallbackAfter
 	}
 	if o.LeaseProbe == 0 {
 		o.LeaseProbe = time.Second

@@ -80,6 +80,8 @@ func workerOptions(cfg config.Config) worker.Options {
 		PollInterval:    cfg.Worker.PollInterval,
 		RateLimit:       defaultRate(cfg),
 		NotifySecret:    cfg.Worker.NotifySecret.Reveal(),
+
+		StatusFallbackAfter: cfg.Worker.StatusFallbackAfter,
 	}
 }
 

@@ -20,6 +20,10 @@ import (
 // sandbox leaves numbers ending in 9 pending for ever.
 const sandboxDLRMaxAge = 3 * time.Second
 
+// sandboxStatusFallbackAfter is how long run --sandbox waits for a
+// WhatsApp or email status webhook before reading the Logs API.
+const sandboxStatusFallbackAfter = time.Second
+
 // startDemoRedis starts an in-memory Redis (miniredis) on a free port of the
 // loopback. Its data goes when stop is called.
 func startDemoRedis() (url string, stop func(), err error) {
@@ -31,9 +35,10 @@ func startDemoRedis() (url string, stop func(), err error) {
 }
 
 // startSandboxAPI serves the OneRoute sandbox on a free port of the
-// loopback, with delivery reports final after half a second.
+// loopback, with delivery reports final after half a second and WhatsApp
+// messages read a quarter of a second later, before the status fallback.
 func startSandboxAPI() (sb *sandbox.Server, baseURL string, stop func(), err error) {
-	sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond})
+	sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond, ReadDelay: 250 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		sb.Close()
@@ -57,5 +62,6 @@ func useSandbox(cfg *config.Config, baseURL string) {
 	cfg.Worker.PollInterval = 200 * time.Millisecond
 	cfg.Worker.DLRInterval = 500 * time.Millisecond
 	cfg.Worker.DLRMaxAge = sandboxDLRMaxAge
+	cfg.Worker.StatusFallbackAfter = sandboxStatusFallbackAfter
 	cfg.Worker.Concurrency = 10
 }

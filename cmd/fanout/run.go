@@ -70,7 +70,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := followRun(ctx, e, a.timeout, storage.New(b.rdb), res.ID, spec.Rate.Over(defaultRate(cfg)).Steady(), spec.Channel.TracksDLR())
+	p, err := followRun(ctx, e, a.timeout, storage.New(b.rdb), res.ID, spec.Rate.Over(defaultRate(cfg)).Steady(), spec.Channel.Tracked())
 	if err != nil {
 		return err
 	}
@@ -295,10 +295,13 @@ func summary(w io.Writer, p campaigns.Progress, took time.Duration, sb *sandbox.
 	row := func(k string, v int64, note string) { fmt.Fprintf(w, "  %-12s %7d  %s\n", k, v, note) }
 	row("recipients", p.Total, "valid and enqueued")
 	row("sent", p.Sent, "accepted by OneRoute")
-	if p.Channel.TracksDLR() {
+	if p.Channel.Tracked() {
 		row("delivered", p.Delivered, "")
 		row("undelivered", p.Undelivered, "")
 		row("dlr_expired", p.DLRExpired, "no final delivery report in time")
+		if p.Channel == campaigns.ChannelWhatsAppTemplate {
+			row("read", p.Read, "of the delivered, read by the customer")
+		}
 	}
 	row("failed", p.Failed, "refused by OneRoute")
 	row("unknown", p.Unknown, "ambiguous outcome; not resent")

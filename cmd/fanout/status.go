@@ -94,7 +94,7 @@ its field names never change.`)
 	case *asJSON:
 		v = jsonView{e.stdout}
 	case canRedraw(e.stdout):
-		v = newBarView(e.stdout, spec.Channel.TracksDLR())
+		v = newBarView(e.stdout, spec.Channel.Tracked())
 	default:
 		v = lineView{e.stdout}
 	}
@@ -153,7 +153,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	}
 	fmt.Fprintf(w, "total      %d\nsent       %d\nfailed     %d\nunknown    %d\nskipped    %d\npending    %d\n",
 		p.Total, p.Sent, p.Failed, p.Unknown, p.Skipped, p.Pending)
-	if p.Channel.TracksDLR() {
+	if p.Channel.Tracked() {
 		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
 		if p.Read > 0 || p.Channel == campaigns.ChannelWhatsAppTemplate {
 			fmt.Fprintf(w, "read       %d\n", p.Read)

@@ -210,6 +210,9 @@ func TestHTMLEmailArrivesEscaped(t *testing.T) {
 	b.env["REDIS_URL"] = srv.URL()
 	b.env["ONEROUTE_BASE_URL"] = hs.URL
 	b.env["ONEROUTE_API_KEY"] = sandbox.KeyPrefix + "html"
+	// The email's status: from the Logs API soon, no webhook being set.
+	b.env["FANOUT_STATUS_FALLBACK_AFTER"] = "100ms"
+	b.env["FANOUT_DLR_INTERVAL"] = "100ms"
 	if code := b.run(t, "run", "--json", "--timeout", "60s", filepath.Join(dir, "c.yaml")); code != 0 {
 		t.Fatalf("exit %d\n%s", code, b.stderr.String())
 	}

@@ -121,7 +121,7 @@ func frameLine(f frame) string {
 	}
 	fmt.Fprintf(&b, "  dispatch %s", dispatchText(f))
 	fmt.Fprintf(&b, "  sends %s", sendsText(f))
-	if p.Channel.TracksDLR() {
+	if p.Channel.Tracked() {
 		fmt.Fprintf(&b, "  reports %s", reportsText(f))
 	}
 	return b.String()

@@ -185,7 +185,7 @@ func TestAdminContract(t *testing.T) {
 		return out
 	}
 	stats := b.call(t, "GET", "/sandbox/stats", "", "")
-	wantStats := []string{"accepted", "by_medium", "dlr_requests", "duplicates", "faults", "requests", "send_requests", "sms_list_requests", "sms_status",
+	wantStats := []string{"accepted", "by_medium", "dlr_requests", "duplicates", "faults", "log_requests", "requests", "send_requests", "sms_list_requests", "sms_status",
 		"throttled", "unauthorized", "webhooks_failed", "webhooks_sent"}
 	if d := cmp.Diff(wantStats, keys(stats.Body)); d != "" {
 		t.Errorf("stats fields (-want +got):\n%s", d)
