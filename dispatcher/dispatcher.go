@@ -135,6 +135,9 @@ type Result struct {
 	// send window fell back to the window's: an empty or unknown
 	// schedule.timezone_column value, or a number of no known zone.
 	TimezoneDefaulted int `json:"timezone_defaulted,omitempty"`
+	// StartsAt is when sending starts, by the spec's schedule.start_at and
+	// schedule.window, when that is after the dispatch; absent otherwise.
+	StartsAt *time.Time `json:"starts_at,omitempty"`
 }
 
 // Dispatcher expands campaigns. It is safe for concurrent use by several

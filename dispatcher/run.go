@@ -67,6 +67,7 @@ func (r *run) result() Result {
 	e := EstimateSend(r.batcher.c.Valid, EffectiveRate(r.opts.Rate, r.spec.Rate))
 	res.Estimate = &e
 	res.TimezoneDefaulted = r.tzDefaulted
+	res.StartsAt = startsAt(r.spec, time.Now())
 	return res
 }
 

@@ -68,13 +68,26 @@ func checkZoneColumn(spec campaigns.Spec, cols []string) error {
 // re-run or split at any time); this only spares them runs that would
 // wait.
 func startDelay(spec campaigns.Spec, now time.Time) time.Duration {
+	if at := startsAt(spec, now); at != nil {
+		return at.Sub(now)
+	}
+	return 0
+}
+
+// startsAt is when the campaign's batches dispatched at now start sending,
+// if later than now: see startDelay.
+func startsAt(spec campaigns.Spec, now time.Time) *time.Time {
 	sc := spec.Schedule
 	if sc == nil || !sc.Scheduled() {
-		return 0
+		return nil
 	}
 	s := *sc
 	if s.TimezoneColumn != "" || s.TimezoneFromPhone {
 		s.Window = nil
 	}
-	return (campaigns.Spec{Schedule: &s}).NextOpening(now).Sub(now)
+	at := (campaigns.Spec{Schedule: &s}).NextOpening(now)
+	if !at.After(now) {
+		return nil
+	}
+	return &at
 }
