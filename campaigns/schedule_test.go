@@ -170,3 +170,15 @@ func TestScheduleValidation(t *testing.T) {
 		t.Fatalf("schedule not kept: %+v", s.Schedule)
 	}
 }
+
+// The send-window example loads as it is.
+func TestSMSWindowExampleLoads(t *testing.T) {
+	t.Parallel()
+	s, err := campaigns.LoadSpec("../examples/sms-window.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.SendWindow(); w == nil || w.Timezone != "Africa/Lagos" || !s.Schedule.TimezoneFromPhone {
+		t.Fatalf("schedule %+v", s.Schedule)
+	}
+}
