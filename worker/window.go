@@ -20,7 +20,8 @@ import (
 //
 // When no recipient may be sent now, it returns nil and a notFailure that
 // brings the task back at the earliest opening (at most
-// Options.WindowRecheck ahead, so that a pause or cancel is seen): no row
+// Options.WindowRecheck ahead, so that a pause or cancel is seen, and no
+// later than the campaign's expires_at, when it is skipped): no row
 // is claimed and no retry is used. When only some may, the rest go to a
 // follow-up task scheduled for their opening, whose id is deterministic
 // (tasks.BatchKey of its rows), so a re-run of this task enqueues it once.
@@ -65,6 +66,9 @@ func (s *batchSender) window(ctx context.Context, b *campaigns.Batch) (*campaign
 		return nil, err
 	}
 	in := min(opens.Sub(now), s.opts.WindowRecheck)
+	if b.ExpiresAt > 0 {
+		in = min(in, time.Unix(b.ExpiresAt, 0).Sub(now)) // expire on time, not at the opening
+	}
 	log := zerolog.Ctx(ctx)
 	if len(ready) == 0 {
 		log.Debug().Time("opens", opens).Dur("in", in).Int("items", len(waiting)).Msg("outside the send window; waiting")

@@ -196,9 +196,10 @@ func TestWindowSplitsMixedZones(t *testing.T) {
 	}
 }
 
-// start_at holds a batch until it, and a campaign cancelled while waiting
+// start_at holds a batch until it; a campaign whose deadline comes before
+// the opening is skipped at the deadline, and one cancelled while waiting
 // is settled at once instead of waiting for its window.
-func TestStartAtAndCancelWhileWaiting(t *testing.T) {
+func TestStartAtExpiryAndCancelWhileWaiting(t *testing.T) {
 	t.Parallel()
 	b, clk := setupWindow(t, lagos(t, "2099-01-01 09:00"), 24*time.Hour)
 	s := spec("later", campaigns.ChannelSMS)
@@ -208,6 +209,21 @@ func TestStartAtAndCancelWhileWaiting(t *testing.T) {
 	clk.Set(lagos(t, "2099-01-01 12:00"))
 	if err := b.run(t, batch); err != nil || b.prov.times("+2348030000001") != 1 {
 		t.Fatalf("at start_at: err %v, sent %d times", err, b.prov.times("+2348030000001"))
+	}
+
+	// A deadline before the opening: back at the deadline, to be skipped.
+	e := spec("expiring", campaigns.ChannelSMS)
+	eb := b.campaign(t, e, "+2348030000003")
+	eb.Window = smsWindow
+	clk.Set(lagos(t, "2099-01-01 22:00"))
+	eb.ExpiresAt = lagos(t, "2099-01-02 00:00").Unix()
+	waitFor(t, b.run(t, eb), 2*time.Hour)
+	clk.Set(lagos(t, "2099-01-02 00:00"))
+	if err := b.run(t, eb); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.progress(t, e.ID); p.Skipped != 1 || b.prov.times("+2348030000003") != 0 {
+		t.Fatalf("expired while waiting: skipped %d, sent %d; want 1 0", p.Skipped, b.prov.times("+2348030000003"))
 	}
 
 	c := spec("cancelled", campaigns.ChannelSMS)
