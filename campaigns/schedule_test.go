@@ -182,3 +182,50 @@ func TestSMSWindowExampleLoads(t *testing.T) {
 		t.Fatalf("schedule %+v", s.Schedule)
 	}
 }
+
+// Across a daylight-saving change the window keeps its wall-clock hours:
+// London's 08:00 is 08:00 GMT before the change and 08:00 BST after it.
+func TestWindowAcrossDaylightSaving(t *testing.T) {
+	t.Parallel()
+	w := campaigns.Window{Start: "08:00", End: "20:00", Timezone: "Europe/London"}
+	// Clocks go forward at 01:00 UTC on Sunday 2026-03-29.
+	now := time.Date(2026, 3, 28, 21, 0, 0, 0, time.UTC)
+	if got, want := w.NextOpening(now), time.Date(2026, 3, 29, 7, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("spring: %s, want %s", got.UTC(), want)
+	}
+	// Clocks go back at 01:00 UTC on Sunday 2026-10-25.
+	now = time.Date(2026, 10, 24, 20, 0, 0, 0, time.UTC)
+	if got, want := w.NextOpening(now), time.Date(2026, 10, 25, 8, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("autumn: %s, want %s", got.UTC(), want)
+	}
+	if !w.Open(time.Date(2026, 10, 24, 18, 59, 0, 0, time.UTC)) || w.Open(time.Date(2026, 10, 24, 19, 0, 0, 0, time.UTC)) {
+		t.Error("closes at 20:00 BST = 19:00 UTC")
+	}
+}
+
+// Any window the parser accepts opens: NextOpening is never before the time
+// asked, the window is open then, and it is at most a week ahead. Zones
+// without daylight saving, where every wall time exists.
+func FuzzWindow(f *testing.F) {
+	f.Add("08:00", "20:00", "mon,tue", int64(4102520400), uint8(0))
+	f.Add("22:00", "06:00", "fri", int64(4102520400), uint8(1))
+	f.Add("00:00", "24:00", "", int64(0), uint8(2))
+	f.Add("8:5", "24:00", "sun", int64(-1), uint8(0))
+	zones := []string{"Africa/Lagos", "Asia/Kolkata", "UTC"}
+	f.Fuzz(func(t *testing.T, start, end, days string, unix int64, zone uint8) {
+		w := campaigns.Window{Start: start, End: end, Timezone: zones[int(zone)%len(zones)]}
+		if days != "" {
+			w.Days = strings.Split(days, ",")
+		}
+		now := time.Unix(unix%(1<<40), 0)
+		got := w.NextOpening(now) // must not panic, valid or not
+		s := campaigns.Spec{Channel: campaigns.ChannelSMS, ChannelID: "c", Message: "hi", Recipients: "r.csv",
+			Schedule: &campaigns.Schedule{Window: &w}}
+		if s.Validate() != nil {
+			return
+		}
+		if got.Before(now) || !w.Open(got) || got.Sub(now) > 8*24*time.Hour {
+			t.Fatalf("%+v at %s: next opening %s (open %v)", w, now, got, w.Open(got))
+		}
+	})
+}
