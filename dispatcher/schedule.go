@@ -89,5 +89,6 @@ func startsAt(spec campaigns.Spec, now time.Time) *time.Time {
 	if !at.After(now) {
 		return nil
 	}
+	at = at.UTC()
 	return &at
 }
