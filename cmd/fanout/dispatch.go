@@ -275,6 +275,7 @@ func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool, 
 	if a.detach {
 		fmt.Fprintf(e.stderr, "uploaded %s in %s (%d invalid, %s, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
 			plural(res.Valid, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, res.ID)
+		printStart(e.stderr, res)
 		return nil
 	}
 	if final != "" {
