@@ -31,7 +31,7 @@ type Window struct {
 	// the day.
 	End string `yaml:"end" json:"end"`
 	// Timezone is the IANA zone the hours are read in, e.g. Africa/Lagos.
-	Timezone string `yaml:"timezone" json:"tz"`
+	Timezone string `yaml:"timezone" json:"timezone"`
 	// Days are the week days the window opens on: mon, tue, wed, thu, fri,
 	// sat, sun (or their full names); empty means every day.
 	Days []string `yaml:"days" json:"days,omitempty"`
