@@ -325,3 +325,29 @@ func scheduleLines(m *yaml.Node, lines map[string]int) {
 		}
 	}
 }
+
+// scheduleTimeError finds a schedule time (start_at, expires_at) that is
+// not a time, for a decoding error that names no line and would repeat the
+// value; nil when every one reads. m is the spec's top-level mapping.
+func scheduleTimeError(m *yaml.Node, file string) *SpecError {
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		sc := m.Content[i+1]
+		if m.Content[i].Value != "schedule" || sc.Kind != yaml.MappingNode {
+			continue
+		}
+		for j := 0; j+1 < len(sc.Content); j += 2 {
+			k, v := sc.Content[j], sc.Content[j+1]
+			if k.Value != "start_at" && k.Value != "expires_at" {
+				continue
+			}
+			var t time.Time
+			if v.Kind != yaml.ScalarNode || v.Decode(&t) != nil {
+				return &SpecError{File: file, Line: v.Line, Msg: fmt.Sprintf("schedule.%s is not a time: use RFC 3339 with its offset, e.g. 2026-12-01T18:00:00+01:00", k.Value)}
+			}
+		}
+	}
+	return nil
+}

@@ -150,6 +150,10 @@ func TestScheduleValidation(t *testing.T) {
 			`c.yaml:6: schedule.timezone_column needs schedule.window`},
 		{"both zone sources", "schedule:\n  window: {start: \"08:00\", end: \"20:00\", timezone: Africa/Lagos}\n  timezone_column: tz\n  timezone_from_phone: true\n",
 			`c.yaml:7: schedule.timezone_column and schedule.timezone_from_phone: use one`},
+		{"start_at not a time", "schedule:\n  start_at: tomorrow\n",
+			`c.yaml:6: schedule.start_at is not a time: use RFC 3339`},
+		{"expires_at without offset", "schedule:\n  expires_at: \"2099-01-01 18:00\"\n",
+			`c.yaml:6: schedule.expires_at is not a time`},
 		{"start after expiry", "schedule:\n  start_at: 2099-01-02T00:00:00Z\n  expires_at: 2099-01-01T00:00:00Z\n",
 			`c.yaml:6: schedule.start_at 2099-01-02T00:00:00Z is not before schedule.expires_at`},
 	} {

@@ -297,6 +297,9 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
+		if se := scheduleTimeError(root.Content[0], name); se != nil {
+			return s, se
+		}
 		return s, &SpecError{File: name, Line: yamlErrLine(err), Msg: yamlErrMsg(err)}
 	}
 	if err := wholeNumbers(root.Content[0], name, map[string]bool{
