@@ -15,8 +15,8 @@ import (
 
 // window is the gate of a batch before anything is claimed: it returns the
 // part of b that may be sent now, by the campaign's schedule.start_at and
-// schedule.window (read in each recipient's zone). Nothing waits before
-// start_at when the batch has no schedule.
+// schedule.window (read in each recipient's zone). A batch without either
+// passes untouched.
 //
 // When no recipient may be sent now, it returns nil and a notFailure that
 // brings the task back at the earliest opening (at most
