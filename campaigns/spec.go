@@ -194,6 +194,16 @@ type Schedule struct {
 	// skipped ("expired"), and retries stop. RFC 3339, e.g.
 	// 2026-12-01T18:00:00+01:00.
 	ExpiresAt *time.Time `yaml:"expires_at" json:"expires_at,omitempty"`
+	// StartAt holds every send until this time (RFC 3339); see schedule.go.
+	StartAt *time.Time `yaml:"start_at" json:"start_at,omitempty"`
+	// Window is the hours of the week recipients may be messaged.
+	Window *Window `yaml:"window" json:"window,omitempty"`
+	// TimezoneColumn names a recipient column holding the recipient's IANA
+	// time zone, in which the window is read for them.
+	TimezoneColumn string `yaml:"timezone_column" json:"timezone_column,omitempty"`
+	// TimezoneFromPhone reads the window in the zone of each recipient's
+	// phone number's country.
+	TimezoneFromPhone bool `yaml:"timezone_from_phone" json:"timezone_from_phone,omitempty"`
 }
 
 // Expiry returns the deadline as unix seconds, or 0 for none.
@@ -287,6 +297,9 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
+		if se := scheduleTimeError(root.Content[0], name); se != nil {
+			return s, se
+		}
 		return s, &SpecError{File: name, Line: yamlErrLine(err), Msg: yamlErrMsg(err)}
 	}
 	if err := wholeNumbers(root.Content[0], name, map[string]bool{
@@ -306,6 +319,7 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 				}
 			}
 		}
+		scheduleLines(m, s.lines)
 	}
 	if err := s.Validate(); err != nil {
 		return s, err
@@ -470,6 +484,7 @@ func (s *Spec) Validate() error {
 	if s.Channel.AddressKind() == "phone" && !phonenumbers.GetSupportedRegions()[s.DefaultRegion] {
 		add("default_region", "default_region %q is not a region: use a two-letter ISO 3166 code such as NG, GH or KE", s.DefaultRegion)
 	}
+	errs = append(errs, s.validateSchedule()...)
 	if t := s.Expiry(); t > 0 && t <= time.Now().Unix() {
 		add("schedule", "schedule.expires_at %s is in the past: nothing would be sent", s.Schedule.ExpiresAt.Format(time.RFC3339))
 	}

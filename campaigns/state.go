@@ -89,6 +89,10 @@ type Progress struct {
 	// Retries counts the retry rounds of fanout retry-failed that sent
 	// failed recipients again.
 	Retries int64 `json:"retries,omitempty"`
+	// NextOpening is when sending resumes, while the campaign's recipients
+	// wait for schedule.start_at or schedule.window; absent when they may
+	// be sent now.
+	NextOpening *time.Time `json:"next_opening,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.

@@ -26,6 +26,9 @@ type Item struct {
 	// Content is set when the campaign is personalised; otherwise the
 	// batch's Shared content applies.
 	Content *Content `json:"c,omitempty"`
+	// TZ is the recipient's IANA time zone for the batch's Window, set
+	// only when it differs from the window's own.
+	TZ string `json:"tz,omitempty"`
 }
 
 // Batch is the payload of a send task: up to batch_size recipients of one
@@ -54,6 +57,11 @@ type Batch struct {
 	AtLeastOnce bool     `json:"alo,omitempty"`
 	// ExpiresAt is the campaign deadline in unix seconds (0: none).
 	ExpiresAt int64 `json:"exp,omitempty"`
+	// StartAt is the campaign's schedule.start_at in unix seconds (0:
+	// none), and Window its schedule.window: a worker sends nothing before
+	// either lets it (see OpensAt).
+	StartAt int64   `json:"start,omitempty"`
+	Window  *Window `json:"win,omitempty"`
 }
 
 // ContentOf returns the content for an item of the batch.

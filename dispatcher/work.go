@@ -49,6 +49,7 @@ func (r *run) process(x *rowRec, normalize func(string) (string, error)) {
 		return
 	}
 	x.addr, x.hash = addr, addrHash(addr)
+	x.tz, x.tzDefault = r.zones.zone(x.tzRaw, addr)
 	if r.pf.suppressed.Has(x.hash) {
 		x.suppressed = true
 		return

@@ -25,7 +25,10 @@ import "strconv"
 //	                              and times (created_at, started_at,
 //	                              settled_at, updated_at, finished_at, unix
 //	                              ms). Created by Create, changed by every
-//	                              script. Kept.
+//	                              script. Kept. Also next_opening (unix ms):
+//	                              the earliest opening of work waiting for
+//	                              its send window, by NoteOpening
+//	                              (schedule.go).
 //	fanout:{id}:b         hash    batch seq -> recipients, one field per batch
 //	                              recorded by AddBatch, so totals count once.
 //	                              Kept.

@@ -88,6 +88,8 @@ type AuditOptions struct {
 // no task will ever send. One worker at a time (leader-elected through
 // Redis) looks at the campaigns that have batch copies:
 //
+//   - a running campaign waiting for its send window (a worker noted its
+//     next opening, still to come) is not stalled: its tasks are scheduled;
 //   - a running campaign that made no progress for StallAfter has each
 //     batch copy checked against asynq (Inspector.GetTaskInfo of its
 //     deterministic task id); a batch whose task is gone, archived, or
@@ -186,6 +188,9 @@ func (a *Auditor) auditCampaign(ctx context.Context, id string) error {
 		}
 		return err
 	case campaigns.StateRunning, campaigns.StateDispatching, campaigns.StateSent:
+		if act.NextOpening.After(time.Now()) && act.AwaitingDLR <= 0 {
+			return nil // waiting for its send window (see window.go), not stalled
+		}
 		if (act.Pending <= 0 && act.AwaitingDLR <= 0) || time.Since(act.Last) < a.opts.StallAfter {
 			return nil
 		}

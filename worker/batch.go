@@ -66,6 +66,10 @@ func (s *batchSender) draining() bool {
 //   - follow: carry out the plan the steps left (delivery-report polls, the
 //     unfinished part of the batch, a shared throttle, a pause).
 func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, send channelFunc) error {
+	b, err := s.window(ctx, b)
+	if b == nil {
+		return err // outside the send window: nothing claimed, no retry used
+	}
 	a := s.newAttempt(b)
 	c, err := a.claim(ctx)
 	if c == nil {
@@ -82,7 +86,7 @@ func (s *batchSender) newAttempt(b *campaigns.Batch) *attempt {
 	for i, it := range b.Items {
 		rows[i] = it.Row
 	}
-	expired := b.ExpiresAt > 0 && time.Now().Unix() >= b.ExpiresAt
+	expired := b.ExpiresAt > 0 && s.opts.NowFunc().Unix() >= b.ExpiresAt
 	return &attempt{s: s, b: b, token: storage.NewToken(), rows: rows, expired: expired}
 }
 

@@ -158,6 +158,13 @@ type Options struct {
 	// NotifySecret keys the X-Fanout-Signature of completion notices
 	// (config FANOUT_NOTIFY_SECRET); default none: notices go unsigned.
 	NotifySecret string
+	// WindowRecheck caps how far ahead one wait for a send window (or
+	// schedule.start_at) schedules its task, so that a campaign's pause,
+	// cancel or expiry is seen while it waits; default 1h.
+	WindowRecheck time.Duration
+	// NowFunc is the clock send windows and start_at are read by; default
+	// time.Now. Tests set a fake clock.
+	NowFunc func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -214,6 +221,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.InFlight <= 0 {
 		o.InFlight = config.DefaultInFlight
+	}
+	if o.WindowRecheck <= 0 {
+		o.WindowRecheck = time.Hour
+	}
+	if o.NowFunc == nil {
+		o.NowFunc = time.Now
 	}
 	return o
 }

@@ -268,12 +268,14 @@ func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool, 
 	if res.DryRun {
 		fmt.Fprintf(e.stdout, "dry run of %s: %s, %d valid, %d invalid, %s, %d suppressed, %s%s\n",
 			res.ID, plural(res.Rows, "row", "rows"), res.Valid, res.Invalid, dups, res.Suppressed, batches, est)
+		printStart(e.stderr, res)
 		return nil
 	}
 	fmt.Fprintln(e.stdout, res.ID)
 	if a.detach {
 		fmt.Fprintf(e.stderr, "uploaded %s in %s (%d invalid, %s, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
 			plural(res.Valid, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, res.ID)
+		printStart(e.stderr, res)
 		return nil
 	}
 	if final != "" {
@@ -287,6 +289,7 @@ func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool, 
 	}
 	fmt.Fprintf(e.stderr, "enqueued %s in %s (%d invalid, %s, %d suppressed%s%s); follow it with: fanout status %s\n",
 		plural(res.Total, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, resumed, res.ID)
+	printStart(e.stderr, res)
 	if res.Invalid > 0 && !rejects {
 		fmt.Fprintf(e.stderr, "%s refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n", plural(res.Invalid, "row was", "rows were"))
 	}

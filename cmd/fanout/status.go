@@ -144,6 +144,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 		fmt.Fprintf(w, ": %s", p.Reason)
 	}
 	fmt.Fprintf(w, "\nprogress   %s\n", bar(p.Done(), p.Total, 30))
+	printOpening(w, p)
 	if p.Rate > 0 {
 		fmt.Fprintf(w, "rate       %.1f recipients/s sent", p.Rate)
 		if p.ETA != nil {

@@ -119,6 +119,7 @@ func frameLine(f frame) string {
 	if p.Reason != "" && (p.State == campaigns.StatePaused || p.State == campaigns.StateCancelled) {
 		fmt.Fprintf(&b, " (%s)", p.Reason)
 	}
+	b.WriteString(openingText(p))
 	fmt.Fprintf(&b, "  dispatch %s", dispatchText(f))
 	fmt.Fprintf(&b, "  sends %s", sendsText(f))
 	if p.Channel.Tracked() {
@@ -253,7 +254,7 @@ func headText(f frame) string {
 	if p.Reason != "" && (p.State == campaigns.StatePaused || p.State == campaigns.StateCancelled) {
 		s += ": " + p.Reason
 	}
-	return s
+	return s + openingText(p)
 }
 
 func (v *barView) show(f frame) error {
