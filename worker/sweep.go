@@ -131,6 +131,12 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// Reports arriving by webhook need no reading: the pass then only
+	// expires what is due (see sweep.hooked).
+	hooked, err := store.HookedReports(ctx, p.Campaign)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	if st.Awaiting <= 0 {
 		if h.finished(st, now) {
@@ -142,7 +148,7 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return &notFailure{reason: "no delivery report awaited yet", retryIn: min(h.opts.DLRInterval<<min(w.Idle, 10), time.Minute)}
 	}
-	s := &sweep{h: h, p: p, st: st, w: &w, now: now, settled: map[string]bool{}}
+	s := &sweep{h: h, p: p, st: st, w: &w, now: now, settled: map[string]bool{}, hooked: hooked}
 	perr := s.run(ctx)
 	w.Passes++
 	if s.count >= busyPass {
@@ -216,9 +222,25 @@ type sweep struct {
 	// expiresAt is the earliest time a pending message seen in this pass
 	// reaches DLRMaxAge (zero: none seen).
 	expiresAt time.Time
+	// hooked: the campaign's reports arrive by webhook (one did within
+	// storage.HookLiveTTL). The pass reads no page and no report then: the
+	// webhooks stand for the fresh part (the floor follows them, so a
+	// fresh part after the webhooks stop reads only what they may have
+	// missed), and only the expiry runs. Once they stop, the next pass is
+	// an ordinary one, whose stragglers' part reads, one by one, the
+	// awaited reports that are no longer pending.
+	hooked bool
 }
 
 func (s *sweep) run(ctx context.Context) error {
+	if s.hooked {
+		s.w.FreshAt = s.now.UnixMilli()
+		s.w.Floor = max(s.w.Floor, s.now.Add(-s.straggleAge()-clockSkew).UnixMilli())
+		if s.expiring() {
+			return s.expireAll(ctx)
+		}
+		return nil
+	}
 	if s.fresh() {
 		if err := s.scanFresh(ctx); err != nil {
 			return err
