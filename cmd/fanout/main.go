@@ -83,6 +83,7 @@ func commands() []command {
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"otp", "send and verify one-time passwords (OneOTP, OTP SMS)", cmdOTP},
 		{"sessions", "seed and check WhatsApp session windows (customers' last inbound time)", cmdSessions},
+		{"webhooks", "receive OneRoute's signed webhook events and apply them (delivery reports, statuses)", cmdWebhooks},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}
