@@ -127,18 +127,21 @@ func (s *Store) EnsureHookGroup(ctx context.Context) error {
 	return nil
 }
 
-// ReadHooks returns up to count events for consumer: first those another
-// consumer took more than idle ago without acknowledging them (it died),
-// then new ones, waiting up to block for some (0: do not wait).
+// ReadHooks returns up to count events for consumer: first, when idle > 0,
+// those another consumer (or this one, before a restart) took more than
+// idle ago without acknowledging them, then new ones, waiting up to block
+// for some (0: do not wait).
 func (s *Store) ReadHooks(ctx context.Context, consumer string, count int, block, idle time.Duration) ([]StreamEvent, error) {
-	claimed, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: hookStreamKey, Group: HookGroup, Consumer: consumer, MinIdle: idle, Start: "0-0", Count: int64(count),
-	}).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("claim idle webhook events: %w", err)
-	}
-	if len(claimed) > 0 {
-		return streamEvents(claimed), nil
+	if idle > 0 {
+		claimed, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: hookStreamKey, Group: HookGroup, Consumer: consumer, MinIdle: idle, Start: "0-0", Count: int64(count),
+		}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("claim idle webhook events: %w", err)
+		}
+		if len(claimed) > 0 {
+			return streamEvents(claimed), nil
+		}
 	}
 	if block <= 0 {
 		block = -1 // go-redis: no BLOCK argument

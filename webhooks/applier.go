@@ -50,8 +50,13 @@ type ApplierOptions struct {
 	// Block is how long a read waits for events; default 1s.
 	Block time.Duration
 	// ClaimIdle is how long an event read by another applier stays
-	// unacknowledged before this one takes it over; default 1m.
+	// unacknowledged before this one takes it over; default 1m. Such
+	// events are looked for every ClaimIdle/4.
 	ClaimIdle time.Duration
+	// Linger is how long a round that found less than a full batch waits
+	// before the next one, so that events are applied in batches rather
+	// than one round trip each; default 50ms.
+	Linger time.Duration
 	// OrphanFor is how long a report whose message is not known yet (its
 	// send not recorded yet, or another system's message) is tried again
 	// before it is dropped; default 10m.
@@ -94,6 +99,9 @@ type Applier struct {
 	mu        sync.Mutex
 	campaigns []string
 	listedAt  time.Time
+
+	claimedAt time.Time // the last look for events another applier left
+	dueAt     time.Time // the last look for put-off events
 }
 
 // NewApplier returns an Applier on st.
@@ -106,6 +114,9 @@ func NewApplier(st Ledger, o ApplierOptions) *Applier {
 	}
 	if o.ClaimIdle <= 0 {
 		o.ClaimIdle = time.Minute
+	}
+	if o.Linger <= 0 {
+		o.Linger = 50 * time.Millisecond
 	}
 	if o.OrphanFor <= 0 {
 		o.OrphanFor = 10 * time.Minute
@@ -151,6 +162,8 @@ func (a *Applier) Run(ctx context.Context) error {
 		}
 		break
 	}
+	linger := time.NewTimer(0)
+	defer linger.Stop()
 	for ctx.Err() == nil {
 		n, err := a.Round(ctx)
 		if err != nil {
@@ -163,7 +176,13 @@ func (a *Applier) Run(ctx context.Context) error {
 			continue
 		}
 		fails = 0
-		_ = n
+		if n > 0 && n < a.opts.Batch {
+			linger.Reset(a.opts.Linger)
+			select {
+			case <-ctx.Done():
+			case <-linger.C:
+			}
+		}
 	}
 	return nil
 }
@@ -172,11 +191,16 @@ func (a *Applier) Run(ctx context.Context) error {
 // acknowledges them, then retries the put-off events that are due. It
 // returns how many stream events it applied.
 func (a *Applier) Round(ctx context.Context) (int, error) {
-	evs, err := a.st.ReadHooks(ctx, a.opts.Consumer, a.opts.Batch, a.opts.Block, a.opts.ClaimIdle)
+	now := a.opts.Now()
+	idle := time.Duration(0) // no look for events another applier left
+	if now.Sub(a.claimedAt) >= a.opts.ClaimIdle/4 {
+		idle, a.claimedAt = a.opts.ClaimIdle, now
+	}
+	evs, err := a.st.ReadHooks(ctx, a.opts.Consumer, a.opts.Batch, a.opts.Block, idle)
 	if err != nil {
 		return 0, err
 	}
-	now := a.opts.Now()
+	now = a.opts.Now()
 	if len(evs) > 0 {
 		bodies := make([][]byte, len(evs))
 		for i, e := range evs {
@@ -210,8 +234,13 @@ func retryIn(age time.Duration) time.Duration {
 	return min(max(age, time.Second), time.Minute)
 }
 
-// retryDue applies the put-off events that are due once more.
+// retryDue applies the put-off events that are due once more; it looks
+// for them at most every 250ms.
 func (a *Applier) retryDue(ctx context.Context, now time.Time) error {
+	if now.Sub(a.dueAt) < 250*time.Millisecond {
+		return nil
+	}
+	a.dueAt = now
 	due, err := a.st.DueHooks(ctx, now, a.opts.Batch)
 	if err != nil || len(due) == 0 {
 		return err
