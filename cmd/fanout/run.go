@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,7 @@ type runArgs struct {
 	rejects   string
 	timeout   time.Duration
 	spec      string
+	webhooks  bool
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -94,9 +96,13 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		shortDuration(config.DefaultDLRMaxAge), shortDuration(sandboxDLRMaxAge)))
 	fs.StringVar(&a.rejects, "rejects", "", "write refused rows to this CSV `file`")
 	fs.DurationVar(&a.timeout, "timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
+	fs.BoolVar(&a.webhooks, "webhooks", false, "with --sandbox: delivery reports come by webhook to an embedded receiver (see fanout webhooks)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return a, err
+	}
+	if a.webhooks && !a.sandbox {
+		return a, &usageError{"--webhooks needs --sandbox: with OneRoute itself, run fanout webhooks at a public URL"}
 	}
 	if err := checkArgs(pos, "one campaign spec file"); err != nil {
 		return a, err
@@ -134,6 +140,7 @@ type runBackends struct {
 	client *oneroute.Client
 	sb     *sandbox.Server // nil without --sandbox
 	stops  []func()
+	hooks  net.Listener // the embedded receiver's, with --webhooks
 }
 
 // open connects to Redis and OneRoute; with --sandbox it first starts the
@@ -141,7 +148,15 @@ type runBackends struct {
 // at them. Call close even when open fails.
 func (b *runBackends) open(ctx context.Context, e *env, a runArgs, cfg *config.Config) error {
 	if a.sandbox {
-		sb, url, stop, err := startSandboxAPI()
+		var opts []func(*sandbox.Options)
+		if a.webhooks {
+			ln, opt, err := listenRunWebhooks(cfg)
+			if err != nil {
+				return err
+			}
+			b.hooks, opts = ln, append(opts, opt)
+		}
+		sb, url, stop, err := startSandboxAPI(opts...)
 		if err != nil {
 			return err
 		}
@@ -167,6 +182,9 @@ func (b *runBackends) open(ctx context.Context, e *env, a runArgs, cfg *config.C
 		return err
 	}
 	b.rdb, b.stops = rdb, append(b.stops, func() { rdb.Close() })
+	if b.hooks != nil {
+		b.stops = append(b.stops, serveRunWebhooks(ctx, b.hooks, rdb, *cfg, newLogger(e.stderr, cfg.Log).Level(zerolog.WarnLevel)))
+	}
 	if b.client, err = newOneRoute(cfg.OneRoute); err != nil {
 		return &inputError{err}
 	}

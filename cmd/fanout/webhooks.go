@@ -14,6 +14,7 @@ import (
 
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/metrics"
+	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/webhooks"
 )
@@ -106,4 +107,40 @@ func (s *webhookService) stop() {
 	s.recv.Stop()
 	s.cancel()
 	s.wg.Wait()
+}
+
+// withWebhooks serves POST /webhooks/oneroute with recv and everything else
+// with h (the monitor's handler, with its authentication).
+func withWebhooks(h, recv http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST "+webhooks.Path, recv)
+	mux.Handle("/", h)
+	return mux
+}
+
+// listenRunWebhooks is the receiver of fanout run --sandbox --webhooks: a
+// listener on the loopback, and the sandbox option that posts the events
+// there, signed with the secret it sets in cfg.
+func listenRunWebhooks(cfg *config.Config) (net.Listener, func(*sandbox.Options), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for webhooks: %w", err)
+	}
+	cfg.OneRoute.WebhookSecret = config.Secret(sandbox.DefaultWebhookSecret)
+	url := "http://" + ln.Addr().String() + webhooks.Path
+	return ln, func(o *sandbox.Options) { o.WebhookURL, o.WebhookSecret = url, sandbox.DefaultWebhookSecret }, nil
+}
+
+// serveRunWebhooks serves the receiver and runs the applier on ln until
+// the returned func is called.
+func serveRunWebhooks(ctx context.Context, ln net.Listener, rdb redis.UniversalClient, cfg config.Config, log zerolog.Logger) func() {
+	svc := startWebhooks(ctx, rdb, cfg, log, true)
+	mux := http.NewServeMux()
+	mux.Handle("POST "+webhooks.Path, svc.recv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	return func() {
+		hs.Close()
+		svc.stop()
+	}
 }

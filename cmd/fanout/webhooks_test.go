@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute"
@@ -80,4 +82,34 @@ func TestWebhooksCommand(t *testing.T) {
 	testwait.For(t, "the event to be applied", 30*time.Second, func() bool {
 		return rdb.XLen(context.Background(), "fanout:{hooks}:s").Val() == 0 && rdb.ZCard(context.Background(), "fanout:{hooks}:later").Val() == 1
 	})
+}
+
+// fanout run --sandbox --webhooks: the sandbox posts its delivery reports
+// to an embedded receiver, and the campaign completes from them with the
+// same counts as polling gives, without reading reports itself.
+// --webhooks without --sandbox is a usage error.
+func TestRunSandboxWebhooks(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := setup(t)
+	b.env["REDIS_URL"] = srv.URL()
+	code := b.run(t, "run", "--sandbox", "--webhooks", "--json", "--dlr-max-age", "3s", "--timeout", "90s", "testdata/e2e/campaign.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, b.stderr.String())
+	}
+	var got runResult
+	if err := json.Unmarshal(b.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("decode %q: %v", b.stdout.String(), err)
+	}
+	if got.State != campaigns.StateCompleted || got.Delivered != 16 || got.Undelivered != 2 || got.DLRExpired != 2 || got.Sandbox == nil {
+		t.Fatalf("state %s, delivered %d, undelivered %d, dlr_expired %d; want completed, 16, 2, 2", got.State, got.Delivered, got.Undelivered, got.DLRExpired)
+	}
+	// The sweep's first pass may come before the first webhook (its
+	// interval is the sandbox's delay): one page at most.
+	if s := got.Sandbox; s.WebhooksSent != 18 || s.DLRRequests != 0 || s.SMSListRequests > 1 {
+		t.Errorf("sandbox: %d webhooks answered, %d report reads, %d list pages; want 18, 0, at most 1", s.WebhooksSent, s.DLRRequests, s.SMSListRequests)
+	}
+	if code := b.run(t, "run", "--webhooks", "testdata/e2e/campaign.yaml"); code != exitBadInput || !strings.Contains(b.stderr.String(), "--webhooks needs --sandbox") {
+		t.Errorf("--webhooks without --sandbox: exit %d, stderr %q", code, b.stderr.String())
+	}
 }
