@@ -109,6 +109,11 @@ import "strconv"
 //	                              RecordInbound (keeps the latest), read by
 //	                              LastInbound. Expires a day after its day.
 //
+// Webhook events (hooks.go), written by the webhook receiver and its
+// applier: fanout:{hooks}:d:<digest>, fanout:{hooks}:s (stream),
+// fanout:{hooks}:live, fanout:{hooks}:later, and per campaign
+// fanout:{id}:hk; hooks.go describes each.
+//
 // Keys of other owners, listed so that this is the whole picture:
 //
 //	fanout:rl:{<sender>}:s   string  ratelimit: per-second GCRA state (µs).
