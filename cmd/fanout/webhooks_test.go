@@ -113,3 +113,25 @@ func TestRunSandboxWebhooks(t *testing.T) {
 		t.Errorf("--webhooks without --sandbox: exit %d, stderr %q", code, b.stderr.String())
 	}
 }
+
+// deploy/k8s runs fanout webhooks with its probes on the port it listens
+// on, and a Service in front of that port.
+func TestK8sWebhooksProbes(t *testing.T) {
+	t.Parallel()
+	b := loadK8s(t)
+	w := deploymentRunning(t, b, "webhooks")
+	c := w.spec.Template.Spec.Containers[0]
+	addr := ""
+	for i, a := range c.Args {
+		if a == "--addr" && i+1 < len(c.Args) {
+			addr = c.Args[i+1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("%s: no --addr", w.where)
+	}
+	checkProbes(t, w.where, c, listenPort(t, w.where, "--addr", addr))
+	if w.env["ONEROUTE_WEBHOOK_SECRET_FILE"] == "" {
+		t.Errorf("%s: no ONEROUTE_WEBHOOK_SECRET_FILE", w.where)
+	}
+}
