@@ -135,3 +135,52 @@ func TestK8sWebhooksProbes(t *testing.T) {
 		t.Errorf("%s: no ONEROUTE_WEBHOOK_SECRET_FILE", w.where)
 	}
 }
+
+// fanout monitor with ONEROUTE_WEBHOOK_SECRET serves POST
+// /webhooks/oneroute without its login (the signature authenticates), and
+// keeps asking the login everywhere else.
+func TestMonitorServesWebhooks(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	vars := map[string]string{"REDIS_URL": srv.URL(), "ONEROUTE_WEBHOOK_SECRET": "whsec_mon", "FANOUT_MONITOR_AUTH": "ops:pw-for-the-test", "LOG_LEVEL": "error"}
+	e := &env{stdout: io.Discard, stderr: io.Discard, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	go func() { exited <- runMain(ctx, e, []string{"monitor", "--addr", addr}) }()
+	defer func() {
+		cancel()
+		if code := <-exited; code != exitOK {
+			t.Errorf("monitor exit %d", code)
+		}
+	}()
+	do := func(method, path string, body []byte, sig string) int {
+		req, _ := http.NewRequest(method, "http://"+addr+path, bytes.NewReader(body))
+		if sig != "" {
+			req.Header.Set(oneroute.SignatureHeader, sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	testwait.For(t, "the monitor to answer", 30*time.Second, func() bool { return do("GET", "/healthz", nil, "") == 200 })
+	body := []byte(`{"event":"smsDeliveryReport","message":null,"conversation":{"id":"77","status":"delivered"}}`)
+	if code := do("POST", webhooks.Path, body, oneroute.WebhookSignature("whsec_mon", body)); code != http.StatusOK {
+		t.Errorf("signed event: %d, want 200", code)
+	}
+	if code := do("POST", webhooks.Path, body, oneroute.WebhookSignature("forged", body)); code != http.StatusUnauthorized {
+		t.Errorf("forged event: %d, want 401", code)
+	}
+	if code := do("GET", "/", nil, ""); code != http.StatusUnauthorized {
+		t.Errorf("dashboard without a login: %d, want 401", code)
+	}
+}
