@@ -33,9 +33,9 @@ import (
 //	                                  "<first seen ms>:<body>" scored by when
 //	                                  to try again (ms).
 //	fanout:{<id>}:hk          string  set while delivery reports of campaign
-//	                                  id arrive by webhook (expires HookLiveTTL
-//	                                  after the last one); the dlr:sweep reads
-//	                                  no report the webhooks bring.
+//	                                  id arrive by webhook (expires HookLiveTTL,
+//	                                  or the applier's LiveFor, after the last
+//	                                  one); the dlr:sweep reads no report then.
 //
 // The {hooks} keys share one hash tag, so the receiver's script and the
 // applier's transactions run on one Redis Cluster slot.
@@ -245,14 +245,17 @@ func (s *Store) SettleDeferred(ctx context.Context, done, again []Deferred) erro
 }
 
 // MarkHooked records that delivery reports of the campaigns ids arrived by
-// webhook just now; HookedReports reads it for HookLiveTTL.
-func (s *Store) MarkHooked(ctx context.Context, ids []string) error {
+// webhook just now; HookedReports reads it for ttl (0: HookLiveTTL).
+func (s *Store) MarkHooked(ctx context.Context, ids []string, ttl time.Duration) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if ttl <= 0 {
+		ttl = HookLiveTTL
+	}
 	pipe := s.rdb.Pipeline()
 	for _, id := range ids {
-		pipe.Set(ctx, hookedKey(id), "1", HookLiveTTL)
+		pipe.Set(ctx, hookedKey(id), "1", ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("mark webhook reports of %d campaigns: %w", len(ids), err)
@@ -261,7 +264,7 @@ func (s *Store) MarkHooked(ctx context.Context, ids []string) error {
 }
 
 // HookedReports reports whether delivery reports of campaign id arrived by
-// webhook within HookLiveTTL: webhooks bring its reports, and the
+// webhook lately (MarkHooked's ttl): webhooks bring its reports, and the
 // delivery-report sweep need not read them.
 func (s *Store) HookedReports(ctx context.Context, id string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, hookedKey(id)).Result()

@@ -58,7 +58,7 @@ func TestHookKeysAndDedupe(t *testing.T) {
 	if err != nil || len(due) != 1 || string(due[0].Body) != `{"n":2}` || due[0].FirstSeen.UnixMilli() != now.UnixMilli() {
 		t.Fatalf("due %+v, %v", due, err)
 	}
-	if err := b.store.MarkHooked(b.ctx, []string{"k"}); err != nil {
+	if err := b.store.MarkHooked(b.ctx, []string{"k"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := b.store.HookedReports(b.ctx, "k"); !ok {

@@ -29,7 +29,7 @@ type Ledger interface {
 	ReportCampaigns(ctx context.Context, since time.Time) ([]string, error)
 	RowsOf(ctx context.Context, id string, pids []string) ([]int, error)
 	Record(ctx context.Context, id string, mode storage.Mode, token string, outs []campaigns.Outcome) (int, error)
-	MarkHooked(ctx context.Context, ids []string) error
+	MarkHooked(ctx context.Context, ids []string, ttl time.Duration) error
 }
 
 var _ Ledger = (*storage.Store)(nil)
@@ -61,6 +61,10 @@ type ApplierOptions struct {
 	// send not recorded yet, or another system's message) is tried again
 	// before it is dropped; default 10m.
 	OrphanFor time.Duration
+	// LiveFor is how long after its last report by webhook a campaign
+	// counts as receiving its reports that way (its sweep reads none and
+	// expires none meanwhile); default storage.HookLiveTTL (30s).
+	LiveFor time.Duration
 	// Horizon is how far back (by creation) campaigns are considered for
 	// SMS delivery reports; default 8 days.
 	Horizon time.Duration
@@ -343,7 +347,7 @@ func (a *Applier) apply(ctx context.Context, bodies [][]byte) (orphans []int, er
 		}
 		hooked = append(hooked, cid)
 	}
-	if err := a.st.MarkHooked(wctx, hooked); err != nil {
+	if err := a.st.MarkHooked(wctx, hooked, a.opts.LiveFor); err != nil {
 		return nil, err
 	}
 	for _, e := range inbound {

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ func TestSweepReadsNothingWhileWebhooksBringReports(t *testing.T) {
 	if len(sweeps) == 0 {
 		t.Fatal("no sweep enqueued")
 	}
-	if err := b.store.MarkHooked(b.ctx, []string{"swhk"}); err != nil {
+	if err := b.store.MarkHooked(b.ctx, []string{"swhk"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -101,4 +102,38 @@ func TestSweepReadsNothingWhileWebhooksBringReports(t *testing.T) {
 	b.enq.EnqueueContext(b.ctx, sweeps[0])
 	b.sweepUntilDone(t, "swhk", 30*time.Second)
 	checkOutcomes(t, b.progress(t, "swhk"), b.sb.Stats())
+}
+
+// Nothing expires while a campaign's reports still arrive by webhook: a
+// hooked pass past DLRMaxAge expires nothing and comes back once the
+// webhooks can have stopped; the first pass after they stopped expires
+// what is left.
+func TestHookedSweepDefersTheExpiry(t *testing.T) {
+	t.Parallel()
+	b := setupSweep(t, Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: time.Millisecond, SweepPageSize: 100})
+	b.send(t, "swexp", 20)
+	sweeps := b.enq.take(tasks.TypeDLRSweep)
+	if len(sweeps) == 0 {
+		t.Fatal("no sweep enqueued")
+	}
+	if err := b.store.MarkHooked(b.ctx, []string{"swexp"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	err := b.mux.ProcessTask(b.ctx, sweeps[0])
+	var nf *notFailure
+	if !errors.As(err, &nf) || nf.retryIn > storage.HookLiveTTL {
+		t.Fatalf("hooked pass past the max age: %v; want a retry within %s", err, storage.HookLiveTTL)
+	}
+	if p := b.progress(t, "swexp"); p.DLRExpired != 0 {
+		t.Fatalf("%d reports expired while webhooks bring them", p.DLRExpired)
+	}
+	if err := b.rdb.Del(b.ctx, "fanout:{swexp}:hk").Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.enq.take(tasks.TypeDLRSweep)
+	b.enq.EnqueueContext(b.ctx, sweeps[0])
+	b.sweepUntilDone(t, "swexp", 30*time.Second)
+	if p := b.progress(t, "swexp"); p.State != campaigns.StateCompleted {
+		t.Fatalf("campaign %s after the webhooks stopped, want completed", p.State)
+	}
 }

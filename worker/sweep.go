@@ -226,19 +226,18 @@ type sweep struct {
 	// storage.HookLiveTTL). The pass reads no page and no report then: the
 	// webhooks stand for the fresh part (the floor follows them, so a
 	// fresh part after the webhooks stop reads only what they may have
-	// missed), and only the expiry runs. Once they stop, the next pass is
-	// an ordinary one, whose stragglers' part reads, one by one, the
-	// awaited reports that are no longer pending.
+	// missed), and nothing expires. Once they stop, the next pass is an
+	// ordinary one: its stragglers' part reads, one by one, the awaited
+	// reports that are no longer pending, and the expiry runs if due.
 	hooked bool
 }
 
 func (s *sweep) run(ctx context.Context) error {
 	if s.hooked {
+		// Nothing expires while reports still arrive: the first pass after
+		// they stop (next) expires what is left.
 		s.w.FreshAt = s.now.UnixMilli()
 		s.w.Floor = max(s.w.Floor, s.now.Add(-s.straggleAge()-clockSkew).UnixMilli())
-		if s.expiring() {
-			return s.expireAll(ctx)
-		}
 		return nil
 	}
 	if s.fresh() {
@@ -283,6 +282,9 @@ func (s *sweep) expiring() bool {
 // expiry is due.
 func (s *sweep) next() time.Duration {
 	o := s.h.opts
+	if s.hooked && s.expiring() {
+		return max(o.DLRInterval, time.Second) // until the webhooks have stopped
+	}
 	d := maxDLRInterval
 	if s.st.Sending {
 		// Every fresh pass reads again what the straggler age holds back:

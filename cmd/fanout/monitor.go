@@ -98,7 +98,7 @@ See docs/monitoring.md.`)
 	handler := app.handler
 	if cfg.OneRoute.WebhookSecret != "" {
 		// OneRoute's webhooks on the same port (signed: no basic auth).
-		svc := startWebhooks(ctx, rdb, cfg, log, true)
+		svc := startWebhooks(ctx, rdb, cfg, log, true, 0)
 		defer svc.stop()
 		handler = withWebhooks(handler, svc.recv)
 	}
