@@ -298,10 +298,11 @@ func run(o options) error {
 			}
 		}()
 	}
-	// The pacer releases event i at start + i*interval (open loop).
+	// The pacer releases event i at start + i*interval (open loop), waking
+	// at most every millisecond and releasing every event due by then.
 	for i := range o.n {
 		if interval > 0 {
-			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > time.Millisecond {
 				time.Sleep(d)
 			}
 		}
