@@ -279,7 +279,7 @@ func (s *Store) HookedReports(ctx context.Context, id string) (bool, error) {
 // provider message id may belong to. One round trip for the ids, one
 // pipelined for their states.
 func (s *Store) ReportCampaigns(ctx context.Context, since time.Time) ([]string, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, indexKey, &redis.ZRangeBy{Min: strconv.FormatInt(since.Unix(), 10), Max: "+inf"}).Result()
+	ids, err := s.rdb.ZRangeByScore(ctx, indexKey, &redis.ZRangeBy{Min: strconv.FormatInt(since.UnixMilli(), 10), Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list recent campaigns: %w", err)
 	}

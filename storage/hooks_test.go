@@ -77,3 +77,27 @@ func TestHookKeysAndDedupe(t *testing.T) {
 		t.Errorf("keys (-want +got):\n%s", diff)
 	}
 }
+
+// ReportCampaigns lists the campaigns created since then that track
+// delivery reports and are not completed.
+func TestReportCampaigns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	before := time.Now()
+	for _, id := range []string{"a", "b"} {
+		if _, err := b.store.Create(b.ctx, smsSpec(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := b.store.ReportCampaigns(b.ctx, before.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"a", "b"}, got); diff != "" {
+		t.Errorf("campaigns (-want +got):\n%s", diff)
+	}
+	if got, _ := b.store.ReportCampaigns(b.ctx, time.Now().Add(time.Minute)); len(got) != 0 {
+		t.Errorf("campaigns created before the horizon listed: %v", got)
+	}
+}
