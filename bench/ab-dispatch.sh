@@ -28,7 +28,7 @@ for i in $(seq "$PAIRS"); do
 	for side in before after; do
 		redis-cli -p "$port" flushall >/dev/null
 		load=$(cut -d' ' -f1 /proc/loadavg)
-		/usr/bin/time -f '%U %S' -o "$dir/time.txt" "$dir/fanout-$side" dispatch --json "$dir/bench.yaml" >"$dir/out.json"
+		/usr/bin/time -f '%U %S' -o "$dir/time.txt" "$dir/fanout-$side" dispatch $(offline_flag "$dir/fanout-$side") --json "$dir/bench.yaml" >"$dir/out.json"
 		cpu=$(awk '{printf "%.2f", $1+$2}' "$dir/time.txt")
 		valid=$(grep -o '"valid":[0-9]*' "$dir/out.json" | cut -d: -f2)
 		el=$(grep -o '"elapsed_s":[0-9.]*' "$dir/out.json" | cut -d: -f2)

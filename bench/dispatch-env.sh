@@ -19,5 +19,10 @@ YAML
 	export REDIS_URL="redis://127.0.0.1:$port/0" ONEROUTE_API_KEY=bench-not-a-key LOG_LEVEL=warn
 }
 
+# offline_flag prints --offline when fanout binary $1 has it: the bench's
+# channel ch-bench is no OneRoute channel, so the preflight is skipped (an
+# older revision has no preflight and no flag).
+offline_flag() { "$1" dispatch --help 2>/dev/null | grep -q -- '--offline' && echo --offline; }
+
 # bench_cleanup stops the redis-server and removes $dir.
 bench_cleanup() { [ -n "${rpid:-}" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null; rm -rf "$dir"; }

@@ -22,7 +22,7 @@ peak=0
 for i in $(seq "$RUNS"); do
 	redis-cli -p "$port" flushall >/dev/null
 	load=$(cut -d' ' -f1 /proc/loadavg)
-	/usr/bin/time -v "$dir/fanout" dispatch --json "$dir/bench.yaml" >"$dir/out.json" 2>"$dir/time.txt"
+	/usr/bin/time -v "$dir/fanout" dispatch $(offline_flag "$dir/fanout") --json "$dir/bench.yaml" >"$dir/out.json" 2>"$dir/time.txt"
 	rss=$(awk -F: '/Maximum resident/ {gsub(/ /,"",$2); print $2}' "$dir/time.txt")
 	cpu=$(awk -F: '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u+s}' "$dir/time.txt")
 	valid=$(grep -o '"valid":[0-9]*' "$dir/out.json" | cut -d: -f2)
@@ -37,5 +37,5 @@ echo "recipients/s (dispatch time), median of $RUNS: $median"
 echo "peak RSS, highest of $RUNS: $((peak / 1024)) MB ($peak kB)"
 echo "redis used_memory after: $(redis-cli -p "$port" info memory | awk -F: '/^used_memory_human/ {print $2}' | tr -d '\r')"
 echo "== again (nothing to do: resumed from the checkpoint)"
-/usr/bin/time -v "$dir/fanout" dispatch --json "$dir/bench.yaml" >"$dir/out2.json" 2>"$dir/time2.txt"
+/usr/bin/time -v "$dir/fanout" dispatch $(offline_flag "$dir/fanout") --json "$dir/bench.yaml" >"$dir/out2.json" 2>"$dir/time2.txt"
 echo "second run: $(grep -o '"enqueued":[0-9]*,"resumed":[0-9]*' "$dir/out2.json"), wall $(awk '/Elapsed \(wall clock\)/ {print $NF}' "$dir/time2.txt")"

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -171,6 +172,10 @@ type Spec struct {
 	// ambiguous outcome that no lookup could settle. Default false: such
 	// recipients end as "unknown" and are never resent.
 	AtLeastOnce bool `yaml:"at_least_once" json:"at_least_once,omitempty"`
+	// NotifyURL, when set, receives a signed JSON summary of the campaign
+	// each time it completes (POST, X-Fanout-Signature: hex HMAC-SHA512 of
+	// the body keyed by FANOUT_NOTIFY_SECRET). http or https.
+	NotifyURL string `yaml:"notify_url" json:"notify_url,omitempty"`
 	// Schedule bounds when the campaign may send.
 	Schedule *Schedule `yaml:"schedule" json:"schedule,omitempty"`
 
@@ -189,6 +194,16 @@ type Schedule struct {
 	// skipped ("expired"), and retries stop. RFC 3339, e.g.
 	// 2026-12-01T18:00:00+01:00.
 	ExpiresAt *time.Time `yaml:"expires_at" json:"expires_at,omitempty"`
+	// StartAt holds every send until this time (RFC 3339); see schedule.go.
+	StartAt *time.Time `yaml:"start_at" json:"start_at,omitempty"`
+	// Window is the hours of the week recipients may be messaged.
+	Window *Window `yaml:"window" json:"window,omitempty"`
+	// TimezoneColumn names a recipient column holding the recipient's IANA
+	// time zone, in which the window is read for them.
+	TimezoneColumn string `yaml:"timezone_column" json:"timezone_column,omitempty"`
+	// TimezoneFromPhone reads the window in the zone of each recipient's
+	// phone number's country.
+	TimezoneFromPhone bool `yaml:"timezone_from_phone" json:"timezone_from_phone,omitempty"`
 }
 
 // Expiry returns the deadline as unix seconds, or 0 for none.
@@ -282,6 +297,9 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
+		if se := scheduleTimeError(root.Content[0], name); se != nil {
+			return s, se
+		}
 		return s, &SpecError{File: name, Line: yamlErrLine(err), Msg: yamlErrMsg(err)}
 	}
 	if err := wholeNumbers(root.Content[0], name, map[string]bool{
@@ -295,7 +313,13 @@ func ParseSpec(name string, data []byte) (Spec, error) {
 	if m := root.Content[0]; m.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			s.lines[m.Content[i].Value] = m.Content[i].Line
+			if v := m.Content[i+1]; v.Kind == yaml.MappingNode { // nested keys, e.g. template.name
+				for j := 0; j+1 < len(v.Content); j += 2 {
+					s.lines[m.Content[i].Value+"."+v.Content[j].Value] = v.Content[j].Line
+				}
+			}
 		}
+		scheduleLines(m, s.lines)
 	}
 	if err := s.Validate(); err != nil {
 		return s, err
@@ -402,22 +426,32 @@ func plainName(s string) bool {
 
 func specKeys() []string {
 	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
-		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule"}
+		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule", "notify_url"}
 }
 
 // File is the path the spec was loaded from ("" when built in code).
 func (s Spec) File() string { return s.file }
 
-// Line returns the line of a top-level key in the spec file, or 0.
-func (s Spec) Line(key string) int { return s.lines[key] }
+// Line returns the line of a key in the spec file, or 0: a top-level key
+// ("template") or a key of a top-level mapping ("template.name"); a nested
+// key that is not written falls back to its parent's line.
+func (s Spec) Line(key string) int {
+	if n, ok := s.lines[key]; ok {
+		return n
+	}
+	if parent, _, nested := strings.Cut(key, "."); nested {
+		return s.lines[parent]
+	}
+	return 0
+}
 
-// Errorf builds a SpecError located at a top-level key.
+// Errorf builds a SpecError located at a key, as Line finds it.
 func (s Spec) Errorf(key, format string, args ...any) *SpecError {
 	file := s.file
 	if file == "" {
 		file = "campaign spec"
 	}
-	return &SpecError{File: file, Line: s.lines[key], Msg: fmt.Sprintf(format, args...)}
+	return &SpecError{File: file, Line: s.Line(key), Msg: fmt.Sprintf(format, args...)}
 }
 
 // Resolve returns a path from the spec relative to the spec's folder.
@@ -450,6 +484,7 @@ func (s *Spec) Validate() error {
 	if s.Channel.AddressKind() == "phone" && !phonenumbers.GetSupportedRegions()[s.DefaultRegion] {
 		add("default_region", "default_region %q is not a region: use a two-letter ISO 3166 code such as NG, GH or KE", s.DefaultRegion)
 	}
+	errs = append(errs, s.validateSchedule()...)
 	if t := s.Expiry(); t > 0 && t <= time.Now().Unix() {
 		add("schedule", "schedule.expires_at %s is in the past: nothing would be sent", s.Schedule.ExpiresAt.Format(time.RFC3339))
 	}
@@ -509,6 +544,11 @@ func (s *Spec) Validate() error {
 	}
 	if s.BatchSize < 0 || s.BatchSize > 1000 {
 		add("batch_size", "batch_size %d: use 1 to 1000", s.BatchSize)
+	}
+	if s.NotifyURL != "" {
+		if u, err := url.Parse(s.NotifyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("notify_url", "notify_url %q: use an http:// or https:// URL", s.NotifyURL)
+		}
 	}
 	if r := s.Rate; r != nil && (r.PerSecond < 0 || r.PerMinute < 0 || r.PerDay < 0 || r.Burst < 0) {
 		add("rate", "rate limits cannot be negative")

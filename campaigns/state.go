@@ -51,6 +51,12 @@ type Progress struct {
 	Duplicates int64 `json:"duplicates"`
 	Suppressed int64 `json:"suppressed"`
 	Batches    int64 `json:"batches"`
+	// OptedOut counts recipients a worker skipped at claim time because
+	// their address opted out (a STOP reply, fanout suppress add) after the
+	// campaign was dispatched. They are counted in Skipped (a final send
+	// state) and in Suppressed too, which is the dispatcher's suppressed
+	// plus OptedOut.
+	OptedOut int64 `json:"opted_out"`
 	// Dispatched is true once the whole recipient file has been expanded.
 	Dispatched bool       `json:"dispatched"`
 	CreatedAt  time.Time  `json:"created_at"`
@@ -80,6 +86,13 @@ type Progress struct {
 	RedisLossAt *time.Time `json:"redis_loss_at,omitempty"`
 	// RedisLosses counts those restarts and failovers.
 	RedisLosses int64 `json:"redis_losses,omitempty"`
+	// Retries counts the retry rounds of fanout retry-failed that sent
+	// failed recipients again.
+	Retries int64 `json:"retries,omitempty"`
+	// NextOpening is when sending resumes, while the campaign's recipients
+	// wait for schedule.start_at or schedule.window; absent when they may
+	// be sent now.
+	NextOpening *time.Time `json:"next_opening,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.

@@ -1,7 +1,21 @@
 package campaigns
 
-// TracksDLR reports whether accepted messages are followed to delivery.
+// TracksDLR reports whether accepted messages are followed to delivery by
+// SMS delivery reports (and reconciled by listing the channel's messages).
 func (c Channel) TracksDLR() bool { return c == ChannelSMS }
+
+// Tracked reports whether a campaign of the channel awaits its messages'
+// delivery statuses, so that it completes only once each is final or
+// expired: SMS delivery reports, WhatsApp template statuses (delivered,
+// read, failed) and email statuses. WhatsApp and email statuses come from
+// webhooks, or from the Logs API when none came in time.
+func (c Channel) Tracked() bool {
+	return c == ChannelSMS || c == ChannelWhatsAppTemplate || c == ChannelEmail
+}
+
+// TrackedByLogs reports whether the channel's statuses are read from the
+// Logs API (by message identifier) rather than from SMS delivery reports.
+func (c Channel) TrackedByLogs() bool { return c == ChannelWhatsAppTemplate || c == ChannelEmail }
 
 // Item is one recipient in a batch.
 type Item struct {
@@ -12,6 +26,9 @@ type Item struct {
 	// Content is set when the campaign is personalised; otherwise the
 	// batch's Shared content applies.
 	Content *Content `json:"c,omitempty"`
+	// TZ is the recipient's IANA time zone for the batch's Window, set
+	// only when it differs from the window's own.
+	TZ string `json:"tz,omitempty"`
 }
 
 // Batch is the payload of a send task: up to batch_size recipients of one
@@ -22,6 +39,10 @@ type Batch struct {
 	// Attempt is 0 for a dispatched batch and counts up for each follow-up
 	// task that carries a batch's unfinished part.
 	Attempt int `json:"att,omitempty"`
+	// Retry is 0 for a batch of the campaign's first run, and the
+	// campaign's retry round (fanout retry-failed) for a batch that sends
+	// failed recipients again.
+	Retry int `json:"rty,omitempty"`
 	// Failures counts temporary failures so far (bounded by MaxAttempts).
 	Failures  int     `json:"fail,omitempty"`
 	Channel   Channel `json:"ch"`
@@ -36,6 +57,11 @@ type Batch struct {
 	AtLeastOnce bool     `json:"alo,omitempty"`
 	// ExpiresAt is the campaign deadline in unix seconds (0: none).
 	ExpiresAt int64 `json:"exp,omitempty"`
+	// StartAt is the campaign's schedule.start_at in unix seconds (0:
+	// none), and Window its schedule.window: a worker sends nothing before
+	// either lets it (see OpensAt).
+	StartAt int64   `json:"start,omitempty"`
+	Window  *Window `json:"win,omitempty"`
 }
 
 // ContentOf returns the content for an item of the batch.

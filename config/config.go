@@ -83,6 +83,8 @@ const (
 	DefaultDLRMaxAge = 24 * time.Hour
 	// DefaultPollInterval is Worker.PollInterval's default.
 	DefaultPollInterval = 200 * time.Millisecond
+	// DefaultStatusFallbackAfter is Worker.StatusFallbackAfter's default.
+	DefaultStatusFallbackAfter = 2 * time.Minute
 	// DefaultBatchSize is Dispatch.BatchSize's default, and the batch size
 	// a spec without batch_size is checked against.
 	DefaultBatchSize = 50
@@ -92,7 +94,15 @@ const (
 	DefaultMonitorMaxUploadMB = 100
 	// DefaultMetricsRecent is Monitor.MetricsRecent's default.
 	DefaultMetricsRecent = time.Hour
+	// DefaultOptOutRegion is OptOut.Region's default.
+	DefaultOptOutRegion = "NG"
 )
+
+// DefaultStopWords returns OptOut.StopWords' default, a new slice each
+// call: STOP, UNSUBSCRIBE, STOPALL, CANCEL, END, QUIT.
+func DefaultStopWords() []string {
+	return []string{"STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT"}
+}
 
 // DefaultQueues returns Worker.Queues' default, a new map each call:
 // sms=6, whatsapp=6, email=3, dlr=2.
@@ -109,6 +119,20 @@ type Config struct {
 	Dispatch  Dispatch  `yaml:"dispatch"`
 	RateLimit RateLimit `yaml:"rate_limit"`
 	Monitor   Monitor   `yaml:"monitor"`
+	OptOut    OptOut    `yaml:"optout"`
+}
+
+// OptOut configures how inbound replies opt customers out (worker.OptOuts).
+type OptOut struct {
+	// StopWords are the replies that opt the sender out, matched whole, in
+	// any case, ignoring spaces and punctuation: env FANOUT_STOP_WORDS,
+	// comma-separated; default STOP, UNSUBSCRIBE, STOPALL, CANCEL, END,
+	// QUIT (DefaultStopWords).
+	StopWords []string `yaml:"stop_words"`
+	// Region reads an inbound sender's number that has no country code
+	// (ISO 3166, e.g. NG): env FANOUT_OPTOUT_REGION; default NG
+	// (DefaultOptOutRegion).
+	Region string `yaml:"region"`
 }
 
 // Redis locates the Redis that holds queues, ledger, counters and limits.
@@ -220,6 +244,16 @@ type Worker struct {
 	// worker starts within about that; each idle worker runs a few
 	// Redis scripts per check.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// NotifySecret keys the X-Fanout-Signature (hex HMAC-SHA512 of the
+	// body) of the completion notices posted to a campaign's notify_url:
+	// env FANOUT_NOTIFY_SECRET, or a file named by
+	// FANOUT_NOTIFY_SECRET_FILE; default none (notices are sent unsigned).
+	NotifySecret Secret `yaml:"notify_secret"`
+	// StatusFallbackAfter is how long after a WhatsApp or email message was
+	// sent its status may come by webhook before it is read from the Logs
+	// API instead: env FANOUT_STATUS_FALLBACK_AFTER; default 2m
+	// (DefaultStatusFallbackAfter).
+	StatusFallbackAfter time.Duration `yaml:"status_fallback_after"`
 }
 
 // Dispatch configures expansion.
@@ -295,9 +329,11 @@ func Defaults() Config {
 		OneRoute: OneRoute{BaseURL: "https://api.oneroute.io", Timeout: DefaultOneRouteTimeout},
 		Log:      Log{Level: "info"},
 		Worker: Worker{Concurrency: DefaultConcurrency, InFlight: DefaultInFlight, TaskTimeout: DefaultTaskTimeout, MaxAttempts: DefaultMaxAttempts,
-			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval},
+			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval,
+			StatusFallbackAfter: DefaultStatusFallbackAfter},
 		Dispatch: Dispatch{BatchSize: DefaultBatchSize},
 		Monitor:  Monitor{Addr: DefaultMonitorAddr, MaxUploadMB: DefaultMonitorMaxUploadMB, MetricsRecent: DefaultMetricsRecent},
+		OptOut:   OptOut{StopWords: DefaultStopWords(), Region: DefaultOptOutRegion},
 	}
 }
 
@@ -402,6 +438,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	}
 	secret("REDIS_PASSWORD", &cfg.Redis.Password)
 	secret("REDIS_SENTINEL_PASSWORD", &cfg.Redis.SentinelPassword)
+	secret("FANOUT_NOTIFY_SECRET", &cfg.Worker.NotifySecret)
 	secret("ONEROUTE_WEBHOOK_SECRET", &cfg.OneRoute.WebhookSecret)
 	dur("ONEROUTE_TIMEOUT", &cfg.OneRoute.Timeout)
 	str("LOG_LEVEL", &cfg.Log.Level)
@@ -414,6 +451,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	dur("FANOUT_DLR_INTERVAL", &cfg.Worker.DLRInterval)
 	dur("FANOUT_DLR_MAX_AGE", &cfg.Worker.DLRMaxAge)
 	dur("FANOUT_POLL_INTERVAL", &cfg.Worker.PollInterval)
+	dur("FANOUT_STATUS_FALLBACK_AFTER", &cfg.Worker.StatusFallbackAfter)
 	if v := getenv("FANOUT_QUEUES"); v != "" {
 		q, err := parseQueues(v)
 		if err != nil {
@@ -444,6 +482,8 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	num("FANOUT_MONITOR_MAX_UPLOAD_MB", &cfg.Monitor.MaxUploadMB)
 	dur("FANOUT_METRICS_RECENT", &cfg.Monitor.MetricsRecent)
 	str("FANOUT_METRICS_ADDR", &cfg.Monitor.MetricsAddr)
+	list("FANOUT_STOP_WORDS", &cfg.OptOut.StopWords)
+	str("FANOUT_OPTOUT_REGION", &cfg.OptOut.Region)
 
 	if cfg.Worker.ShutdownTimeout == 0 {
 		cfg.Worker.ShutdownTimeout = cfg.OneRoute.Timeout + ShutdownMargin
@@ -533,7 +573,8 @@ func (c Config) validate() []error {
 		name string
 		v    time.Duration
 	}{{"FANOUT_TASK_TIMEOUT", c.Worker.TaskTimeout}, {"FANOUT_DLR_INTERVAL", c.Worker.DLRInterval},
-		{"FANOUT_DLR_MAX_AGE", c.Worker.DLRMaxAge}, {"FANOUT_POLL_INTERVAL", c.Worker.PollInterval}} {
+		{"FANOUT_DLR_MAX_AGE", c.Worker.DLRMaxAge}, {"FANOUT_POLL_INTERVAL", c.Worker.PollInterval},
+		{"FANOUT_STATUS_FALLBACK_AFTER", c.Worker.StatusFallbackAfter}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s (%s) must be positive; leave it out for the default", d.name, d.v))
 		}

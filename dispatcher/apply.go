@@ -99,7 +99,10 @@ func (r *run) apply(ctx context.Context, x *rowRec) error {
 	}
 	r.batcher.seen.Add(x.hash)
 	r.batcher.c.Valid++
-	r.batcher.b.Items = append(r.batcher.b.Items, campaigns.Item{Row: x.n, To: x.addr, Content: x.content})
+	if x.tzDefault {
+		r.tzDefaulted++
+	}
+	r.batcher.b.Items = append(r.batcher.b.Items, campaigns.Item{Row: x.n, To: x.addr, Content: x.content, TZ: x.tz})
 	r.batcher.bHashes = append(r.batcher.bHashes, x.hash)
 	if len(r.batcher.b.Items) < r.batchSize {
 		return nil

@@ -131,6 +131,13 @@ type Result struct {
 	Estimate *Estimate `json:"estimate,omitempty"`
 	// Elapsed is the dispatch's wall time in seconds.
 	Elapsed float64 `json:"elapsed_s"`
+	// TimezoneDefaulted counts recipients (of this run) whose zone for the
+	// send window fell back to the window's: an empty or unknown
+	// schedule.timezone_column value, or a number of no known zone.
+	TimezoneDefaulted int `json:"timezone_defaulted,omitempty"`
+	// StartsAt is when sending starts, by the spec's schedule.start_at and
+	// schedule.window, when that is after the dispatch; absent otherwise.
+	StartsAt *time.Time `json:"starts_at,omitempty"`
 }
 
 // Dispatcher expands campaigns. It is safe for concurrent use by several
@@ -313,6 +320,9 @@ func preflight(spec campaigns.Spec, cols []string, o Options) (checked, error) {
 	if c.addrField, err = recipients.AddressField(spec, cols); err != nil {
 		return c, badInput{err}
 	}
+	if err := checkZoneColumn(spec, cols); err != nil {
+		return c, badInput{err}
+	}
 	if o.suppressed != nil {
 		c.suppressed = o.suppressed
 	} else if c.suppressed, err = loadSuppression(spec, o.SuppressFiles); err != nil {
@@ -325,6 +335,7 @@ func newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *ca
 	b := &campaigns.Batch{
 		Campaign: spec.ID, Seq: seq, Channel: spec.Channel, ChannelID: spec.ChannelID, From: spec.From,
 		Items: make([]campaigns.Item, 0, size), Rate: spec.Rate, AtLeastOnce: spec.AtLeastOnce, ExpiresAt: spec.Expiry(),
+		StartAt: spec.StartUnix(), Window: spec.SendWindow(),
 	}
 	if spec.Template != nil {
 		b.Template, b.Language = spec.Template.Name, spec.Template.Language
@@ -349,7 +360,7 @@ func (d *Dispatcher) enqueueBatch(ctx context.Context, spec campaigns.Spec, b *c
 			return true, nil
 		}
 	}
-	if err := tasks.Enqueue(ctx, d.enq, tasks.Send(b, tasks.Options{Timeout: d.opts.TaskTimeout})); err != nil {
+	if err := tasks.Enqueue(ctx, d.enq, tasks.Send(b, tasks.Options{Timeout: d.opts.TaskTimeout, Delay: startDelay(spec, time.Now())})); err != nil {
 		return false, fmt.Errorf("dispatch %s: batch %d: %w", spec.ID, b.Seq, err)
 	}
 	if d.opts.crashAfterEnqueue != nil && d.opts.crashAfterEnqueue(b.Seq) {

@@ -33,6 +33,9 @@ type rowRec struct {
 	suppressed bool
 	renderErr  error
 	content    *campaigns.Content
+	tzRaw      string // schedule.timezone_column's value
+	tz         string // the recipient's zone for the send window ("" = the window's)
+	tzDefault  bool   // the zone fell back to the window's
 }
 
 type chunk struct {
@@ -96,6 +99,9 @@ func (r *run) read(ctx context.Context, src recipients.Source, jobs, ordered cha
 				m := x.fields // a reused chunk's map
 				*x = rowRec{n: row.N, line: row.Line, err: row.Err}
 				x.raw, x.has = row.Fields[r.pf.addrField]
+				if r.zones.column != "" {
+					x.tzRaw = row.Fields[r.zones.column]
+				}
 				if r.personal && row.Fields != nil {
 					if m == nil {
 						m = make(map[string]string, len(r.needed))

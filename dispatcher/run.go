@@ -42,6 +42,9 @@ type run struct {
 	pool    pool         // batches enqueued concurrently
 	window  window       // the wait for workers
 	ckpt    checkpointer // what an earlier run did, and saving what this one did
+
+	zones       zoneSource // each recipient's zone for the send window
+	tzDefaulted int        // recipients whose zone fell back to the window's
 }
 
 func newRun(d *Dispatcher, spec campaigns.Spec, pf checked, start time.Time) *run {
@@ -52,7 +55,7 @@ func newRun(d *Dispatcher, spec campaigns.Spec, pf checked, start time.Time) *ru
 	r := &run{d: d, opts: d.opts, spec: spec, pf: pf, batchSize: bs, start: start,
 		personal: pf.renderer.Personalised(), needed: pf.renderer.Fields(),
 		ckpt:   checkpointer{doneSeqs: map[int]bool{}, snaps: map[int]snapshot{}, lastCommitted: -1},
-		window: window{needObserve: true}}
+		window: window{needObserve: true}, zones: newZoneSource(spec)}
 	r.batcher.b = newBatch(spec, 0, pf.renderer, bs)
 	return r
 }
@@ -63,6 +66,8 @@ func (r *run) result() Result {
 		Resumed: r.pool.resumed, ResumedAt: r.ckpt.resumedAt, DryRun: r.opts.DryRun, Elapsed: time.Since(r.start).Seconds()}
 	e := EstimateSend(r.batcher.c.Valid, EffectiveRate(r.opts.Rate, r.spec.Rate))
 	res.Estimate = &e
+	res.TimezoneDefaulted = r.tzDefaulted
+	res.StartsAt = startsAt(r.spec, time.Now())
 	return res
 }
 

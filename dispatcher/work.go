@@ -26,6 +26,9 @@ func (r *run) work(ctx context.Context, jobs <-chan *chunk) {
 		for i := range c.rows {
 			r.process(&c.rows[i], normalize)
 		}
+		if err := r.skipOptedOut(ctx, c); err != nil {
+			c.rows, c.err = c.rows[:0], err
+		}
 		close(c.done)
 	}
 }
@@ -46,6 +49,7 @@ func (r *run) process(x *rowRec, normalize func(string) (string, error)) {
 		return
 	}
 	x.addr, x.hash = addr, addrHash(addr)
+	x.tz, x.tzDefault = r.zones.zone(x.tzRaw, addr)
 	if r.pf.suppressed.Has(x.hash) {
 		x.suppressed = true
 		return

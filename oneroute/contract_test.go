@@ -232,7 +232,8 @@ func TestContractTemplates(t *testing.T) {
 	for _, tp := range list {
 		names = append(names, tp.Name+":"+tp.Status+":"+tp.Category)
 	}
-	want := []string{"first_welcome_messsage:approved:MARKETING", "new_conversation:approved:UTILITY", "otp_auth:approved:AUTHENTICATION", "summer_promo:pending:MARKETING"}
+	want := []string{"first_welcome_messsage:approved:MARKETING", "new_conversation:approved:UTILITY", "otp_auth:approved:AUTHENTICATION", "summer_promo:pending:MARKETING",
+		"order_shipped:approved:UTILITY", "bienvenue:approved:MARKETING"}
 	if d := cmp.Diff(want, names); d != "" {
 		t.Errorf("templates mismatch (-want +got):\n%s", d)
 	}

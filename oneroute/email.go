@@ -25,6 +25,11 @@ type EmailRequest struct {
 	ReplyTo string `json:"replyTo,omitempty"`
 	// Attachments are optional files.
 	Attachments []EmailAttachment `json:"attachments,omitempty"`
+	// Identifiers are caller-chosen message ids, one per recipient in the
+	// same order: they name the messages in FetchLogs. Guessed (not in
+	// OneRoute's documentation, oneroute-api.md 4.2); the sandbox honours
+	// it, and a server that ignores it only loses the Logs fallback.
+	Identifiers []string `json:"identifiers,omitempty"`
 }
 
 // SendEmail sends one email to many addresses through an email channel

@@ -158,13 +158,15 @@ func ExampleClient_FetchTemplates() {
 		return
 	}
 	for _, t := range list {
-		fmt.Println(t.Name, t.Category, t.Approved())
+		fmt.Println(t.Name, t.Locale, t.Category, t.Approved(), t.Placeholders())
 	}
 	// Output:
-	// first_welcome_messsage MARKETING true
-	// new_conversation UTILITY true
-	// otp_auth AUTHENTICATION true
-	// summer_promo MARKETING false
+	// first_welcome_messsage en MARKETING true 1
+	// new_conversation en UTILITY true 1
+	// otp_auth en AUTHENTICATION true 1
+	// summer_promo en MARKETING false 1
+	// order_shipped en UTILITY true 2
+	// bienvenue fr MARKETING true 1
 }
 
 func ExampleClient_SendTemplate() {

@@ -16,6 +16,10 @@ type LogFilter struct {
 	Medium string
 	// Status is "pending", "sent", "delivered", "read" or "failed".
 	Status string
+	// Before is a log row id: only rows older than it are listed, newest
+	// first (a cursor that new rows do not shift). Guessed; page numbers
+	// work without it.
+	Before string
 }
 
 // LogEntry is one message in the logs.
@@ -49,12 +53,21 @@ func (e LogEntry) Final() bool {
 	return e.Status == "delivered" || e.Status == "read" || e.Status == "failed"
 }
 
+// Log statuses, the values of LogEntry.Status.
+const (
+	LogPending   = "pending"
+	LogSent      = "sent"
+	LogDelivered = "delivered"
+	LogRead      = "read"
+	LogFailed    = "failed"
+)
+
 // FetchLogs lists message logs, by campaign id or by message identifier,
 // one page at a time (GET /api/public/logs). Meta is nil when OneRoute sends
 // none.
 func (c *Client) FetchLogs(ctx context.Context, f LogFilter, p Page) ([]LogEntry, *Meta, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"campaign_id": f.CampaignID, "identifier": f.Identifier, "medium": f.Medium, "status": f.Status} {
+	for k, v := range map[string]string{"campaign_id": f.CampaignID, "identifier": f.Identifier, "medium": f.Medium, "status": f.Status, "before": f.Before} {
 		if v != "" {
 			q.Set(k, v)
 		}

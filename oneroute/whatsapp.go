@@ -3,6 +3,8 @@ package oneroute
 import (
 	"context"
 	"encoding/json"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -235,4 +237,89 @@ func (c *Client) FetchTemplates(ctx context.Context, channelID string) ([]Templa
 	var out []Template
 	_, err = c.send(ctx, call{op: op, method: "GET", path: "/api/public/channel/" + id + "/templates", out: &out})
 	return out, err
+}
+
+// placeholderRe finds a numbered body placeholder such as {{1}}.
+var placeholderRe = regexp.MustCompile(`\{\{\s*(\d+)\s*\}\}`)
+
+// Placeholders returns the number of distinct numbered placeholders
+// ({{1}}, {{2}}, ...) in the template's body: how many parameters a send
+// must give. A template listed without a body is read from its BODY
+// component.
+func (t Template) Placeholders() int {
+	body := t.Body
+	if body == "" && len(t.Components) > 0 {
+		var comps []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(t.Components, &comps) == nil {
+			for _, c := range comps {
+				if strings.EqualFold(c.Type, "BODY") {
+					body = c.Text
+				}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range placeholderRe.FindAllStringSubmatch(body, -1) {
+		seen[m[1]] = true
+	}
+	return len(seen)
+}
+
+// DefaultLanguage is the template language OneRoute assumes when a send
+// gives none.
+const DefaultLanguage = "en"
+
+// HasLanguage reports whether the template is in language lang (DefaultLanguage
+// when ""): the same code, ignoring case and '-' for '_' ("en_US" is
+// "en-us"), or the same base language when either names no region ("en"
+// matches "en_GB").
+func (t Template) HasLanguage(lang string) bool {
+	if lang == "" {
+		lang = DefaultLanguage
+	}
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "-", "_")) }
+	a, b := norm(lang), norm(t.Locale)
+	if a == b {
+		return true
+	}
+	baseA, regionA, _ := strings.Cut(a, "_")
+	baseB, regionB, _ := strings.Cut(b, "_")
+	return baseA == baseB && (regionA == "" || regionB == "")
+}
+
+// ButtonValues returns how many button values a send of the template must
+// give in TemplateRef.Buttons: one per copy-code (OTP, COPY_CODE) button
+// and per URL button whose link has a placeholder, read from its BUTTONS
+// component.
+func (t Template) ButtonValues() int {
+	var comps []struct {
+		Type    string `json:"type"`
+		Buttons []struct {
+			Type string `json:"type"`
+			URL  string `json:"url"`
+		} `json:"buttons"`
+	}
+	if len(t.Components) == 0 || json.Unmarshal(t.Components, &comps) != nil {
+		return 0
+	}
+	n := 0
+	for _, c := range comps {
+		if !strings.EqualFold(c.Type, "BUTTONS") {
+			continue
+		}
+		for _, b := range c.Buttons {
+			switch strings.ToUpper(b.Type) {
+			case "OTP", "COPY_CODE":
+				n++
+			case "URL":
+				if strings.Contains(b.URL, "{{") {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }

@@ -161,12 +161,15 @@ type Activity struct {
 	AwaitingDLR int64
 	// Last is the last ledger change, or the creation time.
 	Last time.Time
+	// NextOpening is the latest opening a worker noted for work waiting
+	// for the send window (NoteOpening); zero when none.
+	NextOpening time.Time
 }
 
 // Activity reads a campaign's state and last progress.
 func (s *Store) Activity(ctx context.Context, id string) (Activity, error) {
 	v, err := s.rdb.HMGet(ctx, campaignKey(id), "state", "channel", "total", "sent", "failed", "unknown", "skipped", "updated_at", "created_at",
-		"dlr", "delivered", "undelivered", "dlr_expired").Result()
+		"dlr", "delivered", "undelivered", "dlr_expired", "next_opening").Result()
 	if err != nil {
 		return Activity{}, fmt.Errorf("read campaign %s: %w", id, err)
 	}
@@ -183,6 +186,9 @@ func (s *Store) Activity(ctx context.Context, id string) (Activity, error) {
 		Pending: num(2) - num(3) - num(4) - num(5) - num(6), Last: time.UnixMilli(last)}
 	if str(9) == "1" {
 		act.AwaitingDLR = num(3) - num(10) - num(11) - num(12)
+	}
+	if at := num(13); at > 0 {
+		act.NextOpening = time.UnixMilli(at)
 	}
 	return act, nil
 }

@@ -52,9 +52,14 @@ func Example() {
 	}
 	p, _ := store.Progress(ctx, spec.ID)
 	fmt.Println(p.State, "sent", p.Sent, "failed", p.Failed, p.FailureReasons)
+	// The accepted email's status (a webhook, the Logs API) completes it.
+	store.Record(ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 1, State: storage.LedgerDelivered, Value: "msg-1"}})
+	p, _ = store.Progress(ctx, spec.ID)
+	fmt.Println(p.State, "delivered", p.Delivered)
 	// Output:
 	// claimed: true true
 	// recorded: 2
 	// recorded: 0
-	// completed sent 1 failed 1 map[invalid address:1]
+	// sent sent 1 failed 1 map[invalid address:1]
+	// completed delivered 1
 }

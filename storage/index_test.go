@@ -85,25 +85,38 @@ func TestIndexFollowsTheLedger(t *testing.T) {
 	}
 }
 
-// Campaigns without delivery reports (WhatsApp, email) write no index, and
-// a Store's IndexTTL sets the index's expiry.
+// Campaigns that await no statuses (dlr 0: created before WhatsApp and
+// email were tracked) write no index, tracked WhatsApp campaigns do, and a
+// Store's IndexTTL sets the index's expiry.
 func TestIndexOnlyForDeliveryReports(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	wa := campaigns.Spec{ID: "wa", Name: "t", Channel: campaigns.ChannelWhatsAppTemplate, From: "2348000000001",
-		Template: &campaigns.Template{Name: "tpl"}, Recipients: "r.csv"}
-	rows := b.create(t, wa, 20)
-	b.store.Claim(b.ctx, wa.ID, "A", rows, time.Minute)
-	if _, err := b.store.Record(b.ctx, wa.ID, storage.ModeSend, "A", accept(rows)); err != nil {
-		t.Fatal(err)
-	}
-	if keys := b.rdb.Keys(b.ctx, "fanout:{wa}:x:*").Val(); len(keys) != 0 {
-		t.Fatalf("a WhatsApp campaign wrote index keys %v", keys)
+	for _, id := range []string{"wa", "old"} {
+		wa := campaigns.Spec{ID: id, Name: "t", Channel: campaigns.ChannelWhatsAppTemplate, From: "2348000000001",
+			Template: &campaigns.Template{Name: "tpl"}, Recipients: "r.csv"}
+		if id == "old" {
+			if _, err := b.store.Create(b.ctx, wa); err != nil {
+				t.Fatal(err)
+			}
+			b.rdb.HSet(b.ctx, "fanout:{old}", "dlr", "0")
+		}
+		rows := b.create(t, wa, 20)
+		b.store.Claim(b.ctx, wa.ID, "A", rows, time.Minute)
+		if _, err := b.store.Record(b.ctx, wa.ID, storage.ModeSend, "A", accept(rows)); err != nil {
+			t.Fatal(err)
+		}
+		keys := b.rdb.Keys(b.ctx, "fanout:{"+id+"}:x:*").Val()
+		if id == "old" && len(keys) != 0 {
+			t.Fatalf("an untracked WhatsApp campaign wrote index keys %v", keys)
+		}
+		if id == "wa" && len(keys) == 0 {
+			t.Fatal("a tracked WhatsApp campaign wrote no index keys")
+		}
 	}
 
 	short := storage.New(b.rdb, storage.IndexTTL(time.Hour))
 	spec := smsSpec("short")
-	rows = b.create(t, spec, 5)
+	rows := b.create(t, spec, 5)
 	short.Claim(b.ctx, spec.ID, "A", rows, time.Minute)
 	if _, err := short.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)); err != nil {
 		t.Fatal(err)

@@ -18,13 +18,17 @@ import "strconv"
 //	fanout:{id}           hash    the campaign: spec (JSON), digest, name,
 //	                              channel, dlr, state, reason, counters (total,
 //	                              batches, sent, failed, unknown, skipped,
-//	                              delivered, undelivered, dlr_expired, read),
+//	                              delivered, undelivered, dlr_expired, read,
+//	                              opted_out), retries (rounds of ResetFailed),
 //	                              the dispatcher's counts (rows, invalid,
 //	                              duplicates, suppressed), dispatched, maxrow
 //	                              and times (created_at, started_at,
 //	                              settled_at, updated_at, finished_at, unix
 //	                              ms). Created by Create, changed by every
-//	                              script. Kept.
+//	                              script. Kept. Also next_opening (unix ms):
+//	                              the earliest opening of work waiting for
+//	                              its send window, by NoteOpening
+//	                              (schedule.go).
 //	fanout:{id}:b         hash    batch seq -> recipients, one field per batch
 //	                              recorded by AddBatch, so totals count once.
 //	                              Kept.
@@ -109,6 +113,17 @@ import "strconv"
 //	                              RecordInbound (keeps the latest), read by
 //	                              LastInbound. Expires a day after its day.
 //
+// Opt-outs (optout.go), the persistent suppression set per channel kind,
+// written by the webhook receiver's STOP replies (worker.OptOuts) and
+// fanout suppress add|remove|import; read by the dispatcher (left out,
+// counted suppressed) and by workers at claim time (SkipOptedOut):
+//
+//	fanout:optout:sms     hash    E.164 number -> "<unix s>|<reason>"
+//	fanout:optout:whatsapp
+//	                      hash    the same, for WhatsApp campaigns.
+//	fanout:optout:email   hash    lower-cased address -> "<unix s>|<reason>".
+//	                              About 83 bytes per entry. Kept.
+//
 // Webhook events (hooks.go), written by the webhook receiver and its
 // applier: fanout:{hooks}:d:<digest>, fanout:{hooks}:s (stream),
 // fanout:{hooks}:live, fanout:{hooks}:later, and per campaign
@@ -152,3 +167,16 @@ func srcKey(id string) string          { return "fanout:{" + id + "}:src" }
 func chunkKey(id string, n int) string { return srcKey(id) + ":" + strconv.Itoa(n) }
 func supKey(id string) string          { return "fanout:{" + id + "}:sup" }
 func genKey(id string) string          { return "fanout:{" + id + "}:expand" }
+
+// Retrying failed recipients (retry.go), for fanout retry-failed:
+//
+//	fanout:{id}:rf        hash    the retry source: "batch" -> the common
+//	                              part of the campaign's batches (JSON), row
+//	                              -> the item (address and content, JSON) of
+//	                              every row recorded failed. Written by the
+//	                              workers (SaveRetrySource) before they record
+//	                              rows failed; read by RetrySource. Kept.
+//	fanout:{id}:rt        hash    row -> how many times ResetFailed moved it
+//	                              from failed back to pending. Kept.
+func retrySrcKey(id string) string { return "fanout:{" + id + "}:rf" }
+func retriedKey(id string) string  { return "fanout:{" + id + "}:rt" }

@@ -53,4 +53,11 @@ var (
 	//go:embed claim_gen.lua
 	claimGenLua string
 	claimGen    = redis.NewScript(claimGenLua)
+
+	//go:embed retry.lua
+	retryLua    string
+	retryScript = redis.NewScript(nowLua + completeLua + retryLua)
+	//go:embed skip_opted_out.lua
+	skipOptedOutLua    string
+	skipOptedOutScript = redis.NewScript(nowLua + completeLua + ownerLua + skipOptedOutLua)
 )

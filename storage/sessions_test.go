@@ -13,7 +13,9 @@ import (
 func TestSessionWindows(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	// Today at 10:00 UTC: keys expire at absolute times (a day after their
+	// day), so a fixed date would find yesterday's key already gone.
+	now := time.Now().UTC().Truncate(24 * time.Hour).Add(10 * time.Hour)
 	const biz = "+234 900 000 0001"
 	ins := []storage.Inbound{
 		{Business: biz, Customer: "+2348030000001", At: now.Add(-time.Hour)},

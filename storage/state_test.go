@@ -90,14 +90,19 @@ func TestSentCancel(t *testing.T) {
 	}
 }
 
-// A campaign without delivery reports (email, WhatsApp) goes from running
-// straight to completed, never sent; SendingOver holds for sent, completed
-// and cancelled only.
+// A campaign that awaits no statuses (dlr 0: an email or WhatsApp campaign
+// created before they were tracked) goes from running straight to
+// completed, never sent; SendingOver holds for sent, completed and
+// cancelled only.
 func TestNoReportsSkipsSent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := smsSpec("email")
 	spec.Channel = campaigns.ChannelEmail
+	if _, err := b.store.Create(b.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	b.rdb.HSet(b.ctx, "fanout:{email}", "dlr", "0")
 	b.sent(t, spec)
 	p, _ := b.store.Progress(b.ctx, spec.ID)
 	if p.State != campaigns.StateCompleted || p.SentAt == nil || !p.SendingOver() {

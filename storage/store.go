@@ -65,7 +65,7 @@ func (s *Store) Create(ctx context.Context, spec campaigns.Spec) (created bool, 
 	}
 	sum := sha256.Sum256(js)
 	dlr := "0"
-	if spec.Channel.TracksDLR() {
+	if spec.Channel.Tracked() {
 		dlr = "1"
 	}
 	now := time.Now()
@@ -195,6 +195,9 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 		CreatedAt: time.UnixMilli(n("created_at")).UTC(),
 	}
 	p.Pending = p.Total - p.Done()
+	p.OptedOut = n("opted_out")
+	p.Suppressed += p.OptedOut // opted out while running: suppressed as well as skipped
+	p.NextOpening = nextOpening(m, p, time.Now())
 	if f := n("finished_at"); f > 0 {
 		t := time.UnixMilli(f).UTC()
 		p.FinishedAt = &t
@@ -220,6 +223,7 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 	if m["dlr"] == "1" {
 		p.AwaitingDLR = p.Sent - p.Delivered - p.Undelivered - p.DLRExpired
 	}
+	p.Retries = n("retries")
 	if st := n("started_at"); st > 0 {
 		t := time.UnixMilli(st).UTC()
 		p.StartedAt = &t

@@ -201,8 +201,22 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 	if diff := cmp.Diff([4]int64{100, 100, 100, 0}, got); diff != "" {
 		t.Fatalf("sent, failed, unknown, pending (-want +got):\n%s", diff)
 	}
-	if p.State != campaigns.StateCompleted || p.FinishedAt == nil {
-		t.Fatalf("state %s, want completed", p.State)
+	if p.State != campaigns.StateSent || p.FinishedAt != nil {
+		t.Fatalf("state %s, want sent (the accepted emails await their statuses)", p.State)
+	}
+	var dlr []campaigns.Outcome
+	for _, o := range outs {
+		if o.State == storage.LedgerAccepted {
+			dlr = append(dlr, campaigns.Outcome{Row: o.Row, State: storage.LedgerDelivered, Value: o.Value})
+		}
+	}
+	for range 2 {
+		if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeDLR, "", dlr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, _ = b.store.Progress(b.ctx, spec.ID); p.State != campaigns.StateCompleted || p.FinishedAt == nil || p.Delivered != 100 {
+		t.Fatalf("after the statuses: %s, delivered %d; want completed, 100", p.State, p.Delivered)
 	}
 	if diff := cmp.Diff(map[string]int64{"HTTP 400: bad": 100, "timeout": 100}, p.FailureReasons); diff != "" {
 		t.Fatalf("failure reasons (-want +got):\n%s", diff)
@@ -212,7 +226,7 @@ func TestCountersFollowTransitionsUnderConcurrency(t *testing.T) {
 	if err := b.store.Scan(b.ctx, spec.ID, func(e storage.Entry) error { counts[e.State]++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if counts['a'] != p.Sent || counts['f'] != p.Failed || counts['u'] != p.Unknown {
+	if counts['d'] != p.Sent || counts['f'] != p.Failed || counts['u'] != p.Unknown {
 		t.Fatalf("ledger recount %v differs from counters %+v", counts, p)
 	}
 }

@@ -87,7 +87,14 @@ func Queue(c campaigns.Channel) string {
 // BatchKey is a short name of a batch within its campaign: "b12" for a
 // dispatched batch, "b12r1-<hash>" for a follow-up, where the hash covers
 // its rows so that two follow-ups with different rows never share an id.
+// A batch of retry round n (fanout retry-failed) is "b12xn" (and
+// "b12xnr1-<hash>" for its follow-ups), so it never takes the id of a
+// batch of the first run or of another round.
 func BatchKey(b *campaigns.Batch) string {
+	base := fmt.Sprintf("b%d", b.Seq)
+	if b.Retry > 0 {
+		base += fmt.Sprintf("x%d", b.Retry)
+	}
 	if b.Attempt > 0 {
 		h := fnv.New32a()
 		var buf [8]byte
@@ -95,9 +102,9 @@ func BatchKey(b *campaigns.Batch) string {
 			binary.LittleEndian.PutUint64(buf[:], uint64(it.Row))
 			h.Write(buf[:])
 		}
-		return fmt.Sprintf("b%dr%d-%08x", b.Seq, b.Attempt, h.Sum32())
+		return fmt.Sprintf("%sr%d-%08x", base, b.Attempt, h.Sum32())
 	}
-	return fmt.Sprintf("b%d", b.Seq)
+	return base
 }
 
 // BatchID is the deterministic task id of a batch: dispatching the same
@@ -129,6 +136,10 @@ func (p *DLRPoll) ID() string { return fmt.Sprintf("%s:dlr:%s:%d", p.Campaign, p
 type DLRSweep struct {
 	Campaign  string `json:"cid"`
 	ChannelID string `json:"chid"`
+	// Channel is the campaign's channel: empty or "sms" sweeps SMS
+	// delivery reports, "whatsapp_template" and "email" read statuses from
+	// the Logs API (worker/logsweep.go).
+	Channel string `json:"ch,omitempty"`
 }
 
 // ID is the task id of a campaign's sweep: one per campaign, so enqueuing
@@ -236,4 +247,24 @@ func Decode(data []byte, v any) error {
 		return fmt.Errorf("decode %T: %w", v, err)
 	}
 	return nil
+}
+
+// TypeNotify posts a campaign's completion notice to its notify_url.
+const TypeNotify = "campaign:notify"
+
+// Notify is the payload of a campaign:notify task. Retries is the
+// campaign's retry rounds (fanout retry-failed) when it completed, so each
+// completion is notified once.
+type Notify struct {
+	Campaign string `json:"cid"`
+	Retries  int    `json:"retries"`
+}
+
+// ID is the task id of one completion's notice: <cid>:notify:<retries>.
+func (p Notify) ID() string { return p.Campaign + ":notify:" + strconv.Itoa(p.Retries) }
+
+// NewNotify builds a campaign:notify task on the dlr queue (housekeeping,
+// low weight); asynq retries it with backoff until the URL answers 2xx.
+func NewNotify(p Notify, o Options) Task {
+	return Task{p.ID(), asynq.NewTask(TypeNotify, Encode(p), o.asynq(p.ID(), QueueDLR)...)}
 }

@@ -88,6 +88,8 @@ type AuditOptions struct {
 // no task will ever send. One worker at a time (leader-elected through
 // Redis) looks at the campaigns that have batch copies:
 //
+//   - a running campaign waiting for its send window (a worker noted its
+//     next opening, still to come) is not stalled: its tasks are scheduled;
 //   - a running campaign that made no progress for StallAfter has each
 //     batch copy checked against asynq (Inspector.GetTaskInfo of its
 //     deterministic task id); a batch whose task is gone, archived, or
@@ -175,6 +177,9 @@ func (a *Auditor) auditCampaign(ctx context.Context, id string) error {
 	}
 	switch act.State {
 	case campaigns.StateCompleted:
+		if err := a.notifyCompleted(ctx, id); err != nil {
+			return err // copies kept: the next round tries again
+		}
 		return a.store.DropAllCopies(ctx, id)
 	case campaigns.StateCancelled:
 		st, err := a.store.SettleCancelled(ctx, id, time.Now().Add(-a.opts.RequestTimeout-5*time.Second))
@@ -183,6 +188,9 @@ func (a *Auditor) auditCampaign(ctx context.Context, id string) error {
 		}
 		return err
 	case campaigns.StateRunning, campaigns.StateDispatching, campaigns.StateSent:
+		if act.NextOpening.After(time.Now()) && act.AwaitingDLR <= 0 {
+			return nil // waiting for its send window (see window.go), not stalled
+		}
 		if (act.Pending <= 0 && act.AwaitingDLR <= 0) || time.Since(act.Last) < a.opts.StallAfter {
 			return nil
 		}
@@ -205,10 +213,14 @@ func (a *Auditor) ensureSweep(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if !spec.Channel.TracksDLR() {
+	if !spec.Channel.Tracked() {
 		return nil
 	}
-	return tasks.Enqueue(ctx, a.enq, tasks.Sweep(tasks.DLRSweep{Campaign: id, ChannelID: spec.ChannelID}, tasks.Options{Timeout: a.opts.TaskTimeout}))
+	p := tasks.DLRSweep{Campaign: id, ChannelID: spec.ChannelID}
+	if spec.Channel.TrackedByLogs() {
+		p.Channel = string(spec.Channel)
+	}
+	return tasks.Enqueue(ctx, a.enq, tasks.Sweep(p, tasks.Options{Timeout: a.opts.TaskTimeout}))
 }
 
 // orphans lists the ids of the queue's active tasks whose lease expired:

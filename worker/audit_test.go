@@ -285,3 +285,34 @@ func TestAuditRestoresLostPolls(t *testing.T) {
 		t.Fatalf("no sweep scheduled for a stalled sent campaign: %v", err)
 	}
 }
+
+// A campaign waiting for its send window is not stalled: the audit leaves
+// it alone while the noted opening is ahead, even with a task missing, and
+// audits it as usual once the opening has passed.
+func TestAuditLeavesWindowWaitsAlone(t *testing.T) {
+	t.Parallel()
+	b := setupAudit(t)
+	b.campaign(t, "win", 1)
+	if err := b.insp.DeleteTask("sms", "win:b0"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := b.store.NoteOpening(b.ctx, "win", now.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.aud.Audit(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.insp.GetTaskInfo("sms", "win:b0"); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Fatalf("a window-waiting campaign was audited as stalled (err %v)", err)
+	}
+	if err := b.store.NoteOpening(b.ctx, "win", now.Add(-time.Second), now.Add(-2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.aud.Audit(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.insp.GetTaskInfo("sms", "win:b0"); err != nil {
+		t.Fatalf("after the opening, the lost batch was not re-created: %v", err)
+	}
+}

@@ -66,6 +66,10 @@ func (s *batchSender) draining() bool {
 //   - follow: carry out the plan the steps left (delivery-report polls, the
 //     unfinished part of the batch, a shared throttle, a pause).
 func (s *batchSender) process(ctx context.Context, b *campaigns.Batch, send channelFunc) error {
+	b, err := s.window(ctx, b)
+	if b == nil {
+		return err // outside the send window: nothing claimed, no retry used
+	}
 	a := s.newAttempt(b)
 	c, err := a.claim(ctx)
 	if c == nil {
@@ -82,7 +86,7 @@ func (s *batchSender) newAttempt(b *campaigns.Batch) *attempt {
 	for i, it := range b.Items {
 		rows[i] = it.Row
 	}
-	expired := b.ExpiresAt > 0 && time.Now().Unix() >= b.ExpiresAt
+	expired := b.ExpiresAt > 0 && s.opts.NowFunc().Unix() >= b.ExpiresAt
 	return &attempt{s: s, b: b, token: storage.NewToken(), rows: rows, expired: expired}
 }
 
@@ -126,6 +130,11 @@ type claim struct {
 // the campaign is not running; the error then tells asynq what to do.
 func (a *attempt) claim(ctx context.Context) (*claim, error) {
 	b := a.b
+	// Recipients who opted out since the dispatch are settled first, so
+	// the claim finds them final (optout.go).
+	if err := a.skipOptedOut(ctx); err != nil {
+		return nil, err
+	}
 	reply, err := a.s.deps.Store.Claim(ctx, b.Campaign, a.token, a.rows, a.s.opts.staleAfter())
 	if errors.Is(err, storage.ErrNotFound) {
 		zerolog.Ctx(ctx).Warn().Msg("campaign not found; dropping task")
@@ -207,7 +216,10 @@ func (a *attempt) pace(ctx context.Context, items []campaigns.Item) (*pacer, err
 // p what follows from them: the part to send again, the part to reconcile
 // later, a pause, a throttle.
 func (a *attempt) outcomes(items []campaigns.Item, results []outcome, p *plan) []campaigns.Outcome {
-	if reason := sameFailure(results); reason != "" {
+	// A retry batch (fanout retry-failed) holds recipients chosen by their
+	// failure reason: the same refusal again says nothing about the
+	// campaign.
+	if reason := sameFailure(results); reason != "" && a.b.Retry == 0 {
 		// Every recipient of a sizeable batch refused for one reason: a
 		// campaign-level mistake (wrong parameters, unknown sender), not
 		// bad recipients. Pause instead of failing everyone.
@@ -296,6 +308,7 @@ func (a *attempt) record(ctx context.Context, outs []campaigns.Outcome) error {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	saveRetrySource(rctx, a.s.deps.Store, a.b, outs) // for fanout retry-failed
 	n, err := a.s.deps.Store.Record(rctx, a.b.Campaign, storage.ModeSend, a.token, outs)
 	if err != nil {
 		return fmt.Errorf("record %d outcomes: %w", len(outs), err)

@@ -13,9 +13,10 @@
 // Every batch task (sms:send, whatsapp:template, email:send) takes the same
 // steps, each a short function of batch.go, reconcile.go, send.go and plan.go:
 //
-//   - claim: the attempt claims the batch's rows in the ledger with its own
-//     token; rows already settled are skipped, rows of a vanished attempt
-//     come back stale;
+//   - claim: recipients who opted out since the dispatch are settled as
+//     skipped (optout.go); the attempt claims the batch's rows in the ledger
+//     with its own token; rows already settled are skipped, rows of a
+//     vanished attempt come back stale;
 //   - reconcile: stale rows whose request may have reached OneRoute are
 //     looked up before any resend (found: accepted; provably absent: sent;
 //     otherwise unknown, or resent when the campaign sets at_least_once);
@@ -34,5 +35,6 @@
 // sweep.go reads a campaign's delivery reports in bulk from its channel's
 // message list (dlr.go still serves dlr:poll tasks queued by older
 // versions); actions.go maps errors to actions;
-// server.go runs it all and stops gracefully.
+// server.go runs it all and stops gracefully. optout.go also holds
+// OptOuts, which turns inbound STOP replies (webhook events) into opt-outs.
 package worker

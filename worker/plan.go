@@ -17,8 +17,9 @@ import (
 // fill it; follow carries it out, and is the only place a batch task
 // enqueues other tasks.
 type plan struct {
-	// sweep is the campaign's delivery-report sweep, set when the attempt
-	// recorded (or found) SMS rows accepted.
+	// sweep is the campaign's delivery-report sweep (its log sweep for
+	// WhatsApp and email), set when the attempt recorded (or found) rows
+	// of a tracked channel accepted.
 	sweep *tasks.DLRSweep
 	// retry: claims given back; sent again by the child.
 	retry []campaigns.Item
@@ -50,10 +51,13 @@ func (p *plan) fail(err error) {
 // row of the campaign, so one per attempt is enough. Their provider ids are
 // already in the campaign's index (Record wrote them).
 func (p *plan) poll(a *attempt, items []tasks.DLRItem) {
-	if len(items) == 0 || !a.b.Channel.TracksDLR() {
+	if len(items) == 0 || !a.b.Channel.Tracked() {
 		return
 	}
 	p.sweep = &tasks.DLRSweep{Campaign: a.b.Campaign, ChannelID: a.b.ChannelID}
+	if a.b.Channel.TrackedByLogs() {
+		p.sweep.Channel = string(a.b.Channel)
+	}
 }
 
 // child is the follow-up batch of b: the items to retry, then those to

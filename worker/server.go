@@ -103,6 +103,7 @@ func (s *Server) handleError(ctx context.Context, store *storage.Store, t *asynq
 		for _, it := range b.Items {
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerFailed, Value: reason})
 		}
+		saveRetrySource(rctx, store, &b, outs) // for fanout retry-failed
 	case tasks.TypeDLRPoll:
 		var p tasks.DLRPoll
 		if tasks.Decode(t.Payload(), &p) != nil {

@@ -118,6 +118,9 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := tasks.Decode(t.Payload(), &p); err != nil {
 		return skip(err)
 	}
+	if campaigns.Channel(p.Channel).TrackedByLogs() {
+		return h.processLogs(ctx, p) // WhatsApp and email: logsweep.go
+	}
 	store := h.deps.Store
 	st, err := store.DLRStatus(ctx, p.Campaign)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -131,8 +134,8 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	// Reports arriving by webhook need no reading: the pass then only
-	// expires what is due (see sweep.hooked).
+	// Reports arriving by webhook need no reading: the pass then reads
+	// and expires nothing (see sweep.hooked).
 	hooked, err := store.HookedReports(ctx, p.Campaign)
 	if err != nil {
 		return err

@@ -30,8 +30,9 @@ func (f *fakeProvider) FetchSMSMessages(ctx context.Context, ch, status string, 
 // sweepBundle is a testBundle whose handlers talk to the sandbox.
 type sweepBundle struct {
 	*testBundle
-	rdb *redis.Client
-	sb  *sandbox.Server
+	rdb    *redis.Client
+	sb     *sandbox.Server
+	client *oneroute.Client
 }
 
 // setupSweep runs handlers against the sandbox (final reports at once,
@@ -48,7 +49,7 @@ func setupSweep(t *testing.T, o Options) *sweepBundle {
 		t.Fatal(err)
 	}
 	rdb := srv.Client(t)
-	b := &sweepBundle{testBundle: &testBundle{ctx: context.Background(), store: storage.New(rdb), enq: &fakeEnqueuer{}, opts: o}, rdb: rdb, sb: sb}
+	b := &sweepBundle{testBundle: &testBundle{ctx: context.Background(), store: storage.New(rdb), enq: &fakeEnqueuer{}, opts: o}, rdb: rdb, sb: sb, client: client}
 	b.mux = NewMux(Deps{Store: b.store, Provider: client, Enqueuer: b.enq}, o)
 	return b
 }

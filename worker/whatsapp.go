@@ -10,7 +10,10 @@ import (
 )
 
 // WhatsAppHandler runs whatsapp:template tasks: the whole batch is one call,
-// with each recipient's parameters in its own messages[] item.
+// with each recipient's parameters in its own messages[] item. Each message
+// carries its row's deterministic identifier (campaigns.Identifier), in
+// identifier and in metadata.identifier, so that its status webhooks and
+// its Logs API rows name the row.
 type WhatsAppHandler struct{ b *batchSender }
 
 // ProcessTask implements asynq.Handler.
@@ -24,10 +27,13 @@ func (h *WhatsAppHandler) send(b *campaigns.Batch) channel {
 	return channel{batchFunc: func(ctx context.Context, items []campaigns.Item) ([]oneroute.Result, error) {
 		req := oneroute.TemplateRequest{From: b.From, Messages: make([]oneroute.TemplateMessage, len(items))}
 		for i, it := range items {
+			ident := campaigns.Identifier(b.Campaign, it.Row)
 			req.Messages[i] = oneroute.TemplateMessage{
-				To:       it.To,
-				Save:     true,
-				Template: oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(b.ContentOf(it).Params)},
+				To:         it.To,
+				Save:       true,
+				Template:   oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(b.ContentOf(it).Params)},
+				Metadata:   map[string]any{"identifier": ident},
+				Identifier: ident,
 			}
 		}
 		return p.SendTemplate(ctx, req)

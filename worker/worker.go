@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -37,6 +38,12 @@ type DLRReader interface {
 	FetchSMSMessagesTo(ctx context.Context, channelID, to string, p oneroute.Page) ([]oneroute.SMSMessage, *oneroute.Meta, error)
 }
 
+// LogReader lists message logs one page at a time (OneRoute's Fetch Logs),
+// for the WhatsApp and email statuses no webhook brought.
+type LogReader interface {
+	FetchLogs(ctx context.Context, f oneroute.LogFilter, p oneroute.Page) ([]oneroute.LogEntry, *oneroute.Meta, error)
+}
+
 // Provider is everything the handlers need from OneRoute.
 type Provider interface {
 	SMSSender
@@ -44,6 +51,7 @@ type Provider interface {
 	EmailSender
 	DLRReader
 	SMSLister
+	LogReader
 }
 
 var _ Provider = (*oneroute.Client)(nil)
@@ -70,6 +78,9 @@ type Deps struct {
 	// Handlers are extra task handlers to register by task type (for
 	// example the dispatcher's detached expansion).
 	Handlers map[string]asynq.Handler
+	// NotifyClient posts completion notices to notify_url; default a
+	// client with a 10s timeout.
+	NotifyClient *http.Client
 }
 
 // Options tunes handlers and the server. A zero field takes its default;
@@ -124,6 +135,11 @@ type Options struct {
 	// PollInterval is how often idle workers look for tasks and due
 	// retries; default config.DefaultPollInterval (200ms).
 	PollInterval time.Duration
+	// StatusFallbackAfter is how long after a WhatsApp or email message was
+	// accepted its status may come by webhook before the log sweep reads it
+	// from the Logs API (see LogSweep); default
+	// config.DefaultStatusFallbackAfter (2m).
+	StatusFallbackAfter time.Duration
 	// LeaseProbe is how often the worker probes Redis to notice the end of
 	// an outage and requeue, at once, the tasks whose asynq lease ran out
 	// during it (see leases.go); default 1s, negative: never (asynq's own
@@ -139,6 +155,16 @@ type Options struct {
 	// calls (WhatsApp templates, email) are one request per task and are
 	// bounded by Concurrency.
 	InFlight int
+	// NotifySecret keys the X-Fanout-Signature of completion notices
+	// (config FANOUT_NOTIFY_SECRET); default none: notices go unsigned.
+	NotifySecret string
+	// WindowRecheck caps how far ahead one wait for a send window (or
+	// schedule.start_at) schedules its task, so that a campaign's pause,
+	// cancel or expiry is seen while it waits; default 1h.
+	WindowRecheck time.Duration
+	// NowFunc is the clock send windows and start_at are read by; default
+	// time.Now. Tests set a fake clock.
+	NowFunc func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -181,6 +207,9 @@ func (o Options) withDefaults() Options {
 	if o.PollInterval <= 0 {
 		o.PollInterval = config.DefaultPollInterval
 	}
+	if o.StatusFallbackAfter <= 0 {
+		o.StatusFallbackAfter = config.DefaultStatusFallbackAfter
+	}
 	if o.LeaseProbe == 0 {
 		o.LeaseProbe = time.Second
 	}
@@ -192,6 +221,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.InFlight <= 0 {
 		o.InFlight = config.DefaultInFlight
+	}
+	if o.WindowRecheck <= 0 {
+		o.WindowRecheck = time.Hour
+	}
+	if o.NowFunc == nil {
+		o.NowFunc = time.Now
 	}
 	return o
 }
@@ -216,6 +251,11 @@ func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
 	mux.Handle(tasks.TypeEmailSend, &EmailHandler{b})
 	mux.Handle(tasks.TypeDLRPoll, &DLRHandler{deps: d, opts: o}) // queued before dlr:sweep
 	mux.Handle(tasks.TypeDLRSweep, &SweepHandler{deps: d, opts: o})
+	nc := d.NotifyClient
+	if nc == nil {
+		nc = &http.Client{Timeout: 10 * time.Second}
+	}
+	mux.Handle(tasks.TypeNotify, &NotifyHandler{store: d.Store, client: nc, secret: []byte(o.NotifySecret)})
 	for typ, h := range d.Handlers {
 		mux.Handle(typ, h)
 	}

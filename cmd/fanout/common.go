@@ -79,6 +79,9 @@ func workerOptions(cfg config.Config) worker.Options {
 		DLRMaxAge:       cfg.Worker.DLRMaxAge,
 		PollInterval:    cfg.Worker.PollInterval,
 		RateLimit:       defaultRate(cfg),
+		NotifySecret:    cfg.Worker.NotifySecret.Reveal(),
+
+		StatusFallbackAfter: cfg.Worker.StatusFallbackAfter,
 	}
 }
 

@@ -78,7 +78,7 @@ func TestSpecRootRefusesPathsOutside(t *testing.T) {
 				}
 			}
 			spec := c.spec(t, tc.keys)
-			for _, args := range [][]string{{"run", "--sandbox", spec}, {"dispatch", "--dry-run", spec}} {
+			for _, args := range [][]string{{"run", "--sandbox", spec}, {"dispatch", "--dry-run", "--offline", spec}} {
 				code := c.run(t, args...)
 				stderr := c.stderr.String()
 				if code != exitBadInput {

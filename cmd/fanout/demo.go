@@ -20,6 +20,10 @@ import (
 // sandbox leaves numbers ending in 9 pending for ever.
 const sandboxDLRMaxAge = 3 * time.Second
 
+// sandboxStatusFallbackAfter is how long run --sandbox waits for a
+// WhatsApp or email status webhook before reading the Logs API.
+const sandboxStatusFallbackAfter = time.Second
+
 // startDemoRedis starts an in-memory Redis (miniredis) on a free port of the
 // loopback. Its data goes when stop is called.
 func startDemoRedis() (url string, stop func(), err error) {
@@ -31,10 +35,11 @@ func startDemoRedis() (url string, stop func(), err error) {
 }
 
 // startSandboxAPI serves the OneRoute sandbox on a free port of the
-// loopback, with delivery reports final after half a second; opts may
-// change its options (run --webhooks sets its webhook URL).
+// loopback, with delivery reports final after half a second and WhatsApp
+// messages read a quarter of a second later, before the status fallback;
+// opts may change its options (run --webhooks sets its webhook URL).
 func startSandboxAPI(opts ...func(*sandbox.Options)) (sb *sandbox.Server, baseURL string, stop func(), err error) {
-	o := sandbox.Options{DLRDelay: 500 * time.Millisecond}
+	o := sandbox.Options{DLRDelay: 500 * time.Millisecond, ReadDelay: 250 * time.Millisecond}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -62,5 +67,6 @@ func useSandbox(cfg *config.Config, baseURL string) {
 	cfg.Worker.PollInterval = 200 * time.Millisecond
 	cfg.Worker.DLRInterval = 500 * time.Millisecond
 	cfg.Worker.DLRMaxAge = sandboxDLRMaxAge
+	cfg.Worker.StatusFallbackAfter = sandboxStatusFallbackAfter
 	cfg.Worker.Concurrency = 10
 }

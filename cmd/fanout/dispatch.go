@@ -40,6 +40,7 @@ type dispatchArgs struct {
 	delimiter  string
 	suppress   []string
 	spec       string
+	offline    bool
 }
 
 func cmdDispatch(ctx context.Context, e *env, args []string) error {
@@ -53,6 +54,9 @@ func cmdDispatch(ctx context.Context, e *env, args []string) error {
 	}
 	spec, so, err := loadDispatchSpec(a, cfg)
 	if err != nil {
+		return err
+	}
+	if err := checkSpec(ctx, e, cfg, nil, spec, a.offline); err != nil {
 		return err
 	}
 	opts := dispatchOptions(cfg)
@@ -132,6 +136,12 @@ the command returns at once. With --dry-run nothing is enqueued: the rows
 are validated and counted, and the sending time estimated from the rate
 limits.
 
+Before anything is enqueued, with or without --dry-run, the spec is
+checked against OneRoute (the preflight): its channel_id or from number,
+its template's approval and language, and the number of parameters. A
+mismatch is refused with the spec's line and the fix; --offline skips the
+check (and says so), so a dry run needs no API key.
+
 Exit codes: 0 enqueued (or, with --dry-run, validated), 1 runtime error or
 interrupted (run it again to go on), 2 bad input (spec, recipient file,
 configuration or flags). See docs/cli.md.`)
@@ -147,6 +157,7 @@ configuration or flags). See docs/cli.md.`)
 	fs.StringVar(&a.recipients, "recipients", "", "read recipients from this `file` instead of the spec's; - is standard input")
 	fs.StringVar(&a.format, "format", "", "recipient file `format`: csv, json or ndjson (default: the spec's, else from the file)")
 	fs.StringVar(&a.delimiter, "delimiter", "", "CSV field `separator`: one character such as ; or |, or tab (default: the spec's, else ,)")
+	fs.BoolVar(&a.offline, "offline", false, offlineUsage)
 	fs.Func("suppress", "skip the numbers or emails in this `file` (one a line); repeatable, added to the spec's suppress", func(s string) error {
 		a.suppress = append(a.suppress, s)
 		return nil
@@ -257,12 +268,14 @@ func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool, 
 	if res.DryRun {
 		fmt.Fprintf(e.stdout, "dry run of %s: %s, %d valid, %d invalid, %s, %d suppressed, %s%s\n",
 			res.ID, plural(res.Rows, "row", "rows"), res.Valid, res.Invalid, dups, res.Suppressed, batches, est)
+		printStart(e.stderr, res)
 		return nil
 	}
 	fmt.Fprintln(e.stdout, res.ID)
 	if a.detach {
 		fmt.Fprintf(e.stderr, "uploaded %s in %s (%d invalid, %s, %d suppressed%s); the workers expand it; follow it with: fanout status %s\n",
 			plural(res.Valid, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, res.ID)
+		printStart(e.stderr, res)
 		return nil
 	}
 	if final != "" {
@@ -276,6 +289,7 @@ func printDispatch(e *env, a dispatchArgs, res dispatcher.Result, rejects bool, 
 	}
 	fmt.Fprintf(e.stderr, "enqueued %s in %s (%d invalid, %s, %d suppressed%s%s); follow it with: fanout status %s\n",
 		plural(res.Total, "recipient", "recipients"), batches, res.Invalid, dups, res.Suppressed, est, resumed, res.ID)
+	printStart(e.stderr, res)
 	if res.Invalid > 0 && !rejects {
 		fmt.Fprintf(e.stderr, "%s refused: see which and why with --rejects FILE.csv (or --dry-run --rejects FILE.csv)\n", plural(res.Invalid, "row was", "rows were"))
 	}

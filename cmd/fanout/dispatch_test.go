@@ -34,7 +34,7 @@ func TestDispatchDryRunMessyFile(t *testing.T) {
 	t.Parallel()
 	rejects := filepath.Join(t.TempDir(), "rejects.csv")
 	code, out, errOut := runDispatch(t, map[string]string{"LOG_LEVEL": "warn"}, "",
-		"dispatch", "--dry-run", "--json", "--rejects", rejects, "--suppress", "testdata/dispatch/suppress.txt", "testdata/dispatch/messy.yaml")
+		"dispatch", "--dry-run", "--offline", "--json", "--rejects", rejects, "--suppress", "testdata/dispatch/suppress.txt", "testdata/dispatch/messy.yaml")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -70,7 +70,7 @@ func TestDispatchDryRunMessyFile(t *testing.T) {
 func TestDispatchStdinAndBadFlags(t *testing.T) {
 	t.Parallel()
 	code, out, errOut := runDispatch(t, map[string]string{}, "phone;name\n0803 123 4567;Ada\n+2348031234567;Dup\n",
-		"dispatch", "--dry-run", "--json", "--recipients", "-", "--delimiter", ";", "testdata/dispatch/messy.yaml")
+		"dispatch", "--dry-run", "--offline", "--json", "--recipients", "-", "--delimiter", ";", "testdata/dispatch/messy.yaml")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -91,7 +91,7 @@ func TestDispatchTwiceAndDetach(t *testing.T) {
 	env := map[string]string{"REDIS_URL": srv.URL(), "ONEROUTE_API_KEY": "test-key", "LOG_LEVEL": "warn"}
 	var runs []dispatchJSON
 	for i := 0; i < 2; i++ {
-		code, out, errOut := runDispatch(t, env, "", "dispatch", "--json", "--suppress", "testdata/dispatch/suppress.txt", "testdata/dispatch/messy.yaml")
+		code, out, errOut := runDispatch(t, env, "", "dispatch", "--offline", "--json", "--suppress", "testdata/dispatch/suppress.txt", "testdata/dispatch/messy.yaml")
 		if code != 0 {
 			t.Fatalf("run %d: exit %d: %s", i, code, errOut)
 		}
@@ -104,7 +104,7 @@ func TestDispatchTwiceAndDetach(t *testing.T) {
 	if runs[0].Enqueued != 2 || runs[1].Enqueued != 0 || runs[1].Resumed != 2 {
 		t.Errorf("enqueued %d then %d (resumed %d); want 2, then 0 and 2", runs[0].Enqueued, runs[1].Enqueued, runs[1].Resumed)
 	}
-	code, out, errOut := runDispatch(t, env, "", "dispatch", "--detach", "--json", "--id", "messy-detached", "testdata/dispatch/messy.yaml")
+	code, out, errOut := runDispatch(t, env, "", "dispatch", "--offline", "--detach", "--json", "--id", "messy-detached", "testdata/dispatch/messy.yaml")
 	if code != 0 {
 		t.Fatalf("detach: exit %d: %s", code, errOut)
 	}

@@ -83,6 +83,12 @@ func commands() []command {
 		{"sandbox", "serve the fake OneRoute API for tests and demos", cmdSandbox},
 		{"otp", "send and verify one-time passwords (OneOTP, OTP SMS)", cmdOTP},
 		{"sessions", "seed and check WhatsApp session windows (customers' last inbound time)", cmdSessions},
+		{"channels", "list the OneRoute channels a spec can name (channel_id, from)", cmdChannels},
+		{"templates", "list a WhatsApp channel's templates: name, language, parameters, approval", cmdTemplates},
+		{"retry-failed", "send again the recipients that failed for a temporary reason (or --reason)", cmdRetryFailed},
+		{"report", "write every recipient's final state, message id and reason (CSV or NDJSON)", cmdReport},
+		{"wait", "block until a campaign is over; the exit code says how it ended", cmdWait},
+		{"suppress", "manage the opt-out sets (STOP replies): add, remove, list, import", cmdSuppress},
 		{"webhooks", "receive OneRoute's signed webhook events and apply them (delivery reports, statuses)", cmdWebhooks},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
@@ -151,9 +157,15 @@ func report(w io.Writer, name string, err error) int {
 	var ue *usageError
 	var ie *inputError
 	var oe *otpRefusedError
+	var xe *exitCodeError
 	switch {
 	case errors.As(err, &oe):
 		return exitOTPRefused // the refusal was printed on stdout
+	case errors.As(err, &xe):
+		if xe.msg != "" {
+			fmt.Fprintln(w, xe.msg)
+		}
+		return xe.code
 	case errors.As(err, &ue):
 		fmt.Fprintf(w, "fanout %s: %s\nRun 'fanout %s --help' for usage.\n", name, ue.msg, name)
 		return exitBadInput

@@ -181,7 +181,7 @@ func TestPauseResumeCancel(t *testing.T) {
 	b := setup(t)
 	b.env["REDIS_URL"] = srv.URL()
 	b.env["ONEROUTE_API_KEY"] = "test_control"
-	if code := b.run(t, "dispatch", "--id", "ctl", "testdata/e2e/campaign.yaml"); code != 0 {
+	if code := b.run(t, "dispatch", "--offline", "--id", "ctl", "testdata/e2e/campaign.yaml"); code != 0 {
 		t.Fatalf("dispatch: %d %s", code, b.stderr.String())
 	}
 	state := func() string {
@@ -221,7 +221,7 @@ func TestPauseResumeCancel(t *testing.T) {
 func TestRefusedTemplatePausesTheCampaign(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	code := b.run(t, "run", "--sandbox", "--timeout", "60s", "testdata/e2e/bad_template.yaml")
+	code := b.run(t, "run", "--sandbox", "--offline", "--timeout", "60s", "testdata/e2e/bad_template.yaml")
 	if code != exitError || !strings.Contains(b.stderr.String(), "paused") || !strings.Contains(b.stderr.String(), "fanout resume") ||
 		!strings.Contains(b.stderr.String(), "no_such_template") {
 		t.Fatalf("exit %d, stderr:\n%s", code, b.stderr.String())
@@ -239,7 +239,7 @@ func TestDispatchWithoutIDTwiceIsOneCampaign(t *testing.T) {
 	var ids []string
 	var enqueued []float64
 	for i := 0; i < 2; i++ {
-		if code := b.run(t, "dispatch", "--json", "testdata/e2e/campaign.yaml"); code != 0 {
+		if code := b.run(t, "dispatch", "--offline", "--json", "testdata/e2e/campaign.yaml"); code != 0 {
 			t.Fatalf("dispatch %d: exit %d\n%s", i, code, b.stderr.String())
 		}
 		var res map[string]any

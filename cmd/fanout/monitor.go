@@ -24,6 +24,7 @@ import (
 	"github.com/fanoutdev/fanout/metrics"
 	"github.com/fanoutdev/fanout/monitor"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/preflight"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
@@ -98,7 +99,11 @@ See docs/monitoring.md.`)
 	handler := app.handler
 	if cfg.OneRoute.WebhookSecret != "" {
 		// OneRoute's webhooks on the same port (signed: no basic auth).
-		svc := startWebhooks(ctx, rdb, cfg, log, true, 0)
+		svc, err := startWebhooks(ctx, rdb, cfg, log, true, 0)
+		if err != nil {
+			ln.Close()
+			return err
+		}
 		defer svc.stop()
 		handler = withWebhooks(handler, svc.recv)
 	}
@@ -203,6 +208,12 @@ func submitCampaign(cfg config.Config, store *storage.Store, enq dispatcher.Enqu
 		}
 		if spec.Suppress != "" {
 			return "", nil, bad(spec.Errorf("suppress", "suppress: a campaign posted to the monitor cannot name a file on the server; drop the suppressed addresses from the recipient file, or dispatch it with the command line"))
+		}
+		if err := submitPreflight(ctx, cfg, spec); err != nil {
+			if preflight.IsFinding(err) {
+				return spec.ID, nil, bad(err)
+			}
+			return spec.ID, nil, err
 		}
 		opts := dispatchOptions(cfg)
 		opts.Logger = log

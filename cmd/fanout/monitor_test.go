@@ -362,15 +362,16 @@ func TestSubmitThroughTheMonitor(t *testing.T) {
 	}
 
 	for name, c := range map[string]struct{ spec, want string }{
-		"no message":    {"id: broken\nchannel: sms\nchannel_id: x\n", "needs message"},
-		"suppress file": {"id: sneaky\n" + spec[strings.Index(spec, "\n")+1:] + "suppress: /etc/passwd\n", "cannot name a file on the server"},
+		"no message":                 {"id: broken\nchannel: sms\nchannel_id: x\n", "needs message"},
+		"preflight: no such channel": {"id: unknown-channel\nchannel: sms\nchannel_id: nope\nmessage: hi\n", "channel_id nope is not a channel"},
+		"suppress file":              {"id: sneaky\n" + spec[strings.Index(spec, "\n")+1:] + "suppress: /etc/passwd\n", "cannot name a file on the server"},
 	} {
 		code, body := b.post(t, &testOperator, c.spec, "list.csv", csv)
 		if code != http.StatusBadRequest || !strings.Contains(body, c.want) {
 			t.Errorf("%s: %d %s, want 400 with %q", name, code, body, c.want)
 		}
 	}
-	for _, id := range []string{"broken", "sneaky"} {
+	for _, id := range []string{"broken", "sneaky", "unknown-channel"} {
 		if _, err := b.store.Progress(context.Background(), id); err == nil {
 			t.Errorf("refused campaign %s was recorded", id)
 		}

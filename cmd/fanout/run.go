@@ -31,6 +31,7 @@ type runArgs struct {
 	rejects   string
 	timeout   time.Duration
 	spec      string
+	offline   bool
 	webhooks  bool
 }
 
@@ -57,6 +58,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err := b.open(ctx, e, a, &cfg); err != nil {
 		return err
 	}
+	if err := checkSpec(ctx, e, cfg, b.client, spec, a.offline); err != nil {
+		return err
+	}
 	srv := newWorker(b.rdb, b.client, ratelimit.NewRedis(b.rdb), cfg, log)
 	if err := srv.Start(); err != nil {
 		return err
@@ -68,7 +72,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := followRun(ctx, e, a.timeout, storage.New(b.rdb), res.ID, spec.Rate.Over(defaultRate(cfg)).Steady(), spec.Channel.TracksDLR())
+	p, err := followRun(ctx, e, a.timeout, storage.New(b.rdb), res.ID, spec.Rate.Over(defaultRate(cfg)).Steady(), spec.Channel.Tracked())
 	if err != nil {
 		return err
 	}
@@ -87,6 +91,9 @@ and, unless REDIS_URL is set, Redis is embedded in memory. Without --sandbox
 it sends for real through ONEROUTE_BASE_URL with ONEROUTE_API_KEY, using
 Redis at REDIS_URL.
 
+Before anything is sent, the spec's channel, template and parameters are
+checked against OneRoute (the sandbox with --sandbox); --offline skips it.
+
 Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	var a runArgs
 	cfgFile := configFlag(fs)
@@ -96,6 +103,7 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 		shortDuration(config.DefaultDLRMaxAge), shortDuration(sandboxDLRMaxAge)))
 	fs.StringVar(&a.rejects, "rejects", "", "write refused rows to this CSV `file`")
 	fs.DurationVar(&a.timeout, "timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
+	fs.BoolVar(&a.offline, "offline", false, offlineUsage)
 	fs.BoolVar(&a.webhooks, "webhooks", false, "with --sandbox: delivery reports come by webhook to an embedded receiver (see fanout webhooks)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -183,7 +191,12 @@ func (b *runBackends) open(ctx context.Context, e *env, a runArgs, cfg *config.C
 	}
 	b.rdb, b.stops = rdb, append(b.stops, func() { rdb.Close() })
 	if b.hooks != nil {
-		b.stops = append(b.stops, serveRunWebhooks(ctx, b.hooks, rdb, *cfg, newLogger(e.stderr, cfg.Log).Level(zerolog.WarnLevel)))
+		stop, err := serveRunWebhooks(ctx, b.hooks, rdb, *cfg, newLogger(e.stderr, cfg.Log).Level(zerolog.WarnLevel))
+		if err != nil {
+			b.hooks.Close()
+			return err
+		}
+		b.stops = append(b.stops, stop)
 	}
 	if b.client, err = newOneRoute(cfg.OneRoute); err != nil {
 		return &inputError{err}
@@ -305,10 +318,13 @@ func summary(w io.Writer, p campaigns.Progress, took time.Duration, sb *sandbox.
 	row := func(k string, v int64, note string) { fmt.Fprintf(w, "  %-12s %7d  %s\n", k, v, note) }
 	row("recipients", p.Total, "valid and enqueued")
 	row("sent", p.Sent, "accepted by OneRoute")
-	if p.Channel.TracksDLR() {
+	if p.Channel.Tracked() {
 		row("delivered", p.Delivered, "")
 		row("undelivered", p.Undelivered, "")
 		row("dlr_expired", p.DLRExpired, "no final delivery report in time")
+		if p.Channel == campaigns.ChannelWhatsAppTemplate {
+			row("read", p.Read, "of the delivered, read by the customer")
+		}
 	}
 	row("failed", p.Failed, "refused by OneRoute")
 	row("unknown", p.Unknown, "ambiguous outcome; not resent")

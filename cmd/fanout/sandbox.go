@@ -17,7 +17,8 @@ func cmdSandbox(ctx context.Context, e *env, args []string) error {
 Serves the fake OneRoute API: the same paths as https://api.oneroute.io, any
 API key that starts with "test_", seeded channels and templates, delivery
 decided by the recipient's last digit (0 undelivered, 9 stays pending,
-others delivered after --dlr-delay), the 24-hour WhatsApp session window,
+others delivered after --dlr-delay; a WhatsApp message to 2-7 then read
+after --read-delay), the 24-hour WhatsApp session window,
 OneOTP, campaign logs and, with --webhook-url, signed webhooks.
 
   GET  /sandbox/stats          counters: requests, accepted, duplicates, by_medium, ...
@@ -31,6 +32,7 @@ Point fanout at it with ONEROUTE_BASE_URL=http://ADDR ONEROUTE_API_KEY=test_key.
 See docs/oneroute.md.`)
 	addr := fs.String("addr", "127.0.0.1:8765", "listen `address`")
 	dlrDelay := fs.Duration("dlr-delay", 2*time.Second, "time until a message reaches its final delivery status")
+	readDelay := fs.Duration("read-delay", time.Second, "time after its delivery until a WhatsApp message to a number ending in 2-7 is read")
 	campaignDelay := fs.Duration("campaign-delay", 200*time.Millisecond, "time until a WhatsApp campaign is processed")
 	webhookURL := fs.String("webhook-url", "", "POST signed events (smsDeliveryReport, messageStatus, campaignCompleted, newMessage, otpVerified) to this `URL`")
 	webhookSecret := fs.String("webhook-secret", "", "HMAC-SHA512 `secret` of x-oneroute-signature (default "+sandbox.DefaultWebhookSecret+")")
@@ -56,7 +58,7 @@ See docs/oneroute.md.`)
 			return &usageError{fmt.Sprintf("--webhook-url %q: want http(s)://host[:port]/path", *webhookURL)}
 		}
 	}
-	sb := sandbox.New(sandbox.Options{DLRDelay: *dlrDelay, CampaignDelay: *campaignDelay, Faults: f,
+	sb := sandbox.New(sandbox.Options{DLRDelay: *dlrDelay, ReadDelay: *readDelay, CampaignDelay: *campaignDelay, Faults: f,
 		WebhookURL: *webhookURL, WebhookSecret: *webhookSecret, MaxMessages: *maxMessages})
 	defer sb.Close()
 	ln, err := net.Listen("tcp", *addr)

@@ -131,7 +131,7 @@ func TestSecondSIGTERMEndsStuckDispatch(t *testing.T) {
 	if err := os.WriteFile(spec, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(fanoutBinary(t), "dispatch", "--dry-run", spec)
+	cmd := exec.Command(fanoutBinary(t), "dispatch", "--dry-run", "--offline", spec)
 	cmd.Env = append(os.Environ(), "LOG_FORMAT=json", "LOG_LEVEL=warn")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -94,7 +94,7 @@ its field names never change.`)
 	case *asJSON:
 		v = jsonView{e.stdout}
 	case canRedraw(e.stdout):
-		v = newBarView(e.stdout, spec.Channel.TracksDLR())
+		v = newBarView(e.stdout, spec.Channel.Tracked())
 	default:
 		v = lineView{e.stdout}
 	}
@@ -144,6 +144,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 		fmt.Fprintf(w, ": %s", p.Reason)
 	}
 	fmt.Fprintf(w, "\nprogress   %s\n", bar(p.Done(), p.Total, 30))
+	printOpening(w, p)
 	if p.Rate > 0 {
 		fmt.Fprintf(w, "rate       %.1f recipients/s sent", p.Rate)
 		if p.ETA != nil {
@@ -153,13 +154,17 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 	}
 	fmt.Fprintf(w, "total      %d\nsent       %d\nfailed     %d\nunknown    %d\nskipped    %d\npending    %d\n",
 		p.Total, p.Sent, p.Failed, p.Unknown, p.Skipped, p.Pending)
-	if p.Channel.TracksDLR() {
+	if p.Channel.Tracked() {
 		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
 		if p.Read > 0 || p.Channel == campaigns.ChannelWhatsAppTemplate {
 			fmt.Fprintf(w, "read       %d\n", p.Read)
 		}
 	}
-	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed\n", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
+	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
+	if p.OptedOut > 0 {
+		fmt.Fprintf(w, " (%d opted out while running, counted skipped too)", p.OptedOut)
+	}
+	fmt.Fprintln(w)
 	printReasons(w, p.FailureReasons, 5)
 	if p.SentAt != nil && p.FinishedAt == nil {
 		fmt.Fprintf(w, "all sent   %s (took %s); delivery reports awaited\n", p.SentAt.Format(time.RFC3339), p.SentAt.Sub(p.CreatedAt).Round(time.Millisecond))

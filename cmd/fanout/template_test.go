@@ -107,19 +107,19 @@ func TestEveryTemplateFormSendsPersonalText(t *testing.T) {
 func TestTemplateFailingForAllStopsTheDispatch(t *testing.T) {
 	t.Parallel()
 	path := writeSpec(t, "{{if .vip}}{{lt .first_name 3}}{{end}}{{.first_name}}", strings.ReplaceAll(threeRecipients, "phone,first_name,discount", "phone,first_name,vip"))
-	code, _, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", path)
+	code, _, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", "--offline", path)
 	if code != exitBadInput || !strings.Contains(errOut, "c.yaml:6") || !strings.Contains(errOut, "the template fails for each of the first 3 recipients") ||
 		!strings.Contains(errOut, "incompatible types for comparison") {
 		t.Errorf("file: exit %d\n%s", code, errOut)
 	}
 	code, _, errOut = runDispatch(t, map[string]string{}, strings.ReplaceAll(threeRecipients, "phone,first_name,discount", "phone,first_name,vip"),
-		"dispatch", "--dry-run", "--recipients", "-", path)
+		"dispatch", "--dry-run", "--offline", "--recipients", "-", path)
 	if code != exitBadInput || !strings.Contains(errOut, "c.yaml:6") || !strings.Contains(errOut, "the template fails for all 3 recipients read") {
 		t.Errorf("stdin: exit %d\n%s", code, errOut)
 	}
 	// One failing row among good ones is that row's refusal, not the spec's.
 	path = writeSpec(t, "{{if .vip}}{{lt .first_name 3}}{{end}}{{.first_name}}", "phone,first_name,vip\n08031234561,Ada,\n08031234562,Bola,yes\n")
-	code, out, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", "--json", path)
+	code, out, errOut := runDispatch(t, map[string]string{}, "", "dispatch", "--dry-run", "--offline", "--json", path)
 	if code != 0 || !strings.Contains(out, `"valid":1,`) || !strings.Contains(out, `"invalid":1,`) {
 		t.Errorf("one bad row: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -144,7 +144,7 @@ func TestHostileTemplatesDryRun(t *testing.T) {
 		// gets from wait4 would include this test process's, which the
 		// child inherits at exec.
 		rssFile := filepath.Join(t.TempDir(), "rss")
-		cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", rssFile, bin, "dispatch", "--dry-run", path)
+		cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", rssFile, bin, "dispatch", "--dry-run", "--offline", path)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		start := time.Now()
@@ -184,7 +184,7 @@ func TestHTMLEmailArrivesEscaped(t *testing.T) {
 	var mu sync.Mutex
 	var bodies []string
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/email") {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/email") { // not the preflight's GET /channels/email
 			body, _ := io.ReadAll(r.Body)
 			var q struct {
 				Message string `json:"message"`
@@ -210,6 +210,9 @@ func TestHTMLEmailArrivesEscaped(t *testing.T) {
 	b.env["REDIS_URL"] = srv.URL()
 	b.env["ONEROUTE_BASE_URL"] = hs.URL
 	b.env["ONEROUTE_API_KEY"] = sandbox.KeyPrefix + "html"
+	// The email's status: from the Logs API soon, no webhook being set.
+	b.env["FANOUT_STATUS_FALLBACK_AFTER"] = "100ms"
+	b.env["FANOUT_DLR_INTERVAL"] = "100ms"
 	if code := b.run(t, "run", "--json", "--timeout", "60s", filepath.Join(dir, "c.yaml")); code != 0 {
 		t.Fatalf("exit %d\n%s", code, b.stderr.String())
 	}

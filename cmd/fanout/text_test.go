@@ -48,7 +48,7 @@ func TestDryRunSummaryText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			spec := writeSpec(t, "Hi", tc.recipients)
-			code, out, errOut := runDispatch(t, map[string]string{"LOG_LEVEL": "warn"}, "", "dispatch", "--dry-run", spec)
+			code, out, errOut := runDispatch(t, map[string]string{"LOG_LEVEL": "warn"}, "", "dispatch", "--dry-run", "--offline", spec)
 			if code != exitOK {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
@@ -60,7 +60,7 @@ func TestDryRunSummaryText(t *testing.T) {
 	t.Run("rate limited", func(t *testing.T) {
 		t.Parallel()
 		code, out, errOut := runDispatch(t, map[string]string{"LOG_LEVEL": "warn"}, "",
-			"dispatch", "--dry-run", "--suppress", "testdata/dispatch/suppress.txt", "testdata/dispatch/messy.yaml")
+			"dispatch", "--dry-run", "--offline", "--suppress", "testdata/dispatch/suppress.txt", "testdata/dispatch/messy.yaml")
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
@@ -219,13 +219,13 @@ func TestDispatchOfFinishedCampaign(t *testing.T) {
 	b := setup(t)
 	b.env["REDIS_URL"] = srv.URL()
 	b.env["ONEROUTE_API_KEY"] = "test_finished"
-	if code := b.run(t, "dispatch", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
+	if code := b.run(t, "dispatch", "--offline", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
 		t.Fatalf("dispatch: exit %d\n%s", code, b.stderr.String())
 	}
 	if code := b.run(t, "cancel", "fin"); code != exitOK {
 		t.Fatalf("cancel: exit %d\n%s", code, b.stderr.String())
 	}
-	if code := b.run(t, "dispatch", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
+	if code := b.run(t, "dispatch", "--offline", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
 		t.Fatalf("dispatch again: exit %d\n%s", code, b.stderr.String())
 	}
 	if diff := cmp.Diff("fin\n", b.stdout.String()); diff != "" {
@@ -235,7 +235,7 @@ func TestDispatchOfFinishedCampaign(t *testing.T) {
 	if got := b.stderr.String(); !strings.HasSuffix(got, want) || strings.Contains(got, "enqueued 20 recipients") {
 		t.Errorf("stderr = %q, want it to end with %q", got, want)
 	}
-	if code := b.run(t, "dispatch", "--json", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
+	if code := b.run(t, "dispatch", "--offline", "--json", "--id", "fin", "testdata/e2e/campaign.yaml"); code != exitOK {
 		t.Fatalf("dispatch --json: exit %d\n%s", code, b.stderr.String())
 	}
 	var res dispatchJSON

@@ -119,9 +119,10 @@ func frameLine(f frame) string {
 	if p.Reason != "" && (p.State == campaigns.StatePaused || p.State == campaigns.StateCancelled) {
 		fmt.Fprintf(&b, " (%s)", p.Reason)
 	}
+	b.WriteString(openingText(p))
 	fmt.Fprintf(&b, "  dispatch %s", dispatchText(f))
 	fmt.Fprintf(&b, "  sends %s", sendsText(f))
-	if p.Channel.TracksDLR() {
+	if p.Channel.Tracked() {
 		fmt.Fprintf(&b, "  reports %s", reportsText(f))
 	}
 	return b.String()
@@ -253,7 +254,7 @@ func headText(f frame) string {
 	if p.Reason != "" && (p.State == campaigns.StatePaused || p.State == campaigns.StateCancelled) {
 		s += ": " + p.Reason
 	}
-	return s
+	return s + openingText(p)
 }
 
 func (v *barView) show(f frame) error {

@@ -14,9 +14,11 @@ import (
 
 	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/metrics"
+	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/webhooks"
+	"github.com/fanoutdev/fanout/worker"
 )
 
 // defaultWebhooksAddr is where `fanout webhooks` listens by default.
@@ -64,7 +66,11 @@ See docs/architecture.md, "Webhooks".`)
 	if err != nil {
 		return &inputError{fmt.Errorf("listen on %s: %w (pick another --addr)", *addr, err)}
 	}
-	svc := startWebhooks(ctx, rdb, cfg, log, !*noApply, 0)
+	svc, err := startWebhooks(ctx, rdb, cfg, log, !*noApply, 0)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	defer svc.stop()
 	mux := http.NewServeMux()
 	mux.Handle("POST "+webhooks.Path, svc.recv)
@@ -88,19 +94,32 @@ type webhookService struct {
 
 // startWebhooks starts a receiver on rdb and, when apply, an applier that
 // runs until ctx is done or stop; liveFor is the applier's LiveFor (0: its
-// default). Call stop after the HTTP server stopped.
-func startWebhooks(ctx context.Context, rdb redis.UniversalClient, cfg config.Config, log zerolog.Logger, apply bool, liveFor time.Duration) *webhookService {
+// default). Inbound stop words become opt-outs (worker.OptOuts). Call stop
+// after the HTTP server stopped.
+func startWebhooks(ctx context.Context, rdb redis.UniversalClient, cfg config.Config, log zerolog.Logger, apply bool, liveFor time.Duration) (*webhookService, error) {
 	store := storage.New(rdb, storage.IndexTTL(cfg.Worker.DLRMaxAge+time.Hour))
+	optOuts, err := worker.NewOptOuts(store, cfg.OptOut.StopWords, cfg.OptOut.Region)
+	if err != nil {
+		return nil, &inputError{err}
+	}
 	s := &webhookService{recv: webhooks.NewReceiver(store, webhooks.ReceiverOptions{Secret: cfg.OneRoute.WebhookSecret.Reveal(), Logger: log})}
 	s.recv.Start()
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if apply {
-		app := webhooks.NewApplier(store, webhooks.ApplierOptions{Logger: log, LiveFor: liveFor})
+		inbound := func(ctx context.Context, ev *oneroute.NewMessage) error {
+			err := optOuts.Inbound(log.WithContext(ctx), ev)
+			if errors.Is(err, worker.ErrNoSender) {
+				log.Warn().Err(err).Msg("stop word without a sender: not recorded")
+				return nil // the same body again would not have one either
+			}
+			return err
+		}
+		app := webhooks.NewApplier(store, webhooks.ApplierOptions{Logger: log, LiveFor: liveFor, Inbound: inbound})
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); app.Run(actx) }()
 	}
-	return s
+	return s, nil
 }
 
 // stop stops the receiver (writing what it holds), then the applier.
@@ -134,10 +153,13 @@ func listenRunWebhooks(cfg *config.Config) (net.Listener, func(*sandbox.Options)
 
 // serveRunWebhooks serves the receiver and runs the applier on ln until
 // the returned func is called.
-func serveRunWebhooks(ctx context.Context, ln net.Listener, rdb redis.UniversalClient, cfg config.Config, log zerolog.Logger) func() {
+func serveRunWebhooks(ctx context.Context, ln net.Listener, rdb redis.UniversalClient, cfg config.Config, log zerolog.Logger) (func(), error) {
 	// The sandbox's reports come within a second: its sweep need not wait
 	// 30 s for more before the demo's short max age expires the rest.
-	svc := startWebhooks(ctx, rdb, cfg, log, true, 2*time.Second)
+	svc, err := startWebhooks(ctx, rdb, cfg, log, true, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+webhooks.Path, svc.recv)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -145,5 +167,5 @@ func serveRunWebhooks(ctx context.Context, ln net.Listener, rdb redis.UniversalC
 	return func() {
 		hs.Close()
 		svc.stop()
-	}
+	}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/webhooks"
 )
 
@@ -81,6 +82,16 @@ func TestWebhooksCommand(t *testing.T) {
 	rdb := srv.Client(t)
 	testwait.For(t, "the event to be applied", 30*time.Second, func() bool {
 		return rdb.XLen(context.Background(), "fanout:{hooks}:s").Val() == 0 && rdb.ZCard(context.Background(), "fanout:{hooks}:later").Val() == 1
+	})
+	// A STOP reply opts its sender out (worker.OptOuts).
+	stop := []byte(`{"event":"newMessage","message":{"sender":{"name":"C","authUser":false},"content":"Stop","contentType":"TEXT","conversation_id":"c1"},"conversation":{"id":"c1","customer":{"name":"C"},"customer_id":"cust-2348030000001"}}`)
+	if code := post(stop, oneroute.WebhookSignature("whsec_cmd", stop)); code != http.StatusOK {
+		t.Errorf("signed STOP: %d, want 200", code)
+	}
+	store := storage.New(rdb)
+	testwait.For(t, "the sender to be opted out", 30*time.Second, func() bool {
+		got, err := store.OptedOut(context.Background(), storage.OptOutWhatsApp, []string{"+2348030000001"})
+		return err == nil && len(got) == 1 && got[0] != nil
 	})
 }
 

@@ -117,8 +117,10 @@ func waTemplate(id, name, category, status, body, example string, buttons int) t
 }
 
 // templates are the seeded WhatsApp templates: the two of the docs'
-// examples, an authentication template with a copy-code button, and one
-// still pending approval (sending it is refused).
+// examples, an authentication template with a copy-code button, one
+// still pending approval (sending it is refused), one with two parameters
+// (order_shipped) and one in French only (bienvenue, sent with language
+// fr).
 var templates = []template{
 	waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0001", "first_welcome_messsage", "MARKETING", "approved",
 		"Hello {{1}}, welcome to OneRoute! We are glad to have you.", "Michael", 0),
@@ -128,6 +130,16 @@ var templates = []template{
 		"{{1}} is your verification code. For your security, do not share this code.", "123456", 1),
 	waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0004", "summer_promo", "MARKETING", "pending",
 		"Hi {{1}}, our summer sale starts today!", "Ada", 0),
+	waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0005", "order_shipped", "UTILITY", "approved",
+		"Hi {{1}}, your order {{2}} has shipped.", "Ada", 0),
+	inLocale("fr", waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0006", "bienvenue", "MARKETING", "approved",
+		"Bonjour {{1}}, bienvenue chez OneRoute !", "Ada", 0)),
+}
+
+// inLocale sets a seeded template's language: a send must name it.
+func inLocale(locale string, t template) template {
+	t.Locale = locale
+	return t
 }
 
 func templateByName(name string) (*template, bool) {

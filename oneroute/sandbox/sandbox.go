@@ -13,9 +13,14 @@
 //	// point a oneroute.Client at srv.URL with any key starting "test_"
 //	fmt.Println(sb.Stats().Duplicates)
 //
-// Delivery by the recipient's last digit, for SMS and WhatsApp alike: 0 is
-// undelivered (WhatsApp: failed), 9 stays pending (WhatsApp: sent), any
-// other is delivered Options.DLRDelay after the send.
+// Delivery by the recipient's last digit, for SMS, WhatsApp and email alike
+// (an email address by the last digit of its local part): 0 is undelivered
+// (WhatsApp and email: failed), 9 stays pending (WhatsApp and email: sent),
+// any other is delivered Options.DLRDelay after the send. A WhatsApp message
+// to 2 to 7 is then read Options.ReadDelay later; 1 and 8 are never read
+// (nor is any email). WhatsApp and email messages are kept in the logs (GET
+// /api/public/logs) with their identifiers, and their statuses pushed as
+// messageStatus webhooks.
 //
 // Besides the API, the sandbox serves its own routes under /sandbox/ (no key
 // needed): stats, reset, faults, inbound (simulate a customer's WhatsApp
@@ -62,6 +67,9 @@ type Options struct {
 	// status (SMS delivered or undelivered, WhatsApp delivered or failed);
 	// default 2s. Negative means at once.
 	DLRDelay time.Duration
+	// ReadDelay is how long after its delivery a WhatsApp message to a
+	// number ending in 2 to 7 is read; default 1s. Negative means at once.
+	ReadDelay time.Duration
 	// CampaignDelay is how long after acceptance a WhatsApp campaign's
 	// messages are processed (pending until then); default 200ms. Negative
 	// means at once.
@@ -168,6 +176,9 @@ type Stats struct {
 	// delivered, undelivered. These are the sandbox's own outcomes, which a
 	// sender's delivery reports must match.
 	SMSStatus map[string]int64 `json:"sms_status"`
+	// LogRequests counts calls to Fetch Logs (GET /api/public/logs),
+	// answered or not.
+	LogRequests int64 `json:"log_requests"`
 }
 
 // Medium indexes for the by_medium counters.
@@ -191,7 +202,7 @@ type Server struct {
 	faults atomic.Pointer[Faults]
 
 	requests, sendRequests, accepted, duplicates, throttled, faultCount, unauthorized atomic.Int64
-	dlrRequests, listRequests                                                         atomic.Int64
+	dlrRequests, listRequests, logRequests                                            atomic.Int64
 	byMedium                                                                          [numMedia]atomic.Int64
 
 	st    atomic.Pointer[state] // replaced whole by Reset
@@ -209,6 +220,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.DLRDelay == 0 {
 		o.DLRDelay = 2 * time.Second
+	}
+	if o.ReadDelay == 0 {
+		o.ReadDelay = time.Second
 	}
 	if o.CampaignDelay == 0 {
 		o.CampaignDelay = 200 * time.Millisecond
@@ -260,7 +274,7 @@ func (s *Server) resetState() {
 		otp:  newOTPStore(s.opts.MaxLogs),
 	})
 	for _, c := range []*atomic.Int64{&s.requests, &s.sendRequests, &s.accepted, &s.duplicates, &s.throttled, &s.faultCount, &s.unauthorized,
-		&s.dlrRequests, &s.listRequests} {
+		&s.dlrRequests, &s.listRequests, &s.logRequests} {
 		c.Store(0)
 	}
 	for i := range s.byMedium {
@@ -288,6 +302,7 @@ func (s *Server) Stats() Stats {
 		Unauthorized: s.unauthorized.Load(), ByMedium: make(map[string]int64, numMedia),
 		WebhooksSent: s.hooks.sent.Load(), WebhooksFailed: s.hooks.failed.Load(),
 		DLRRequests: s.dlrRequests.Load(), SMSListRequests: s.listRequests.Load(), SMSStatus: s.smsStatusCounts(),
+		LogRequests: s.logRequests.Load(),
 	}
 	for i, name := range mediumNames {
 		st.ByMedium[name] = s.byMedium[i].Load()
@@ -331,7 +346,7 @@ func (s *Server) routes() {
 	api("POST /api/public/conversation/template", true, s.sendTemplate)
 	api("POST /api/public/conversation/text", true, s.sendSession)
 	api("POST /api/public/whatsapp/campaign", true, s.sendCampaign)
-	api("GET /api/public/logs", false, s.fetchLogs)
+	counted(&s.logRequests, "GET /api/public/logs", s.fetchLogs)
 	api("POST /api/public/embed/push", true, s.sendPush)
 	api("GET /api/oneotp/templates", false, s.fetchOTPTemplates)
 	api("POST /api/oneotp/send", true, s.sendOTP)

@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -184,7 +185,7 @@ func TestAdminContract(t *testing.T) {
 		return out
 	}
 	stats := b.call(t, "GET", "/sandbox/stats", "", "")
-	wantStats := []string{"accepted", "by_medium", "dlr_requests", "duplicates", "faults", "requests", "send_requests", "sms_list_requests", "sms_status",
+	wantStats := []string{"accepted", "by_medium", "dlr_requests", "duplicates", "faults", "log_requests", "requests", "send_requests", "sms_list_requests", "sms_status",
 		"throttled", "unauthorized", "webhooks_failed", "webhooks_sent"}
 	if d := cmp.Diff(wantStats, keys(stats.Body)); d != "" {
 		t.Errorf("stats fields (-want +got):\n%s", d)
@@ -476,3 +477,48 @@ func TestFetchSMSPaging(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestTemplateLanguageAndParameters: a template message is sent only in the
+// template's language (en when none is given) and with as many parameters
+// as its placeholders, so the preflight's refusals model real failures.
+func TestTemplateLanguageAndParameters(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sandbox.Options{})
+	msg := func(to, name, lang string, params ...string) string {
+		ps := make([]string, len(params))
+		for i, p := range params {
+			ps[i] = `{"type":"text","text":"` + p + `"}`
+		}
+		l := ""
+		if lang != "" {
+			l = `,"language":"` + lang + `"`
+		}
+		return `{"to":"` + to + `","template":{"name":"` + name + `"` + l + `,"parameters":[` + strings.Join(ps, ",") + `]}}`
+	}
+	body := `{"from":"` + sandbox.WhatsAppNumber + `","messages":[` + strings.Join([]string{
+		msg("2348031234561", "bienvenue", "", "Ada"),
+		msg("2348031234562", "bienvenue", "fr", "Ada"),
+		msg("2348031234563", "first_welcome_messsage", "fr", "Ada"),
+		msg("2348031234564", "first_welcome_messsage", "en_GB", "Ada"),
+		msg("2348031234565", "order_shipped", "", "Ada"),
+		msg("2348031234566", "order_shipped", "en", "Ada", "A-1"),
+	}, ",") + `]}`
+	a := b.call(t, "POST", "/api/public/conversation/template", "test_lang", body)
+	if a.Status != 200 {
+		t.Fatalf("HTTP %d %s", a.Status, a.Raw)
+	}
+	var got []string
+	for _, r := range a.Body["data"].([]any) {
+		res := r.(map[string]any)
+		if res["status"] == "success" {
+			got = append(got, "success")
+		} else {
+			got = append(got, fmt.Sprint(res["response"]))
+		}
+	}
+	want := []string{"Template bienvenue has no en translation", "success", "Template first_welcome_messsage has no fr translation", "success",
+		"Template order_shipped takes 2 parameters, got 1", "success"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("results (-want +got):\n%s", d)
+	}
+}

@@ -42,35 +42,63 @@ func waID() string {
 	return "gBGHI0k" + string(b[:])
 }
 
-// Final outcomes of a WhatsApp message, decided at acceptance.
+// Final outcomes of a WhatsApp message (or email), decided at acceptance
+// by the recipient's last digit (outcomeOf).
 const (
-	outDelivered    byte = 'd' // delivered DLRDelay after processing
-	outUndelivered  byte = 'f' // sent, then failed DLRDelay after processing
-	outStaysSent    byte = 's' // sent, never delivered (number ends in 9)
+	outDelivered    byte = 'd' // delivered DLRDelay after processing, never read (1, 8)
+	outRead         byte = 'r' // delivered, then read ReadDelay later (2 to 7)
+	outUndelivered  byte = 'f' // sent, then failed DLRDelay after processing (0)
+	outStaysSent    byte = 's' // sent, never delivered (9)
 	outRejected     byte = 'x' // failed at processing (invalid number, wrong parameters)
 	undeliverableWA      = "Message undeliverable"
+	bouncedEmail         = "Bounced by the receiving server"
 )
 
-// logRow is one WhatsApp message in the logs. Its status is a function of
-// time: pending until processAt, then sent or failed, then its final
-// status DLRDelay later.
+// Media of a log row.
+const (
+	logWhatsApp byte = iota
+	logEmail
+)
+
+// logRow is one WhatsApp message (or email) in the logs. Its status is a
+// function of time: pending until processAt, then sent or failed, then its
+// final status DLRDelay later, and read ReadDelay after delivery.
 type logRow struct {
+	seq                        uint64 // order of acceptance, for the before cursor
 	id, campaignID, identifier string
 	from, to, template         string
 	wamid, reason              string
 	created, processAt         time.Time
 	outcome                    byte
+	medium                     byte
 	evicted                    bool
 }
 
+// outcomeOf decides a message's fate by the last digit of its recipient
+// (for an email, the last digit of the address' local part; none counts as
+// 5): 0 failed, 9 stays sent for ever, 1 and 8 delivered and never read, 2
+// to 7 delivered and then read (WhatsApp only: emails are delivered).
 func outcomeOf(to string) byte {
-	switch to[len(to)-1] {
+	d := byte('5')
+	local := to
+	if at := strings.LastIndexByte(to, '@'); at >= 0 {
+		local = to[:at]
+	}
+	for i := len(local) - 1; i >= 0; i-- {
+		if local[i] >= '0' && local[i] <= '9' {
+			d = local[i]
+			break
+		}
+	}
+	switch d {
 	case '0':
 		return outUndelivered
 	case '9':
 		return outStaysSent
+	case '1', '8':
+		return outDelivered
 	}
-	return outDelivered
+	return outRead
 }
 
 // rowStatus is the row's status at now, its response (message id or
@@ -88,7 +116,13 @@ func (s *Server) rowStatus(r *logRow, now time.Time) (status string, response *s
 	}
 	if r.outcome == outUndelivered {
 		reason := undeliverableWA
+		if r.medium == logEmail {
+			reason = bouncedEmail
+		}
 		return "failed", &reason, final
+	}
+	if read := final.Add(max(s.opts.ReadDelay, 0)); r.outcome == outRead && !now.Before(read) {
+		return "read", &r.wamid, read
 	}
 	return "delivered", &r.wamid, final
 }
@@ -112,6 +146,8 @@ type waStore struct {
 	limit     int
 	rows      []*logRow // ring, oldest at head once full
 	head      int
+	seq       uint64             // last logRow.seq given
+	byID      map[string]*logRow // kept rows by id, for the before cursor
 	campaigns map[string]*campaignRec
 	byIdent   map[string][]*logRow
 	convs     map[string]*conversation // by customer number
@@ -119,7 +155,8 @@ type waStore struct {
 }
 
 func newWAStore(limit int) *waStore {
-	return &waStore{limit: limit, campaigns: map[string]*campaignRec{}, byIdent: map[string][]*logRow{}, convs: map[string]*conversation{}}
+	return &waStore{limit: limit, campaigns: map[string]*campaignRec{}, byIdent: map[string][]*logRow{}, byID: map[string]*logRow{},
+		convs: map[string]*conversation{}}
 }
 
 // add stores rows (of one campaign, when campaign is set).
@@ -130,6 +167,9 @@ func (st *waStore) add(campaign *campaignRec, rows []*logRow) {
 		st.campaigns[campaign.id] = campaign
 	}
 	for _, r := range rows {
+		st.seq++
+		r.seq = st.seq
+		st.byID[r.id] = r
 		if len(st.rows) < st.limit {
 			st.rows = append(st.rows, r)
 		} else {
@@ -145,6 +185,7 @@ func (st *waStore) add(campaign *campaignRec, rows []*logRow) {
 
 func (st *waStore) evict(r *logRow) {
 	r.evicted = true
+	delete(st.byID, r.id)
 	if r.identifier != "" {
 		list := st.byIdent[r.identifier]
 		for i, x := range list {
@@ -217,6 +258,21 @@ type templateMessage struct {
 	} `json:"template"`
 	Metadata   json.RawMessage `json:"metadata"`
 	Identifier *string         `json:"identifier"`
+}
+
+// ident is the message's identifier: its identifier field, or else a
+// string "identifier" in its metadata.
+func (m *templateMessage) ident() string {
+	if m.Identifier != nil {
+		return *m.Identifier
+	}
+	var md struct {
+		Identifier string `json:"identifier"`
+	}
+	if len(m.Metadata) > 0 && json.Unmarshal(m.Metadata, &md) == nil {
+		return md.Identifier
+	}
+	return ""
 }
 
 type templateRequest struct {
@@ -311,7 +367,10 @@ func (m *templateMessage) check() (to, content, reason string) {
 		return p, "", fmt.Sprintf("Template %s takes %d parameters, got %d", t.Name, t.params, len(m.Template.Parameters))
 	case len(m.Template.Buttons) != t.buttons:
 		return p, "", fmt.Sprintf("Template %s takes %d buttons, got %d", t.Name, t.buttons, len(m.Template.Buttons))
-	case lang != "" && !strings.HasPrefix(strings.ToLower(lang), "en"):
+	case !sameLanguage(lang, t.Locale):
+		if lang == "" {
+			lang = "en"
+		}
 		return p, "", fmt.Sprintf("Template %s has no %s translation", t.Name, lang)
 	}
 	var b strings.Builder
@@ -348,10 +407,8 @@ func (s *Server) sendTemplate(w http.ResponseWriter, r *http.Request) {
 	for i := range q.Messages {
 		m := &q.Messages[i]
 		to, content, reason := m.check()
-		row := &logRow{id: newUUID(), from: WhatsAppNumber, to: to, template: *m.Template.Name, created: now, processAt: now}
-		if m.Identifier != nil {
-			row.identifier = *m.Identifier
-		}
+		row := &logRow{id: newUUID(), from: WhatsAppNumber, to: to, template: *m.Template.Name, created: now, processAt: now,
+			identifier: m.ident()}
 		if reason != "" {
 			row.outcome, row.reason = outRejected, reason
 			out[i] = result{Status: "failed", Response: reason}
@@ -387,10 +444,7 @@ func (s *Server) sendCampaign(w http.ResponseWriter, r *http.Request) {
 		m := &q.Messages[i]
 		to, content, reason := m.check()
 		row := &logRow{id: newUUID(), campaignID: c.id, from: WhatsAppNumber, to: to, template: *m.Template.Name,
-			created: now, processAt: now.Add(delay)}
-		if m.Identifier != nil {
-			row.identifier = *m.Identifier
-		}
+			created: now, processAt: now.Add(delay), identifier: m.ident()}
 		if reason != "" {
 			row.outcome, row.reason = outRejected, reason
 		} else {
@@ -426,8 +480,15 @@ func (s *Server) scheduleRowHooks(rows []*logRow, delay time.Duration) {
 		switch row.outcome {
 		case outDelivered:
 			s.hooks.schedule(final, func() any { return s.messageStatus(row, "delivered", "") })
+		case outRead:
+			s.hooks.schedule(final, func() any { return s.messageStatus(row, "delivered", "") })
+			s.hooks.schedule(final+max(s.opts.ReadDelay, 0), func() any { return s.messageStatus(row, "read", "") })
 		case outUndelivered:
-			s.hooks.schedule(final, func() any { return s.messageStatus(row, "failed", undeliverableWA) })
+			reason := undeliverableWA
+			if row.medium == logEmail {
+				reason = bouncedEmail
+			}
+			s.hooks.schedule(final, func() any { return s.messageStatus(row, "failed", reason) })
 		}
 	}
 }
@@ -442,6 +503,9 @@ func (s *Server) messageStatus(row *logRow, status, reason string) map[string]an
 	}
 	if reason != "" {
 		m["reason"] = reason
+	}
+	if row.medium == logEmail {
+		m["medium"] = "EMAIL"
 	}
 	return map[string]any{"event": "messageStatus", "message": m}
 }
@@ -487,7 +551,11 @@ type logView struct {
 
 func (s *Server) logView(r *logRow, now time.Time) logView {
 	status, resp, updated := s.rowStatus(r, now)
-	v := logView{ID: r.id, Medium: "WHATSAPP", From: r.from, To: r.to, Template: r.template, Status: status,
+	medium := "WHATSAPP"
+	if r.medium == logEmail {
+		medium = "EMAIL"
+	}
+	v := logView{ID: r.id, Medium: medium, From: r.from, To: r.to, Template: r.template, Status: status,
 		Response: resp, CreatedAt: isoTime(r.created), UpdatedAt: isoTime(updated)}
 	if r.campaignID != "" {
 		v.CampaignID = &r.campaignID
@@ -496,6 +564,13 @@ func (s *Server) logView(r *logRow, now time.Time) logView {
 		v.Identifier = &r.identifier
 	}
 	return v
+}
+
+func mediumOfLog(r *logRow) string {
+	if r.medium == logEmail {
+		return "EMAIL"
+	}
+	return "WHATSAPP"
 }
 
 var logStatuses = []string{"pending", "sent", "delivered", "read", "failed"}
@@ -507,6 +582,7 @@ func (s *Server) fetchLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	campaign, ident, medium, status := q.Get("campaign_id"), q.Get("identifier"), strings.ToUpper(q.Get("medium")), q.Get("status")
+	before := q.Get("before")
 	if status != "" {
 		known := false
 		for _, v := range logStatuses {
@@ -522,21 +598,32 @@ func (s *Server) fetchLogs(w http.ResponseWriter, r *http.Request) {
 	skip := (num - 1) * size
 	total := 0
 	page := make([]logView, 0, min(size, 100))
+	var cursor uint64 // list rows older than this (0: all)
 	visit := func(row *logRow) {
 		if row.evicted || (campaign != "" && row.campaignID != campaign) || (ident != "" && row.identifier != ident) ||
-			(medium != "" && medium != "WHATSAPP") {
+			(medium != "" && medium != mediumOfLog(row)) || (cursor > 0 && row.seq >= cursor) {
 			return
 		}
-		v := s.logView(row, now)
-		if status != "" && v.Status != status {
-			return
+		if status != "" {
+			if st, _, _ := s.rowStatus(row, now); st != status {
+				return
+			}
 		}
 		if total >= skip && len(page) < size {
-			page = append(page, v)
+			page = append(page, s.logView(row, now)) // only the page's rows are formatted
 		}
 		total++
 	}
 	st.mu.RLock()
+	if before != "" {
+		c := st.byID[before]
+		if c == nil {
+			st.mu.RUnlock()
+			fail(w, http.StatusBadRequest, `"before" must be the id of a kept log row`)
+			return
+		}
+		cursor = c.seq
+	}
 	switch {
 	case campaign != "":
 		// A campaign's rows in the order of its messages.
@@ -704,4 +791,39 @@ func (s *Server) inbound(w http.ResponseWriter, r *http.Request) {
 		s.hooks.schedule(0, func() any { return ev })
 	}
 	ok(w, "Inbound message received", ev)
+}
+
+// sameLanguage reports whether a send's language (en when "", as OneRoute
+// assumes) names a template's locale: the same code ignoring case and '-'
+// for '_', or the same base language when either has no region.
+func sameLanguage(lang, locale string) bool {
+	if lang == "" {
+		lang = "en"
+	}
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "-", "_")) }
+	a, b := norm(lang), norm(locale)
+	if a == b {
+		return true
+	}
+	baseA, regionA, _ := strings.Cut(a, "_")
+	baseB, regionB, _ := strings.Cut(b, "_")
+	return baseA == baseB && (regionA == "" || regionB == "")
+}
+
+// Statuses returns the status now of every kept WhatsApp message and email
+// that has an identifier, by identifier (the newest message of each): the
+// sandbox's own outcomes, which a sender's tracked statuses must match.
+func (s *Server) Statuses() map[string]string {
+	now := s.opts.Now()
+	st := s.state().wa
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make(map[string]string, len(st.byIdent))
+	for ident, list := range st.byIdent {
+		if len(list) > 0 {
+			status, _, _ := s.rowStatus(list[len(list)-1], now)
+			out[ident] = status
+		}
+	}
+	return out
 }

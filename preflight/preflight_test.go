@@ -1,0 +1,140 @@
+package preflight_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/oneroute/sandbox"
+	"github.com/fanoutdev/fanout/preflight"
+)
+
+type testBundle struct {
+	client *oneroute.Client
+	dir    string
+}
+
+// setup serves a sandbox (its seeded channels and templates are the
+// account) and returns a client of it.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	sb := sandbox.New(sandbox.Options{})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	c, err := oneroute.New(oneroute.Options{BaseURL: srv.URL, APIKey: "test_preflight"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testBundle{client: c, dir: t.TempDir()}
+}
+
+// spec writes a spec file and loads it, so findings have lines.
+func (b *testBundle) spec(t *testing.T, body string) campaigns.Spec {
+	t.Helper()
+	path := filepath.Join(b.dir, "campaign.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := campaigns.LoadSpec(path)
+	if err != nil {
+		t.Fatalf("load spec: %v", err)
+	}
+	return s
+}
+
+func whatsApp(from, template string) string {
+	return fmt.Sprintf("channel: whatsapp_template\nrecipients: r.csv\nfrom: %q\ntemplate:\n%s", from, template)
+}
+
+// Each mistake the sandbox would refuse at the first send is found first,
+// on the line that holds it, with the fix and the choices.
+func TestCheckRefuses(t *testing.T) {
+	t.Parallel()
+	num := sandbox.WhatsAppNumber
+	for _, tc := range []struct {
+		name string
+		spec string
+		want []string // in the one finding's text
+	}{
+		{"unknown channel id", "channel: sms\nrecipients: r.csv\nchannel_id: nope\nmessage: hi\n",
+			[]string{"campaign.yaml:3:", "channel_id nope is not a channel", "sms channels: " + sandbox.SMSChannelID + " (" + sandbox.SMSSenderID + ")"}},
+		{"channel of another medium", "channel: sms\nrecipients: r.csv\nmessage: hi\nchannel_id: " + sandbox.EmailChannelID + "\n",
+			[]string{"campaign.yaml:4:", "is an email channel, not an sms one", "sms channels: " + sandbox.SMSChannelID}},
+		{"email channel that is sms", "channel: email\nrecipients: r.csv\nsubject: s\nmessage: hi\nchannel_id: " + sandbox.SMSChannelID + "\n",
+			[]string{"campaign.yaml:5:", "is an sms channel, not an email one", "email channels: " + sandbox.EmailChannelID + " (" + sandbox.EmailAddress + ")"}},
+		{"from is not a whatsapp number", whatsApp("+2348099999999", "  name: first_welcome_messsage\n  parameters: [\"{{.name}}\"]\n"),
+			[]string{"campaign.yaml:3:", "from +2348099999999 is not the number of a WhatsApp channel", "whatsapp numbers: " + num}},
+		{"unknown template", whatsApp(num, "  name: no_such_template\n  parameters: [\"{{.name}}\"]\n"),
+			[]string{"campaign.yaml:5:", "template no_such_template is not a template", "order_shipped (en, 2 parameters)"}},
+		{"pending template", whatsApp(num, "  parameters: [\"{{.name}}\"]\n  name: summer_promo\n"),
+			[]string{"campaign.yaml:6:", "summer_promo is pending, not approved", "first_welcome_messsage (en, 1 parameter)"}},
+		{"wrong language", whatsApp(num, "  name: first_welcome_messsage\n  language: fr\n  parameters: [\"{{.name}}\"]\n"),
+			[]string{"campaign.yaml:6:", "has no fr version (it is in en)", "set template.language to en"}},
+		{"language missing for a french template", whatsApp(num, "  name: bienvenue\n  parameters: [\"{{.name}}\"]\n"),
+			[]string{"campaign.yaml:5:", "bienvenue has no en version (it is in fr)", "add language: fr"}},
+		{"template with a copy-code button", whatsApp(num, "  name: otp_auth\n  parameters: [\"{{.code}}\"]\n"),
+			[]string{"campaign.yaml:5:", "otp_auth has 1 button needing a value", "a campaign spec cannot give"}},
+		{"wrong parameter count", whatsApp(num, "  name: order_shipped\n  parameters:\n    - \"{{.name}}\"\n"),
+			[]string{"campaign.yaml:6:", "order_shipped takes 2 parameters", "the spec gives 1", "a list of 2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			err := preflight.Check(context.Background(), b.spec(t, tc.spec), b.client)
+			var findings campaigns.SpecErrors
+			if !errors.As(err, &findings) || len(findings) != 1 {
+				t.Fatalf("got %v, want one finding", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("finding lacks %q:\n%s", w, err)
+				}
+			}
+		})
+	}
+}
+
+// What the account has passes, in every medium and language.
+func TestCheckPasses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, spec := range []string{
+		"channel: sms\nrecipients: r.csv\nchannel_id: " + sandbox.SMSChannelID + "\nmessage: hi\n",
+		"channel: email\nrecipients: r.csv\nsubject: s\nmessage: hi\nchannel_id: " + sandbox.EmailChannelID + "\n",
+		whatsApp("+"+sandbox.WhatsAppNumber, "  name: first_welcome_messsage\n  parameters: [\"{{.name}}\"]\n"),
+		whatsApp(sandbox.WhatsAppNumber, "  name: order_shipped\n  language: en_US\n  parameters: [\"{{.name}}\", \"{{.order}}\"]\n"),
+		whatsApp(sandbox.WhatsAppNumber, "  name: bienvenue\n  language: fr\n  parameters: [\"{{.name}}\"]\n"),
+	} {
+		if err := preflight.Check(context.Background(), b.spec(t, spec), b.client); err != nil {
+			t.Errorf("spec:\n%s\nrefused: %v", spec, err)
+		}
+	}
+}
+
+// A OneRoute that cannot be asked is a failure to check, not a finding.
+func TestCheckOneRouteDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	down := downCatalog{err: errors.New("connection refused")}
+	err := preflight.Check(context.Background(), b.spec(t, "channel: sms\nrecipients: r.csv\nchannel_id: x\nmessage: hi\n"), down)
+	if err == nil || preflight.IsFinding(err) || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("got %v, want the catalog's error, not a finding", err)
+	}
+}
+
+type downCatalog struct{ err error }
+
+func (d downCatalog) FetchChannels(context.Context, string) ([]oneroute.Channel, error) {
+	return nil, d.err
+}
+
+func (d downCatalog) FetchTemplates(context.Context, string) ([]oneroute.Template, error) {
+	return nil, d.err
+}
