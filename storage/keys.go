@@ -50,7 +50,7 @@ import "strconv"
 //	                              the script that records the row; entries
 //	                              removed by Record (mode dlr). Read by
 //	                              RowsOf, Awaited and Settle (the dlr:sweep
-//	                              task, later the webhook receiver).
+//	                              task, the webhook applier).
 //	                              Expires IndexTTL (default 25h, set above
 //	                              FANOUT_DLR_MAX_AGE) after its last write.
 //	fanout:{id}:sw        hash    the dlr:sweep task's memory: floor,
