@@ -189,6 +189,12 @@ type OneRoute struct {
 	// Timeout bounds one API request: env ONEROUTE_TIMEOUT; default 15s
 	// (DefaultOneRouteTimeout).
 	Timeout time.Duration `yaml:"timeout"`
+	// WebhookSecret is the account's OneRoute secret key, which signs the
+	// webhooks fanout receives (`fanout webhooks`, the monitor's
+	// /webhooks/oneroute): env ONEROUTE_WEBHOOK_SECRET, or a file named by
+	// ONEROUTE_WEBHOOK_SECRET_FILE. No default; without it no webhook is
+	// accepted.
+	WebhookSecret Secret `yaml:"webhook_secret"`
 }
 
 // Log configures logging.
@@ -433,6 +439,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	secret("REDIS_PASSWORD", &cfg.Redis.Password)
 	secret("REDIS_SENTINEL_PASSWORD", &cfg.Redis.SentinelPassword)
 	secret("FANOUT_NOTIFY_SECRET", &cfg.Worker.NotifySecret)
+	secret("ONEROUTE_WEBHOOK_SECRET", &cfg.OneRoute.WebhookSecret)
 	dur("ONEROUTE_TIMEOUT", &cfg.OneRoute.Timeout)
 	str("LOG_LEVEL", &cfg.Log.Level)
 	str("LOG_FORMAT", &cfg.Log.Format)

@@ -248,3 +248,27 @@ func TestMonitorSettings(t *testing.T) {
 		t.Errorf("same user for both: %v", err)
 	}
 }
+
+// The webhook secret comes from ONEROUTE_WEBHOOK_SECRET or a file named by
+// ONEROUTE_WEBHOOK_SECRET_FILE, and never prints.
+func TestWebhookSecret(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "whsec")
+	os.WriteFile(file, []byte(canary+"\n"), 0o600)
+	for name, vars := range map[string]map[string]string{
+		"env":  {"ONEROUTE_WEBHOOK_SECRET": canary},
+		"file": {"ONEROUTE_WEBHOOK_SECRET_FILE": file},
+	} {
+		cfg, err := config.Load(env(vars), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.OneRoute.WebhookSecret.Reveal() != canary {
+			t.Errorf("%s: secret %q not read", name, cfg.OneRoute.WebhookSecret.Reveal())
+		}
+		js, _ := json.Marshal(cfg)
+		if out := fmt.Sprintf("%+v %s", cfg, js); strings.Contains(out, canary) {
+			t.Errorf("%s: the webhook secret prints", name)
+		}
+	}
+}

@@ -50,7 +50,7 @@ import "strconv"
 //	                              the script that records the row; entries
 //	                              removed by Record (mode dlr). Read by
 //	                              RowsOf, Awaited and Settle (the dlr:sweep
-//	                              task, later the webhook receiver).
+//	                              task, the webhook applier).
 //	                              Expires IndexTTL (default 25h, set above
 //	                              FANOUT_DLR_MAX_AGE) after its last write.
 //	fanout:{id}:sw        hash    the dlr:sweep task's memory: floor,
@@ -123,6 +123,11 @@ import "strconv"
 //	                      hash    the same, for WhatsApp campaigns.
 //	fanout:optout:email   hash    lower-cased address -> "<unix s>|<reason>".
 //	                              About 83 bytes per entry. Kept.
+//
+// Webhook events (hooks.go), written by the webhook receiver and its
+// applier: fanout:{hooks}:d:<digest>, fanout:{hooks}:s (stream),
+// fanout:{hooks}:live, fanout:{hooks}:later, and per campaign
+// fanout:{id}:hk; hooks.go describes each.
 //
 // Keys of other owners, listed so that this is the whole picture:
 //

@@ -42,6 +42,15 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := tasks.Decode(t.Payload(), &p); err != nil {
 		return skip(err)
 	}
+	// A report already recorded (a webhook brought it, or a sweep) needs no
+	// request: poll only the rows still accepted.
+	items, err := h.awaited(ctx, &p)
+	if err != nil {
+		return err
+	}
+	if p.Items = items; len(items) == 0 {
+		return nil
+	}
 	outs, rest, wait := h.sort(ctx, &p, h.read(ctx, p.Items))
 	if len(outs) > 0 {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -54,6 +63,26 @@ func (h *DLRHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	return h.again(ctx, p, rest, wait)
+}
+
+// awaited is the items whose row is still accepted, awaiting its report,
+// read from the ledger in one round trip.
+func (h *DLRHandler) awaited(ctx context.Context, p *tasks.DLRPoll) ([]tasks.DLRItem, error) {
+	rows := make([]int, len(p.Items))
+	for i, it := range p.Items {
+		rows[i] = it.Row
+	}
+	entries, err := h.deps.Store.Ledger(ctx, p.Campaign, rows)
+	if err != nil {
+		return nil, err
+	}
+	items := p.Items[:0:0]
+	for i, e := range entries {
+		if e.State == storage.LedgerAccepted {
+			items = append(items, p.Items[i])
+		}
+	}
+	return items, nil
 }
 
 // read reads the delivery report of every item, concurrently up to

@@ -134,6 +134,12 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// Reports arriving by webhook need no reading: the pass then reads
+	// and expires nothing (see sweep.hooked).
+	hooked, err := store.HookedReports(ctx, p.Campaign)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	if st.Awaiting <= 0 {
 		if h.finished(st, now) {
@@ -145,7 +151,7 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return &notFailure{reason: "no delivery report awaited yet", retryIn: min(h.opts.DLRInterval<<min(w.Idle, 10), time.Minute)}
 	}
-	s := &sweep{h: h, p: p, st: st, w: &w, now: now, settled: map[string]bool{}}
+	s := &sweep{h: h, p: p, st: st, w: &w, now: now, settled: map[string]bool{}, hooked: hooked}
 	perr := s.run(ctx)
 	w.Passes++
 	if s.count >= busyPass {
@@ -219,9 +225,24 @@ type sweep struct {
 	// expiresAt is the earliest time a pending message seen in this pass
 	// reaches DLRMaxAge (zero: none seen).
 	expiresAt time.Time
+	// hooked: the campaign's reports arrive by webhook (one did within
+	// storage.HookLiveTTL). The pass reads no page and no report then: the
+	// webhooks stand for the fresh part (the floor follows them, so a
+	// fresh part after the webhooks stop reads only what they may have
+	// missed), and nothing expires. Once they stop, the next pass is an
+	// ordinary one: its stragglers' part reads, one by one, the awaited
+	// reports that are no longer pending, and the expiry runs if due.
+	hooked bool
 }
 
 func (s *sweep) run(ctx context.Context) error {
+	if s.hooked {
+		// Nothing expires while reports still arrive: the first pass after
+		// they stop (next) expires what is left.
+		s.w.FreshAt = s.now.UnixMilli()
+		s.w.Floor = max(s.w.Floor, s.now.Add(-s.straggleAge()-clockSkew).UnixMilli())
+		return nil
+	}
 	if s.fresh() {
 		if err := s.scanFresh(ctx); err != nil {
 			return err
@@ -264,6 +285,9 @@ func (s *sweep) expiring() bool {
 // expiry is due.
 func (s *sweep) next() time.Duration {
 	o := s.h.opts
+	if s.hooked && s.expiring() {
+		return max(o.DLRInterval, time.Second) // until the webhooks have stopped
+	}
 	d := maxDLRInterval
 	if s.st.Sending {
 		// Every fresh pass reads again what the straggler age holds back:

@@ -36,9 +36,14 @@ func startDemoRedis() (url string, stop func(), err error) {
 
 // startSandboxAPI serves the OneRoute sandbox on a free port of the
 // loopback, with delivery reports final after half a second and WhatsApp
-// messages read a quarter of a second later, before the status fallback.
-func startSandboxAPI() (sb *sandbox.Server, baseURL string, stop func(), err error) {
-	sb = sandbox.New(sandbox.Options{DLRDelay: 500 * time.Millisecond, ReadDelay: 250 * time.Millisecond})
+// messages read a quarter of a second later, before the status fallback;
+// opts may change its options (run --webhooks sets its webhook URL).
+func startSandboxAPI(opts ...func(*sandbox.Options)) (sb *sandbox.Server, baseURL string, stop func(), err error) {
+	o := sandbox.Options{DLRDelay: 500 * time.Millisecond, ReadDelay: 250 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	sb = sandbox.New(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		sb.Close()

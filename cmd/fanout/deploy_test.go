@@ -349,7 +349,7 @@ func TestK8sKustomizeBuild(t *testing.T) {
 			t.Errorf("%s in namespace %q, want fanout", o.Kind, o.Metadata.Namespace)
 		}
 	}
-	want := map[string]int{"Namespace": 1, "ConfigMap": 1, "Deployment": 2, "Service": 1, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1}
+	want := map[string]int{"Namespace": 1, "ConfigMap": 1, "Deployment": 3, "Service": 2, "PodDisruptionBudget": 1, "HorizontalPodAutoscaler": 1}
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("kustomize built objects (-want +got):\n%s", diff)
 	}

@@ -89,6 +89,7 @@ func commands() []command {
 		{"report", "write every recipient's final state, message id and reason (CSV or NDJSON)", cmdReport},
 		{"wait", "block until a campaign is over; the exit code says how it ended", cmdWait},
 		{"suppress", "manage the opt-out sets (STOP replies): add, remove, list, import", cmdSuppress},
+		{"webhooks", "receive OneRoute's signed webhook events and apply them (delivery reports, statuses)", cmdWebhooks},
 		{"version", "print the version", cmdVersion},
 		{"healthcheck", "exit 0 when a health endpoint answers 200 (for container healthchecks)", cmdHealthcheck},
 	}

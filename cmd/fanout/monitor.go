@@ -40,6 +40,8 @@ Serves the monitoring web app for the campaigns in Redis at REDIS_URL:
   /metrics       Prometheus metrics of campaigns and queues
   /healthz       the process answers (no authentication)
   /readyz        Redis answers (no authentication)
+  /webhooks/oneroute  OneRoute's signed events, when ONEROUTE_WEBHOOK_SECRET
+                 is set (see fanout webhooks; the signature stands for auth)
 
 Everything but health asks for HTTP basic auth when FANOUT_MONITOR_AUTH
 (operators) or FANOUT_MONITOR_READONLY_AUTH (viewers) is set. Without them
@@ -94,7 +96,18 @@ See docs/monitoring.md.`)
 	log.Info().Str("url", "http://"+ln.Addr().String()+"/").Bool("auth", auth.Enabled()).Bool("readonly", auth.ReadOnly).Msg("monitor listening")
 	sampled := make(chan struct{})
 	go func() { app.history.Run(ctx, app.store, *sample); close(sampled) }()
-	err = serveHTTP(ctx, ln, app.handler, log)
+	handler := app.handler
+	if cfg.OneRoute.WebhookSecret != "" {
+		// OneRoute's webhooks on the same port (signed: no basic auth).
+		svc, err := startWebhooks(ctx, rdb, cfg, log, true, 0)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer svc.stop()
+		handler = withWebhooks(handler, svc.recv)
+	}
+	err = serveHTTP(ctx, ln, handler, log)
 	<-sampled // Run returns once ctx is done, as serveHTTP does
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,7 @@ type runArgs struct {
 	timeout   time.Duration
 	spec      string
 	offline   bool
+	webhooks  bool
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -102,9 +104,13 @@ Exit codes: 0 campaign finished, 1 runtime error, 2 bad input.`)
 	fs.StringVar(&a.rejects, "rejects", "", "write refused rows to this CSV `file`")
 	fs.DurationVar(&a.timeout, "timeout", 0, "give up waiting after this long (0: wait until the campaign is final)")
 	fs.BoolVar(&a.offline, "offline", false, offlineUsage)
+	fs.BoolVar(&a.webhooks, "webhooks", false, "with --sandbox: delivery reports come by webhook to an embedded receiver (see fanout webhooks)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return a, err
+	}
+	if a.webhooks && !a.sandbox {
+		return a, &usageError{"--webhooks needs --sandbox: with OneRoute itself, run fanout webhooks at a public URL"}
 	}
 	if err := checkArgs(pos, "one campaign spec file"); err != nil {
 		return a, err
@@ -142,6 +148,7 @@ type runBackends struct {
 	client *oneroute.Client
 	sb     *sandbox.Server // nil without --sandbox
 	stops  []func()
+	hooks  net.Listener // the embedded receiver's, with --webhooks
 }
 
 // open connects to Redis and OneRoute; with --sandbox it first starts the
@@ -149,7 +156,15 @@ type runBackends struct {
 // at them. Call close even when open fails.
 func (b *runBackends) open(ctx context.Context, e *env, a runArgs, cfg *config.Config) error {
 	if a.sandbox {
-		sb, url, stop, err := startSandboxAPI()
+		var opts []func(*sandbox.Options)
+		if a.webhooks {
+			ln, opt, err := listenRunWebhooks(cfg)
+			if err != nil {
+				return err
+			}
+			b.hooks, opts = ln, append(opts, opt)
+		}
+		sb, url, stop, err := startSandboxAPI(opts...)
 		if err != nil {
 			return err
 		}
@@ -175,6 +190,14 @@ func (b *runBackends) open(ctx context.Context, e *env, a runArgs, cfg *config.C
 		return err
 	}
 	b.rdb, b.stops = rdb, append(b.stops, func() { rdb.Close() })
+	if b.hooks != nil {
+		stop, err := serveRunWebhooks(ctx, b.hooks, rdb, *cfg, newLogger(e.stderr, cfg.Log).Level(zerolog.WarnLevel))
+		if err != nil {
+			b.hooks.Close()
+			return err
+		}
+		b.stops = append(b.stops, stop)
+	}
 	if b.client, err = newOneRoute(cfg.OneRoute); err != nil {
 		return &inputError{err}
 	}
