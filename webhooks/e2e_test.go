@@ -149,3 +149,116 @@ func smsEndToEnd(t *testing.T, hooks bool) {
 		t.Errorf("%d delivery-report requests for %d messages, more than %.2f per message", reqs, n, limit)
 	}
 }
+
+// The WhatsApp criterion of issue 10, with webhooks on: a 1,000-recipient
+// template campaign ends with every recipient delivered, read or failed
+// exactly as the sandbox decided, row by row by identifier, from the
+// sandbox's signed messageStatus webhooks through the receiver and the
+// applier alone: the Logs API fallback is set too late to act, and the
+// sandbox counts no log request. (worker's TestWhatsAppStatusesFromLogs is
+// the same campaign with webhooks off.)
+func TestWhatsAppCampaignWithWebhooks(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	rdb := redistest.Start(t).Client(t)
+	store := storage.New(rdb)
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	t.Cleanup(func() { cancel(); running.Wait() })
+
+	recv := webhooks.NewReceiver(store, webhooks.ReceiverOptions{Secret: secret})
+	recv.Start()
+	h := httptest.NewServer(recv)
+	t.Cleanup(func() { h.Close(); recv.Stop() })
+	app := webhooks.NewApplier(store, webhooks.ApplierOptions{Block: 100 * time.Millisecond})
+	running.Add(1)
+	go func() { defer running.Done(); app.Run(ctx) }()
+	sb := sandbox.New(sandbox.Options{DLRDelay: 100 * time.Millisecond, ReadDelay: 300 * time.Millisecond,
+		WebhookURL: h.URL + webhooks.Path, WebhookSecret: secret})
+	t.Cleanup(sb.Close)
+	api := httptest.NewServer(sb)
+	t.Cleanup(api.Close)
+	client, err := oneroute.New(oneroute.Options{BaseURL: api.URL, APIKey: sandbox.KeyPrefix + "wahooks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enq := asynq.NewClientFromRedisClient(rdb)
+	w := worker.NewServer(rdb, worker.Deps{Store: store, Provider: client, Enqueuer: enq},
+		worker.Options{Concurrency: 10, PollInterval: 20 * time.Millisecond, DLRInterval: time.Second, DLRMaxAge: 10 * time.Minute,
+			StatusFallbackAfter: 10 * time.Minute})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+
+	const id = "wahk"
+	s := campaigns.Spec{ID: id, Channel: campaigns.ChannelWhatsAppTemplate, From: sandbox.WhatsAppNumber,
+		Template: &campaigns.Template{Name: "first_welcome_messsage"}, Recipients: "r.csv"}
+	if _, err := store.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	var batches []*campaigns.Batch
+	for seq := 0; seq*50 < n; seq++ {
+		batch := &campaigns.Batch{Campaign: id, Seq: seq, Channel: s.Channel, From: s.From, Template: s.Template.Name}
+		for row := seq*50 + 1; row <= min(seq*50+50, n); row++ {
+			batch.Items = append(batch.Items, campaigns.Item{Row: row, To: fmt.Sprintf("+234803%07d", row),
+				Content: &campaigns.Content{Params: []string{"Ada"}}})
+		}
+		if _, err := store.AddBatch(ctx, id, seq, len(batch.Items), batch.Items[len(batch.Items)-1].Row); err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, batch)
+	}
+	if err := store.FinishDispatch(ctx, id, storage.DispatchCounts{Rows: n}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range batches {
+		if err := tasks.Enqueue(ctx, enq, tasks.Send(b, tasks.Options{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The state each sandbox status must leave in the ledger; a message the
+	// sandbox leaves sent stays accepted (it expires only after DLRMaxAge).
+	want := map[string]byte{"delivered": storage.LedgerDelivered, "read": storage.LedgerRead,
+		"failed": storage.LedgerUndelivered, "sent": storage.LedgerAccepted}
+	rows := make([]int, n)
+	for i := range rows {
+		rows[i] = i + 1
+	}
+	var counts map[string]int
+	var differ []string
+	testwait.For(t, "every row to reach the sandbox's status by webhook", 2*time.Minute, func() bool {
+		statuses := sb.Statuses()
+		entries, err := store.Ledger(ctx, id, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts, differ = map[string]int{}, differ[:0]
+		for _, e := range entries {
+			status := statuses[campaigns.Identifier(id, e.Row)]
+			counts[status]++
+			if st, ok := want[status]; !ok || e.State != st {
+				differ = append(differ, fmt.Sprintf("row %d: ledger %q, sandbox %q", e.Row, e.State, status))
+			}
+		}
+		// Reads come ReadDelay after deliveries: wait for all 600.
+		return len(entries) == n && len(differ) == 0 && counts["read"] == 600
+	})
+	if counts["failed"] != 100 || counts["sent"] != 100 || counts["delivered"] != 200 {
+		t.Errorf("sandbox outcomes %v; want 100 failed, 100 sent, 200 delivered, 600 read", counts)
+	}
+	p, err := store.Progress(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Sent != n || p.Delivered != 800 || p.Read != 600 || p.Undelivered != 100 || p.DLRExpired != 0 {
+		t.Errorf("counters: sent %d delivered %d read %d undelivered %d dlr_expired %d; want 1000 800 600 100 0",
+			p.Sent, p.Delivered, p.Read, p.Undelivered, p.DLRExpired)
+	}
+	st := sb.Stats()
+	t.Logf("%d WhatsApp messages: %d webhooks sent, %d failed, %d log requests", n, st.WebhooksSent, st.WebhooksFailed, st.LogRequests)
+	if st.Duplicates != 0 || st.Accepted != n || st.LogRequests != 0 {
+		t.Fatalf("sandbox: accepted %d, duplicates %d, log requests %d; want %d, 0, 0", st.Accepted, st.Duplicates, st.LogRequests, n)
+	}
+}
