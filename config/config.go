@@ -133,6 +133,12 @@ type OptOut struct {
 	// (ISO 3166, e.g. NG): env FANOUT_OPTOUT_REGION; default NG
 	// (DefaultOptOutRegion).
 	Region string `yaml:"region"`
+	// WhatsAppNumber is the business WhatsApp number customers write to:
+	// the webhook receiver records each inbound WhatsApp message as opening
+	// this number's 24-hour session window with its sender (OneRoute's
+	// newMessage event does not say which number was written to): env
+	// FANOUT_WHATSAPP_NUMBER; default none (no session windows recorded).
+	WhatsAppNumber string `yaml:"whatsapp_number"`
 }
 
 // Redis locates the Redis that holds queues, ledger, counters and limits.
@@ -484,6 +490,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	str("FANOUT_METRICS_ADDR", &cfg.Monitor.MetricsAddr)
 	list("FANOUT_STOP_WORDS", &cfg.OptOut.StopWords)
 	str("FANOUT_OPTOUT_REGION", &cfg.OptOut.Region)
+	str("FANOUT_WHATSAPP_NUMBER", &cfg.OptOut.WhatsAppNumber)
 
 	if cfg.Worker.ShutdownTimeout == 0 {
 		cfg.Worker.ShutdownTimeout = cfg.OneRoute.Timeout + ShutdownMargin

@@ -123,6 +123,13 @@ func (o *OptOuts) Inbound(ctx context.Context, ev oneroute.Event) error {
 	return nil
 }
 
+// Sender returns the channel kind (storage.OptOutWhatsApp or
+// storage.OptOutEmail) and the normalised address of the customer who sent
+// a newMessage, read as Inbound reads it.
+func (o *OptOuts) Sender(m *oneroute.NewMessage) (kind, addr string, err error) {
+	return o.sender(m)
+}
+
 // sender reads the channel kind and the normalised address of a newMessage.
 // OneRoute's event names no medium: an email conversation has a subject and
 // the customer's email; otherwise it is taken as WhatsApp, the one channel

@@ -113,13 +113,40 @@ func startWebhooks(ctx context.Context, rdb redis.UniversalClient, cfg config.Co
 				log.Warn().Err(err).Msg("stop word without a sender: not recorded")
 				return nil // the same body again would not have one either
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			return recordSession(ctx, store, cfg.OptOut.WhatsAppNumber, optOuts, ev, log)
 		}
 		app := webhooks.NewApplier(store, webhooks.ApplierOptions{Logger: log, LiveFor: liveFor, Inbound: inbound})
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); app.Run(actx) }()
 	}
 	return s, nil
+}
+
+// recordSession records a customer's inbound WhatsApp message as opening
+// the business number's 24-hour session window (storage.RecordInbound), at
+// the message's own time when it has one. Without a business number
+// (FANOUT_WHATSAPP_NUMBER), messages from the business side, email
+// conversations and senders with no number record nothing.
+func recordSession(ctx context.Context, store *storage.Store, business string, o *worker.OptOuts, m *oneroute.NewMessage, log zerolog.Logger) error {
+	if business == "" || m.Message.Sender.AuthUser {
+		return nil
+	}
+	kind, customer, err := o.Sender(m)
+	if err != nil || kind != storage.OptOutWhatsApp {
+		return nil
+	}
+	now := time.Now()
+	at := now
+	if c := m.Message.CreatedAt; c != nil && !c.IsZero() {
+		at = *c
+	}
+	if _, err := store.RecordInbound(ctx, now, storage.Inbound{Business: business, Customer: customer, At: at}); err != nil {
+		return fmt.Errorf("record the session window of %s: %w", customer, err)
+	}
+	return nil
 }
 
 // stop stops the receiver (writing what it holds), then the applier.
@@ -147,6 +174,9 @@ func listenRunWebhooks(cfg *config.Config) (net.Listener, func(*sandbox.Options)
 		return nil, nil, fmt.Errorf("listen for webhooks: %w", err)
 	}
 	cfg.OneRoute.WebhookSecret = config.Secret(sandbox.DefaultWebhookSecret)
+	if cfg.OptOut.WhatsAppNumber == "" {
+		cfg.OptOut.WhatsAppNumber = sandbox.WhatsAppNumber // its inbound messages open session windows
+	}
 	url := "http://" + ln.Addr().String() + webhooks.Path
 	return ln, func(o *sandbox.Options) { o.WebhookURL, o.WebhookSecret = url, sandbox.DefaultWebhookSecret }, nil
 }

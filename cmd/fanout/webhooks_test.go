@@ -37,7 +37,8 @@ func TestWebhooksCommand(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	vars := map[string]string{"REDIS_URL": srv.URL(), "ONEROUTE_WEBHOOK_SECRET": "whsec_cmd", "LOG_LEVEL": "warn"}
+	vars := map[string]string{"REDIS_URL": srv.URL(), "ONEROUTE_WEBHOOK_SECRET": "whsec_cmd", "LOG_LEVEL": "warn",
+		"FANOUT_WHATSAPP_NUMBER": "2348000000001"}
 	e := &env{stdout: io.Discard, stderr: io.Discard, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
@@ -93,6 +94,26 @@ func TestWebhooksCommand(t *testing.T) {
 		got, err := store.OptedOut(context.Background(), storage.OptOutWhatsApp, []string{"+2348030000001"})
 		return err == nil && len(got) == 1 && got[0] != nil
 	})
+	// Any inbound WhatsApp message opens the business number's 24-hour
+	// session window with its sender, at the message's time; one from the
+	// business side opens nothing.
+	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	hello := []byte(`{"event":"newMessage","message":{"sender":{"name":"D","authUser":false},"content":"Hello","contentType":"TEXT","conversation_id":"c2","createdAt":"` + at.Format(time.RFC3339) + `"},"conversation":{"id":"c2","customer":{"name":"D"},"customer_id":"cust-2348030000002"}}`)
+	agent := []byte(`{"event":"newMessage","message":{"sender":{"name":"Agent","authUser":true},"content":"Hi","contentType":"TEXT","conversation_id":"c3"},"conversation":{"id":"c3","customer":{"name":"E"},"customer_id":"cust-2348030000003"}}`)
+	for _, body := range [][]byte{hello, agent} {
+		if code := post(body, oneroute.WebhookSignature("whsec_cmd", body)); code != http.StatusOK {
+			t.Errorf("signed newMessage: %d, want 200", code)
+		}
+	}
+	customers := []string{"+2348030000002", "+2348030000003"}
+	var last []time.Time
+	testwait.For(t, "the inbound message to open a session window", 30*time.Second, func() bool {
+		last, err = store.LastInbound(context.Background(), "2348000000001", customers, time.Now())
+		return err == nil && last[0].Equal(at) && rdb.XLen(context.Background(), "fanout:{hooks}:s").Val() == 0
+	})
+	if !last[1].IsZero() {
+		t.Errorf("a message from the business side opened a window: %v", last[1])
+	}
 }
 
 // fanout run --sandbox --webhooks: the sandbox posts its delivery reports
