@@ -253,9 +253,13 @@ func (s *Store) MarkHooked(ctx context.Context, ids []string, ttl time.Duration)
 	if ttl <= 0 {
 		ttl = HookLiveTTL
 	}
+	// The value is the deadline too, so the liveness ends on time on a
+	// Redis whose keys do not expire on their own clock (miniredis, the
+	// embedded Redis of fanout run).
+	until := strconv.FormatInt(time.Now().Add(ttl).UnixMilli(), 10)
 	pipe := s.rdb.Pipeline()
 	for _, id := range ids {
-		pipe.Set(ctx, hookedKey(id), "1", ttl)
+		pipe.Set(ctx, hookedKey(id), until, ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("mark webhook reports of %d campaigns: %w", len(ids), err)
@@ -267,11 +271,15 @@ func (s *Store) MarkHooked(ctx context.Context, ids []string, ttl time.Duration)
 // webhook lately (MarkHooked's ttl): webhooks bring its reports, and the
 // delivery-report sweep need not read them.
 func (s *Store) HookedReports(ctx context.Context, id string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, hookedKey(id)).Result()
+	v, err := s.rdb.Get(ctx, hookedKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("read webhook liveness of %s: %w", id, err)
 	}
-	return n > 0, nil
+	until, perr := strconv.ParseInt(v, 10, 64)
+	return perr != nil || time.Now().UnixMilli() < until, nil
 }
 
 // ReportCampaigns lists the campaigns created since then that track
