@@ -27,24 +27,35 @@ import (
 // ending in 0), and enqueues its batches of 50.
 func smsCampaign(t *testing.T, store *storage.Store, enq *asynq.Client, id string, n int) {
 	t.Helper()
-	ctx := context.Background()
 	s := campaigns.Spec{ID: id, Channel: campaigns.ChannelSMS, ChannelID: sandbox.SMSChannelID, Message: "hi {{.x}}", Recipients: "r.csv"}
+	campaign(t, store, enq, s, n, func(to string) *campaigns.Content { return &campaigns.Content{Text: "hi " + to} })
+}
+
+// campaign creates a dispatched campaign of spec s with n recipients,
+// +234803 and the row's number (last digits 1, 2, ... 9, 0 in turn), whose
+// content is content(to), and enqueues its batches of 50.
+func campaign(t *testing.T, store *storage.Store, enq *asynq.Client, s campaigns.Spec, n int, content func(to string) *campaigns.Content) {
+	t.Helper()
+	ctx := context.Background()
 	if _, err := store.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	var batches []*campaigns.Batch
 	for seq := 0; seq*50 < n; seq++ {
-		batch := &campaigns.Batch{Campaign: id, Seq: seq, Channel: s.Channel, ChannelID: s.ChannelID}
+		batch := &campaigns.Batch{Campaign: s.ID, Seq: seq, Channel: s.Channel, ChannelID: s.ChannelID, From: s.From}
+		if s.Template != nil {
+			batch.Template = s.Template.Name
+		}
 		for row := seq*50 + 1; row <= min(seq*50+50, n); row++ {
 			to := fmt.Sprintf("+234803%07d", row)
-			batch.Items = append(batch.Items, campaigns.Item{Row: row, To: to, Content: &campaigns.Content{Text: "hi " + to}})
+			batch.Items = append(batch.Items, campaigns.Item{Row: row, To: to, Content: content(to)})
 		}
-		if _, err := store.AddBatch(ctx, id, seq, len(batch.Items), batch.Items[len(batch.Items)-1].Row); err != nil {
+		if _, err := store.AddBatch(ctx, s.ID, seq, len(batch.Items), batch.Items[len(batch.Items)-1].Row); err != nil {
 			t.Fatal(err)
 		}
 		batches = append(batches, batch)
 	}
-	if err := store.FinishDispatch(ctx, id, storage.DispatchCounts{Rows: n}); err != nil {
+	if err := store.FinishDispatch(ctx, s.ID, storage.DispatchCounts{Rows: n}); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range batches {
@@ -194,29 +205,7 @@ func TestWhatsAppCampaignWithWebhooks(t *testing.T) {
 	const id = "wahk"
 	s := campaigns.Spec{ID: id, Channel: campaigns.ChannelWhatsAppTemplate, From: sandbox.WhatsAppNumber,
 		Template: &campaigns.Template{Name: "first_welcome_messsage"}, Recipients: "r.csv"}
-	if _, err := store.Create(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	var batches []*campaigns.Batch
-	for seq := 0; seq*50 < n; seq++ {
-		batch := &campaigns.Batch{Campaign: id, Seq: seq, Channel: s.Channel, From: s.From, Template: s.Template.Name}
-		for row := seq*50 + 1; row <= min(seq*50+50, n); row++ {
-			batch.Items = append(batch.Items, campaigns.Item{Row: row, To: fmt.Sprintf("+234803%07d", row),
-				Content: &campaigns.Content{Params: []string{"Ada"}}})
-		}
-		if _, err := store.AddBatch(ctx, id, seq, len(batch.Items), batch.Items[len(batch.Items)-1].Row); err != nil {
-			t.Fatal(err)
-		}
-		batches = append(batches, batch)
-	}
-	if err := store.FinishDispatch(ctx, id, storage.DispatchCounts{Rows: n}); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range batches {
-		if err := tasks.Enqueue(ctx, enq, tasks.Send(b, tasks.Options{})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	campaign(t, store, enq, s, n, func(string) *campaigns.Content { return &campaigns.Content{Params: []string{"Ada"}} })
 
 	// The state each sandbox status must leave in the ledger; a message the
 	// sandbox leaves sent stays accepted (it expires only after DLRMaxAge).
