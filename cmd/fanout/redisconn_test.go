@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -307,4 +308,36 @@ func freeTestPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A Redis with a password refuses fanout without it, and with a wrong one:
+// the command fails, says authentication is what failed, and never prints
+// the password it was given; with the password it works.
+func TestRedisPasswordRequired(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	mr.RequireAuth("canary-redis-pw-7f3a")
+	for _, c := range []struct {
+		name, url string
+		ok        bool
+	}{
+		{"no password", "redis://" + mr.Addr() + "/0", false},
+		{"wrong password", "redis://:wrong-pw-91c2@" + mr.Addr() + "/0", false},
+		{"the password", "redis://:canary-redis-pw-7f3a@" + mr.Addr() + "/0", true},
+	} {
+		b := setup(t)
+		b.env["REDIS_URL"] = c.url
+		code := b.run(t, "list", "--json")
+		out := b.stdout.String() + b.stderr.String()
+		if c.ok != (code == exitOK) {
+			t.Errorf("%s: exit %d\n%s", c.name, code, out)
+			continue
+		}
+		if !c.ok && !strings.Contains(strings.ToLower(out), "auth") {
+			t.Errorf("%s: the error does not say authentication failed: %s", c.name, out)
+		}
+		if strings.Contains(out, "canary-redis-pw-7f3a") || strings.Contains(out, "wrong-pw-91c2") {
+			t.Errorf("%s: the password appears in the output: %s", c.name, out)
+		}
+	}
 }
