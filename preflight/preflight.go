@@ -100,7 +100,8 @@ func (c *checker) channels(ctx context.Context, medium string) ([]oneroute.Chann
 	if l, ok := c.lists[medium]; ok {
 		return l, nil
 	}
-	l, err := c.cat.FetchChannels(ctx, medium)
+	var l []oneroute.Channel
+	err := retryRead(ctx, func() (err error) { l, err = c.cat.FetchChannels(ctx, medium); return err })
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,8 @@ func (c *checker) template(ctx context.Context, ch oneroute.Channel) error {
 	if ref == nil {
 		return nil // Validate refused the spec already
 	}
-	list, err := c.cat.FetchTemplates(ctx, ch.ID)
+	var list []oneroute.Template
+	err := retryRead(ctx, func() (err error) { list, err = c.cat.FetchTemplates(ctx, ch.ID); return err })
 	if err != nil {
 		return err
 	}
@@ -303,4 +305,38 @@ func plural(n int, one, many string) string {
 func IsFinding(err error) bool {
 	var es campaigns.SpecErrors
 	return errors.As(err, &es)
+}
+
+// readAttempts is how many times a catalog read is tried when OneRoute's
+// answer says it may work again (a 5xx, a 429, a lost answer): reads
+// change nothing, so trying again is safe, and one passing fault must not
+// refuse a whole dispatch.
+const readAttempts = 4
+
+// retryRead runs read until it succeeds, fails for good, or readAttempts
+// ran out, waiting 250 ms, 500 ms, 1 s between tries (a 429's Retry-After
+// when longer, up to 2 s), within ctx.
+func retryRead(ctx context.Context, read func() error) error {
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := read()
+		switch oneroute.Classify(err) {
+		case oneroute.Temporary, oneroute.Ambiguous, oneroute.Throttled:
+		default:
+			return err
+		}
+		if attempt == readAttempts {
+			return err
+		}
+		d := wait
+		if ra := oneroute.RetryAfter(err); ra > d {
+			d = min(ra, 2*time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(d):
+		}
+		wait *= 2
+	}
 }

@@ -138,3 +138,45 @@ func (d downCatalog) FetchChannels(context.Context, string) ([]oneroute.Channel,
 func (d downCatalog) FetchTemplates(context.Context, string) ([]oneroute.Template, error) {
 	return nil, d.err
 }
+
+// flaky answers the first fails reads of each kind with err, then asks the
+// real catalog; it counts the reads.
+type flaky struct {
+	preflight.Catalog
+	fails, reads int
+	err          error
+}
+
+func (f *flaky) FetchChannels(ctx context.Context, medium string) ([]oneroute.Channel, error) {
+	if f.reads++; f.reads <= f.fails {
+		return nil, f.err
+	}
+	return f.Catalog.FetchChannels(ctx, medium)
+}
+
+// A read that may work again (5xx, 429) is tried again, up to four times:
+// one passing fault does not refuse a dispatch; a refusal (401) is not
+// tried again, and a fault that lasts is reported after the fourth try.
+func TestCheckRetriesPassingFaults(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec := b.spec(t, "channel: sms\nrecipients: r.csv\nchannel_id: "+sandbox.SMSChannelID+"\nmessage: hi\n")
+	for _, c := range []struct {
+		name      string
+		fails     int
+		err       error
+		ok        bool
+		wantReads int
+	}{
+		{"two 500s", 2, &oneroute.APIError{Op: "fetch channels", Status: 500, Message: "Internal server error"}, true, 3},
+		{"a 429", 1, &oneroute.APIError{Op: "fetch channels", Status: 429, Message: "slow down"}, true, 2},
+		{"a lasting 503", 10, &oneroute.APIError{Op: "fetch channels", Status: 503, Message: "unavailable"}, false, 4},
+		{"a 401", 10, &oneroute.APIError{Op: "fetch channels", Status: 401, Message: "bad key"}, false, 1},
+	} {
+		f := &flaky{Catalog: b.client, fails: c.fails, err: c.err}
+		err := preflight.Check(context.Background(), spec, f)
+		if (err == nil) != c.ok || f.reads != c.wantReads {
+			t.Errorf("%s: %v after %d reads; want ok=%v after %d", c.name, err, f.reads, c.ok, c.wantReads)
+		}
+	}
+}
