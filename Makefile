@@ -123,9 +123,13 @@ chaos-loss: ## Redis restored from a 1.5 s-old AOF mid-campaign (5,000 SMS, 2 wo
 chaos-strand: ## stranded campaigns and ambiguous gateways: deleted and archived tasks, cancel, 502/504 after accept at 10% (5,000 SMS)
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestDeletedAndArchivedTasksDoNotStrand|TestCancelSettlesRowsOfDeletedTasks|TestGatewayErrorAfterAcceptSendsNoDuplicate)$$' ./cmd/fanout
 
+.PHONY: chaos-kill
+chaos-kill: ## kill soaks: 20,000 SMS, 3 worker processes, 20 SIGKILLs; 1,000 SMS at 5 s provider latency, 20 rolling SIGTERMs (about 5 minutes)
+	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestKillSoak$$' ./cmd/fanout
+
 .PHONY: chaos-stall
 chaos-stall: ## a 45 s Redis stall (SIGSTOP) mid-campaign: work resumes within 10 s, nothing failed or sent twice
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRedisStallResumesQuickly$$' ./cmd/fanout
 
 .PHONY: chaos
-chaos: chaos-rate chaos-pace chaos-delivery chaos-strand chaos-loss chaos-stall ## long and failure-injection tests (needs redis-server)
+chaos: chaos-rate chaos-pace chaos-delivery chaos-kill chaos-strand chaos-loss chaos-stall ## long and failure-injection tests (needs redis-server)
