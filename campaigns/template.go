@@ -165,13 +165,13 @@ func (s Spec) Compile() (*Renderer, error) {
 	if r.subject, err = compile(part{key: "subject", name: "subject", text: s.Subject}); err != nil {
 		return nil, err
 	}
-	if s.Template != nil {
-		for i, p := range s.Template.Parameters {
-			name := fmt.Sprintf("template.parameters[%d]", i)
+	if tpl, key := s.paramsTemplate(); tpl != nil {
+		for i, p := range tpl.Parameters {
+			name := fmt.Sprintf("%s.parameters[%d]", key, i)
 			if p == "" {
-				return nil, s.Errorf("template", "%s is empty: WhatsApp refuses an empty parameter", name)
+				return nil, s.Errorf(key, "%s is empty: WhatsApp refuses an empty parameter", name)
 			}
-			t, err := compile(part{key: "template", name: name, text: p})
+			t, err := compile(part{key: key, name: name, text: p})
 			if err != nil {
 				return nil, err
 			}
