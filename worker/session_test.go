@@ -177,8 +177,7 @@ func TestSessionCampaignSplitsByWindow(t *testing.T) {
 	t.Parallel()
 	b := setupSession(t)
 	const n, open = 1000, 400
-	// Every fifth recipient... and the rest of the first 400 by row: open
-	// windows spread over every batch.
+	// Two of every five recipients: open windows in every batch.
 	isOpen := func(row int) bool { return row%5 < 2 }
 	ago := b.clk.Now().Add(-time.Hour)
 	b.sbNow.Set(ago)
@@ -187,8 +186,12 @@ func TestSessionCampaignSplitsByWindow(t *testing.T) {
 			b.inbound(t, row, ago, true)
 		}
 	}
-	// One customer wrote 23h45m ago: 15 minutes left, under the 30-minute
-	// margin, so the template (the sandbox agrees the window is still open).
+	// The last customer wrote 23h45m ago: 15 minutes left, under the
+	// 30-minute margin, so the template although the sandbox would still
+	// take a session message.
+	nearEnd := b.clk.Now().Add(-storage.SessionWindow + 15*time.Minute)
+	b.sbNow.Set(nearEnd)
+	b.inbound(t, n, nearEnd, true)
 	b.sbNow.Set(b.clk.Now())
 	batches := b.sessionCampaign(t, "split", n, 0.0125)
 
