@@ -57,3 +57,15 @@ func TestSessionSpec(t *testing.T) {
 		})
 	}
 }
+
+// The example loads as documented.
+func TestSessionExample(t *testing.T) {
+	t.Parallel()
+	s, err := campaigns.LoadSpec("../examples/whatsapp-session.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Channel != campaigns.ChannelWhatsAppSession || s.FallbackTemplate == nil || s.TemplatePrice != 0.0125 {
+		t.Fatalf("example: channel %s fallback %+v price %v", s.Channel, s.FallbackTemplate, s.TemplatePrice)
+	}
+}
