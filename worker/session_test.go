@@ -31,6 +31,10 @@ type sendCounter struct {
 	// session and template: customer number -> accepted sends.
 	session, template map[string]int
 	refused           int // session messages refused (closed window)
+	// failTemplate: customers whose next template request fails with a
+	// 500 before reaching the sandbox.
+	failTemplate map[string]bool
+	failed       int
 }
 
 type statusWriter struct {
@@ -43,6 +47,10 @@ func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter
 func (c *sendCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if r.URL.Path == "/api/public/conversation/template" && c.fail(body) {
+		http.Error(w, `{"success":false,"message":"Internal server error"}`, http.StatusInternalServerError)
+		return
+	}
 	sw := &statusWriter{ResponseWriter: w, status: 200}
 	c.next.ServeHTTP(sw, r)
 	c.mu.Lock()
@@ -65,6 +73,26 @@ func (c *sendCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// fail reports whether a template request is to fail, and forgets the
+// customers it names.
+func (c *sendCounter) fail(body []byte) bool {
+	var q struct{ Messages []struct{ To string } }
+	_ = json.Unmarshal(body, &q)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hit := false
+	for _, m := range q.Messages {
+		if c.failTemplate[m.To] {
+			delete(c.failTemplate, m.To)
+			hit = true
+		}
+	}
+	if hit {
+		c.failed++
+	}
+	return hit
 }
 
 func (c *sendCounter) totals() (session, template, dup int) {
@@ -97,7 +125,7 @@ func setupSession(t *testing.T) *sessionBundle {
 	srv := redistest.Start(t)
 	sb := sandbox.New(sandbox.Options{DLRDelay: -1, Now: b.sbNow.Now})
 	t.Cleanup(sb.Close)
-	b.count = &sendCounter{next: sb, session: map[string]int{}, template: map[string]int{}}
+	b.count = &sendCounter{next: sb, session: map[string]int{}, template: map[string]int{}, failTemplate: map[string]bool{}}
 	b.api = httptest.NewServer(b.count)
 	t.Cleanup(b.api.Close)
 	client, err := oneroute.New(oneroute.Options{BaseURL: b.api.URL, APIKey: sandbox.KeyPrefix + "session"})
@@ -308,5 +336,46 @@ func TestSessionOpen(t *testing.T) {
 		if got := SessionOpen(tc.last, now, 30*time.Minute); got != tc.want {
 			t.Errorf("%s: SessionOpen = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A fallback whose template request fails for a while (HTTP 500) is
+// retried as the template: the follow-up task does not try the session
+// message again (the row's route stays template), and the recipient gets
+// one template in the end.
+func TestSessionFallbackRetriesTheTemplateOnly(t *testing.T) {
+	t.Parallel()
+	b := setupSession(t)
+	const n = 10
+	now := b.clk.Now()
+	late := now.Add(-storage.SessionWindow + 45*time.Minute)
+	b.sbNow.Set(late)
+	for row := 1; row <= n; row++ {
+		b.inbound(t, row, late, true)
+	}
+	b.sbNow.Set(now.Add(time.Hour)) // every window has closed by the send
+	b.count.failTemplate[strings.TrimPrefix(sessionNumber(3), "+")] = true
+	batches := b.sessionCampaign(t, "retry", n, 0)
+	b.runAll(t, batches)
+	if b.count.failed != 1 || b.count.refused != n {
+		t.Fatalf("%d template requests failed, %d session messages refused; want 1 and %d", b.count.failed, b.count.refused, n)
+	}
+	children := b.enq.take(tasks.TypeWhatsAppSession)
+	if len(children) != 1 {
+		t.Fatalf("%d follow-up tasks, want 1 for the failed template", len(children))
+	}
+	for _, c := range children {
+		if err := b.mux.ProcessTask(b.ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.count.refused != n {
+		t.Errorf("the follow-up tried the session message again: %d refused", b.count.refused)
+	}
+	if s, tp, dup := b.count.totals(); s != 0 || tp != n || dup != 0 {
+		t.Fatalf("%d session, %d template, %d duplicates; want 0, %d, 0", s, tp, dup, n)
+	}
+	if p := b.progress(t, "retry"); p.Sent != n || p.TemplateSent != n || p.SessionSent != 0 || p.Pending != 0 {
+		t.Fatalf("progress: sent %d template_sent %d session_sent %d pending %d", p.Sent, p.TemplateSent, p.SessionSent, p.Pending)
 	}
 }
