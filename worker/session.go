@@ -3,6 +3,9 @@ package worker
 import (
 	"context"
 	"errors"
+	"net/url"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -129,7 +132,7 @@ func (h *SessionHandler) sendSession(ctx context.Context, b *campaigns.Batch, it
 	}
 	req := oneroute.SessionRequest{From: b.From, To: it.To, Message: b.ContentOf(it).Text}
 	if b.MediaURL != "" {
-		req.Attachment = &oneroute.Attachment{Type: "IMAGE", URL: b.MediaURL}
+		req.Attachment = &oneroute.Attachment{Type: AttachmentType(b.MediaURL), URL: b.MediaURL}
 	}
 	msg, err := h.b.deps.Provider.(SessionSender).SendSession(ctx, req)
 	if errors.Is(err, oneroute.ErrSessionExpired) {
@@ -204,4 +207,23 @@ func (h *SessionHandler) count(ctx context.Context, b *campaigns.Batch, rs []sto
 // is retried like a temporary failure.
 func notSent(err error) error {
 	return &oneroute.TransportError{Op: "route whatsapp session", Err: err}
+}
+
+// AttachmentType is the session message attachment type of a media URL,
+// by its file extension: VIDEO, DOCUMENT, AUDIO, else IMAGE.
+func AttachmentType(rawURL string) string {
+	p := rawURL
+	if u, err := url.Parse(rawURL); err == nil {
+		p = u.Path
+	}
+	switch strings.ToLower(path.Ext(p)) {
+	case ".mp4", ".3gp", ".mov":
+		return "VIDEO"
+	case ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".txt", ".csv":
+		return "DOCUMENT"
+	case ".mp3", ".ogg", ".opus", ".aac", ".amr", ".m4a":
+		return "AUDIO"
+	default:
+		return "IMAGE"
+	}
 }

@@ -379,3 +379,20 @@ func TestSessionFallbackRetriesTheTemplateOnly(t *testing.T) {
 		t.Fatalf("progress: sent %d template_sent %d session_sent %d pending %d", p.Sent, p.TemplateSent, p.SessionSent, p.Pending)
 	}
 }
+
+// The attachment type follows the media URL's extension.
+func TestAttachmentType(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://cdn.example.com/a.jpg":           "IMAGE",
+		"https://cdn.example.com/a.PNG?x=1":       "IMAGE",
+		"https://cdn.example.com/clip.mp4":        "VIDEO",
+		"https://cdn.example.com/invoice.pdf?v=2": "DOCUMENT",
+		"https://cdn.example.com/note.ogg":        "AUDIO",
+		"https://cdn.example.com/media/123":       "IMAGE",
+	} {
+		if got := AttachmentType(in); got != want {
+			t.Errorf("AttachmentType(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
