@@ -35,6 +35,7 @@ type sendCounter struct {
 	// 500 before reaching the sandbox.
 	failTemplate map[string]bool
 	failed       int
+	noMedia      int // session messages sent without the batch's image
 }
 
 type statusWriter struct {
@@ -57,8 +58,14 @@ func (c *sendCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer c.mu.Unlock()
 	switch r.URL.Path {
 	case "/api/public/conversation/text":
-		var q struct{ To string }
+		var q struct {
+			To         string
+			Attachment *struct{ Type, URL string }
+		}
 		_ = json.Unmarshal(body, &q)
+		if q.Attachment == nil || q.Attachment.Type != "IMAGE" {
+			c.noMedia++
+		}
 		if sw.status == 200 {
 			c.session[q.To]++
 		} else {
@@ -173,7 +180,7 @@ func (b *sessionBundle) sessionCampaign(t *testing.T, id string, n int, price fl
 	var batches []*campaigns.Batch
 	for seq := 0; seq*50 < n; seq++ {
 		batch := &campaigns.Batch{Campaign: id, Seq: seq, Channel: s.Channel, From: s.From, Template: s.FallbackTemplate.Name,
-			Shared: &campaigns.Content{Text: "hi", Params: []string{"Ada"}}}
+			Shared: &campaigns.Content{Text: "hi", Params: []string{"Ada"}}, MediaURL: "https://cdn.example.com/parcel.jpg"}
 		for row := seq*50 + 1; row <= min(n, seq*50+50); row++ {
 			batch.Items = append(batch.Items, campaigns.Item{Row: row, To: sessionNumber(row)})
 		}
@@ -234,8 +241,8 @@ func TestSessionCampaignSplitsByWindow(t *testing.T) {
 			t.Fatalf("row %d (open %v): %d session messages", row, isOpen(row), got)
 		}
 	}
-	if b.count.refused != 0 {
-		t.Errorf("%d session messages refused; the sandbox and fanout agree on every window", b.count.refused)
+	if b.count.refused != 0 || b.count.noMedia != 0 {
+		t.Errorf("%d session messages refused, %d without their image; want 0, 0", b.count.refused, b.count.noMedia)
 	}
 	p := b.progress(t, "split")
 	if p.Sent != n || p.SessionSent != open || p.TemplateSent != n-open || p.Pending != 0 {
