@@ -47,6 +47,7 @@ sending while the campaign runs), OneRoute's message id, the reason of a
 failure or skip, how many times retry-failed sent it again, and the
 campaign's started_at, sent_at and finished_at (RFC 3339; the ledger keeps
 no time per recipient). Recipients not sent yet (pending) are not listed.
+A whatsapp_session campaign's lines end with route: session or template.
 
 The address comes from --recipients (the campaign's recipient file, read
 along in one pass and normalised as dispatch did); without it only failed
