@@ -78,3 +78,12 @@ func (s *Spec) validateSessionKeys() SpecErrors {
 	}
 	return errs
 }
+
+// paramsKey is the spec key of the template parameters the renderer
+// renders.
+func (r *Renderer) paramsKey() string {
+	if r.channel == ChannelWhatsAppSession {
+		return "fallback_template"
+	}
+	return "template"
+}

@@ -29,6 +29,9 @@ func TestSessionSpec(t *testing.T) {
 	if err != nil || c.Text != "Hi Ada" || len(c.Params) != 1 || c.Params[0] != "Ada" {
 		t.Fatalf("Render = %+v, %v; want the message and the fallback template's parameters", c, err)
 	}
+	if _, err := r.Render(map[string]string{"name": strings.Repeat("x", 2000)}); err == nil || !strings.Contains(err.Error(), "fallback_template.parameters[0]") {
+		t.Errorf("a parameter over WhatsApp's cap: %v, want it named fallback_template.parameters[0]", err)
+	}
 	for _, tc := range []struct {
 		name, spec, want string
 	}{

@@ -574,11 +574,11 @@ func (r *Renderer) render(fields map[string]string) (Content, error) {
 	if len(r.params) > 0 {
 		c.Params = make([]string, len(r.params))
 		for i, t := range r.params {
-			if c.Params[i], err = r.exec(t, "template", fields, 4*MaxParamChars); err != nil {
+			if c.Params[i], err = r.exec(t, r.paramsKey(), fields, 4*MaxParamChars); err != nil {
 				return c, err
 			}
 			if n := utf8.RuneCountInString(c.Params[i]); n > MaxParamChars {
-				return c, &RenderError{Key: "template", Name: t.Name(), Err: fmt.Errorf("is %d characters, over WhatsApp's %d", n, MaxParamChars)}
+				return c, &RenderError{Key: r.paramsKey(), Name: t.Name(), Err: fmt.Errorf("is %d characters, over WhatsApp's %d", n, MaxParamChars)}
 			}
 		}
 	}
