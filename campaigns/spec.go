@@ -34,7 +34,7 @@ const (
 )
 
 // Channels lists every valid channel, in the order the docs present them.
-var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail}
+var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail, ChannelWhatsAppSession}
 
 // AddressKind says what a channel's recipients are addressed by.
 func (c Channel) AddressKind() string {
@@ -178,6 +178,14 @@ type Spec struct {
 	NotifyURL string `yaml:"notify_url" json:"notify_url,omitempty"`
 	// Schedule bounds when the campaign may send.
 	Schedule *Schedule `yaml:"schedule" json:"schedule,omitempty"`
+	// FallbackTemplate is the template a whatsapp_session recipient gets
+	// when their session window is closed (session.go).
+	FallbackTemplate *Template `yaml:"fallback_template" json:"fallback_template,omitempty"`
+	// MediaURL is optional media sent with a whatsapp_session message.
+	MediaURL string `yaml:"media_url" json:"media_url,omitempty"`
+	// TemplatePrice is the price of one template message, for the saving
+	// a whatsapp_session campaign estimates (0: not estimated).
+	TemplatePrice float64 `yaml:"template_price" json:"template_price,omitempty"`
 
 	// file and dir are where the spec was loaded from, for errors and
 	// relative paths; lines maps top-level keys to their line.
@@ -426,7 +434,8 @@ func plainName(s string) bool {
 
 func specKeys() []string {
 	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
-		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule", "notify_url"}
+		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule", "notify_url",
+		"fallback_template", "media_url", "template_price"}
 }
 
 // File is the path the spec was loaded from ("" when built in code).
@@ -522,11 +531,14 @@ func (s *Spec) Validate() error {
 		if s.Message != "" {
 			add("message", "message is not used by whatsapp_template; put the values in template.parameters")
 		}
+	case ChannelWhatsAppSession:
+		errs = append(errs, s.validateSession()...)
 	case "":
 		add("channel", "channel is missing: use one of %s", channelList())
 	default:
 		add("channel", "unknown channel %q: use one of %s", s.Channel, channelList())
 	}
+	errs = append(errs, s.validateSessionKeys()...)
 	switch {
 	case s.ContentType != "" && s.ContentType != "html" && s.ContentType != "text":
 		add("content_type", "content_type %q: use html or text", s.ContentType)

@@ -93,6 +93,16 @@ type Progress struct {
 	// wait for schedule.start_at or schedule.window; absent when they may
 	// be sent now.
 	NextOpening *time.Time `json:"next_opening,omitempty"`
+	// SessionSent and TemplateSent count the recipients of a
+	// whatsapp_session campaign OneRoute accepted by each route: a session
+	// message, or the fallback template (a window closed, or closed after
+	// all when the session message was sent).
+	SessionSent  int64 `json:"session_sent"`
+	TemplateSent int64 `json:"template_sent"`
+	// SavedEstimate is SessionSent times the spec's template_price: what
+	// the session messages saved over sending everyone the template.
+	// Absent without a template_price.
+	SavedEstimate float64 `json:"saved_estimate,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.

@@ -62,6 +62,8 @@ type Batch struct {
 	// either lets it (see OpensAt).
 	StartAt int64   `json:"start,omitempty"`
 	Window  *Window `json:"win,omitempty"`
+	// MediaURL is a whatsapp_session message's media link.
+	MediaURL string `json:"media,omitempty"`
 }
 
 // ContentOf returns the content for an item of the batch.
@@ -79,7 +81,7 @@ func (b *Batch) ContentOf(it Item) Content {
 // sending identity.
 func (b *Batch) Sender() string {
 	switch b.Channel {
-	case ChannelWhatsAppTemplate:
+	case ChannelWhatsAppTemplate, ChannelWhatsAppSession:
 		return "whatsapp:" + b.From
 	case ChannelEmail:
 		return "email:" + b.ChannelID

@@ -165,13 +165,13 @@ func (s Spec) Compile() (*Renderer, error) {
 	if r.subject, err = compile(part{key: "subject", name: "subject", text: s.Subject}); err != nil {
 		return nil, err
 	}
-	if s.Template != nil {
-		for i, p := range s.Template.Parameters {
-			name := fmt.Sprintf("template.parameters[%d]", i)
+	if tpl, key := s.paramsTemplate(); tpl != nil {
+		for i, p := range tpl.Parameters {
+			name := fmt.Sprintf("%s.parameters[%d]", key, i)
 			if p == "" {
-				return nil, s.Errorf("template", "%s is empty: WhatsApp refuses an empty parameter", name)
+				return nil, s.Errorf(key, "%s is empty: WhatsApp refuses an empty parameter", name)
 			}
-			t, err := compile(part{key: "template", name: name, text: p})
+			t, err := compile(part{key: key, name: name, text: p})
 			if err != nil {
 				return nil, err
 			}
@@ -574,11 +574,11 @@ func (r *Renderer) render(fields map[string]string) (Content, error) {
 	if len(r.params) > 0 {
 		c.Params = make([]string, len(r.params))
 		for i, t := range r.params {
-			if c.Params[i], err = r.exec(t, "template", fields, 4*MaxParamChars); err != nil {
+			if c.Params[i], err = r.exec(t, r.paramsKey(), fields, 4*MaxParamChars); err != nil {
 				return c, err
 			}
 			if n := utf8.RuneCountInString(c.Params[i]); n > MaxParamChars {
-				return c, &RenderError{Key: "template", Name: t.Name(), Err: fmt.Errorf("is %d characters, over WhatsApp's %d", n, MaxParamChars)}
+				return c, &RenderError{Key: r.paramsKey(), Name: t.Name(), Err: fmt.Errorf("is %d characters, over WhatsApp's %d", n, MaxParamChars)}
 			}
 		}
 	}

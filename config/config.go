@@ -85,6 +85,8 @@ const (
 	DefaultPollInterval = 200 * time.Millisecond
 	// DefaultStatusFallbackAfter is Worker.StatusFallbackAfter's default.
 	DefaultStatusFallbackAfter = 2 * time.Minute
+	// DefaultSessionMargin is Worker.SessionMargin's default.
+	DefaultSessionMargin = 30 * time.Minute
 	// DefaultBatchSize is Dispatch.BatchSize's default, and the batch size
 	// a spec without batch_size is checked against.
 	DefaultBatchSize = 50
@@ -260,6 +262,11 @@ type Worker struct {
 	// API instead: env FANOUT_STATUS_FALLBACK_AFTER; default 2m
 	// (DefaultStatusFallbackAfter).
 	StatusFallbackAfter time.Duration `yaml:"status_fallback_after"`
+	// SessionMargin is how much of a customer's 24-hour WhatsApp session
+	// window must be left for a whatsapp_session campaign to send them the
+	// session message rather than the fallback template: env
+	// FANOUT_SESSION_MARGIN; default 30m (DefaultSessionMargin).
+	SessionMargin time.Duration `yaml:"session_margin"`
 }
 
 // Dispatch configures expansion.
@@ -336,7 +343,7 @@ func Defaults() Config {
 		Log:      Log{Level: "info"},
 		Worker: Worker{Concurrency: DefaultConcurrency, InFlight: DefaultInFlight, TaskTimeout: DefaultTaskTimeout, MaxAttempts: DefaultMaxAttempts,
 			Queues: DefaultQueues(), DLRInterval: DefaultDLRInterval, DLRMaxAge: DefaultDLRMaxAge, PollInterval: DefaultPollInterval,
-			StatusFallbackAfter: DefaultStatusFallbackAfter},
+			StatusFallbackAfter: DefaultStatusFallbackAfter, SessionMargin: DefaultSessionMargin},
 		Dispatch: Dispatch{BatchSize: DefaultBatchSize},
 		Monitor:  Monitor{Addr: DefaultMonitorAddr, MaxUploadMB: DefaultMonitorMaxUploadMB, MetricsRecent: DefaultMetricsRecent},
 		OptOut:   OptOut{StopWords: DefaultStopWords(), Region: DefaultOptOutRegion},
@@ -458,6 +465,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	dur("FANOUT_DLR_MAX_AGE", &cfg.Worker.DLRMaxAge)
 	dur("FANOUT_POLL_INTERVAL", &cfg.Worker.PollInterval)
 	dur("FANOUT_STATUS_FALLBACK_AFTER", &cfg.Worker.StatusFallbackAfter)
+	dur("FANOUT_SESSION_MARGIN", &cfg.Worker.SessionMargin)
 	if v := getenv("FANOUT_QUEUES"); v != "" {
 		q, err := parseQueues(v)
 		if err != nil {
@@ -585,6 +593,9 @@ func (c Config) validate() []error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s (%s) must be positive; leave it out for the default", d.name, d.v))
 		}
+	}
+	if c.Worker.SessionMargin <= 0 || c.Worker.SessionMargin >= 24*time.Hour {
+		errs = append(errs, fmt.Errorf("FANOUT_SESSION_MARGIN (%s) must be positive and under 24h", c.Worker.SessionMargin))
 	}
 	if c.Worker.MaxAttempts < 1 {
 		errs = append(errs, errors.New("FANOUT_MAX_ATTEMPTS must be at least 1"))

@@ -340,6 +340,9 @@ func newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *ca
 	if spec.Template != nil {
 		b.Template, b.Language = spec.Template.Name, spec.Template.Language
 	}
+	if spec.Channel == campaigns.ChannelWhatsAppSession && spec.FallbackTemplate != nil {
+		b.Template, b.Language, b.MediaURL = spec.FallbackTemplate.Name, spec.FallbackTemplate.Language, spec.MediaURL
+	}
 	if !r.Personalised() {
 		c := r.Shared()
 		b.Shared = &c

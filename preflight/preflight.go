@@ -47,7 +47,7 @@ func Medium(c campaigns.Channel) string {
 	switch c {
 	case campaigns.ChannelSMS:
 		return oneroute.MediumSMS
-	case campaigns.ChannelWhatsAppTemplate:
+	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppSession:
 		return oneroute.MediumWhatsApp
 	case campaigns.ChannelEmail:
 		return oneroute.MediumEmail
@@ -71,6 +71,13 @@ func Check(ctx context.Context, spec campaigns.Spec, cat Catalog) error {
 	case campaigns.ChannelWhatsAppTemplate:
 		var ch *oneroute.Channel
 		if ch, err = c.whatsAppFrom(ctx); err == nil && ch != nil {
+			err = c.template(ctx, *ch)
+		}
+	case campaigns.ChannelWhatsAppSession:
+		// The fallback template is checked as a template campaign's is.
+		c.spec.Template = spec.FallbackTemplate
+		var ch *oneroute.Channel
+		if ch, err = c.whatsAppFrom(ctx); err == nil && ch != nil && spec.FallbackTemplate != nil {
 			err = c.template(ctx, *ch)
 		}
 	}

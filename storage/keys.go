@@ -180,3 +180,12 @@ func genKey(id string) string          { return "fanout:{" + id + "}:expand" }
 //	                              from failed back to pending. Kept.
 func retrySrcKey(id string) string { return "fanout:{" + id + "}:rf" }
 func retriedKey(id string) string  { return "fanout:{" + id + "}:rt" }
+
+// routeKey is a whatsapp_session campaign's routes (sessions_route.go):
+//
+//	fanout:{id}:route     hash    row -> "s" (session message) or "t"
+//	                              (fallback template) before its send; "S"
+//	                              or "T" once accepted and counted in the
+//	                              campaign's session_sent or template_sent.
+//	                              Written by SetRoute and CountRoutes. Kept.
+func routeKey(id string) string { return "fanout:{" + id + "}:route" }

@@ -198,6 +198,7 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 	p.OptedOut = n("opted_out")
 	p.Suppressed += p.OptedOut // opted out while running: suppressed as well as skipped
 	p.NextOpening = nextOpening(m, p, time.Now())
+	sessionProgress(m, &p)
 	if f := n("finished_at"); f > 0 {
 		t := time.UnixMilli(f).UTC()
 		p.FinishedAt = &t

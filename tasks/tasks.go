@@ -33,6 +33,8 @@ const (
 	TypeSMSSend          = "sms:send"
 	TypeWhatsAppTemplate = "whatsapp:template"
 	TypeEmailSend        = "email:send"
+	// TypeWhatsAppSession sends a whatsapp_session batch.
+	TypeWhatsAppSession = "whatsapp:session"
 	// TypeDLRPoll reads delivery reports one message at a time. Workers no
 	// longer enqueue it; they still run the ones queued before dlr:sweep.
 	TypeDLRPoll = "dlr:poll"
@@ -65,6 +67,8 @@ func SendType(c campaigns.Channel) string {
 	switch c {
 	case campaigns.ChannelWhatsAppTemplate:
 		return TypeWhatsAppTemplate
+	case campaigns.ChannelWhatsAppSession:
+		return TypeWhatsAppSession
 	case campaigns.ChannelEmail:
 		return TypeEmailSend
 	default:
@@ -75,7 +79,7 @@ func SendType(c campaigns.Channel) string {
 // Queue is the queue a channel's tasks go to.
 func Queue(c campaigns.Channel) string {
 	switch c {
-	case campaigns.ChannelWhatsAppTemplate:
+	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppSession:
 		return QueueWhatsApp
 	case campaigns.ChannelEmail:
 		return QueueEmail

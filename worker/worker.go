@@ -165,9 +165,16 @@ type Options struct {
 	// NowFunc is the clock send windows and start_at are read by; default
 	// time.Now. Tests set a fake clock.
 	NowFunc func() time.Time
+	// SessionMargin is how much of a WhatsApp session window must be left
+	// for a whatsapp_session recipient to get the session message; default
+	// config.DefaultSessionMargin (30m).
+	SessionMargin time.Duration
 }
 
 func (o Options) withDefaults() Options {
+	if o.SessionMargin <= 0 {
+		o.SessionMargin = config.DefaultSessionMargin
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = config.DefaultConcurrency
 	}
@@ -249,6 +256,7 @@ func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
 	mux.Handle(tasks.TypeSMSSend, &SMSHandler{b})
 	mux.Handle(tasks.TypeWhatsAppTemplate, &WhatsAppHandler{b})
 	mux.Handle(tasks.TypeEmailSend, &EmailHandler{b})
+	mux.Handle(tasks.TypeWhatsAppSession, &SessionHandler{b})
 	mux.Handle(tasks.TypeDLRPoll, &DLRHandler{deps: d, opts: o}) // queued before dlr:sweep
 	mux.Handle(tasks.TypeDLRSweep, &SweepHandler{deps: d, opts: o})
 	nc := d.NotifyClient

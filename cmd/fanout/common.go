@@ -82,6 +82,7 @@ func workerOptions(cfg config.Config) worker.Options {
 		NotifySecret:    cfg.Worker.NotifySecret.Reveal(),
 
 		StatusFallbackAfter: cfg.Worker.StatusFallbackAfter,
+		SessionMargin:       cfg.Worker.SessionMargin,
 	}
 }
 

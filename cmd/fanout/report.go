@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,6 +31,9 @@ type reportLine struct {
 	StartedAt  string `json:"started_at"`
 	SentAt     string `json:"sent_at"`
 	FinishedAt string `json:"finished_at"`
+	// Route is how a whatsapp_session recipient went: "session" or
+	// "template" (only in that channel's reports, as a last CSV column).
+	Route string `json:"route,omitempty"`
 }
 
 var reportHeader = []string{"row", "to", "state", "provider_id", "reason", "retries", "started_at", "sent_at", "finished_at"}
@@ -43,6 +47,7 @@ sending while the campaign runs), OneRoute's message id, the reason of a
 failure or skip, how many times retry-failed sent it again, and the
 campaign's started_at, sent_at and finished_at (RFC 3339; the ledger keeps
 no time per recipient). Recipients not sent yet (pending) are not listed.
+A whatsapp_session campaign's lines end with route: session or template.
 
 The address comes from --recipients (the campaign's recipient file, read
 along in one pass and normalised as dispatch did); without it only failed
@@ -101,6 +106,10 @@ the ledger is read 100 rows at a time.`)
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	rw := newReportWriter(bw, *format)
+	routes := p.Channel == campaigns.ChannelWhatsAppSession
+	if routes && rw.csv != nil {
+		rw.route = true
+	}
 	stamp := func(t *time.Time) string {
 		if t == nil || t.IsZero() {
 			return ""
@@ -110,9 +119,18 @@ the ledger is read 100 rows at a time.`)
 	started, sent, finished := stamp(p.StartedAt), stamp(p.SentAt), stamp(p.FinishedAt)
 	n := 0
 	err = store.Report(ctx, id, func(rows []storage.ReportRow) error {
-		for _, r := range rows {
+		var rr []string
+		if routes {
+			if rr, err = reportRoutes(ctx, store, id, rows); err != nil {
+				return err
+			}
+		}
+		for i, r := range rows {
 			l := reportLine{Row: r.Row, To: r.To, State: r.State, ProviderID: r.ProviderID, Reason: r.Reason, Retries: r.Retries,
 				StartedAt: started, SentAt: sent, FinishedAt: finished}
+			if rr != nil {
+				l.Route = rr[i]
+			}
 			if addrs != nil {
 				a, err := addrs.at(r.Row)
 				if err != nil {
@@ -157,28 +175,70 @@ the ledger is read 100 rows at a time.`)
 type reportWriter struct {
 	csv *csv.Writer
 	js  *json.Encoder
+	// route adds the route column (whatsapp_session), after the header is
+	// due: the header is written with the first line.
+	route  bool
+	header bool
 }
 
 func newReportWriter(w io.Writer, format string) *reportWriter {
 	if format == "ndjson" {
 		return &reportWriter{js: json.NewEncoder(w)}
 	}
-	cw := csv.NewWriter(w)
-	cw.Write(reportHeader)
-	return &reportWriter{csv: cw}
+	return &reportWriter{csv: csv.NewWriter(w)}
+}
+
+func (r *reportWriter) writeHeader() {
+	if r.header {
+		return
+	}
+	r.header = true
+	if r.route {
+		r.csv.Write(append(slices.Clone(reportHeader), "route"))
+		return
+	}
+	r.csv.Write(reportHeader)
 }
 
 func (r *reportWriter) write(l reportLine) error {
 	if r.js != nil {
 		return r.js.Encode(l)
 	}
+	r.writeHeader()
 	esc := recipients.EscapeCell
-	return r.csv.Write([]string{strconv.Itoa(l.Row), esc(l.To), esc(l.State), esc(l.ProviderID), esc(l.Reason),
-		strconv.Itoa(l.Retries), l.StartedAt, l.SentAt, l.FinishedAt})
+	rec := []string{strconv.Itoa(l.Row), esc(l.To), esc(l.State), esc(l.ProviderID), esc(l.Reason),
+		strconv.Itoa(l.Retries), l.StartedAt, l.SentAt, l.FinishedAt}
+	if r.route {
+		rec = append(rec, l.Route)
+	}
+	return r.csv.Write(rec)
+}
+
+// reportRoutes reads the routes of a page of a whatsapp_session report:
+// "session", "template" or "" (not sent yet).
+func reportRoutes(ctx context.Context, store *storage.Store, id string, rows []storage.ReportRow) ([]string, error) {
+	nums := make([]int, len(rows))
+	for i, r := range rows {
+		nums[i] = r.Row
+	}
+	rs, err := store.Routes(ctx, id, nums)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rs {
+		switch r {
+		case campaigns.RouteSession:
+			rs[i] = "session"
+		case campaigns.RouteTemplate:
+			rs[i] = "template"
+		}
+	}
+	return rs, nil
 }
 
 func (r *reportWriter) flush() error {
 	if r.csv != nil {
+		r.writeHeader()
 		r.csv.Flush()
 		return r.csv.Error()
 	}

@@ -318,6 +318,10 @@ func summary(w io.Writer, p campaigns.Progress, took time.Duration, sb *sandbox.
 	row := func(k string, v int64, note string) { fmt.Fprintf(w, "  %-12s %7d  %s\n", k, v, note) }
 	row("recipients", p.Total, "valid and enqueued")
 	row("sent", p.Sent, "accepted by OneRoute")
+	if p.Channel == campaigns.ChannelWhatsAppSession {
+		row("session", p.SessionSent, "of the sent, session messages (window open)")
+		row("template", p.TemplateSent, "of the sent, fallback templates (window closed)")
+	}
 	if p.Channel.Tracked() {
 		row("delivered", p.Delivered, "")
 		row("undelivered", p.Undelivered, "")

@@ -160,6 +160,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 			fmt.Fprintf(w, "read       %d\n", p.Read)
 		}
 	}
+	printRoutes(w, p)
 	fmt.Fprintf(w, "refused    %d invalid, %s, %d suppressed", p.Invalid, plural(p.Duplicates, "duplicate", "duplicates"), p.Suppressed)
 	if p.OptedOut > 0 {
 		fmt.Fprintf(w, " (%d opted out while running, counted skipped too)", p.OptedOut)
@@ -225,5 +226,17 @@ func printReasons(w io.Writer, reasons map[string]int64, top int) {
 			break
 		}
 		fmt.Fprintf(w, "  %7d  %s\n", r.v, r.k)
+	}
+}
+
+// printRoutes shows how a whatsapp_session campaign's recipients went:
+// session messages, fallback templates, and the estimated saving.
+func printRoutes(w io.Writer, p campaigns.Progress) {
+	if p.Channel != campaigns.ChannelWhatsAppSession {
+		return
+	}
+	fmt.Fprintf(w, "session_sent %d\ntemplate_sent %d\n", p.SessionSent, p.TemplateSent)
+	if p.SavedEstimate > 0 {
+		fmt.Fprintf(w, "saved_estimate %.2f (session messages x template_price)\n", p.SavedEstimate)
 	}
 }
