@@ -93,6 +93,10 @@ type Progress struct {
 	// wait for schedule.start_at or schedule.window; absent when they may
 	// be sent now.
 	NextOpening *time.Time `json:"next_opening,omitempty"`
+	// OneRouteCampaignIDs are the campaign_id values OneRoute returned for
+	// a whatsapp_campaign's requests (one per batch request), oldest first;
+	// absent for other channels.
+	OneRouteCampaignIDs []string `json:"oneroute_campaign_ids,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.

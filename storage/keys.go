@@ -180,3 +180,12 @@ func genKey(id string) string          { return "fanout:{" + id + "}:expand" }
 //	                              from failed back to pending. Kept.
 func retrySrcKey(id string) string { return "fanout:{" + id + "}:rf" }
 func retriedKey(id string) string  { return "fanout:{" + id + "}:rt" }
+
+// OneRoute campaigns of a whatsapp_campaign (wacampaign.go), written by
+// the workers after each accepted POST /api/public/whatsapp/campaign:
+//
+//	fanout:{id}:orc       hash    OneRoute campaign_id -> "<batch key>|<unix
+//	                              ms of the send>|<messages>". Read by
+//	                              OneRouteCampaigns (fanout status --json
+//	                              oneroute_campaign_ids). Kept.
+func orcKey(id string) string { return "fanout:{" + id + "}:orc" }

@@ -33,6 +33,9 @@ const (
 	TypeSMSSend          = "sms:send"
 	TypeWhatsAppTemplate = "whatsapp:template"
 	TypeEmailSend        = "email:send"
+	// TypeWhatsAppCampaign sends a whatsapp_campaign batch through
+	// OneRoute's campaign endpoint.
+	TypeWhatsAppCampaign = "whatsapp:campaign"
 	// TypeDLRPoll reads delivery reports one message at a time. Workers no
 	// longer enqueue it; they still run the ones queued before dlr:sweep.
 	TypeDLRPoll = "dlr:poll"
@@ -65,6 +68,8 @@ func SendType(c campaigns.Channel) string {
 	switch c {
 	case campaigns.ChannelWhatsAppTemplate:
 		return TypeWhatsAppTemplate
+	case campaigns.ChannelWhatsAppCampaign:
+		return TypeWhatsAppCampaign
 	case campaigns.ChannelEmail:
 		return TypeEmailSend
 	default:
@@ -75,7 +80,7 @@ func SendType(c campaigns.Channel) string {
 // Queue is the queue a channel's tasks go to.
 func Queue(c campaigns.Channel) string {
 	switch c {
-	case campaigns.ChannelWhatsAppTemplate:
+	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppCampaign:
 		return QueueWhatsApp
 	case campaigns.ChannelEmail:
 		return QueueEmail
