@@ -118,18 +118,20 @@ func lookupIdentifier(ctx context.Context, r LogReader, ident string, since time
 		}
 		return "", inconclusive
 	}
+	filtered := true
 	for _, e := range rows {
 		if e.Identifier == nil || *e.Identifier != ident {
-			continue // the filter was not applied: not ours to judge
+			filtered = false // another message: the filter was not applied
+			continue
 		}
 		if e.CreatedAt.IsZero() || !e.CreatedAt.Before(since) {
 			return ident, found
 		}
 	}
-	for _, e := range rows {
-		if e.Identifier == nil {
-			return "", inconclusive // the Logs API ignored the identifier filter
-		}
+	if !filtered {
+		// The Logs API ignored the identifier filter: a page of other
+		// messages proves nothing about this one.
+		return "", inconclusive
 	}
 	return "", absent
 }

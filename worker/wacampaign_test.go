@@ -199,3 +199,58 @@ func TestWhatsAppCampaignAbsentResent(t *testing.T) {
 	}
 	b.track.checkRows(t, "waabs", 10)
 }
+
+// logsFunc is a LogReader from a function.
+type logsFunc func(f oneroute.LogFilter) ([]oneroute.LogEntry, error)
+
+func (l logsFunc) FetchLogs(ctx context.Context, f oneroute.LogFilter, p oneroute.Page) ([]oneroute.LogEntry, *oneroute.Meta, error) {
+	rows, err := l(f)
+	return rows, nil, err
+}
+
+// lookupIdentifier trusts only what proves a send: a log row named by the
+// identifier since the request (found), or a filtered answer without one
+// (absent). An older row is an earlier send's; an answer that ignored the
+// filter proves nothing; a failed lookup is tried again.
+func TestLookupIdentifier(t *testing.T) {
+	t.Parallel()
+	since := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	const ident = "fanout:c:7"
+	mine, other := ident, "fanout:c:8"
+	row := func(id *string, at time.Time) oneroute.LogEntry {
+		return oneroute.LogEntry{Identifier: id, CreatedAt: at}
+	}
+	for _, tc := range []struct {
+		name string
+		rows []oneroute.LogEntry
+		err  error
+		want verdict
+	}{
+		{"found", []oneroute.LogEntry{row(&mine, since.Add(time.Second))}, nil, found},
+		{"found without a time", []oneroute.LogEntry{row(&mine, time.Time{})}, nil, found},
+		{"absent", nil, nil, absent},
+		{"only an earlier send", []oneroute.LogEntry{row(&mine, since.Add(-time.Hour))}, nil, absent},
+		{"filter ignored", []oneroute.LogEntry{row(&other, since)}, nil, inconclusive},
+		{"filter ignored, no identifiers", []oneroute.LogEntry{row(nil, since)}, nil, inconclusive},
+		{"server error", nil, &oneroute.APIError{Op: "fetch logs", Status: 500, Message: "Internal server error"}, retryLookup},
+		{"throttled", nil, &oneroute.APIError{Op: "fetch logs", Status: 429, Message: "Too many requests"}, retryLookup},
+		{"refused", nil, &oneroute.APIError{Op: "fetch logs", Status: 400, Message: "bad"}, inconclusive},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := logsFunc(func(f oneroute.LogFilter) ([]oneroute.LogEntry, error) {
+				if f.Identifier != ident || f.Medium != "WHATSAPP" {
+					t.Errorf("filter %+v", f)
+				}
+				return tc.rows, tc.err
+			})
+			id, v := lookupIdentifier(context.Background(), r, ident, since)
+			if v != tc.want {
+				t.Fatalf("verdict %d, want %d", v, tc.want)
+			}
+			if (v == found) != (id == ident) {
+				t.Fatalf("provider id %q with verdict %d", id, v)
+			}
+		})
+	}
+}
