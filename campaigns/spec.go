@@ -31,10 +31,14 @@ const (
 	ChannelSMS              Channel = "sms"
 	ChannelWhatsAppTemplate Channel = "whatsapp_template"
 	ChannelEmail            Channel = "email"
+	// ChannelWhatsAppCampaign sends templates through OneRoute's campaign
+	// endpoint (POST /api/public/whatsapp/campaign), one OneRoute campaign
+	// per batch request, each message named by its row's identifier.
+	ChannelWhatsAppCampaign Channel = "whatsapp_campaign"
 )
 
 // Channels lists every valid channel, in the order the docs present them.
-var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail, ChannelWhatsAppSession}
+var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail, ChannelWhatsAppSession, ChannelWhatsAppCampaign}
 
 // AddressKind says what a channel's recipients are addressed by.
 func (c Channel) AddressKind() string {
@@ -533,6 +537,16 @@ func (s *Spec) Validate() error {
 		}
 	case ChannelWhatsAppSession:
 		errs = append(errs, s.validateSession()...)
+	case ChannelWhatsAppCampaign:
+		if s.From == "" {
+			add("channel", "channel whatsapp_campaign needs from: the business WhatsApp number connected to your OneRoute channel")
+		}
+		if s.Template == nil || s.Template.Name == "" {
+			add("channel", "channel whatsapp_campaign needs template: {name: ..., parameters: [...]}")
+		}
+		if s.Message != "" {
+			add("message", "message is not used by whatsapp_campaign; put the values in template.parameters")
+		}
 	case "":
 		add("channel", "channel is missing: use one of %s", channelList())
 	default:

@@ -103,6 +103,10 @@ type Progress struct {
 	// the session messages saved over sending everyone the template.
 	// Absent without a template_price.
 	SavedEstimate float64 `json:"saved_estimate,omitempty"`
+	// OneRouteCampaignIDs are the campaign_id values OneRoute returned for
+	// a whatsapp_campaign's requests (one per batch request), oldest first;
+	// absent for other channels.
+	OneRouteCampaignIDs []string `json:"oneroute_campaign_ids,omitempty"`
 }
 
 // Done is the number of recipients in a final send state.

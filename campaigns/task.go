@@ -10,12 +10,14 @@ func (c Channel) TracksDLR() bool { return c == ChannelSMS }
 // read, failed) and email statuses. WhatsApp and email statuses come from
 // webhooks, or from the Logs API when none came in time.
 func (c Channel) Tracked() bool {
-	return c == ChannelSMS || c == ChannelWhatsAppTemplate || c == ChannelEmail
+	return c == ChannelSMS || c == ChannelWhatsAppTemplate || c == ChannelEmail || c == ChannelWhatsAppCampaign
 }
 
 // TrackedByLogs reports whether the channel's statuses are read from the
 // Logs API (by message identifier) rather than from SMS delivery reports.
-func (c Channel) TrackedByLogs() bool { return c == ChannelWhatsAppTemplate || c == ChannelEmail }
+func (c Channel) TrackedByLogs() bool {
+	return c == ChannelWhatsAppTemplate || c == ChannelEmail || c == ChannelWhatsAppCampaign
+}
 
 // Item is one recipient in a batch.
 type Item struct {
@@ -81,7 +83,7 @@ func (b *Batch) ContentOf(it Item) Content {
 // sending identity.
 func (b *Batch) Sender() string {
 	switch b.Channel {
-	case ChannelWhatsAppTemplate, ChannelWhatsAppSession:
+	case ChannelWhatsAppTemplate, ChannelWhatsAppSession, ChannelWhatsAppCampaign:
 		return "whatsapp:" + b.From
 	case ChannelEmail:
 		return "email:" + b.ChannelID

@@ -219,7 +219,7 @@ func (r *Renderer) key(err error) string {
 	if errors.As(err, &re) {
 		return re.Key
 	}
-	if r.channel == ChannelWhatsAppTemplate {
+	if r.channel == ChannelWhatsAppTemplate || r.channel == ChannelWhatsAppCampaign {
 		return "template"
 	}
 	return "message"

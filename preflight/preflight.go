@@ -47,7 +47,7 @@ func Medium(c campaigns.Channel) string {
 	switch c {
 	case campaigns.ChannelSMS:
 		return oneroute.MediumSMS
-	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppSession:
+	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppSession, campaigns.ChannelWhatsAppCampaign:
 		return oneroute.MediumWhatsApp
 	case campaigns.ChannelEmail:
 		return oneroute.MediumEmail
@@ -68,7 +68,7 @@ func Check(ctx context.Context, spec campaigns.Spec, cat Catalog) error {
 	switch spec.Channel {
 	case campaigns.ChannelSMS, campaigns.ChannelEmail:
 		_, err = c.channelByID(ctx, Medium(spec.Channel))
-	case campaigns.ChannelWhatsAppTemplate:
+	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppCampaign:
 		var ch *oneroute.Channel
 		if ch, err = c.whatsAppFrom(ctx); err == nil && ch != nil {
 			err = c.template(ctx, *ch)

@@ -23,7 +23,7 @@ func CheckColumns(s campaigns.Spec, r *campaigns.Renderer, file string, columns 
 		return nil
 	}
 	key := "message"
-	if s.Channel == campaigns.ChannelWhatsAppTemplate {
+	if s.Channel == campaigns.ChannelWhatsAppTemplate || s.Channel == campaigns.ChannelWhatsAppCampaign {
 		key = "template"
 	}
 	if hint := delimiterHint(columns); hint != "" {

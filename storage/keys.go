@@ -189,3 +189,12 @@ func retriedKey(id string) string  { return "fanout:{" + id + "}:rt" }
 //	                              campaign's session_sent or template_sent.
 //	                              Written by SetRoute and CountRoutes. Kept.
 func routeKey(id string) string { return "fanout:{" + id + "}:route" }
+
+// OneRoute campaigns of a whatsapp_campaign (wacampaign.go), written by
+// the workers after each accepted POST /api/public/whatsapp/campaign:
+//
+//	fanout:{id}:orc       hash    OneRoute campaign_id -> "<batch key>|<unix
+//	                              ms of the send>|<messages>". Read by
+//	                              OneRouteCampaigns (fanout status --json
+//	                              oneroute_campaign_ids). Kept.
+func orcKey(id string) string { return "fanout:{" + id + "}:orc" }

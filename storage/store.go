@@ -225,6 +225,15 @@ func (s *Store) Progress(ctx context.Context, id string) (campaigns.Progress, er
 		p.AwaitingDLR = p.Sent - p.Delivered - p.Undelivered - p.DLRExpired
 	}
 	p.Retries = n("retries")
+	if p.Channel == campaigns.ChannelWhatsAppCampaign {
+		orc, err := s.OneRouteCampaigns(ctx, id)
+		if err != nil {
+			return p, err
+		}
+		for _, c := range orc {
+			p.OneRouteCampaignIDs = append(p.OneRouteCampaignIDs, c.ID)
+		}
+	}
 	if st := n("started_at"); st > 0 {
 		t := time.UnixMilli(st).UTC()
 		p.StartedAt = &t

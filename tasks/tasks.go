@@ -35,6 +35,9 @@ const (
 	TypeEmailSend        = "email:send"
 	// TypeWhatsAppSession sends a whatsapp_session batch.
 	TypeWhatsAppSession = "whatsapp:session"
+	// TypeWhatsAppCampaign sends a whatsapp_campaign batch through
+	// OneRoute's campaign endpoint.
+	TypeWhatsAppCampaign = "whatsapp:campaign"
 	// TypeDLRPoll reads delivery reports one message at a time. Workers no
 	// longer enqueue it; they still run the ones queued before dlr:sweep.
 	TypeDLRPoll = "dlr:poll"
@@ -69,6 +72,8 @@ func SendType(c campaigns.Channel) string {
 		return TypeWhatsAppTemplate
 	case campaigns.ChannelWhatsAppSession:
 		return TypeWhatsAppSession
+	case campaigns.ChannelWhatsAppCampaign:
+		return TypeWhatsAppCampaign
 	case campaigns.ChannelEmail:
 		return TypeEmailSend
 	default:
@@ -79,7 +84,7 @@ func SendType(c campaigns.Channel) string {
 // Queue is the queue a channel's tasks go to.
 func Queue(c campaigns.Channel) string {
 	switch c {
-	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppSession:
+	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppSession, campaigns.ChannelWhatsAppCampaign:
 		return QueueWhatsApp
 	case campaigns.ChannelEmail:
 		return QueueEmail

@@ -269,7 +269,7 @@ func (a *attempt) outcome(it campaigns.Item, o outcome, p *plan) (out campaigns.
 		p.fail(o.err)
 	case Reconcile:
 		switch {
-		case a.b.Channel.TracksDLR():
+		case a.b.Channel.TracksDLR(), reconcilesByIdentifier(a.b.Channel):
 			// Keep the claim; a follow-up finds it stale and looks it up.
 			p.later = append(p.later, it)
 			return release, false

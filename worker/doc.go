@@ -10,7 +10,7 @@
 //
 // # The send path
 //
-// Every batch task (sms:send, whatsapp:template, email:send) takes the same
+// Every batch task (sms:send, whatsapp:template, email:send, whatsapp:campaign) takes the same
 // steps, each a short function of batch.go, reconcile.go, send.go and plan.go:
 //
 //   - claim: recipients who opted out since the dispatch are settled as

@@ -123,7 +123,7 @@ func (h *SweepHandler) processLogs(ctx context.Context, p tasks.DLRSweep) error 
 // delivered messages read: some are delivered and not read, and its last
 // send is younger than the read watch (readWatch).
 func (h *SweepHandler) readsAwaited(ctx context.Context, p tasks.DLRSweep, st storage.DLRStatus, now time.Time) bool {
-	if campaigns.Channel(p.Channel) != campaigns.ChannelWhatsAppTemplate || st.State != campaigns.StateCompleted ||
+	if ch := campaigns.Channel(p.Channel); (ch != campaigns.ChannelWhatsAppTemplate && ch != campaigns.ChannelWhatsAppCampaign) || st.State != campaigns.StateCompleted ||
 		st.SettledAt.IsZero() || now.Sub(st.SettledAt) >= h.readWatch() {
 		return false
 	}

@@ -133,6 +133,9 @@ func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campa
 		}
 		wg.Wait()
 	}
+	if reconcilesByIdentifier(b.Channel) {
+		a.lookupIdentifiers(ctx, stale, ids, verdicts) // wacampaign.go
+	}
 	counts := map[verdict]int{}
 	for i, st := range stale {
 		it, v := st.item, verdicts[i]

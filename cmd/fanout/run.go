@@ -326,7 +326,7 @@ func summary(w io.Writer, p campaigns.Progress, took time.Duration, sb *sandbox.
 		row("delivered", p.Delivered, "")
 		row("undelivered", p.Undelivered, "")
 		row("dlr_expired", p.DLRExpired, "no final delivery report in time")
-		if p.Channel == campaigns.ChannelWhatsAppTemplate {
+		if p.Channel == campaigns.ChannelWhatsAppTemplate || p.Channel == campaigns.ChannelWhatsAppCampaign {
 			row("read", p.Read, "of the delivered, read by the customer")
 		}
 	}

@@ -156,7 +156,7 @@ func printProgress(w io.Writer, p campaigns.Progress) {
 		p.Total, p.Sent, p.Failed, p.Unknown, p.Skipped, p.Pending)
 	if p.Channel.Tracked() {
 		fmt.Fprintf(w, "delivered  %d\nundelivered %d\ndlr_expired %d\nawaiting delivery reports %d\n", p.Delivered, p.Undelivered, p.DLRExpired, p.AwaitingDLR)
-		if p.Read > 0 || p.Channel == campaigns.ChannelWhatsAppTemplate {
+		if p.Read > 0 || p.Channel == campaigns.ChannelWhatsAppTemplate || p.Channel == campaigns.ChannelWhatsAppCampaign {
 			fmt.Fprintf(w, "read       %d\n", p.Read)
 		}
 	}

@@ -62,7 +62,7 @@ func optOutKindFlag(v string, required bool) (string, error) {
 		return "", nil
 	case storage.OptOutSMS, storage.OptOutWhatsApp, storage.OptOutEmail:
 		return v, nil
-	case "whatsapp_template", "whatsapp_session":
+	case "whatsapp_template", "whatsapp_session", "whatsapp_campaign":
 		return storage.OptOutWhatsApp, nil
 	}
 	return "", &usageError{fmt.Sprintf("--channel %q: want sms, whatsapp or email", v)}
