@@ -44,7 +44,8 @@ type accuracyRun struct {
 	procs       int
 	goroutines  int // per process
 	maxN        int // each request takes 1..maxN permits
-	// slack is how far above rate+burst a sliding one-second window may go
+	// slack is how far above rate+burst a sliding one-second window, and
+	// above the GCRA bound the total, may go
 	// (scheduling jitter between the permit and the timestamp).
 	slack int
 	// minShare is the least fraction of rate*span that must go.
@@ -237,8 +238,11 @@ func runAccuracy(t *testing.T, addr string, r accuracyRun) {
 	if f.slidingMax > r.rate+r.burst+r.slack {
 		t.Errorf("a one-second window held %d permits, above limit + burst %d (+%d slack)", f.slidingMax, r.rate+r.burst, r.slack)
 	}
-	if float64(f.total) > ideal+1 {
-		t.Errorf("%d permits in %s, above the GCRA bound %.0f", f.total, r.span, ideal+1)
+	// A grant is timed when Wait returns: on a loaded machine a permit
+	// granted just before the start can return after it and count, so the
+	// total gets the same slack as the windows (none in the long run).
+	if bound := ideal + 1 + float64(r.slack); float64(f.total) > bound {
+		t.Errorf("%d permits in %s, above the GCRA bound %.0f (+%d slack)", f.total, r.span, ideal+1, r.slack)
 	}
 	if float64(f.total) < r.minShare*limitTotal {
 		t.Errorf("%d permits in %s, below %.0f%% of %.0f", f.total, r.span, 100*r.minShare, limitTotal)
