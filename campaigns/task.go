@@ -66,6 +66,8 @@ type Batch struct {
 	Window  *Window `json:"win,omitempty"`
 	// MediaURL is a whatsapp_session message's media link.
 	MediaURL string `json:"media,omitempty"`
+	// WidgetID is a push campaign's live-chat widget.
+	WidgetID string `json:"wid,omitempty"`
 }
 
 // ContentOf returns the content for an item of the batch.
@@ -87,6 +89,8 @@ func (b *Batch) Sender() string {
 		return "whatsapp:" + b.From
 	case ChannelEmail:
 		return "email:" + b.ChannelID
+	case ChannelPush:
+		return "push:" + b.WidgetID
 	default:
 		return "sms:" + b.ChannelID
 	}

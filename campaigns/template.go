@@ -121,6 +121,7 @@ type Renderer struct {
 	message  executor
 	subject  executor
 	params   []executor
+	url      executor // a push notification's url
 	fields   []string // every field the templates refer to, sorted
 	personal bool     // some template has an action
 	shared   Content  // the content when not personal
@@ -164,6 +165,15 @@ func (s Spec) Compile() (*Renderer, error) {
 	}
 	if r.subject, err = compile(part{key: "subject", name: "subject", text: s.Subject}); err != nil {
 		return nil, err
+	}
+	if s.Channel == ChannelPush {
+		// A push's title renders as the subject does; its url on its own.
+		if r.subject, err = compile(part{key: "title", name: "title", text: s.Title}); err != nil {
+			return nil, err
+		}
+		if r.url, err = compile(part{key: "url", name: "url", text: s.URL}); err != nil {
+			return nil, err
+		}
 	}
 	if tpl, key := s.paramsTemplate(); tpl != nil {
 		for i, p := range tpl.Parameters {
@@ -517,6 +527,8 @@ type Content struct {
 	Text    string   `json:"t,omitempty"`
 	Subject string   `json:"s,omitempty"`
 	Params  []string `json:"p,omitempty"`
+	// URL is a push notification's link (Subject is its title).
+	URL string `json:"u,omitempty"`
 }
 
 // RenderError is a template that cannot render for one recipient: a
@@ -567,7 +579,16 @@ func (r *Renderer) render(fields map[string]string) (Content, error) {
 		}
 	}
 	if r.subject != nil {
-		if c.Subject, err = r.exec(r.subject, "subject", fields, MaxSubjectBytes); err != nil {
+		key := "subject"
+		if r.channel == ChannelPush {
+			key = "title"
+		}
+		if c.Subject, err = r.exec(r.subject, key, fields, MaxSubjectBytes); err != nil {
+			return c, err
+		}
+	}
+	if r.url != nil {
+		if c.URL, err = r.exec(r.url, "url", fields, MaxSubjectBytes); err != nil {
 			return c, err
 		}
 	}

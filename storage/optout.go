@@ -36,10 +36,13 @@ const (
 	OptOutSMS      = "sms"
 	OptOutWhatsApp = "whatsapp"
 	OptOutEmail    = "email"
+	// OptOutPush holds push customers: customer ids and lower-cased
+	// addresses, as a push campaign's recipients are normalised.
+	OptOutPush = "push"
 )
 
 // OptOutKinds lists the channel kinds that keep an opt-out set.
-var OptOutKinds = []string{OptOutSMS, OptOutWhatsApp, OptOutEmail}
+var OptOutKinds = []string{OptOutSMS, OptOutWhatsApp, OptOutEmail, OptOutPush}
 
 // ErrUnknownKind is an opt-out kind that is not one of OptOutKinds.
 var ErrUnknownKind = errors.New("unknown opt-out channel kind (want sms, whatsapp or email)")
@@ -49,6 +52,8 @@ func OptOutKind(ch campaigns.Channel) string {
 	switch {
 	case ch == campaigns.ChannelEmail:
 		return OptOutEmail
+	case ch == campaigns.ChannelPush:
+		return OptOutPush
 	case strings.HasPrefix(string(ch), "whatsapp"):
 		return OptOutWhatsApp
 	default:
