@@ -1,0 +1,55 @@
+package recipients
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fanoutdev/fanout/campaigns"
+)
+
+// A push recipient's key is its customer id, or its email address
+// normalised: the ledger and dedupe key.
+func TestNormalizeCustomer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"cust-1", "cust-1"},
+		{"  cust-1 ", "cust-1"},
+		{"Ada@Example.COM", "ada@example.com"},
+		{" ada@example.com", "ada@example.com"},
+	} {
+		got, err := NormalizeCustomer(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("NormalizeCustomer(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "  ", "a b", "x\x00y", "ada@", strings.Repeat("x", MaxCustomerIDLen+1)} {
+		if _, err := NormalizeCustomer(bad); !errors.Is(err, ErrInvalidAddress) {
+			t.Errorf("NormalizeCustomer(%q): %v, want ErrInvalidAddress", bad, err)
+		}
+	}
+}
+
+// customer_id wins over email when a push file has both; a file with
+// neither is refused, naming the columns looked for.
+func TestPushAddressField(t *testing.T) {
+	t.Parallel()
+	s := campaigns.Spec{Channel: campaigns.ChannelPush}
+	for _, tc := range []struct {
+		cols []string
+		want string
+	}{
+		{[]string{"name", "email", "customer_id"}, "customer_id"},
+		{[]string{"name", "Email"}, "Email"},
+		{[]string{"customer_id"}, "customer_id"},
+	} {
+		got, err := AddressField(s, tc.cols)
+		if err != nil || got != tc.want {
+			t.Errorf("AddressField(%v) = %q, %v; want %q", tc.cols, got, err, tc.want)
+		}
+	}
+	_, err := AddressField(s, []string{"name", "phone"})
+	if err == nil || !strings.Contains(err.Error(), "customer_id, email") {
+		t.Errorf("a file with neither column: %v, want the columns looked for", err)
+	}
+}
