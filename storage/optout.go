@@ -20,6 +20,7 @@ import (
 //	fanout:optout:sms        hash   E.164 number -> "<unix s>|<reason>"
 //	fanout:optout:whatsapp   hash   E.164 number -> "<unix s>|<reason>"
 //	fanout:optout:email      hash   lower-cased address -> "<unix s>|<reason>"
+//	fanout:optout:push       hash   customer id or lower-cased address -> "<unix s>|<reason>"
 //
 // The field is the address as the dispatcher normalises recipients
 // (recipients.Normalize), so a batch item's To is looked up as it is. The
@@ -45,7 +46,7 @@ const (
 var OptOutKinds = []string{OptOutSMS, OptOutWhatsApp, OptOutEmail, OptOutPush}
 
 // ErrUnknownKind is an opt-out kind that is not one of OptOutKinds.
-var ErrUnknownKind = errors.New("unknown opt-out channel kind (want sms, whatsapp or email)")
+var ErrUnknownKind = errors.New("unknown opt-out channel kind (want sms, whatsapp, email or push)")
 
 // OptOutKind is the opt-out set a campaign channel reads.
 func OptOutKind(ch campaigns.Channel) string {

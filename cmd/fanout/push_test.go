@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/internal/redistest"
 )
 
 // The push example end to end on the sandbox: four customers (one named
@@ -51,5 +52,27 @@ func TestRunPushNeedsCustomerColumn(t *testing.T) {
 	code := b.run(t, "run", "--sandbox", "--timeout", "30s", spec)
 	if code == 0 || !strings.Contains(b.stderr.String(), "p.yaml:5: the recipients file has no customer column (looked for customer_id, email") {
 		t.Fatalf("exit %d, stderr:\n%s", code, b.stderr.String())
+	}
+}
+
+// A customer in the push opt-out set (fanout suppress add --channel push)
+// gets no push: the dispatcher counts it suppressed.
+func TestRunPushOptOut(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := setup(t)
+	b.env["REDIS_URL"] = srv.URL()
+	if code := b.run(t, "suppress", "add", "--channel", "push", "cust-1002", "ADA@example.com"); code != 0 {
+		t.Fatalf("suppress add: exit %d\n%s", code, b.stderr.String())
+	}
+	if code := b.run(t, "run", "--sandbox", "--json", "--timeout", "60s", "../../examples/push.yaml"); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, b.stderr.String())
+	}
+	var got campaigns.Progress
+	if err := json.Unmarshal(b.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("decode %q: %v", b.stdout.String(), err)
+	}
+	if got.Sent != 2 || got.Suppressed != 2 {
+		t.Fatalf("sent %d suppressed %d; want 2 2", got.Sent, got.Suppressed)
 	}
 }
