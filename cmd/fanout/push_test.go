@@ -75,4 +75,13 @@ func TestRunPushOptOut(t *testing.T) {
 	if got.Sent != 2 || got.Suppressed != 2 {
 		t.Fatalf("sent %d suppressed %d; want 2 2", got.Sent, got.Suppressed)
 	}
+	if code := b.run(t, "report", "--recipients", "../../examples/push.csv", got.ID); code != 0 {
+		t.Fatalf("report: exit %d\n%s", code, b.stderr.String())
+	}
+	report := b.stdout.String()
+	for _, want := range []string{"cust-1001", "cust-1004"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %s:\n%s", want, report)
+		}
+	}
 }
