@@ -85,3 +85,14 @@ func TestRunPushOptOut(t *testing.T) {
 		}
 	}
 }
+
+// A push spec has nothing to check against OneRoute: dispatch --dry-run
+// needs no API key and no --offline for it.
+func TestDryRunPushNeedsNoKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	delete(b.env, "ONEROUTE_API_KEY")
+	if code := b.run(t, "dispatch", "--dry-run", "../../examples/push.yaml"); code != 0 || !strings.Contains(b.stdout.String()+b.stderr.String(), "4 valid") {
+		t.Fatalf("exit %d\n%s%s", code, b.stdout.String(), b.stderr.String())
+	}
+}
