@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,17 +23,23 @@ import (
 )
 
 // countingPush is a OneRoute client that records when each push was sent.
+// Its first lose sends fail ambiguously (written, no answer) without
+// reaching the sandbox.
 type countingPush struct {
 	*oneroute.Client
-	mu  sync.Mutex
-	at  []time.Time
-	req []oneroute.PushRequest
+	lose atomic.Int64
+	mu   sync.Mutex
+	at   []time.Time
+	req  []oneroute.PushRequest
 }
 
 func (c *countingPush) SendPush(ctx context.Context, r oneroute.PushRequest) (string, error) {
 	c.mu.Lock()
 	c.at, c.req = append(c.at, time.Now()), append(c.req, r)
 	c.mu.Unlock()
+	if c.lose.Add(-1) >= 0 {
+		return "", &oneroute.TransportError{Op: "send push", Written: true, Err: errors.New("connection reset")}
+	}
 	return c.Client.SendPush(ctx, r)
 }
 
@@ -224,4 +232,47 @@ func TestPushRateLimited(t *testing.T) {
 		t.Errorf("%d requests in %s at %d per second; want at least 1.5 s", n, d, perSecond)
 	}
 	t.Logf("%d pushes over %s, at most %d in any second", n, last.Sub(first).Round(time.Millisecond), most)
+}
+
+// A push whose answer is lost after it was written has no lookup: it ends
+// unknown and is never sent again, as an email does.
+func TestPushAmbiguousUnknown(t *testing.T) {
+	t.Parallel()
+	const n, lost = 100, 5
+	b := setupPush(t)
+	b.provider.lose.Store(lost)
+	b.campaign(t, "pushlost", n, nil)
+	p := b.waitCompleted(t, "pushlost")
+	st := b.sb.Stats()
+	if p.Sent != n-lost || p.Unknown != lost || p.Failed != 0 {
+		t.Errorf("counters: sent %d unknown %d failed %d; want %d %d 0", p.Sent, p.Unknown, p.Failed, n-lost, lost)
+	}
+	if got := b.provider.calls(); got != n {
+		t.Errorf("%d push requests, want %d (an unknown recipient is not resent)", got, n)
+	}
+	if st.ByMedium["push"] != n-lost || st.Duplicates != 0 {
+		t.Errorf("sandbox: %d pushes, %d duplicates; want %d, 0", st.ByMedium["push"], st.Duplicates, n-lost)
+	}
+}
+
+// Refusals that may pass (500s, 429s with Retry-After) are retried until
+// every push is sent, once.
+func TestPushWithFaults(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	b := setupPush(t)
+	b.sb.SetFaults(sandbox.Faults{ErrorRate: 0.1, ThrottleRate: 0.05, RetryAfterS: 1})
+	b.campaign(t, "pushfaults", n, nil)
+	p := b.waitCompleted(t, "pushfaults")
+	st := b.sb.Stats()
+	if p.Sent != n || p.Unknown != 0 || p.Failed != 0 {
+		t.Errorf("counters: sent %d unknown %d failed %d; want %d 0 0", p.Sent, p.Unknown, p.Failed, n)
+	}
+	if st.ByMedium["push"] != n || st.Duplicates != 0 {
+		t.Errorf("sandbox: %d pushes, %d duplicates; want %d, 0", st.ByMedium["push"], st.Duplicates, n)
+	}
+	if st.Faults == 0 || st.Throttled == 0 {
+		t.Fatalf("no faults injected (faults %d, throttled %d): the test proves nothing", st.Faults, st.Throttled)
+	}
+	t.Logf("%d pushes: %d requests, %d faults, %d throttled", n, st.SendRequests, st.Faults, st.Throttled)
 }
