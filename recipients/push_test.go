@@ -53,3 +53,24 @@ func TestPushAddressField(t *testing.T) {
 		t.Errorf("a file with neither column: %v, want the columns looked for", err)
 	}
 }
+
+// FuzzNormalizeCustomer: a push key, once accepted, is non-empty, holds no
+// space and is its own key (dedupe and opt-outs see one form).
+func FuzzNormalizeCustomer(f *testing.F) {
+	for _, s := range []string{"cust-1", " Ada@Example.com ", "a b", "", "x@y", "\u00a0id\u200b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := NormalizeCustomer(raw)
+		if err != nil {
+			return
+		}
+		if got == "" || strings.ContainsAny(got, " \t\r\n") {
+			t.Fatalf("NormalizeCustomer(%q) = %q", raw, got)
+		}
+		again, err := NormalizeCustomer(got)
+		if err != nil || again != got {
+			t.Fatalf("NormalizeCustomer(%q) = %q, but again %q, %v", raw, got, again, err)
+		}
+	})
+}
