@@ -74,3 +74,27 @@ func FuzzNormalizeCustomer(f *testing.F) {
 		}
 	})
 }
+
+// A column a push's title or url refers to and the file lacks is reported
+// at that key's line.
+func TestPushCheckColumnsLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ spec, want string }{
+		{"channel: push\nwidget_id: w\ntitle: \"Hi {{.name}}\"\nmessage: hi\nrecipients: r.csv\n", "c.yaml:3:"},
+		{"channel: push\nwidget_id: w\ntitle: Hi\nmessage: hi\nurl: \"https://x/{{.order}}\"\nrecipients: r.csv\n", "c.yaml:5:"},
+		{"channel: push\nwidget_id: w\ntitle: Hi\nmessage: \"{{.order}}\"\nrecipients: r.csv\n", "c.yaml:4:"},
+	} {
+		s, err := campaigns.ParseSpec("c.yaml", []byte(tc.spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckColumns(s, r, "r.csv", []string{"customer_id"})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("spec:\n%s\ngot %v, want an error at %s", tc.spec, err, tc.want)
+		}
+	}
+}
