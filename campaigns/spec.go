@@ -564,8 +564,8 @@ func (s *Spec) Validate() error {
 	default:
 		add("channel", "unknown channel %q: use one of %s", s.Channel, channelList())
 	}
-	errs = append(errs, s.validateSessionKeys()...)
 	errs = append(errs, s.validatePushKeys()...)
+	errs = append(errs, s.validateSessionKeys()...)
 	switch {
 	case s.ContentType != "" && s.ContentType != "html" && s.ContentType != "text":
 		add("content_type", "content_type %q: use html or text", s.ContentType)

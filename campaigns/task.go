@@ -49,6 +49,7 @@ type Batch struct {
 	Failures  int     `json:"fail,omitempty"`
 	Channel   Channel `json:"ch"`
 	ChannelID string  `json:"chid,omitempty"`
+	WidgetID  string  `json:"wid,omitempty"` // a push campaign's live-chat widget
 	From      string  `json:"from,omitempty"`
 	Template  string  `json:"tpl,omitempty"`
 	Language  string  `json:"lang,omitempty"`
@@ -66,8 +67,6 @@ type Batch struct {
 	Window  *Window `json:"win,omitempty"`
 	// MediaURL is a whatsapp_session message's media link.
 	MediaURL string `json:"media,omitempty"`
-	// WidgetID is a push campaign's live-chat widget.
-	WidgetID string `json:"wid,omitempty"`
 }
 
 // ContentOf returns the content for an item of the batch.

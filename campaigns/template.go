@@ -118,10 +118,10 @@ func title(s string) string {
 // Spec.Compile and share it; it is safe for concurrent use.
 type Renderer struct {
 	channel  Channel
+	url      executor // a push notification's url
 	message  executor
 	subject  executor
 	params   []executor
-	url      executor // a push notification's url
 	fields   []string // every field the templates refer to, sorted
 	personal bool     // some template has an action
 	shared   Content  // the content when not personal
@@ -525,10 +525,9 @@ func (r *Renderer) Shared() Content { return r.shared }
 // Content is one recipient's rendered content.
 type Content struct {
 	Text    string   `json:"t,omitempty"`
+	URL     string   `json:"u,omitempty"` // a push notification's link (Subject is its title)
 	Subject string   `json:"s,omitempty"`
 	Params  []string `json:"p,omitempty"`
-	// URL is a push notification's link (Subject is its title).
-	URL string `json:"u,omitempty"`
 }
 
 // RenderError is a template that cannot render for one recipient: a
