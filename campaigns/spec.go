@@ -38,12 +38,15 @@ const (
 )
 
 // Channels lists every valid channel, in the order the docs present them.
-var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail, ChannelWhatsAppSession, ChannelWhatsAppCampaign}
+var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail, ChannelWhatsAppSession, ChannelWhatsAppCampaign, ChannelPush}
 
 // AddressKind says what a channel's recipients are addressed by.
 func (c Channel) AddressKind() string {
 	if c == ChannelEmail {
 		return "email"
+	}
+	if c == ChannelPush {
+		return "customer"
 	}
 	return "phone"
 }
@@ -190,6 +193,12 @@ type Spec struct {
 	// TemplatePrice is the price of one template message, for the saving
 	// a whatsapp_session campaign estimates (0: not estimated).
 	TemplatePrice float64 `yaml:"template_price" json:"template_price,omitempty"`
+	// WidgetID is a push campaign's OneRoute live-chat widget.
+	WidgetID string `yaml:"widget_id" json:"widget_id,omitempty"`
+	// Title is a push notification's title, a template like message.
+	Title string `yaml:"title" json:"title,omitempty"`
+	// URL is the link a push notification opens (optional), a template.
+	URL string `yaml:"url" json:"url,omitempty"`
 
 	// file and dir are where the spec was loaded from, for errors and
 	// relative paths; lines maps top-level keys to their line.
@@ -439,7 +448,8 @@ func plainName(s string) bool {
 func specKeys() []string {
 	return []string{"id", "name", "channel", "channel_id", "from", "message", "template", "subject",
 		"content_type", "recipients", "format", "delimiter", "to", "default_region", "suppress", "rate", "batch_size", "at_least_once", "schedule", "notify_url",
-		"fallback_template", "media_url", "template_price"}
+		"fallback_template", "media_url", "template_price",
+		"widget_id", "title", "url"}
 }
 
 // File is the path the spec was loaded from ("" when built in code).
@@ -547,11 +557,14 @@ func (s *Spec) Validate() error {
 		if s.Message != "" {
 			add("message", "message is not used by whatsapp_campaign; put the values in template.parameters")
 		}
+	case ChannelPush:
+		errs = append(errs, s.validatePush()...)
 	case "":
 		add("channel", "channel is missing: use one of %s", channelList())
 	default:
 		add("channel", "unknown channel %q: use one of %s", s.Channel, channelList())
 	}
+	errs = append(errs, s.validatePushKeys()...)
 	errs = append(errs, s.validateSessionKeys()...)
 	switch {
 	case s.ContentType != "" && s.ContentType != "html" && s.ContentType != "text":

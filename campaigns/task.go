@@ -49,6 +49,7 @@ type Batch struct {
 	Failures  int     `json:"fail,omitempty"`
 	Channel   Channel `json:"ch"`
 	ChannelID string  `json:"chid,omitempty"`
+	WidgetID  string  `json:"wid,omitempty"` // a push campaign's live-chat widget
 	From      string  `json:"from,omitempty"`
 	Template  string  `json:"tpl,omitempty"`
 	Language  string  `json:"lang,omitempty"`
@@ -87,6 +88,8 @@ func (b *Batch) Sender() string {
 		return "whatsapp:" + b.From
 	case ChannelEmail:
 		return "email:" + b.ChannelID
+	case ChannelPush:
+		return "push:" + b.WidgetID
 	default:
 		return "sms:" + b.ChannelID
 	}

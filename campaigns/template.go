@@ -118,6 +118,7 @@ func title(s string) string {
 // Spec.Compile and share it; it is safe for concurrent use.
 type Renderer struct {
 	channel  Channel
+	url      executor // a push notification's url
 	message  executor
 	subject  executor
 	params   []executor
@@ -164,6 +165,15 @@ func (s Spec) Compile() (*Renderer, error) {
 	}
 	if r.subject, err = compile(part{key: "subject", name: "subject", text: s.Subject}); err != nil {
 		return nil, err
+	}
+	if s.Channel == ChannelPush {
+		// A push's title renders as the subject does; its url on its own.
+		if r.subject, err = compile(part{key: "title", name: "title", text: s.Title}); err != nil {
+			return nil, err
+		}
+		if r.url, err = compile(part{key: "url", name: "url", text: s.URL}); err != nil {
+			return nil, err
+		}
 	}
 	if tpl, key := s.paramsTemplate(); tpl != nil {
 		for i, p := range tpl.Parameters {
@@ -515,6 +525,7 @@ func (r *Renderer) Shared() Content { return r.shared }
 // Content is one recipient's rendered content.
 type Content struct {
 	Text    string   `json:"t,omitempty"`
+	URL     string   `json:"u,omitempty"` // a push notification's link (Subject is its title)
 	Subject string   `json:"s,omitempty"`
 	Params  []string `json:"p,omitempty"`
 }
@@ -567,7 +578,16 @@ func (r *Renderer) render(fields map[string]string) (Content, error) {
 		}
 	}
 	if r.subject != nil {
-		if c.Subject, err = r.exec(r.subject, "subject", fields, MaxSubjectBytes); err != nil {
+		key := "subject"
+		if r.channel == ChannelPush {
+			key = "title"
+		}
+		if c.Subject, err = r.exec(r.subject, key, fields, MaxSubjectBytes); err != nil {
+			return c, err
+		}
+	}
+	if r.url != nil {
+		if c.URL, err = r.exec(r.url, "url", fields, MaxSubjectBytes); err != nil {
 			return c, err
 		}
 	}

@@ -335,7 +335,7 @@ func newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *ca
 	b := &campaigns.Batch{
 		Campaign: spec.ID, Seq: seq, Channel: spec.Channel, ChannelID: spec.ChannelID, From: spec.From,
 		Items: make([]campaigns.Item, 0, size), Rate: spec.Rate, AtLeastOnce: spec.AtLeastOnce, ExpiresAt: spec.Expiry(),
-		StartAt: spec.StartUnix(), Window: spec.SendWindow(),
+		StartAt: spec.StartUnix(), Window: spec.SendWindow(), WidgetID: spec.WidgetID,
 	}
 	if spec.Template != nil {
 		b.Template, b.Language = spec.Template.Name, spec.Template.Language

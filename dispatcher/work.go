@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/recipients"
 )
 
 // work validates rows: it runs on every core.
 func (r *run) work(ctx context.Context, jobs <-chan *chunk) {
 	normalize := recipients.NormalizeEmail
-	if r.spec.Channel.AddressKind() != "email" {
+	if r.spec.Channel.AddressKind() == "phone" {
 		normalize = recipients.NewPhoneNormalizer(r.spec.DefaultRegion).Normalize
+	}
+	if r.spec.Channel == campaigns.ChannelPush {
+		normalize = recipients.NormalizeCustomer
 	}
 	for {
 		var c *chunk

@@ -14,7 +14,7 @@ import (
 // shown by its size only.
 func FormatPayload(taskType string, payload []byte) string {
 	switch taskType {
-	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend, tasks.TypeWhatsAppSession, tasks.TypeWhatsAppCampaign:
+	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend, tasks.TypeWhatsAppSession, tasks.TypeWhatsAppCampaign, tasks.TypePushSend:
 		var b campaigns.Batch
 		if tasks.Decode(payload, &b) != nil {
 			break

@@ -76,6 +76,9 @@ func NormalizeEmail(raw string) (string, error) {
 
 // Normalize returns the canonical address of a recipient for a channel.
 func Normalize(s campaigns.Spec, raw string) (string, error) {
+	if s.Channel == campaigns.ChannelPush {
+		return NormalizeCustomer(raw)
+	}
 	if s.Channel.AddressKind() == "email" {
 		return NormalizeEmail(raw)
 	}
@@ -94,6 +97,9 @@ func AddressField(s campaigns.Spec, columns []string) (string, error) {
 	candidates := []string{"phone", "phone_number", "msisdn", "mobile", "to"}
 	if s.Channel.AddressKind() == "email" {
 		candidates = []string{"email", "email_address", "to"}
+	}
+	if s.Channel == campaigns.ChannelPush {
+		candidates = campaigns.PushColumns
 	}
 	if columns == nil {
 		return candidates[0], nil
@@ -133,4 +139,30 @@ func EscapeCell(s string) string {
 		return "'" + s
 	}
 	return s
+}
+
+// MaxCustomerIDLen caps a push recipient's customer id.
+const MaxCustomerIDLen = 256
+
+// NormalizeCustomer returns the key of a push recipient: a value holding an
+// '@' is an email address (NormalizeEmail), anything else a customer id,
+// trimmed, without spaces or control characters. Either is the recipient's
+// ledger and dedupe key.
+func NormalizeCustomer(raw string) (string, error) {
+	if campaigns.PushByEmail(raw) {
+		return NormalizeEmail(raw)
+	}
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "", fmt.Errorf("%w: empty customer id", ErrInvalidAddress)
+	}
+	if len(s) > MaxCustomerIDLen {
+		return "", fmt.Errorf("%w: a customer id of %d bytes (at most %d)", ErrInvalidAddress, len(s), MaxCustomerIDLen)
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return "", fmt.Errorf("%w: customer id %q holds a space or control character", ErrInvalidAddress, s)
+		}
+	}
+	return s, nil
 }

@@ -26,6 +26,9 @@ func CheckColumns(s campaigns.Spec, r *campaigns.Renderer, file string, columns 
 	if s.Channel == campaigns.ChannelWhatsAppTemplate || s.Channel == campaigns.ChannelWhatsAppCampaign {
 		key = "template"
 	}
+	if s.Channel == campaigns.ChannelPush {
+		key = pushKey(s, missing[0])
+	}
 	if hint := delimiterHint(columns); hint != "" {
 		return s.Errorf("recipients", "%s has one column, %s: %s", file, ColumnsText(columns), hint)
 	}
@@ -85,4 +88,15 @@ func quoteList(xs []string) string {
 		q[i] = fmt.Sprintf("%q", x)
 	}
 	return strings.Join(q, ", ")
+}
+
+// pushKey is the push spec key whose template names field f: title, message
+// or url, as far as its text shows ("message" when none does).
+func pushKey(s campaigns.Spec, f string) string {
+	for _, k := range []struct{ key, text string }{{"title", s.Title}, {"message", s.Message}, {"url", s.URL}} {
+		if strings.Contains(k.text, "."+f) || strings.Contains(k.text, `"`+f+`"`) {
+			return k.key
+		}
+	}
+	return "message"
 }

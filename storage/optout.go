@@ -20,6 +20,7 @@ import (
 //	fanout:optout:sms        hash   E.164 number -> "<unix s>|<reason>"
 //	fanout:optout:whatsapp   hash   E.164 number -> "<unix s>|<reason>"
 //	fanout:optout:email      hash   lower-cased address -> "<unix s>|<reason>"
+//	fanout:optout:push       hash   customer id or lower-cased address -> "<unix s>|<reason>"
 //
 // The field is the address as the dispatcher normalises recipients
 // (recipients.Normalize), so a batch item's To is looked up as it is. The
@@ -36,19 +37,24 @@ const (
 	OptOutSMS      = "sms"
 	OptOutWhatsApp = "whatsapp"
 	OptOutEmail    = "email"
+	// OptOutPush holds push customers: customer ids and lower-cased
+	// addresses, as a push campaign's recipients are normalised.
+	OptOutPush = "push"
 )
 
 // OptOutKinds lists the channel kinds that keep an opt-out set.
-var OptOutKinds = []string{OptOutSMS, OptOutWhatsApp, OptOutEmail}
+var OptOutKinds = []string{OptOutSMS, OptOutWhatsApp, OptOutEmail, OptOutPush}
 
 // ErrUnknownKind is an opt-out kind that is not one of OptOutKinds.
-var ErrUnknownKind = errors.New("unknown opt-out channel kind (want sms, whatsapp or email)")
+var ErrUnknownKind = errors.New("unknown opt-out channel kind (want sms, whatsapp, email or push)")
 
 // OptOutKind is the opt-out set a campaign channel reads.
 func OptOutKind(ch campaigns.Channel) string {
 	switch {
 	case ch == campaigns.ChannelEmail:
 		return OptOutEmail
+	case ch == campaigns.ChannelPush:
+		return OptOutPush
 	case strings.HasPrefix(string(ch), "whatsapp"):
 		return OptOutWhatsApp
 	default:

@@ -48,6 +48,9 @@ const (
 	// inside a worker, from the campaign's checkpoint, on the file
 	// `fanout dispatch --detach` uploaded.
 	TypeExpand = "campaign:expand"
+	// TypePushSend sends a push batch: one Embed push notification per
+	// recipient.
+	TypePushSend = "push:send"
 )
 
 // Queues, one per channel so that weights can favour one over another and a
@@ -76,6 +79,8 @@ func SendType(c campaigns.Channel) string {
 		return TypeWhatsAppCampaign
 	case campaigns.ChannelEmail:
 		return TypeEmailSend
+	case campaigns.ChannelPush:
+		return TypePushSend
 	default:
 		return TypeSMSSend
 	}
@@ -86,7 +91,8 @@ func Queue(c campaigns.Channel) string {
 	switch c {
 	case campaigns.ChannelWhatsAppTemplate, campaigns.ChannelWhatsAppSession, campaigns.ChannelWhatsAppCampaign:
 		return QueueWhatsApp
-	case campaigns.ChannelEmail:
+	case campaigns.ChannelEmail, campaigns.ChannelPush:
+		// Push shares the email queue and its weight.
 		return QueueEmail
 	default:
 		return QueueSMS

@@ -36,7 +36,7 @@ func (c *copier) EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asyn
 	var cp *storage.Copy
 	var campaign string
 	switch t.Type() {
-	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend, tasks.TypeWhatsAppSession, tasks.TypeWhatsAppCampaign:
+	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend, tasks.TypeWhatsAppSession, tasks.TypeWhatsAppCampaign, tasks.TypePushSend:
 		var b campaigns.Batch
 		if err := tasks.Decode(t.Payload(), &b); err != nil {
 			return nil, err

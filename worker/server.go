@@ -93,7 +93,7 @@ func (s *Server) handleError(ctx context.Context, store *storage.Store, t *asynq
 	var campaign string
 	mode := storage.ModeAbandon
 	switch t.Type() {
-	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend, tasks.TypeWhatsAppSession, tasks.TypeWhatsAppCampaign:
+	case tasks.TypeSMSSend, tasks.TypeWhatsAppTemplate, tasks.TypeEmailSend, tasks.TypeWhatsAppSession, tasks.TypeWhatsAppCampaign, tasks.TypePushSend:
 		var b campaigns.Batch
 		if tasks.Decode(t.Payload(), &b) != nil {
 			return

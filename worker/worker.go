@@ -258,6 +258,7 @@ func newMux(d Deps, o Options, drain <-chan struct{}) *asynq.ServeMux {
 	mux.Handle(tasks.TypeEmailSend, &EmailHandler{b})
 	mux.Handle(tasks.TypeWhatsAppSession, &SessionHandler{b})
 	mux.Handle(tasks.TypeWhatsAppCampaign, &WhatsAppCampaignHandler{b})
+	mux.Handle(tasks.TypePushSend, &PushHandler{b})
 	mux.Handle(tasks.TypeDLRPoll, &DLRHandler{deps: d, opts: o}) // queued before dlr:sweep
 	mux.Handle(tasks.TypeDLRSweep, &SweepHandler{deps: d, opts: o})
 	nc := d.NotifyClient

@@ -32,6 +32,11 @@ func checkSpec(ctx context.Context, e *env, cfg config.Config, client *oneroute.
 		fmt.Fprintln(e.stderr, offlineNote)
 		return nil
 	}
+	if spec.Channel == campaigns.ChannelPush {
+		// A push names a widget, and OneRoute lists no widgets: there is
+		// nothing to check, so no API key is needed for it.
+		return nil
+	}
 	if client == nil {
 		if err := cfg.RequireAPIKey(); err != nil {
 			return &inputError{fmt.Errorf("%w (the preflight checks the spec's channel and template against OneRoute; --offline skips it)", err)}

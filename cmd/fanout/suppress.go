@@ -60,12 +60,12 @@ func optOutKindFlag(v string, required bool) (string, error) {
 			return "", &usageError{"want --channel sms, whatsapp or email"}
 		}
 		return "", nil
-	case storage.OptOutSMS, storage.OptOutWhatsApp, storage.OptOutEmail:
+	case storage.OptOutSMS, storage.OptOutWhatsApp, storage.OptOutEmail, storage.OptOutPush:
 		return v, nil
 	case "whatsapp_template", "whatsapp_session", "whatsapp_campaign":
 		return storage.OptOutWhatsApp, nil
 	}
-	return "", &usageError{fmt.Sprintf("--channel %q: want sms, whatsapp or email", v)}
+	return "", &usageError{fmt.Sprintf("--channel %q: want sms, whatsapp, email or push", v)}
 }
 
 // optOutNormalizer normalises addresses as the dispatcher does recipients
@@ -73,6 +73,9 @@ func optOutKindFlag(v string, required bool) (string, error) {
 func optOutNormalizer(kind, region string) func(string) (string, error) {
 	if kind == storage.OptOutEmail {
 		return recipients.NormalizeEmail
+	}
+	if kind == storage.OptOutPush {
+		return recipients.NormalizeCustomer
 	}
 	return recipients.NewPhoneNormalizer(strings.ToUpper(region)).Normalize
 }
