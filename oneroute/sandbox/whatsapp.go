@@ -846,9 +846,9 @@ func (m *templateMessage) checkHeader(t *template) string {
 	case t.header == "":
 		return ""
 	case h == nil:
-		return fmt.Sprintf("Template %s needs a %s header", t.Name, t.header)
+		return fmt.Sprintf("Template %s needs a header of type %s", t.Name, t.header)
 	case h.Type != t.header:
-		return fmt.Sprintf("Template %s has a %s header, got %s", t.Name, t.header, h.Type)
+		return fmt.Sprintf("Template %s has a header of type %s, got %s", t.Name, t.header, h.Type)
 	case !strings.HasPrefix(h.Link, "https://"):
 		return fmt.Sprintf("Template %s header link must be an https URL", t.Name)
 	}
