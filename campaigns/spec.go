@@ -124,6 +124,10 @@ type Template struct {
 	Name       string   `yaml:"name" json:"name"`
 	Language   string   `yaml:"language" json:"language,omitempty"`
 	Parameters []string `yaml:"parameters" json:"parameters,omitempty"`
+	// Header is the template's header value (tplspec.go).
+	Header *TemplateHeader `yaml:"header" json:"header,omitempty"`
+	// Buttons are the values of the template's buttons (tplspec.go).
+	Buttons []TemplateButton `yaml:"buttons" json:"buttons,omitempty"`
 }
 
 // Spec is a campaign as a user writes it in YAML. Spec keys are a contract
@@ -566,6 +570,7 @@ func (s *Spec) Validate() error {
 	}
 	errs = append(errs, s.validatePushKeys()...)
 	errs = append(errs, s.validateSessionKeys()...)
+	errs = append(errs, s.validateTemplateParts()...)
 	switch {
 	case s.ContentType != "" && s.ContentType != "html" && s.ContentType != "text":
 		add("content_type", "content_type %q: use html or text", s.ContentType)

@@ -67,6 +67,9 @@ type Batch struct {
 	Window  *Window `json:"win,omitempty"`
 	// MediaURL is a whatsapp_session message's media link.
 	MediaURL string `json:"media,omitempty"`
+	// HeaderType is the template header's type (image, document, video or
+	// text) when the spec gives one; its value is in Content.Header.
+	HeaderType string `json:"hdt,omitempty"`
 }
 
 // ContentOf returns the content for an item of the batch.

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fanoutdev/fanout/media"
 )
 
 // The template language of a spec is Go's text/template, restricted to what
@@ -122,9 +124,12 @@ type Renderer struct {
 	message  executor
 	subject  executor
 	params   []executor
-	fields   []string // every field the templates refer to, sorted
-	personal bool     // some template has an action
-	shared   Content  // the content when not personal
+	header   executor   // a template's header URL or text
+	media    bool       // header renders a media URL, checked per recipient
+	buttons  []executor // a template's button values
+	fields   []string   // every field the templates refer to, sorted
+	personal bool       // some template has an action
+	shared   Content    // the content when not personal
 }
 
 // executor is a compiled template: text/template's, or html/template's
@@ -187,6 +192,23 @@ func (s Spec) Compile() (*Renderer, error) {
 			}
 			r.params = append(r.params, t)
 		}
+		if h := tpl.Header; h != nil {
+			if r.header, err = compile(part{key: key + ".header", name: key + ".header", text: h.value()}); err != nil {
+				return nil, err
+			}
+			r.media = h.IsMedia()
+		}
+		for i, b := range tpl.Buttons {
+			name := fmt.Sprintf("%s.buttons[%d]", key, i)
+			t, err := compile(part{key: key + ".buttons", name: name, text: b.Value()})
+			if err != nil {
+				return nil, err
+			}
+			if t == nil {
+				return nil, s.Errorf(key+".buttons", "%s is empty: WhatsApp refuses an empty button value", name)
+			}
+			r.buttons = append(r.buttons, t)
+		}
 	}
 	for f := range seen {
 		r.fields = append(r.fields, f)
@@ -208,7 +230,7 @@ func (r *Renderer) check(s Spec) error {
 	}
 	start := time.Now()
 	c, err := r.render(empty)
-	if err != nil && !errors.Is(err, ErrEmptyContent) {
+	if err != nil && !errors.Is(err, ErrEmptyContent) && !(r.personal && errors.Is(err, media.ErrRefused)) {
 		return s.Errorf(r.key(err), "the template fails for every recipient: %v", err)
 	}
 	if d := time.Since(start); d > MaxRenderTime {
@@ -528,6 +550,10 @@ type Content struct {
 	URL     string   `json:"u,omitempty"` // a push notification's link (Subject is its title)
 	Subject string   `json:"s,omitempty"`
 	Params  []string `json:"p,omitempty"`
+	// Header is a WhatsApp template's header: its media URL or text.
+	Header string `json:"h,omitempty"`
+	// Buttons are a WhatsApp template's button values, in order.
+	Buttons []string `json:"b,omitempty"`
 }
 
 // RenderError is a template that cannot render for one recipient: a
@@ -601,6 +627,9 @@ func (r *Renderer) render(fields map[string]string) (Content, error) {
 				return c, &RenderError{Key: r.paramsKey(), Name: t.Name(), Err: fmt.Errorf("is %d characters, over WhatsApp's %d", n, MaxParamChars)}
 			}
 		}
+	}
+	if err := r.renderTemplateParts(&c, fields); err != nil {
+		return c, err
 	}
 	if r.channel == ChannelSMS && len(c.Text) > 670 {
 		// 670 bytes are at most 670 UCS-2 units or 1,340 septets: 10
@@ -715,4 +744,37 @@ func SMSSegments(text string) (int, string) {
 		return 1, "GSM-7"
 	}
 	return (septets + 152) / 153, "GSM-7"
+}
+
+// renderTemplateParts renders a WhatsApp template's header and button
+// values. A rendered media URL is checked like a fixed one: a recipient
+// whose link points at a refused address is refused, never sent.
+func (r *Renderer) renderTemplateParts(c *Content, fields map[string]string) error {
+	var err error
+	if r.header != nil {
+		key := r.paramsKey() + ".header"
+		if c.Header, err = r.exec(r.header, key, fields, 4096); err != nil {
+			return err
+		}
+		if r.media {
+			c.Header = strings.TrimSpace(c.Header)
+			if err := media.Check(c.Header, media.Options{}); err != nil {
+				return &RenderError{Key: key, Name: key + ".url", Err: err}
+			}
+		} else if n := utf8.RuneCountInString(c.Header); n > MaxParamChars {
+			return &RenderError{Key: key, Name: key + ".text", Err: fmt.Errorf("is %d characters, over WhatsApp's %d", n, MaxParamChars)}
+		}
+	}
+	if len(r.buttons) > 0 {
+		c.Buttons = make([]string, len(r.buttons))
+		for i, t := range r.buttons {
+			if c.Buttons[i], err = r.exec(t, r.paramsKey()+".buttons", fields, 4*MaxParamChars); err != nil {
+				return err
+			}
+			if n := utf8.RuneCountInString(c.Buttons[i]); n > MaxParamChars {
+				return &RenderError{Key: r.paramsKey() + ".buttons", Name: t.Name(), Err: fmt.Errorf("is %d characters, over WhatsApp's %d", n, MaxParamChars)}
+			}
+		}
+	}
+	return nil
 }

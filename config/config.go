@@ -283,6 +283,11 @@ type Dispatch struct {
 	// specs come from others, e.g. over HTTP: env FANOUT_SPEC_ROOT; default
 	// "" (no confinement).
 	SpecRoot string `yaml:"spec_root"`
+	// MediaProbe makes dispatch ask each fixed media link of a spec (a
+	// template header's url, a whatsapp_session media_url) for its content
+	// type and size with a HEAD request, and refuse the spec when WhatsApp
+	// would not take it: env FANOUT_MEDIA_PROBE; default false.
+	MediaProbe bool `yaml:"media_probe"`
 }
 
 // RateLimit is the default limit per sender (channel id or from number);
@@ -466,6 +471,14 @@ func Load(getenv func(string) string, file string) (Config, error) {
 	dur("FANOUT_POLL_INTERVAL", &cfg.Worker.PollInterval)
 	dur("FANOUT_STATUS_FALLBACK_AFTER", &cfg.Worker.StatusFallbackAfter)
 	dur("FANOUT_SESSION_MARGIN", &cfg.Worker.SessionMargin)
+	if v := getenv("FANOUT_MEDIA_PROBE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FANOUT_MEDIA_PROBE=%q: want true or false", v))
+		} else {
+			cfg.Dispatch.MediaProbe = b
+		}
+	}
 	if v := getenv("FANOUT_QUEUES"); v != "" {
 		q, err := parseQueues(v)
 		if err != nil {

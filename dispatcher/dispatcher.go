@@ -343,6 +343,9 @@ func newBatch(spec campaigns.Spec, seq int, r *campaigns.Renderer, size int) *ca
 	if spec.Channel == campaigns.ChannelWhatsAppSession && spec.FallbackTemplate != nil {
 		b.Template, b.Language, b.MediaURL = spec.FallbackTemplate.Name, spec.FallbackTemplate.Language, spec.MediaURL
 	}
+	if t := spec.SessionTemplate(); t != nil && t.Header != nil {
+		b.HeaderType = t.Header.Type
+	}
 	if !r.Personalised() {
 		c := r.Shared()
 		b.Shared = &c

@@ -233,7 +233,7 @@ func TestContractTemplates(t *testing.T) {
 		names = append(names, tp.Name+":"+tp.Status+":"+tp.Category)
 	}
 	want := []string{"first_welcome_messsage:approved:MARKETING", "new_conversation:approved:UTILITY", "otp_auth:approved:AUTHENTICATION", "summer_promo:pending:MARKETING",
-		"order_shipped:approved:UTILITY", "bienvenue:approved:MARKETING"}
+		"order_shipped:approved:UTILITY", "bienvenue:approved:MARKETING", "new_collection:approved:MARKETING", "track_order:approved:UTILITY"}
 	if d := cmp.Diff(want, names); d != "" {
 		t.Errorf("templates mismatch (-want +got):\n%s", d)
 	}

@@ -167,6 +167,8 @@ func ExampleClient_FetchTemplates() {
 	// summer_promo en MARKETING false 1
 	// order_shipped en UTILITY true 2
 	// bienvenue fr MARKETING true 1
+	// new_collection en MARKETING true 1
+	// track_order en UTILITY true 1
 }
 
 func ExampleClient_SendTemplate() {

@@ -2,6 +2,7 @@ package oneroute
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -56,7 +57,8 @@ func TestTemplateHasLanguage(t *testing.T) {
 }
 
 // ButtonValues counts the values a send must give for the template's
-// buttons: copy codes and URL placeholders, not plain links or replies.
+// buttons: copy codes, URL placeholders and quick-reply payloads, not plain
+// links.
 func TestTemplateButtonValues(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -66,10 +68,31 @@ func TestTemplateButtonValues(t *testing.T) {
 		{"no components", ``, 0},
 		{"body only", `[{"type":"BODY","text":"Hi {{1}}"}]`, 0},
 		{"copy code", `[{"type":"BODY","text":"{{1}}"},{"type":"BUTTONS","buttons":[{"type":"OTP","otp_type":"COPY_CODE"}]}]`, 1},
-		{"links and replies", `[{"type":"BUTTONS","buttons":[{"type":"URL","url":"https://x.co/{{1}}"},{"type":"URL","url":"https://x.co/"},{"type":"QUICK_REPLY","text":"Stop"}]}]`, 1},
+		{"links and replies", `[{"type":"BUTTONS","buttons":[{"type":"URL","url":"https://x.co/{{1}}"},{"type":"URL","url":"https://x.co/"},{"type":"QUICK_REPLY","text":"Stop"}]}]`, 2},
 	} {
 		if got := (Template{Components: json.RawMessage(tc.comps)}).ButtonValues(); got != tc.want {
 			t.Errorf("%s: ButtonValues() = %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// ButtonKinds names the buttons taking a value in order; HeaderFormat and
+// HeaderValue read the HEADER component.
+func TestTemplateButtonKindsAndHeader(t *testing.T) {
+	t.Parallel()
+	tpl := Template{Components: json.RawMessage(`[{"type":"HEADER","format":"IMAGE"},{"type":"BODY","text":"Hi {{1}}"},` +
+		`{"type":"BUTTONS","buttons":[{"type":"QUICK_REPLY","text":"Stop"},{"type":"PHONE_NUMBER"},{"type":"URL","url":"https://x.co/{{1}}"}]}]`)}
+	if got := strings.Join(tpl.ButtonKinds(), ","); got != "quick_reply,url" {
+		t.Errorf("ButtonKinds() = %s", got)
+	}
+	if tpl.HeaderFormat() != "image" || !tpl.HeaderValue() {
+		t.Errorf("HeaderFormat() = %q, HeaderValue() = %v", tpl.HeaderFormat(), tpl.HeaderValue())
+	}
+	text := Template{Components: json.RawMessage(`[{"type":"HEADER","format":"TEXT","text":"Order"}]`)}
+	if text.HeaderFormat() != "text" || text.HeaderValue() {
+		t.Errorf("a fixed text header: %q, %v", text.HeaderFormat(), text.HeaderValue())
+	}
+	if (Template{}).HeaderFormat() != "" {
+		t.Error("no components: a header format")
 	}
 }

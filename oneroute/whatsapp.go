@@ -291,35 +291,85 @@ func (t Template) HasLanguage(lang string) bool {
 }
 
 // ButtonValues returns how many button values a send of the template must
-// give in TemplateRef.Buttons: one per copy-code (OTP, COPY_CODE) button
-// and per URL button whose link has a placeholder, read from its BUTTONS
-// component.
-func (t Template) ButtonValues() int {
-	var comps []struct {
-		Type    string `json:"type"`
-		Buttons []struct {
-			Type string `json:"type"`
-			URL  string `json:"url"`
-		} `json:"buttons"`
-	}
+// give in TemplateRef.Buttons: len(ButtonKinds()).
+func (t Template) ButtonValues() int { return len(t.ButtonKinds()) }
+
+// Button kinds, as ButtonKinds names them.
+const (
+	ButtonQuickReply = "quick_reply"
+	ButtonURL        = "url"
+	ButtonCopyCode   = "copy_code"
+)
+
+// templateComponent is a component of a template's definition.
+type templateComponent struct {
+	Type    string `json:"type"`
+	Format  string `json:"format"`
+	Text    string `json:"text"`
+	Buttons []struct {
+		Type string `json:"type"`
+		URL  string `json:"url"`
+	} `json:"buttons"`
+}
+
+func (t Template) components() []templateComponent {
+	var comps []templateComponent
 	if len(t.Components) == 0 || json.Unmarshal(t.Components, &comps) != nil {
-		return 0
+		return nil
 	}
-	n := 0
-	for _, c := range comps {
+	return comps
+}
+
+// ButtonKinds lists, in order, the template's buttons a send gives a value
+// for in TemplateRef.Buttons, read from its BUTTONS component: a quick reply
+// (its payload), a URL button whose link has a placeholder (its suffix) and
+// a copy-code (OTP, COPY_CODE) button (the code). Static URL and phone
+// buttons take none.
+func (t Template) ButtonKinds() []string {
+	var kinds []string
+	for _, c := range t.components() {
 		if !strings.EqualFold(c.Type, "BUTTONS") {
 			continue
 		}
 		for _, b := range c.Buttons {
 			switch strings.ToUpper(b.Type) {
+			case "QUICK_REPLY":
+				kinds = append(kinds, ButtonQuickReply)
 			case "OTP", "COPY_CODE":
-				n++
+				kinds = append(kinds, ButtonCopyCode)
 			case "URL":
 				if strings.Contains(b.URL, "{{") {
-					n++
+					kinds = append(kinds, ButtonURL)
 				}
 			}
 		}
 	}
-	return n
+	return kinds
+}
+
+// HeaderFormat returns the format of the template's HEADER component in
+// lower case: "image", "document", "video", "text", or "" without a
+// header.
+func (t Template) HeaderFormat() string {
+	for _, c := range t.components() {
+		if strings.EqualFold(c.Type, "HEADER") {
+			if c.Format == "" {
+				return "text"
+			}
+			return strings.ToLower(c.Format)
+		}
+	}
+	return ""
+}
+
+// HeaderValue reports whether a send of the template must give a header
+// value: a media header's link, or a text header's {{1}}.
+func (t Template) HeaderValue() bool {
+	for _, c := range t.components() {
+		if strings.EqualFold(c.Type, "HEADER") {
+			f := strings.ToUpper(c.Format)
+			return f == "IMAGE" || f == "DOCUMENT" || f == "VIDEO" || ((f == "TEXT" || f == "") && placeholderRe.MatchString(c.Text))
+		}
+	}
+	return false
 }

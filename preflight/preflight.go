@@ -167,8 +167,8 @@ func (c *checker) whatsAppFrom(ctx context.Context) (*oneroute.Channel, error) {
 }
 
 // template checks the spec's template against the channel's: it exists,
-// is approved, is in the spec's language, needs no button value (a spec
-// has no key for them) and takes as many parameters as the spec gives.
+// is approved, is in the spec's language, takes as many parameters as the
+// spec gives, and the spec's header and buttons fit its definition.
 func (c *checker) template(ctx context.Context, ch oneroute.Channel) error {
 	ref := c.spec.Template
 	if ref == nil {
@@ -216,10 +216,7 @@ func (c *checker) template(ctx context.Context, ch oneroute.Channel) error {
 		c.add(key, "template %s has no %s version (it is in %s): %s", ref.Name, lang, strings.Join(locales, ", "), fix)
 		return nil
 	}
-	if n := t.ButtonValues(); n > 0 {
-		c.add("template.name", "template %s has %s needing a value (a copy code or a link's suffix), which a campaign spec cannot give: every send would fail; use a template without them: %s",
-			ref.Name, plural(n, "button", "buttons"), templateChoices(list))
-	}
+	c.templateParts(ref, *t)
 	if want, got := t.Placeholders(), len(ref.Parameters); want != got {
 		c.add("template.parameters", "template %s takes %s (its body: %q), the spec gives %d: make template.parameters a list of %d",
 			ref.Name, plural(want, "parameter", "parameters"), t.Body, got, want)
@@ -285,12 +282,12 @@ func phoneOf(ch oneroute.Channel) string {
 	return *ch.Phone
 }
 
-// templateChoices lists the templates a spec can send (approved, without
-// button values) with their language and parameter count.
+// templateChoices lists the templates a spec can send (approved) with their
+// language and parameter count.
 func templateChoices(list []oneroute.Template) string {
 	var names []string
 	for _, t := range list {
-		if t.Approved() && t.ButtonValues() == 0 {
+		if t.Approved() {
 			names = append(names, fmt.Sprintf("%s (%s, %s)", t.Name, t.Locale, plural(t.Placeholders(), "parameter", "parameters")))
 		}
 	}

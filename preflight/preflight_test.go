@@ -80,7 +80,17 @@ func TestCheckRefuses(t *testing.T) {
 		{"language missing for a french template", whatsApp(num, "  name: bienvenue\n  parameters: [\"{{.name}}\"]\n"),
 			[]string{"campaign.yaml:5:", "bienvenue has no en version (it is in fr)", "add language: fr"}},
 		{"template with a copy-code button", whatsApp(num, "  name: otp_auth\n  parameters: [\"{{.code}}\"]\n"),
-			[]string{"campaign.yaml:5:", "otp_auth has 1 button needing a value", "a campaign spec cannot give"}},
+			[]string{"campaign.yaml:5:", "otp_auth has 1 button taking a value (copy_code), the spec gives 0", "make template.buttons a list of 1"}},
+		{"missing image header", whatsApp(num, "  name: new_collection\n  parameters: [\"{{.name}}\"]\n"),
+			[]string{"campaign.yaml:5:", "new_collection has an image header", "add header: {type: image, url: https://...} under template"}},
+		{"wrong header type", whatsApp(num, "  name: new_collection\n  parameters: [\"{{.name}}\"]\n  header: {type: video, url: \"https://cdn.example.com/a.mp4\"}\n"),
+			[]string{"campaign.yaml:7:", "template.header.type is video but template new_collection has an image header", "set type: image"}},
+		{"header on a template without one", whatsApp(num, "  name: order_shipped\n  parameters: [\"{{.name}}\", \"x\"]\n  header: {type: image, url: \"https://cdn.example.com/a.jpg\"}\n"),
+			[]string{"campaign.yaml:7:", "order_shipped has no header: remove template.header"}},
+		{"too few buttons", whatsApp(num, "  name: track_order\n  parameters: [\"{{.name}}\"]\n  buttons: [{type: url, parameter: \"{{.code}}\"}]\n"),
+			[]string{"campaign.yaml:7:", "track_order has 2 buttons taking a value (url, quick_reply), the spec gives 1", "a list of 2 in that order"}},
+		{"buttons in the wrong order", whatsApp(num, "  name: track_order\n  parameters: [\"{{.name}}\"]\n  buttons:\n    - {type: quick_reply, payload: stop}\n    - {type: url, parameter: \"{{.code}}\"}\n"),
+			[]string{"campaign.yaml:7:", "template.buttons[0] is quick_reply but button 1 of template track_order is a url with a {{1}} suffix (parameter)", "order is url, quick_reply"}},
 		{"wrong parameter count", whatsApp(num, "  name: order_shipped\n  parameters:\n    - \"{{.name}}\"\n"),
 			[]string{"campaign.yaml:6:", "order_shipped takes 2 parameters", "the spec gives 1", "a list of 2"}},
 	} {
@@ -111,6 +121,9 @@ func TestCheckPasses(t *testing.T) {
 		whatsApp("+"+sandbox.WhatsAppNumber, "  name: first_welcome_messsage\n  parameters: [\"{{.name}}\"]\n"),
 		whatsApp(sandbox.WhatsAppNumber, "  name: order_shipped\n  language: en_US\n  parameters: [\"{{.name}}\", \"{{.order}}\"]\n"),
 		whatsApp(sandbox.WhatsAppNumber, "  name: bienvenue\n  language: fr\n  parameters: [\"{{.name}}\"]\n"),
+		whatsApp(sandbox.WhatsAppNumber, "  name: new_collection\n  parameters: [\"{{.name}}\"]\n  header: {type: image, url: \"https://cdn.example.com/{{.sku}}.jpg\"}\n"),
+		whatsApp(sandbox.WhatsAppNumber, "  name: track_order\n  parameters: [\"{{.name}}\"]\n  buttons:\n    - {type: url, parameter: \"{{.code}}\"}\n    - {type: quick_reply, payload: stop}\n"),
+		whatsApp(sandbox.WhatsAppNumber, "  name: otp_auth\n  parameters: [\"{{.code}}\"]\n  buttons: [{type: copy_code, parameter: \"{{.code}}\"}]\n"),
 	} {
 		if err := preflight.Check(context.Background(), b.spec(t, spec), b.client); err != nil {
 			t.Errorf("spec:\n%s\nrefused: %v", spec, err)

@@ -177,7 +177,7 @@ func (h *SessionHandler) sendTemplates(ctx context.Context, b *campaigns.Batch, 
 		req.Messages[i] = oneroute.TemplateMessage{
 			To:         it.To,
 			Save:       true,
-			Template:   oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(b.ContentOf(it).Params)},
+			Template:   templateRef(b, b.ContentOf(it)),
 			Metadata:   map[string]any{"identifier": ident},
 			Identifier: ident,
 		}

@@ -66,7 +66,7 @@ func (h *WhatsAppCampaignHandler) send(b *campaigns.Batch) channel {
 			req.Messages[i] = oneroute.TemplateMessage{
 				To:         it.To,
 				Save:       true,
-				Template:   oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(b.ContentOf(it).Params)},
+				Template:   templateRef(b, b.ContentOf(it)),
 				Metadata:   map[string]any{"identifier": idents[i]},
 				Identifier: idents[i],
 			}

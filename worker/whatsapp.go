@@ -31,11 +31,32 @@ func (h *WhatsAppHandler) send(b *campaigns.Batch) channel {
 			req.Messages[i] = oneroute.TemplateMessage{
 				To:         it.To,
 				Save:       true,
-				Template:   oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(b.ContentOf(it).Params)},
+				Template:   templateRef(b, b.ContentOf(it)),
 				Metadata:   map[string]any{"identifier": ident},
 				Identifier: ident,
 			}
 		}
 		return p.SendTemplate(ctx, req)
 	}}
+}
+
+// templateRef builds a WhatsApp template send's template from a batch and
+// one recipient's rendered content: its parameters, header and button
+// values. whatsapp:template, whatsapp:campaign and a whatsapp:session
+// fallback all send it.
+func templateRef(b *campaigns.Batch, c campaigns.Content) oneroute.TemplateRef {
+	ref := oneroute.TemplateRef{Name: b.Template, Language: b.Language, Parameters: oneroute.TextParams(c.Params)}
+	if b.HeaderType != "" && c.Header != "" {
+		h := &oneroute.TemplateHeader{Type: b.HeaderType}
+		if b.HeaderType == campaigns.HeaderText {
+			h.Text = c.Header
+		} else {
+			h.Link = c.Header
+		}
+		ref.Header = h
+	}
+	if len(c.Buttons) > 0 {
+		ref.Buttons = oneroute.TextParams(c.Buttons)
+	}
+	return ref
 }

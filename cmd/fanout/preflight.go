@@ -10,6 +10,7 @@ import (
 
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/config"
+	"github.com/fanoutdev/fanout/media"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/preflight"
 )
@@ -26,8 +27,14 @@ const offlineUsage = "skip the preflight: do not check the channel, template and
 // account, before anything is enqueued. A wrong spec is bad input (exit 2)
 // naming its lines; a OneRoute that cannot be asked is a runtime error.
 // With offline it only says it skipped. client may be nil: one is built
-// from cfg.
+// from cfg. With FANOUT_MEDIA_PROBE, the spec's fixed media links are
+// probed first (probeMedia), offline or not.
 func checkSpec(ctx context.Context, e *env, cfg config.Config, client *oneroute.Client, spec campaigns.Spec, offline bool) error {
+	if cfg.Dispatch.MediaProbe {
+		if err := probeMedia(ctx, spec, media.NewClient(media.Options{}), media.Options{}); err != nil {
+			return &inputError{fmt.Errorf("a media link of the spec was refused; nothing was enqueued:\n%w", err)}
+		}
+	}
 	if offline {
 		fmt.Fprintln(e.stderr, offlineNote)
 		return nil

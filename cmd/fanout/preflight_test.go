@@ -225,7 +225,8 @@ func TestChannelsAndTemplates(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %s %s %d %d", tp.Name, tp.Language, tp.Status, tp.Parameters, tp.Buttons))
 		}
 		want = []string{"first_welcome_messsage en approved 1 0", "new_conversation en approved 1 0", "otp_auth en approved 1 1",
-			"summer_promo en pending 1 0", "order_shipped en approved 2 0", "bienvenue fr approved 1 0"}
+			"summer_promo en pending 1 0", "order_shipped en approved 2 0", "bienvenue fr approved 1 0",
+			"new_collection en approved 1 0", "track_order en approved 1 2"}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("templates %s --json (-want +got):\n%s", arg, d)
 		}

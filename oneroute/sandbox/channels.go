@@ -96,8 +96,9 @@ type template struct {
 	UpdatedAt  string `json:"updatedAt"`
 	FirmID     *int   `json:"firm_id"`
 
-	params  int // body placeholders
-	buttons int // button values required
+	params  int    // body placeholders
+	buttons int    // button values required
+	header  string // media header format, lower case ("" without one)
 }
 
 func bodyComponent(text, example string) map[string]any {
@@ -119,8 +120,9 @@ func waTemplate(id, name, category, status, body, example string, buttons int) t
 // templates are the seeded WhatsApp templates: the two of the docs'
 // examples, an authentication template with a copy-code button, one
 // still pending approval (sending it is refused), one with two parameters
-// (order_shipped) and one in French only (bienvenue, sent with language
-// fr).
+// (order_shipped), one in French only (bienvenue, sent with language
+// fr), one with an IMAGE header (new_collection) and one with a URL button
+// taking a suffix and a quick reply (track_order).
 var templates = []template{
 	waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0001", "first_welcome_messsage", "MARKETING", "approved",
 		"Hello {{1}}, welcome to OneRoute! We are glad to have you.", "Michael", 0),
@@ -134,6 +136,40 @@ var templates = []template{
 		"Hi {{1}}, your order {{2}} has shipped.", "Ada", 0),
 	inLocale("fr", waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0006", "bienvenue", "MARKETING", "approved",
 		"Bonjour {{1}}, bienvenue chez OneRoute !", "Ada", 0)),
+	withHeader("image", waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0007", "new_collection", "MARKETING", "approved",
+		"Hi {{1}}, our new collection is here.", "Ada", 0)),
+	withButtons(waTemplate("c1a0c4f2-5b7e-4c61-9d38-0a1f7e6b0008", "track_order", "UTILITY", "approved",
+		"Hi {{1}}, your order is on its way.", "Ada", 0),
+		map[string]any{"type": "URL", "text": "Track", "url": "https://track.example.com/{{1}}", "example": []string{"https://track.example.com/A1B2"}},
+		map[string]any{"type": "QUICK_REPLY", "text": "Stop updates"}),
+}
+
+// withHeader gives a seeded template a media header of format (image,
+// document or video): a send must give a header of that type with a link.
+func withHeader(format string, t template) template {
+	t.Components = append([]any{map[string]any{"type": "HEADER", "format": strings.ToUpper(format),
+		"example": map[string]any{"header_handle": []string{"https://cdn.example.com/sample"}}}}, t.Components...)
+	t.header = format
+	return t
+}
+
+// withButtons gives a seeded template buttons: a send gives one value per
+// URL button with a placeholder and per quick reply, in order.
+func withButtons(t template, buttons ...map[string]any) template {
+	list := make([]any, len(buttons))
+	for i, b := range buttons {
+		list[i] = b
+		switch b["type"] {
+		case "QUICK_REPLY":
+			t.buttons++
+		case "URL":
+			if strings.Contains(b["url"].(string), "{{") {
+				t.buttons++
+			}
+		}
+	}
+	t.Components = append(t.Components, map[string]any{"type": "BUTTONS", "buttons": list})
+	return t
 }
 
 // inLocale sets a seeded template's language: a send must name it.

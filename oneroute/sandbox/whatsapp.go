@@ -373,6 +373,9 @@ func (m *templateMessage) check() (to, content, reason string) {
 		}
 		return p, "", fmt.Sprintf("Template %s has no %s translation", t.Name, lang)
 	}
+	if reason := m.checkHeader(t); reason != "" {
+		return p, "", reason
+	}
 	var b strings.Builder
 	b.WriteString(t.Name)
 	for _, x := range m.Template.Parameters {
@@ -382,6 +385,10 @@ func (m *templateMessage) check() (to, content, reason string) {
 	for _, x := range m.Template.Buttons {
 		b.WriteByte(1)
 		b.WriteString(*x.Text)
+	}
+	if h := m.Template.Header; h != nil {
+		b.WriteByte(2)
+		b.WriteString(h.Link)
 	}
 	return p, b.String(), ""
 }
@@ -826,4 +833,24 @@ func (s *Server) Statuses() map[string]string {
 		}
 	}
 	return out
+}
+
+// checkHeader checks a send's header against the template's: a media
+// header of the template's type with an https link, and none for a
+// template without one.
+func (m *templateMessage) checkHeader(t *template) string {
+	h := m.Template.Header
+	switch {
+	case t.header == "" && h != nil:
+		return fmt.Sprintf("Template %s has no header", t.Name)
+	case t.header == "":
+		return ""
+	case h == nil:
+		return fmt.Sprintf("Template %s needs a header of type %s", t.Name, t.header)
+	case h.Type != t.header:
+		return fmt.Sprintf("Template %s has a header of type %s, got %s", t.Name, t.header, h.Type)
+	case !strings.HasPrefix(h.Link, "https://"):
+		return fmt.Sprintf("Template %s header link must be an https URL", t.Name)
+	}
+	return ""
 }
