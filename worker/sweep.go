@@ -66,6 +66,9 @@ const (
 	busyPass = 100
 	// lookupConcurrency bounds the per-message reads of a pass.
 	lookupConcurrency = 4
+	// errBackoffPasses caps the exponent of the backoff after an error
+	// other than a 429: at most DLRInterval << 3 (40s at the default 5s).
+	errBackoffPasses = 4
 )
 
 // straggleAge is how long a pending message holds the floor of the fresh
@@ -165,7 +168,11 @@ func (h *SweepHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	zerolog.Ctx(ctx).Debug().Int("settled", s.count).Int("pages", s.pages).Int("lookups", s.lookups).Int64("awaiting", st.Awaiting).Msg("delivery-report sweep")
 	var se *sweepErr
 	if errors.As(perr, &se) {
-		wait := h.wait(ctx, se.err, w.Idle)
+		// The backoff after OneRoute's error grows with the idle passes,
+		// but only a little: by the end of a campaign most passes are
+		// idle, and a 5xx on the pass that expires or looks up the last
+		// reports must not put it off for minutes (errBackoffPasses).
+		wait := h.wait(ctx, se.err, min(w.Idle, errBackoffPasses))
 		if se.soon {
 			wait = h.opts.DLRInterval
 		}

@@ -231,6 +231,31 @@ func TestSweepHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// A 5xx late in a campaign, when most passes have been idle, puts the sweep
+// off by a short backoff, not by minutes: the pass it interrupted may be the
+// one that expires or looks up the last reports (the soak under provider
+// faults once ran out of its 10 minutes waiting on such backoffs).
+func TestSweepErrorBackoffStaysShortAfterIdlePasses(t *testing.T) {
+	t.Parallel()
+	o := Options{RequestTimeout: time.Second, DLRInterval: 100 * time.Millisecond, DLRMaxAge: time.Minute}
+	b := setupSweep(t, o)
+	b.send(t, "idle", 10)
+	if err := b.store.SaveSweep(b.ctx, "idle", storage.Sweep{Idle: 30, FreshAt: time.Now().UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	b.sb.SetFaults(sandbox.Faults{ErrorRate: 1})
+	sweep := b.enq.take(tasks.TypeDLRSweep)[0]
+	err := b.mux.ProcessTask(b.ctx, sweep)
+	if err == nil || IsFailure(err) {
+		t.Fatalf("sweep answered %v; want a not-a-failure wait", err)
+	}
+	// DLRInterval << 3, plus Backoff's jitter of at most a quarter.
+	most := o.DLRInterval << 3 * 5 / 4
+	if d := RetryDelay(time.Second)(0, err, sweep); d > most || d <= 0 {
+		t.Fatalf("next run in %s after a 5xx with 30 idle passes, want at most %s", d, most)
+	}
+}
+
 // An upgrade mid-campaign loses nothing: rows accepted before the index
 // existed (no entry) and polled by dlr:poll tasks queued then are settled
 // by those polls, the rest by the sweep, and the sweep waits for both.

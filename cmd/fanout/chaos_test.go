@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -117,8 +119,36 @@ func (c *chaosBundle) waitFinal(t *testing.T, id string, within time.Duration) c
 	}
 	counts := map[string]int{}
 	c.store.Scan(c.ctx, id, func(e storage.Entry) error { counts[string(e.State)]++; return nil })
-	t.Fatalf("campaign %s not final after %s: %+v\nledger: %v\nsandbox: %+v", id, within, p, counts, c.sb.Stats())
+	t.Fatalf("campaign %s not final after %s: %+v\nledger: %v\nsandbox: %+v\n%s", id, within, p, counts, c.sb.Stats(), c.awaitedReport(id))
 	return p
+}
+
+// awaitedReport says, for a campaign that did not finish, what its
+// delivery-report sweep remembers and how the sandbox answers for a few of
+// the rows still awaited (faults off), so a stall can be told apart from a
+// report the sandbox never made final.
+func (c *chaosBundle) awaitedReport(id string) string {
+	var b strings.Builder
+	w, err := c.store.LoadSweep(c.ctx, id)
+	fmt.Fprintf(&b, "sweep: %+v (err %v)\n", w, err)
+	st, err := c.store.DLRStatus(c.ctx, id)
+	fmt.Fprintf(&b, "dlr status: %+v (err %v)\n", st, err)
+	aw, err := c.store.Awaited(c.ctx, id)
+	fmt.Fprintf(&b, "awaited in the index: %d (err %v)\n", len(aw), err)
+	c.sb.SetFaults(sandbox.Faults{})
+	for _, a := range aw[:min(len(aw), 5)] {
+		req, _ := http.NewRequest(http.MethodGet, c.api.URL+"/api/public/dlr/"+a.ID+"/sms", nil)
+		req.Header.Set("Authorization", "Bearer test_chaos")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(&b, "row %d id %s: %v\n", a.Row, a.ID, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Fprintf(&b, "row %d id %s: %d %s\n", a.Row, a.ID, resp.StatusCode, body)
+	}
+	return b.String()
 }
 
 // checkLedger asserts that the counters equal a recount of the ledger and
