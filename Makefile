@@ -116,8 +116,8 @@ chaos-delivery: ## delivery: 10k-recipient provider-fault soak, SIGTERM during a
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestSoakWithProviderFaults|TestSIGTERMDuringSlowSend|TestSIGKILLMidBatch)$$' ./cmd/fanout
 
 .PHONY: chaos-loss
-chaos-loss: ## Redis restored from a 1.5 s-old AOF mid-campaign (5,000 SMS, 2 workers), with and without verification; FANOUT_LOSS_RUNS=3 repeats the defended run
-	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRedisRestoredFromOldAOF$$' ./cmd/fanout
+chaos-loss: ## Redis restored from a 1.5 s-old AOF mid-campaign (5,000 SMS, 2 workers), with and without verification (FANOUT_LOSS_RUNS=3 repeats the defended run); Redis SIGKILLed and restarted from its own AOF
+	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestRedisRestoredFromOldAOF|TestRedisSIGKILLWithAOF)$$' ./cmd/fanout
 
 .PHONY: chaos-strand
 chaos-strand: ## stranded campaigns and ambiguous gateways: deleted and archived tasks, cancel, 502/504 after accept at 10% (5,000 SMS)
@@ -131,5 +131,23 @@ chaos-kill: ## kill soaks: 20,000 SMS, 3 worker processes, 20 SIGKILLs; 1,000 SM
 chaos-stall: ## a 45 s Redis stall (SIGSTOP) mid-campaign: work resumes within 10 s, nothing failed or sent twice
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRedisStallResumesQuickly$$' ./cmd/fanout
 
+.PHONY: chaos-crash
+chaos-crash: ## dispatcher crash and rerun: 10 SIGKILLs of a real dispatcher at random batches, each rerun leaves exactly one task per batch
+	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 10m -run '^TestResumeAfterKill$$' ./dispatcher
+
+.PHONY: chaos-fuzz
+chaos-fuzz: ## hostile input files and specs, then every fuzz target for CHAOS_FUZZTIME (default 10s)
+	$(GO) test -count=1 -v -run '^(TestHostileSpecsAreRefusedAtLoad|TestHostileTemplatesDryRun)$$' ./campaigns ./cmd/fanout
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$${CHAOS_FUZZTIME:-10s}
+
+# The fault-injection tests of cmd/fanout (delivery, strand, loss, stall)
+# run in one go test, in parallel: each has its own redis-server, sandbox
+# and workers, and most of their time is spent waiting (leases, expiries).
+CHAOS_FAULTS = TestSoakWithProviderFaults|TestSIGTERMDuringSlowSend|TestSIGKILLMidBatch|TestDeletedAndArchivedTasksDoNotStrand|TestCancelSettlesRowsOfDeletedTasks|TestGatewayErrorAfterAcceptSendsNoDuplicate|TestRedisRestoredFromOldAOF|TestRedisSIGKILLWithAOF|TestRedisStallResumesQuickly
+
+.PHONY: chaos-faults
+chaos-faults: ## chaos-delivery, chaos-strand, chaos-loss and chaos-stall at once, in parallel (what make chaos runs)
+	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -parallel 16 -run '^($(CHAOS_FAULTS))$$' ./cmd/fanout
+
 .PHONY: chaos
-chaos: chaos-rate chaos-pace chaos-delivery chaos-kill chaos-strand chaos-loss chaos-stall ## long and failure-injection tests (needs redis-server)
+chaos: chaos-rate chaos-pace chaos-kill chaos-faults chaos-crash chaos-fuzz ## long and failure-injection tests (needs redis-server), under 15 minutes

@@ -220,7 +220,8 @@ func (s slowEnqueuer) EnqueueContext(ctx context.Context, t *asynq.Task, opts ..
 }
 
 // SIGKILL at a random point of a real dispatcher process, then a re-run,
-// leaves exactly one task per batch of valid recipients.
+// leaves exactly one task per batch of valid recipients. Three kills in make
+// test, ten under make chaos (FANOUT_CHAOS=1).
 func TestResumeAfterKill(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -228,7 +229,11 @@ func TestResumeAfterKill(t *testing.T) {
 	o := Options{BatchSize: 10, CheckpointEvery: 3}
 	want, ref := b.reference(t, smsSpec, csv, o)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	for i := 0; i < 3; i++ {
+	kills := 3
+	if os.Getenv("FANOUT_CHAOS") == "1" {
+		kills = 10 // make chaos-crash
+	}
+	for i := 0; i < kills; i++ {
 		spec := b.spec(t, "kill"+strconv.Itoa(i), smsSpec, csv)
 		at := 1 + rng.IntN(ref.Batches*3/4)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -258,3 +258,42 @@ func restoreOldAOF(t *testing.T, defended bool) int64 {
 	}
 	return st.Duplicates
 }
+
+// Redis is SIGKILLed mid-campaign and restarted from its own AOF
+// (appendfsync everysec): a process crash, not a host crash, so every
+// acknowledged write is in the file. 5,000 personalised SMS, 2 workers: 0
+// duplicates, every recipient settled, counters equal to the ledger. make
+// chaos only: it waits for asynq's lease recovery.
+func TestRedisSIGKILLWithAOF(t *testing.T) {
+	if !chaos() {
+		t.Skip("slow (kills redis-server, waits for asynq's lease recovery); run with make chaos")
+	}
+	t.Parallel()
+	c := setupChaos(t, redistest.Options{RequireReal: true, AOF: true}, 100*time.Millisecond)
+	c.sb.SetFaults(sandbox.Faults{LatencyMS: 20})
+	const n = 5_000
+	res := c.dispatchKeeping(t, writeCampaign(t, n, ""), 50)
+	opts := fastOptions()
+	opts.Concurrency = 20
+	c.startWorkers(t, 2, opts)
+	testwait.For(t, "a third of the campaign sent", 3*time.Minute, func() bool {
+		p, err := c.store.Progress(c.ctx, res.ID)
+		return err == nil && p.Sent >= n/3
+	})
+	c.redis.Kill()
+	killed := c.sb.Stats().Accepted
+	c.redis.Restart(t)
+	back, _ := c.store.Progress(c.ctx, res.ID)
+	start := time.Now()
+	p := c.waitFinal(t, res.ID, soakWait())
+	st := c.sb.Stats()
+	t.Logf("redis SIGKILL with %d accepted at the sandbox, restarted from its AOF with %d sent in the ledger; finished %s later: sent %d failed %d unknown %d of %d; sandbox accepted %d, duplicates %d",
+		killed, back.Sent, time.Since(start).Round(time.Second), p.Sent, p.Failed, p.Unknown, p.Total, st.Accepted, st.Duplicates)
+	c.checkLedger(t, p)
+	if st.Duplicates != 0 {
+		t.Errorf("sandbox saw %d duplicate messages, want 0", st.Duplicates)
+	}
+	if p.Total != n || p.Sent+p.Unknown+p.Failed != n || st.Accepted != p.Sent {
+		t.Errorf("total %d, settled %d, sandbox accepted %d, ledger sent %d; want %d settled and accepted = sent", p.Total, p.Sent+p.Unknown+p.Failed, st.Accepted, p.Sent, n)
+	}
+}
