@@ -138,7 +138,7 @@ func (c *chaosBundle) awaitedReport(id string) string {
 	c.sb.SetFaults(sandbox.Faults{})
 	for _, a := range aw[:min(len(aw), 5)] {
 		req, _ := http.NewRequest(http.MethodGet, c.api.URL+"/api/public/dlr/"+a.ID+"/sms", nil)
-		req.Header.Set("Authorization", "Bearer test_chaos")
+		req.Header.Set("apiKey", sandbox.KeyPrefix+"chaos")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			fmt.Fprintf(&b, "row %d id %s: %v\n", a.Row, a.ID, err)
