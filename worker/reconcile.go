@@ -95,7 +95,7 @@ func (a *attempt) reconcile(ctx context.Context, stale []staleItem, p *plan) ([]
 	if len(stale) == 0 {
 		return nil, nil
 	}
-	resend, settled, again := a.lookUp(ctx, stale)
+	resend, settled, again, reports := a.lookUp(ctx, stale)
 	if a.expired {
 		settled = append(settled, skipped(resend, "expired")...)
 		resend = nil
@@ -103,6 +103,7 @@ func (a *attempt) reconcile(ctx context.Context, stale []staleItem, p *plan) ([]
 	if err := a.settle(ctx, settled, p); err != nil {
 		return nil, err
 	}
+	a.recordReports(ctx, reports)
 	p.later = append(p.later, again...)
 	if len(again) > 0 {
 		p.fail(errors.New("reconciliation lookup failed"))
@@ -114,11 +115,14 @@ func (a *attempt) reconcile(ctx context.Context, stale []staleItem, p *plan) ([]
 // provably absent means safe to send; a lookup that failed temporarily is
 // tried again later, within the batch's attempts; anything else is unknown,
 // and is resent only when the campaign opts into at-least-once delivery.
-func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome, later []campaigns.Item) {
+// An SMS found with its final delivery status already also gives that
+// report (reports), to record once the acceptance is.
+func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campaigns.Item, outs []campaigns.Outcome, later []campaigns.Item, reports []campaigns.Outcome) {
 	b, s := a.b, a.s
 	log := zerolog.Ctx(ctx)
 	verdicts := make([]verdict, len(stale))
 	ids := make([]string, len(stale))
+	finals := make([]byte, len(stale))
 	if b.Channel == campaigns.ChannelSMS {
 		sem := make(chan struct{}, s.opts.PerCallConcurrency)
 		var wg sync.WaitGroup
@@ -128,7 +132,9 @@ func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campa
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				ids[i], verdicts[i] = lookupSMS(ctx, s.deps.Provider, b.ChannelID, st.item.To, b.ContentOf(st.item).Text, st.since.Add(-clockSkew))
+				var m oneroute.SMSMessage
+				m, verdicts[i] = lookupSMS(ctx, s.deps.Provider, b.ChannelID, st.item.To, b.ContentOf(st.item).Text, st.since.Add(-clockSkew))
+				ids[i], finals[i] = m.ID, finalState(m.Status)
 			}()
 		}
 		wg.Wait()
@@ -146,6 +152,9 @@ func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campa
 		switch {
 		case v == found:
 			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerAccepted, Value: ids[i]})
+			if finals[i] != 0 && b.Channel.TracksDLR() {
+				reports = append(reports, campaigns.Outcome{Row: it.Row, State: finals[i], Value: ids[i]})
+			}
 		case v == absent, b.AtLeastOnce && v != retryLookup:
 			resend = append(resend, it)
 		case v == retryLookup:
@@ -156,7 +165,23 @@ func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campa
 	}
 	log.Info().Int("stale", len(stale)).Int("found", counts[found]).Int("absent", counts[absent]).
 		Int("lookup_failed", counts[retryLookup]).Int("inconclusive", counts[inconclusive]).Msg("reconciled interrupted sends")
-	return resend, outs, later
+	return resend, outs, later, reports
+}
+
+// recordReports records the delivery reports a lookup found final with
+// the message it found (mode dlr, after the acceptance). The message may
+// be older than what the campaign's sweep still reads; without this its
+// report would wait for the sweep's stragglers or expiry. A failure only
+// leaves the report to the sweep.
+func (a *attempt) recordReports(ctx context.Context, reports []campaigns.Outcome) {
+	if len(reports) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := a.s.deps.Store.Record(rctx, a.b.Campaign, storage.ModeDLR, "", reports); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Int("reports", len(reports)).Msg("record delivery reports found while reconciling; the sweep will read them")
+	}
 }
 
 // lookupSMS looks for the SMS with this text to one number, created at or
@@ -165,7 +190,7 @@ func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campa
 // message since then: it reached the end of the list, or, for a list sorted
 // newest first, a message older than since; every candidate must carry its
 // creation time and text.
-func lookupSMS(ctx context.Context, r DLRReader, channelID, to, text string, since time.Time) (string, verdict) {
+func lookupSMS(ctx context.Context, r DLRReader, channelID, to, text string, since time.Time) (oneroute.SMSMessage, verdict) {
 	const size = 100
 	want := oneroute.Phone(to)
 	for page := 1; page <= maxLookupPages; page++ {
@@ -173,18 +198,18 @@ func lookupSMS(ctx context.Context, r DLRReader, channelID, to, text string, sin
 		if err != nil {
 			switch oneroute.Classify(err) {
 			case oneroute.Temporary, oneroute.Throttled, oneroute.Ambiguous:
-				return "", retryLookup
+				return oneroute.SMSMessage{}, retryLookup
 			}
 			if errors.Is(err, context.Canceled) {
-				return "", retryLookup
+				return oneroute.SMSMessage{}, retryLookup
 			}
-			return "", inconclusive
+			return oneroute.SMSMessage{}, inconclusive
 		}
 		newestFirst := len(msgs) > 1 && !msgs[0].CreatedAt.Before(msgs[len(msgs)-1].CreatedAt)
 		older := false
 		for _, m := range msgs {
 			if m.CreatedAt.IsZero() {
-				return "", inconclusive
+				return oneroute.SMSMessage{}, inconclusive
 			}
 			if m.CreatedAt.Before(since) {
 				older = true
@@ -194,15 +219,15 @@ func lookupSMS(ctx context.Context, r DLRReader, channelID, to, text string, sin
 				continue
 			}
 			if m.Message == "" {
-				return "", inconclusive // cannot tell ours from another message
+				return oneroute.SMSMessage{}, inconclusive // cannot tell ours from another message
 			}
 			if m.Message == text {
-				return m.ID, found
+				return m, found
 			}
 		}
 		if len(msgs) < size || (newestFirst && older) {
-			return "", absent
+			return oneroute.SMSMessage{}, absent
 		}
 	}
-	return "", inconclusive
+	return oneroute.SMSMessage{}, inconclusive
 }

@@ -256,7 +256,8 @@ func (s *sweep) run(ctx context.Context) error {
 		}
 	}
 	if s.straggleDue() || s.expiring() {
-		if err := s.scanPending(ctx); err != nil {
+		var se *sweepErr
+		if err := s.scanPending(ctx); err != nil && !(errors.As(err, &se) && s.overdue()) {
 			return err
 		}
 	}
@@ -569,13 +570,17 @@ func (s *sweep) lookup(ctx context.Context, items []storage.Awaiting) error {
 	}
 	wg.Wait()
 	var outs []campaigns.Outcome
-	var throttled error
+	var throttled, failed error
 	for i, r := range res {
 		switch {
 		case r.ok:
 			outs = append(outs, r.out)
 		case r.err != nil && Decide(r.err) == Reschedule:
 			throttled = r.err
+		case r.err != nil && Decide(r.err) != FailPermanently:
+			// A 5xx or a timeout: read it again next pass rather than let
+			// this pass's expiry count a report that may be final.
+			failed = r.err
 		case r.err != nil:
 			zerolog.Ctx(ctx).Debug().Err(r.err).Str("message", items[i].ID).Msg("read delivery report")
 		}
@@ -586,7 +591,17 @@ func (s *sweep) lookup(ctx context.Context, items []storage.Awaiting) error {
 	if throttled != nil {
 		return &sweepErr{err: fmt.Errorf("read delivery reports: %w", throttled)}
 	}
+	if failed != nil && !s.overdue() {
+		return &sweepErr{err: fmt.Errorf("read delivery reports: %w", failed)}
+	}
 	return nil
+}
+
+// overdue: the expiry has been due for another DLRMaxAge. OneRoute errors
+// no longer hold it back then (see run and lookup), so a campaign completes
+// even when its reports cannot be read for that long.
+func (s *sweep) overdue() bool {
+	return !s.st.Sending && !s.st.SettledAt.IsZero() && s.now.Sub(s.st.SettledAt) >= 2*s.h.opts.DLRMaxAge
 }
 
 // orphanGrace is how long after the expiry the sweep waits for rows it

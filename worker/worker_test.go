@@ -369,8 +369,9 @@ func TestAmbiguousWithoutLookupIsUnknown(t *testing.T) {
 }
 
 // An ambiguous SMS keeps its claim and is reconciled through the channel's
-// message list: found means accepted (no resend); provably absent means safe
-// to send.
+// message list: found means accepted (no resend), and a found message
+// already final gives its delivery report at once; provably absent means
+// safe to send.
 func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -382,7 +383,7 @@ func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if to[0] == "+2348030000001" {
-			accepted = append(accepted, oneroute.SMSMessage{ID: "found-1", To: "2348030000001", Message: "hi +2348030000001", CreatedAt: time.Now()},
+			accepted = append(accepted, oneroute.SMSMessage{ID: "found-1", To: "2348030000001", Message: "hi +2348030000001", CreatedAt: time.Now(), Status: oneroute.DLRDelivered},
 				// Another campaign's message to the same number is not ours.
 				oneroute.SMSMessage{ID: "other", To: "2348030000002", Message: "another text", CreatedAt: time.Now()})
 		}
@@ -413,11 +414,11 @@ func TestAmbiguousSMSIsReconciledBeforeResend(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := b.progress(t, s.ID)
-	if p.Sent != 2 || p.Unknown != 0 {
-		t.Fatalf("sent %d unknown %d, want 2 0", p.Sent, p.Unknown)
+	if p.Sent != 2 || p.Unknown != 0 || p.Delivered != 1 {
+		t.Fatalf("sent %d unknown %d delivered %d, want 2 0 1", p.Sent, p.Unknown, p.Delivered)
 	}
 	e, _ := b.store.Ledger(b.ctx, s.ID, []int{1, 2})
-	if diff := cmp.Diff([]string{"afound-1", "aid-+2348030000002"}, []string{string(e[0].State) + e[0].Value, string(e[1].State) + e[1].Value}); diff != "" {
+	if diff := cmp.Diff([]string{"dfound-1", "aid-+2348030000002"}, []string{string(e[0].State) + e[0].Value, string(e[1].State) + e[1].Value}); diff != "" {
 		t.Fatalf("ledger (-want +got):\n%s", diff)
 	}
 	// Recipient 1 went out once: its lost answer was found in the list.

@@ -204,6 +204,11 @@ func TestSoakWithProviderFaults(t *testing.T) {
 	if p.Total != int64(n) {
 		t.Errorf("total %d, want %d", p.Total, n)
 	}
+	// Delivery reports read through the same faults: each outcome is the
+	// sandbox's own, and only the messages it keeps pending expire.
+	if p.Delivered != st.SMSStatus["delivered"] || p.Undelivered != st.SMSStatus["undelivered"] || p.DLRExpired != st.SMSStatus["pending"] {
+		t.Errorf("delivered %d undelivered %d dlr_expired %d; the sandbox's outcomes: %v", p.Delivered, p.Undelivered, p.DLRExpired, st.SMSStatus)
+	}
 }
 
 var (

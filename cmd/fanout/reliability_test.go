@@ -259,7 +259,7 @@ func restoreOldAOF(t *testing.T, defended bool) int64 {
 	return st.Duplicates
 }
 
-// Redis is SIGKILLed mid-campaign and restarted from its own AOF
+// Redis is SIGKILLed mid-campaign and restarted 3 s later from its own AOF
 // (appendfsync everysec): a process crash, not a host crash, so every
 // acknowledged write is in the file. 5,000 personalised SMS, 2 workers: 0
 // duplicates, every recipient settled, counters equal to the ledger. make
@@ -282,8 +282,16 @@ func TestRedisSIGKILLWithAOF(t *testing.T) {
 	})
 	c.redis.Kill()
 	killed := c.sb.Stats().Accepted
+	time.Sleep(3 * time.Second) // down long enough for every worker to see it
 	c.redis.Restart(t)
-	back, _ := c.store.Progress(c.ctx, res.ID)
+	// go-redis hands out its last dial error for up to a second after the
+	// server is back (its pool redials in the background).
+	var back campaigns.Progress
+	testwait.For(t, "the test's client to reach the restarted Redis", 10*time.Second, func() bool {
+		var err error
+		back, err = c.store.Progress(c.ctx, res.ID)
+		return err == nil
+	})
 	start := time.Now()
 	p := c.waitFinal(t, res.ID, soakWait())
 	st := c.sb.Stats()
