@@ -124,7 +124,7 @@ chaos-strand: ## stranded campaigns and ambiguous gateways: deleted and archived
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^(TestDeletedAndArchivedTasksDoNotStrand|TestCancelSettlesRowsOfDeletedTasks|TestGatewayErrorAfterAcceptSendsNoDuplicate)$$' ./cmd/fanout
 
 .PHONY: chaos-kill
-chaos-kill: ## kill soaks: 20,000 SMS, 3 worker processes, 20 SIGKILLs; 1,000 SMS at 5 s provider latency, 20 rolling SIGTERMs (about 5 minutes)
+chaos-kill: ## kill soaks, side by side: 20,000 SMS, 3 worker processes, 20 SIGKILLs; 1,000 SMS at 5 s provider latency, 20 rolling SIGTERMs (about 3 minutes)
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestKillSoak$$' ./cmd/fanout
 
 .PHONY: chaos-stall
@@ -136,9 +136,9 @@ chaos-crash: ## dispatcher crash and rerun: 10 SIGKILLs of a real dispatcher at 
 	FANOUT_CHAOS=1 $(GO) test -count=1 -v -timeout 10m -run '^TestResumeAfterKill$$' ./dispatcher
 
 .PHONY: chaos-fuzz
-chaos-fuzz: ## hostile input files and specs, then every fuzz target for CHAOS_FUZZTIME (default 10s)
+chaos-fuzz: ## hostile input files and specs, then every fuzz target for CHAOS_FUZZTIME (default 5s)
 	$(GO) test -count=1 -v -run '^(TestHostileSpecsAreRefusedAtLoad|TestHostileTemplatesDryRun)$$' ./campaigns ./cmd/fanout
-	$(MAKE) --no-print-directory fuzz FUZZTIME=$${CHAOS_FUZZTIME:-10s}
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$${CHAOS_FUZZTIME:-5s}
 
 # The fault-injection tests of cmd/fanout (delivery, strand, loss, stall)
 # run in one go test, in parallel: each has its own redis-server, sandbox

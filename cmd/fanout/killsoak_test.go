@@ -37,7 +37,10 @@ func TestKillSoak(t *testing.T) {
 		{"SIGKILL", syscall.SIGKILL, 50, envInt("FANOUT_KILL_RECIPIENTS", 20_000), 500},
 		{"SIGTERM", syscall.SIGTERM, 5000, envInt("FANOUT_KILL_RECIPIENTS", 20_000) / 20, 10},
 	} {
-		t.Run(c.name, func(t *testing.T) { killSoak(t, c.sig, c.latency, c.n, c.rate, envInt("FANOUT_KILLS", 20)) })
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // each with its own redis-server, sandbox and workers; mostly waiting
+			killSoak(t, c.sig, c.latency, c.n, c.rate, envInt("FANOUT_KILLS", 20))
+		})
 	}
 }
 
