@@ -91,7 +91,7 @@ func TestEnvelopeTolerance(t *testing.T) {
 			}
 		}
 		w.WriteHeader(status)
-		w.Write(b)
+		w.Write(b) //nolint:gosec // G705: a recorded response from testdata, served to the client under test
 	})
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -329,7 +329,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 		}
 	})
 	srv := stub(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound) //nolint:gosec // G710: the test server redirects to another test server
 	})
 	c := newClient(t, oneroute.Options{BaseURL: srv.URL})
 	_, err := c.FetchChannels(context.Background(), oneroute.MediumSMS)

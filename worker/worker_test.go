@@ -679,7 +679,7 @@ func TestHTTPTimeoutAfterWriteIsAmbiguous(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		<-release
-	})}
+	}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { close(release); srv.Close() })
 	c, _ := oneroute.New(oneroute.Options{BaseURL: "http://" + ln.Addr().String(), APIKey: "test_x", Timeout: 200 * time.Millisecond})
