@@ -24,7 +24,7 @@ func BenchmarkSandboxSMSSend(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go srv.Serve(ln) //nolint:errcheck // http.ErrServerClosed at cleanup
 	defer srv.Close()
 	b.ResetTimer()
 	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: ln.Addr().String(), Conns: 64, Requests: int64(b.N)})
