@@ -222,9 +222,9 @@ func (b *runBackends) close() {
 func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec campaigns.Spec, src recipients.Source, log zerolog.Logger) (res dispatcher.Result, err error) {
 	opts := dispatchOptions(cfg)
 	if a.rejects != "" {
-		rw, err := newRejectWriter(a.rejects)
-		if err != nil {
-			return dispatcher.Result{}, err
+		rw, rerr := newRejectWriter(a.rejects) // not err: the deferred Join below sets the result
+		if rerr != nil {
+			return dispatcher.Result{}, rerr
 		}
 		defer func() { err = errors.Join(err, rw.Close()) }() // a failed write of the --rejects file fails the run
 		opts.Reject = rw.Write
