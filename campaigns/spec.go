@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -377,8 +378,7 @@ func yamlErrLine(err error) int {
 	if m == nil {
 		return 0
 	}
-	var n int
-	fmt.Sscanf(m[1], "%d", &n)
+	n, _ := strconv.Atoi(m[1]) // the pattern matched digits
 	return n
 }
 

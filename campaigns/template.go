@@ -282,7 +282,7 @@ func compileOne(p part) (executor, []string, bool, error) {
 		return nil, nil, false, errors.New("{{define}} and {{block}} are not allowed: write the text in place")
 	}
 	v := &vet{tree: t.Tree}
-	v.list(t.Tree.Root, true)
+	v.list(t.Root, true)
 	if v.err != nil {
 		return nil, nil, false, v.err
 	}

@@ -85,9 +85,13 @@ func TestFileThenEnvironment(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "fanout.yaml")
-	os.WriteFile(file, []byte("redis:\n  url: redis://file:6379/1\nworker:\n  concurrency: 7\nrate_limit:\n  per_second: 80\n"), 0o600)
+	if err := os.WriteFile(file, []byte("redis:\n  url: redis://file:6379/1\nworker:\n  concurrency: 7\nrate_limit:\n  per_second: 80\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	keyFile := filepath.Join(dir, "key")
-	os.WriteFile(keyFile, []byte(canary+"\n"), 0o600)
+	if err := os.WriteFile(keyFile, []byte(canary+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(env(map[string]string{"FANOUT_CONCURRENCY": "9", "ONEROUTE_API_KEY_FILE": keyFile, "REDIS_URL": "rediss://u:secretpw@h:6380/2"}), file)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +105,9 @@ func TestFileThenEnvironment(t *testing.T) {
 	if _, err := config.Load(env(nil), filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Fatal("missing file: no error")
 	}
-	os.WriteFile(file, []byte("worker:\n  concurency: 7\n"), 0o600)
+	if err := os.WriteFile(file, []byte("worker:\n  concurency: 7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := config.Load(env(nil), file); err == nil || !strings.Contains(err.Error(), "concurency") {
 		t.Fatalf("unknown key: %v", err)
 	}
@@ -120,9 +126,13 @@ func TestSpecRoot(t *testing.T) {
 		}
 	}
 	notDir := filepath.Join(dir, "file")
-	os.WriteFile(notDir, []byte("x"), 0o600)
+	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(dir, "fanout.yaml")
-	os.WriteFile(file, []byte("dispatch:\n  spec_root: "+fileRoot+"\n"), 0o600)
+	if err := os.WriteFile(file, []byte("dispatch:\n  spec_root: "+fileRoot+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name    string
@@ -254,7 +264,9 @@ func TestMonitorSettings(t *testing.T) {
 func TestWebhookSecret(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "whsec")
-	os.WriteFile(file, []byte(canary+"\n"), 0o600)
+	if err := os.WriteFile(file, []byte(canary+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, vars := range map[string]map[string]string{
 		"env":  {"ONEROUTE_WEBHOOK_SECRET": canary},
 		"file": {"ONEROUTE_WEBHOOK_SECRET_FILE": file},

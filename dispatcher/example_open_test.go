@@ -19,7 +19,7 @@ func ExampleOpen() {
 	if err != nil {
 		panic(err)
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) //nolint:errcheck // best effort: a temporary directory
 	csv := "phone,name\n0803 123 4567,Ada\n12345,Nobody\n08031234568,Bayo\n"
 	if err := os.WriteFile(filepath.Join(dir, "people.csv"), []byte(csv), 0o600); err != nil {
 		panic(err)

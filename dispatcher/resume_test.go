@@ -253,13 +253,13 @@ func TestResumeAfterKill(t *testing.T) {
 				t.Fatalf("helper exited (%v) before the kill at batch %d", err, at)
 			case <-deadline:
 				cmd.Process.Kill()
-				<-exited
+				<-exited //nolint:errcheck // the helper was killed: its exit status says nothing
 				t.Fatalf("helper did not reach batch %d", at)
 			default:
 			}
 			if n, _ := b.rdb.HLen(context.Background(), key).Result(); int(n) >= at {
 				cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
+				<-exited //nolint:errcheck // the helper was killed: its exit status says nothing
 				killed = true
 				break watch
 			}

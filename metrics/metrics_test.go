@@ -216,7 +216,9 @@ func TestLimiterCountsWaits(t *testing.T) {
 	if res, _ := no.Allow(ctx, "whatsapp:+2348031234567", ratelimit.Limit{PerSecond: 5}, 2); res.Allowed != 0 || res.RetryAfter != 2*time.Second {
 		t.Errorf("Allow through the decorator = %+v", res)
 	}
-	ok.Block(ctx, "sms:chan-1", time.Second)
+	if err := ok.Block(ctx, "sms:chan-1", time.Second); err != nil {
+		t.Fatal(err)
+	}
 	got := gather(t, m.asked, m.refused, m.wait, m.blocked)
 	expectSeries(t, got, map[string]float64{
 		"fanout_ratelimit_permits_requested_total{channel=sms}":      3,

@@ -251,7 +251,7 @@ func (s *Server) readSubmission(mr *multipart.Reader) (sub Submission, cleanup f
 			if err != nil {
 				return sub, cleanup, http.StatusInternalServerError, fmt.Errorf("store the upload: %w", err)
 			}
-			cleanup = func() { os.Remove(f.Name()) }
+			cleanup = func() { os.Remove(f.Name()) } //nolint:errcheck // best effort: a CreateTemp file (0600) in TMPDIR
 			sub.RecipientsPath = f.Name()
 			_, err = io.Copy(f, part)
 			if cerr := f.Close(); err == nil {

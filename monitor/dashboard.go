@@ -241,7 +241,7 @@ func refreshAttr(secs int, path string) template.HTMLAttr {
 	if path != "" {
 		v += "; url=" + path
 	}
-	return template.HTMLAttr(`content="` + html.EscapeString(v) + `"`)
+	return template.HTMLAttr(`content="` + html.EscapeString(v) + `"`) //nolint:gosec // G203: v is escaped
 }
 
 func pct(n, total int64) string {

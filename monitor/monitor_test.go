@@ -390,11 +390,11 @@ func multipartBody(t *testing.T, parts map[string]string) (io.Reader, string) {
 			continue
 		}
 		if name == "id" || name == "extra" {
-			mw.WriteField(name, v)
+			mw.WriteField(name, v) //nolint:errcheck // a multipart writer over a bytes.Buffer cannot fail
 			continue
 		}
 		w, _ := mw.CreateFormFile(name, name+map[string]string{"spec": ".yaml", "recipients": ".csv"}[name])
-		w.Write([]byte(v))
+		w.Write([]byte(v)) //nolint:errcheck // a multipart writer over a bytes.Buffer cannot fail
 	}
 	mw.Close()
 	return &buf, mw.FormDataContentType()

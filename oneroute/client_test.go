@@ -79,7 +79,7 @@ func TestEnvelopeTolerance(t *testing.T) {
 	srv := stub(t, func(w http.ResponseWriter, r *http.Request) {
 		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/case/"), "/")
 		var status int
-		fmt.Sscan(r.URL.Query().Get("status"), &status)
+		fmt.Sscan(r.URL.Query().Get("status"), &status) //nolint:errcheck // a missing status leaves the default
 		b, err := os.ReadFile(filepath.Join("testdata", "responses", name))
 		if err != nil {
 			http.Error(w, err.Error(), 500)
@@ -91,7 +91,7 @@ func TestEnvelopeTolerance(t *testing.T) {
 			}
 		}
 		w.WriteHeader(status)
-		w.Write(b)
+		w.Write(b) //nolint:gosec // G705: a recorded response from testdata, served to the client under test
 	})
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -311,7 +311,7 @@ func TestConnectionsAreReused(t *testing.T) {
 		if i%2 == 1 {
 			ch = "bad"
 		}
-		c.SendSMS(context.Background(), ch, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234567"}})
+		c.SendSMS(context.Background(), ch, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234567"}}) //nolint:errcheck // half go to a bad channel on purpose; the connection count is asserted
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 6 sequential calls; want 1", n)
@@ -329,7 +329,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 		}
 	})
 	srv := stub(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound) //nolint:gosec // G710: the test server redirects to another test server
 	})
 	c := newClient(t, oneroute.Options{BaseURL: srv.URL})
 	_, err := c.FetchChannels(context.Background(), oneroute.MediumSMS)

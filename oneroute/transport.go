@@ -116,7 +116,7 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 			return nil, err
 		}
 		// Cancelling ctx (or its deadline) unblocks the write or read.
-		stop := context.AfterFunc(ctx, func() { wc.c.SetDeadline(time.Unix(1, 0)) })
+		stop := context.AfterFunc(ctx, func() { wc.c.SetDeadline(time.Unix(1, 0)) }) //nolint:errcheck // on a closed conn the read fails anyway
 		werr := req.Write(wc.bw)
 		if werr == nil {
 			werr = wc.bw.Flush()

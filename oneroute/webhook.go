@@ -394,7 +394,7 @@ func (v *WebhookVerifier) Handler(fn func(context.Context, Event) error) http.Ha
 			// Forget with a fresh context: the request's may be done.
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 			defer cancel()
-			v.Forget(fctx, body)
+			v.Forget(fctx, body) //nolint:errcheck // best effort: if it fails, the retry is a replay and the next sweep settles the event
 			webhookReply(w, http.StatusInternalServerError, "processing failed")
 			return
 		}

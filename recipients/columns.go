@@ -43,7 +43,7 @@ func CheckColumns(s campaigns.Spec, r *campaigns.Renderer, file string, columns 
 func ColumnsText(columns []string) string {
 	for _, c := range columns {
 		if !plainColumn(c) {
-			return fmt.Sprintf("its first line does not look like a header of column names, so it is not shown; is it a recipient file? A CSV recipient file starts with a header such as \"phone,first_name\"")
+			return "its first line does not look like a header of column names, so it is not shown; is it a recipient file? A CSV recipient file starts with a header such as \"phone,first_name\""
 		}
 	}
 	if len(columns) == 1 {

@@ -83,7 +83,7 @@ func (u *Upload) flush() error {
 	}
 	u.zbuf.Reset()
 	u.zw.Reset(&u.zbuf)
-	u.zw.Write(u.buf.Bytes())
+	u.zw.Write(u.buf.Bytes()) //nolint:errcheck // gzip.Writer keeps a write error and Close, checked below, returns it
 	if err := u.zw.Close(); err != nil {
 		u.err = err
 		return err

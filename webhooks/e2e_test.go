@@ -101,7 +101,7 @@ func smsEndToEnd(t *testing.T, hooks bool) {
 		opts.WebhookURL, opts.WebhookSecret = h.URL+webhooks.Path, secret
 		app := webhooks.NewApplier(store, webhooks.ApplierOptions{Block: 100 * time.Millisecond})
 		running.Add(1)
-		go func() { defer running.Done(); app.Run(ctx) }()
+		go func() { defer running.Done(); app.Run(ctx) }() //nolint:errcheck // returns nil when ctx ends
 	}
 	sb := sandbox.New(opts)
 	t.Cleanup(sb.Close)
@@ -212,7 +212,7 @@ func startHooked(t *testing.T, so sandbox.Options) *hooked {
 	t.Cleanup(func() { h.Close(); recv.Stop() })
 	app := webhooks.NewApplier(store, webhooks.ApplierOptions{Block: 100 * time.Millisecond})
 	running.Add(1)
-	go func() { defer running.Done(); app.Run(ctx) }()
+	go func() { defer running.Done(); app.Run(ctx) }() //nolint:errcheck // returns nil when ctx ends
 	so.WebhookURL, so.WebhookSecret = h.URL+webhooks.Path, secret
 	sb := sandbox.New(so)
 	t.Cleanup(sb.Close)

@@ -75,7 +75,7 @@ func Backoff(n int, base time.Duration) time.Duration {
 	if d > 5*time.Minute || d <= 0 {
 		d = 5 * time.Minute
 	}
-	j := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
+	j := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4 //nolint:gosec // G404: retry jitter, not a secret
 	return d + j
 }
 

@@ -68,7 +68,7 @@ func (b *auditBundle) campaign(t *testing.T, id string, batches int) []*campaign
 func (b *auditBundle) copies(t *testing.T, id string) []string {
 	t.Helper()
 	var keys []string
-	b.store.Copies(b.ctx, id, func(chunk []storage.Copy) error {
+	b.store.Copies(b.ctx, id, func(chunk []storage.Copy) error { //nolint:errcheck // the collected keys are asserted by the caller
 		for _, c := range chunk {
 			keys = append(keys, c.Key)
 		}

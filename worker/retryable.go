@@ -254,7 +254,7 @@ func retryStep(ctx context.Context, store *storage.Store, enq Enqueuer, head *ca
 		break
 	}
 	if err != nil {
-		store.DropCopies(context.WithoutCancel(ctx), head.Campaign, keys...)
+		store.DropCopies(context.WithoutCancel(ctx), head.Campaign, keys...) //nolint:errcheck // best effort: the auditor drops copies left behind
 		return err
 	}
 	if rr.Reset != len(rows) {

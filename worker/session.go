@@ -187,7 +187,7 @@ func (h *SessionHandler) sendTemplates(ctx context.Context, b *campaigns.Batch, 
 		var counts []storage.RouteCount
 		for i, r := range res {
 			if r.Accepted() {
-				counts = append(counts, storage.RouteCount{Row: items[i].Row, Route: campaigns.RouteTemplate})
+				counts = append(counts, storage.RouteCount{Row: items[i].Row, Route: campaigns.RouteTemplate}) //nolint:gosec // G602: len(res) == len(items) above
 			}
 		}
 		h.count(ctx, b, counts)

@@ -333,7 +333,7 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 	ids := map[string]bool{}
 	for _, task := range b.enq.take(tasks.TypeDLRSweep) {
 		var sw tasks.DLRSweep
-		tasks.Decode(task.Payload(), &sw)
+		tasks.Decode(task.Payload(), &sw) //nolint:errcheck // a task this package encoded; its fields are asserted
 		ids[sw.ID()] = true
 	}
 	if diff := cmp.Diff(map[string]bool{"partial:dlr:sweep": true}, ids); diff != "" {
@@ -606,7 +606,7 @@ func TestCancelledCampaignSkips(t *testing.T) {
 	b := setup(t)
 	s := spec("cancel", campaigns.ChannelSMS)
 	batch := b.campaign(t, s, "+2348030000001", "+2348030000002")
-	b.store.Cancel(b.ctx, s.ID, "operator")
+	b.store.Cancel(b.ctx, s.ID, "operator") //nolint:errcheck // setup on miniredis; the assertions below check the state
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +634,7 @@ func TestDLRPolling(t *testing.T) {
 		items = append(items, tasks.DLRItem{Row: it.Row, ID: "id-" + it.To})
 	}
 	old := &tasks.DLRPoll{Campaign: s.ID, Key: "b0-x", Since: time.Now().Unix(), Items: items}
-	b.enq.EnqueueContext(b.ctx, tasks.Poll(old, tasks.Options{}).Task)
+	b.enq.EnqueueContext(b.ctx, tasks.Poll(old, tasks.Options{}).Task) //nolint:errcheck // the fake enqueuer only records
 	b.prov.dlr = func(id string) (oneroute.DLR, error) {
 		st := map[string]string{"id-+2348030000001": "delivered", "id-+2348030000002": "undelivered"}[id]
 		if st == "" {
@@ -654,7 +654,7 @@ func TestDLRPolling(t *testing.T) {
 		t.Fatalf("%d follow-up polls, want 1 for the pending one", len(next))
 	}
 	var p tasks.DLRPoll
-	tasks.Decode(next[0].Payload(), &p)
+	tasks.Decode(next[0].Payload(), &p) //nolint:errcheck // a task this package encoded; its fields are asserted
 	if len(p.Items) != 1 || p.Attempt != 1 {
 		t.Fatalf("follow-up poll %+v", p)
 	}
@@ -680,8 +680,8 @@ func TestHTTPTimeoutAfterWriteIsAmbiguous(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		<-release
-	})}
-	go srv.Serve(ln)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // http.ErrServerClosed at cleanup
 	t.Cleanup(func() { close(release); srv.Close() })
 	c, _ := oneroute.New(oneroute.Options{BaseURL: "http://" + ln.Addr().String(), APIKey: "test_x", Timeout: 200 * time.Millisecond})
 	_, err = c.SendSMS(context.Background(), "ch", oneroute.SMSRequest{Message: "hi", Recipients: []string{"+2348030000001"}})
@@ -826,8 +826,8 @@ func TestStopRecordsEverySend(t *testing.T) {
 		to = append(to, addr)
 		batch.Items = append(batch.Items, campaigns.Item{Row: i, To: addr, Content: &campaigns.Content{Text: "m", Subject: "s"}})
 	}
-	store.AddBatch(context.Background(), s.ID, 0, 6, 6)
-	store.FinishDispatch(context.Background(), s.ID, storage.DispatchCounts{Rows: 6})
+	store.AddBatch(context.Background(), s.ID, 0, 6, 6)                               //nolint:errcheck // setup on miniredis; the assertions below check the state
+	store.FinishDispatch(context.Background(), s.ID, storage.DispatchCounts{Rows: 6}) //nolint:errcheck // setup on miniredis; the assertions below check the state
 	enq := asynq.NewClientFromRedisClient(rdb)
 	w := NewServer(rdb, Deps{Store: store, Provider: prov, Enqueuer: enq}, Options{
 		Concurrency: 1, PerCallConcurrency: 2, RequestTimeout: 2 * time.Second, ShutdownTimeout: time.Second, PollInterval: 50 * time.Millisecond})

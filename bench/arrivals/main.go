@@ -93,8 +93,9 @@ func proxy(listen, target, out string) error {
 		for a := range lines {
 			fmt.Fprintf(w, "%d\t%s\t%s\t%d\n", a.ns, a.method, a.path, a.n)
 		}
-		w.Flush()
-		f.Close()
+		if err := errors.Join(w.Flush(), f.Close()); err != nil {
+			fmt.Fprintln(os.Stderr, "arrivals: the log is incomplete:", err)
+		}
 		close(written)
 	}()
 	rp := httputil.NewSingleHostReverseProxy(u)
@@ -131,7 +132,7 @@ func proxy(listen, target, out string) error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		srv.Shutdown(sctx) //nolint:errcheck // at exit, past its deadline
 	}()
 	fmt.Fprintf(os.Stderr, "arrivals: proxy on http://%s to %s, log %s\n", ln.Addr(), target, out)
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

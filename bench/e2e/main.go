@@ -251,7 +251,9 @@ func run(o options) error {
 			b, _ := json.Marshal(res)
 			fmt.Println(string(b))
 			if outF != nil {
-				outF.Write(append(b, '\n'))
+				if _, err := outF.Write(append(b, '\n')); err != nil {
+					return err
+				}
 			}
 			all = append(all, res)
 		}
@@ -806,7 +808,7 @@ func summary(w io.Writer, all []Result) {
 					SbUs    float64 `json:"sandbox_cpu_us_per_msg"`
 				} `json:"process"`
 			}
-			json.Unmarshal(r.Baseline, &b)
+			json.Unmarshal(r.Baseline, &b) //nolint:errcheck // an old record without a baseline leaves b zero
 			add(r.Scenario, b.Process.PerS, b.Process.CPUUs, b.Process.RedisUs, b.Process.SbUs, 0, 0)
 		}
 	}

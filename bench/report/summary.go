@@ -133,9 +133,10 @@ func summarise(raw []json.RawMessage) Summary {
 				continue
 			}
 			p := by[r.Run]
-			if r.Scenario == a {
+			switch r.Scenario {
+			case a:
 				p[0] = v
-			} else if r.Scenario == b {
+			case b:
 				p[1] = v
 			}
 			by[r.Run] = p

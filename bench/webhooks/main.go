@@ -104,7 +104,7 @@ func loadavg() string {
 // procCPU is this process's CPU time so far (user + system).
 func procCPU() time.Duration {
 	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru) //nolint:errcheck // cannot fail for RUSAGE_SELF
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
@@ -205,7 +205,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) //nolint:errcheck // best effort: a temporary directory
 	rdb, stopRedis, err := startRedis(dir, o.aof)
 	if err != nil {
 		return err
@@ -237,14 +237,14 @@ func run(o options) error {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+webhooks.Path, recv)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go srv.Serve(ln) //nolint:errcheck // http.ErrServerClosed when closed below
 	defer func() { srv.Close(); recv.Stop() }()
 	actx, cancel := context.WithCancel(ctx)
 	var applying sync.WaitGroup
 	if o.apply {
 		app := webhooks.NewApplier(store, webhooks.ApplierOptions{})
 		applying.Add(1)
-		go func() { defer applying.Done(); app.Run(actx) }()
+		go func() { defer applying.Done(); app.Run(actx) }() //nolint:errcheck // returns nil when actx ends
 	}
 	defer func() { cancel(); applying.Wait() }()
 

@@ -63,8 +63,12 @@ func TestCanarySecretsAppearNowhere(t *testing.T) {
 	dir := t.TempDir()
 	spec, _ := os.ReadFile("testdata/e2e/campaign.yaml")
 	csv, _ := os.ReadFile("testdata/e2e/recipients.csv")
-	os.WriteFile(filepath.Join(dir, "recipients.csv"), csv, 0o600)
-	os.WriteFile(filepath.Join(dir, "c.yaml"), append([]byte("id: canary-refused\n"), spec...), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "recipients.csv"), csv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), append([]byte("id: canary-refused\n"), spec...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if code := b.run(t, "run", "--offline", "--timeout", "30s", filepath.Join(dir, "c.yaml")); code == exitOK {
 		t.Errorf("a refused key, --offline: exit 0\n%s", grepNotDebug(b.stdout.String()+b.stderr.String()))
 	}

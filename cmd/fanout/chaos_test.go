@@ -118,7 +118,7 @@ func (c *chaosBundle) waitFinal(t *testing.T, id string, within time.Duration) c
 		time.Sleep(100 * time.Millisecond)
 	}
 	counts := map[string]int{}
-	c.store.Scan(c.ctx, id, func(e storage.Entry) error { counts[string(e.State)]++; return nil })
+	c.store.Scan(c.ctx, id, func(e storage.Entry) error { counts[string(e.State)]++; return nil }) //nolint:errcheck // diagnostics for the t.Fatalf below: a partial count still helps
 	t.Fatalf("campaign %s not final after %s: %+v\nledger: %v\nsandbox: %+v\n%s", id, within, p, counts, c.sb.Stats(), c.awaitedReport(id))
 	return p
 }

@@ -76,7 +76,7 @@ func runRedisServer(t *testing.T, bin string, args ...string) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }() //nolint:errcheck
+	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 }
 

@@ -137,11 +137,6 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
 // openConfigRedis loads the configuration and connects to its Redis, for
 // the commands that only read or change campaigns. Close the client when
 // done.

@@ -50,7 +50,7 @@ func startSandboxAPI(opts ...func(*sandbox.Options)) (sb *sandbox.Server, baseUR
 		return nil, "", nil, err
 	}
 	hs := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
+	go hs.Serve(ln) //nolint:errcheck // http.ErrServerClosed once stop closes hs
 	stop = func() {
 		hs.Close()
 		sb.Close()

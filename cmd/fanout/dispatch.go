@@ -430,7 +430,7 @@ type rejectWriter struct {
 }
 
 func newRejectWriter(path string) (*rejectWriter, error) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600) // refused rows hold recipients' addresses: owner-only
 	if err != nil {
 		return nil, &inputError{fmt.Errorf("--rejects: %w", err)}
 	}

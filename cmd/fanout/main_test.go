@@ -187,7 +187,9 @@ func TestPauseResumeCancel(t *testing.T) {
 	state := func() string {
 		b.run(t, "status", "--json", "ctl")
 		var p campaigns.Progress
-		json.Unmarshal(b.stdout.Bytes(), &p)
+		if err := json.Unmarshal(b.stdout.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
 		return string(p.State) + "/" + p.Reason
 	}
 	steps := []struct {
@@ -243,7 +245,9 @@ func TestDispatchWithoutIDTwiceIsOneCampaign(t *testing.T) {
 			t.Fatalf("dispatch %d: exit %d\n%s", i, code, b.stderr.String())
 		}
 		var res map[string]any
-		json.Unmarshal(b.stdout.Bytes(), &res)
+		if err := json.Unmarshal(b.stdout.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
 		ids = append(ids, res["id"].(string))
 		enqueued = append(enqueued, res["enqueued"].(float64))
 	}

@@ -95,7 +95,7 @@ See docs/monitoring.md.`)
 	}
 	log.Info().Str("url", "http://"+ln.Addr().String()+"/").Bool("auth", auth.Enabled()).Bool("readonly", auth.ReadOnly).Msg("monitor listening")
 	sampled := make(chan struct{})
-	go func() { app.history.Run(ctx, app.store, *sample); close(sampled) }()
+	go func() { app.history.Run(ctx, app.store, *sample); close(sampled) }() //nolint:errcheck // returns nil when ctx ends
 	handler := app.handler
 	if cfg.OneRoute.WebhookSecret != "" {
 		// OneRoute's webhooks on the same port (signed: no basic auth).
@@ -269,7 +269,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log zerolog
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	<-done
+	<-done //nolint:errcheck // Serve's http.ErrServerClosed after Shutdown; Shutdown's error is returned
 	log.Info().Msg("http server stopped")
 	return err
 }

@@ -304,9 +304,9 @@ func (b *monitorBundle) post(t *testing.T, who *monitor.Credentials, spec, recip
 	var buf strings.Builder
 	mw := multipart.NewWriter(&buf)
 	fw, _ := mw.CreateFormFile("spec", "campaign.yaml")
-	fw.Write([]byte(spec))
+	fw.Write([]byte(spec)) //nolint:errcheck // a multipart part over a strings.Builder cannot fail
 	fw, _ = mw.CreateFormFile("recipients", recipientsName)
-	fw.Write([]byte(recipientsBody))
+	fw.Write([]byte(recipientsBody)) //nolint:errcheck // a multipart part over a strings.Builder cannot fail
 	mw.Close()
 	req, _ := http.NewRequest(http.MethodPost, b.url+"/api/campaigns", strings.NewReader(buf.String()))
 	req.Header.Set("Content-Type", mw.FormDataContentType())

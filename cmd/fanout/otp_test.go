@@ -44,7 +44,9 @@ func TestOTPSendAndVerify(t *testing.T) {
 			PhoneNumber string `json:"phoneNumber"`
 		} `json:"data"`
 	}
-	json.NewDecoder(resp.Body).Decode(&peek)
+	if err := json.NewDecoder(resp.Body).Decode(&peek); err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	if len(peek.Data.OTP) != 6 || peek.Data.PhoneNumber != "+2348031234567" {
 		t.Fatalf("the sandbox issued %+v; want a 6-digit code for +2348031234567", peek.Data)
@@ -57,7 +59,9 @@ func TestOTPSendAndVerify(t *testing.T) {
 	verify := func(code string) (otpVerified, int, string) {
 		b, exit := cli(t, "verify", "--key", sent.Key, "--code", code, "--to", "+234 803 123 4567", "--json")
 		var v otpVerified
-		json.Unmarshal(b.stdout.Bytes(), &v)
+		if err := json.Unmarshal(b.stdout.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
 		return v, exit, b.stderr.String()
 	}
 	if v, exit, stderr := verify(wrong); exit != exitOTPRefused || v.Verified || v.Reason != "mismatch" {

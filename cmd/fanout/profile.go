@@ -37,7 +37,10 @@ func startProfile(getenv func(string) string, stderr io.Writer) (stop func(), er
 			signal.Stop(usr1)
 			close(done)
 			pprof.StopCPUProfile()
-			f.Close()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(stderr, "FANOUT_CPU_PROFILE:", err)
+				return
+			}
 			fmt.Fprintln(stderr, "CPU profile written to", path)
 		})
 	}

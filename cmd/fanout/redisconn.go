@@ -126,7 +126,7 @@ func openRedis(ctx context.Context, c config.Redis, poolSize int) (redis.Univers
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
 		if msg := err.Error(); strings.HasPrefix(msg, "NOAUTH") || strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOPERM") {
-			return nil, fmt.Errorf("Redis at %s refused fanout's credentials (authentication failed): %v (set the password in REDIS_URL, redis://:PASSWORD@host:port/0, or REDIS_PASSWORD / REDIS_PASSWORD_FILE, and the ACL user in REDIS_USERNAME)", redisWhere(c), err)
+			return nil, fmt.Errorf("Redis at %s refused fanout's credentials (authentication failed): %v (set the password in REDIS_URL, redis://:PASSWORD@host:port/0, or REDIS_PASSWORD / REDIS_PASSWORD_FILE, and the ACL user in REDIS_USERNAME)", redisWhere(c), err) //nolint:staticcheck // ST1005: "Redis" is a name
 		}
 		return nil, fmt.Errorf("cannot reach Redis at %s: %v (is it running? set REDIS_URL, or the REDIS_SENTINEL_* or REDIS_CLUSTER_ADDRS settings)", redisWhere(c), err)
 	}

@@ -109,7 +109,7 @@ func TestDeletedAndArchivedTasksDoNotStrand(t *testing.T) {
 	aud := worker.NewAuditor(c.rdb, c.store, zerolog.Nop(), worker.AuditOptions{Interval: 500 * time.Millisecond, RequestTimeout: opts.RequestTimeout})
 	ctx, stop := context.WithCancel(c.ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); aud.Run(ctx) }()
+	go func() { defer close(done); aud.Run(ctx) }() //nolint:errcheck // returns nil when ctx ends
 	t.Cleanup(func() { stop(); <-done })
 	start := time.Now()
 	p := c.waitFinal(t, res.ID, 60*time.Second)
@@ -208,7 +208,7 @@ func restoreOldAOF(t *testing.T, defended bool) int64 {
 	aud := worker.NewAuditor(c.rdb, c.store, zerolog.Nop(), worker.AuditOptions{Interval: time.Second, RequestTimeout: opts.RequestTimeout})
 	actx, stop := context.WithCancel(c.ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); aud.Run(actx) }()
+	go func() { defer close(done); aud.Run(actx) }() //nolint:errcheck // returns nil when actx ends
 	t.Cleanup(func() { stop(); <-done })
 	testwait.For(t, "a third of the campaign sent", 3*time.Minute, func() bool {
 		p, err := c.store.Progress(c.ctx, res.ID)

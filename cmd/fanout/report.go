@@ -98,7 +98,7 @@ the ledger is read 100 rows at a time.`)
 	w := e.stdout
 	var f *os.File
 	if *out != "" {
-		if f, err = os.Create(*out); err != nil {
+		if f, err = os.OpenFile(*out, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600); err != nil { // recipients' personal data: owner-only
 			return &inputError{err}
 		}
 		defer f.Close()

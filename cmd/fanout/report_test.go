@@ -45,7 +45,9 @@ func TestReportWriterEscapesFormulas(t *testing.T) {
 	}
 	buf.Reset()
 	w = newReportWriter(&buf, "ndjson")
-	w.write(reportLine{Row: 1, Reason: "=1+2"})
+	if err := w.write(reportLine{Row: 1, Reason: "=1+2"}); err != nil {
+		t.Fatal(err)
+	}
 	var l reportLine
 	if err := json.Unmarshal(buf.Bytes(), &l); err != nil || l.Reason != "=1+2" {
 		t.Errorf("ndjson = %q (%v), want the reason as is", buf.String(), err)

@@ -71,8 +71,7 @@ func (f *numberFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Recipients []string `json:"recipients"`
 	}
-	json.Unmarshal(body, &req)
-	if len(req.Recipients) != 1 {
+	if err := json.Unmarshal(body, &req); err != nil || len(req.Recipients) != 1 {
 		http.Error(w, "the fault proxy wants one recipient a request", http.StatusTeapot)
 		return
 	}
@@ -133,7 +132,7 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 	aud := worker.NewAuditor(c.rdb, c.store, zerolog.Nop(), worker.AuditOptions{Interval: 200 * time.Millisecond, RequestTimeout: opts.RequestTimeout})
 	actx, stopAudit := context.WithCancel(c.ctx)
 	audited := make(chan struct{})
-	go func() { defer close(audited); aud.Run(actx) }()
+	go func() { defer close(audited); aud.Run(actx) }() //nolint:errcheck // returns nil when actx ends
 	t.Cleanup(func() { stopAudit(); <-audited })
 	const n = 200
 	specPath := writeCampaign(t, n, "notify_url: "+hook.URL+"/done\n")
@@ -142,15 +141,13 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 	p := c.waitFinal(t, res.ID, 60*time.Second)
 	c.checkLedger(t, p)
 	requests, _ := faults.counts()
-	var perm, temp, ok []int
+	var perm, temp []int
 	for i := range requests {
 		switch {
 		case faults.perm(i):
 			perm = append(perm, i)
 		case faults.temp(i):
 			temp = append(temp, i)
-		default:
-			ok = append(ok, i)
 		}
 	}
 	// About 5% each (numbers ending in 9 are left out of the file).
@@ -241,7 +238,9 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 		t.Fatalf("second retry-failed: exit %d: %s", code, b.stderr.String())
 	}
 	var again worker.RetryResult
-	json.Unmarshal(b.stdout.Bytes(), &again)
+	if err := json.Unmarshal(b.stdout.Bytes(), &again); err != nil {
+		t.Fatal(err)
+	}
 	if again.Retried != 0 || again.Batches != 0 {
 		t.Errorf("second retry-failed = %+v, want nothing retried", again)
 	}
@@ -252,7 +251,9 @@ func TestRetryFailedResendsExactlyTheTemporaryFailures(t *testing.T) {
 		t.Fatalf("retry-failed --reason: exit %d: %s", code, b.stderr.String())
 	}
 	var byReason worker.RetryResult
-	json.Unmarshal(b.stdout.Bytes(), &byReason)
+	if err := json.Unmarshal(b.stdout.Bytes(), &byReason); err != nil {
+		t.Fatal(err)
+	}
 	if byReason.Retried != len(perm) || byReason.Round != 2 {
 		t.Errorf("retry-failed --reason = %+v, want %d retried in round 2", byReason, len(perm))
 	}

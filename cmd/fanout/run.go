@@ -219,14 +219,14 @@ func (b *runBackends) close() {
 
 // dispatchRun dispatches the checked source, reporting refused rows to
 // --rejects or, the first ten, to standard error.
-func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec campaigns.Spec, src recipients.Source, log zerolog.Logger) (dispatcher.Result, error) {
+func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec campaigns.Spec, src recipients.Source, log zerolog.Logger) (res dispatcher.Result, err error) {
 	opts := dispatchOptions(cfg)
 	if a.rejects != "" {
-		rw, err := newRejectWriter(a.rejects)
-		if err != nil {
-			return dispatcher.Result{}, err
+		rw, rerr := newRejectWriter(a.rejects) // not err: the deferred Join below sets the result
+		if rerr != nil {
+			return dispatcher.Result{}, rerr
 		}
-		defer rw.Close()
+		defer func() { err = errors.Join(err, rw.Close()) }() // a failed write of the --rejects file fails the run
 		opts.Reject = rw.Write
 	} else {
 		shown := 0
@@ -239,7 +239,7 @@ func dispatchRun(ctx context.Context, e *env, a runArgs, cfg config.Config, spec
 			}
 		}
 	}
-	res, err := dispatchSpec(ctx, cfg, spec, src, opts, log)
+	res, err = dispatchSpec(ctx, cfg, spec, src, opts, log)
 	if err == nil && !a.json {
 		fmt.Fprintf(e.stderr, "fanout run: campaign %s: %s enqueued in %s (%d invalid, %s, %d suppressed)\n",
 			res.ID, plural(res.Total, "recipient", "recipients"), plural(res.Batches, "batch", "batches"), res.Invalid,

@@ -70,12 +70,12 @@ See docs/oneroute.md.`)
 	if *webhookURL != "" {
 		fmt.Fprintf(e.stderr, "webhooks to %s, signed with the secret given\n", *webhookURL)
 	}
-	go func() {
+	go func() { //nolint:gosec // G118: ctx is done here; the shutdown needs its own deadline
 		<-ctx.Done()
 		sb.Close() // release hung requests so Shutdown can finish
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		srv.Shutdown(sctx) //nolint:errcheck // past the deadline the process exits anyway
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -88,7 +88,7 @@ Bad rows are refused one by one, named by line, and the rest imported.`)
 	if err := checkArgs(pos, "one CSV file (or -)"); err != nil {
 		return err
 	}
-	var in io.Reader = e.stdin
+	in := e.stdin
 	name := "standard input"
 	if pos[0] != "-" {
 		f, err := os.Open(pos[0])

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -181,7 +182,6 @@ separated, or one JSON object per line with --json.`)
 	defer rdb.Close()
 	store := storage.New(rdb)
 	w := bufio.NewWriter(e.stdout)
-	defer w.Flush()
 	enc := json.NewEncoder(w)
 	for _, k := range kinds {
 		err := store.ListOptOuts(ctx, k, func(o storage.OptOut) error {
@@ -192,10 +192,10 @@ separated, or one JSON object per line with --json.`)
 			return err
 		})
 		if err != nil {
-			return err
+			return errors.Join(err, w.Flush()) // what was listed, then the error
 		}
 	}
-	return nil
+	return w.Flush() // a failed write (a full disk, a closed pipe) fails the command
 }
 
 // suppressImported is fanout suppress import's JSON output. Field names
@@ -242,7 +242,7 @@ number (the first 20), and the rest imported.`)
 	if err := checkArgs(pos, "one file (or -)"); err != nil {
 		return err
 	}
-	var in io.Reader = e.stdin
+	in := e.stdin
 	name := "standard input"
 	if pos[0] != "-" {
 		f, err := os.Open(pos[0])

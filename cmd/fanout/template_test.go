@@ -189,7 +189,9 @@ func TestHTMLEmailArrivesEscaped(t *testing.T) {
 			var q struct {
 				Message string `json:"message"`
 			}
-			json.Unmarshal(body, &q)
+			if err := json.Unmarshal(body, &q); err != nil {
+				t.Error(err)
+			}
 			mu.Lock()
 			bodies = append(bodies, q.Message)
 			mu.Unlock()

@@ -122,7 +122,7 @@ func TestReadmeTour(t *testing.T) {
 	marks := []string{filepath.Join(dir, "bin", "fanout"), "redis-server *:" + redisPort, "127.0.0.1:" + redisPort}
 	t.Cleanup(func() {
 		// Whatever went wrong, leave nothing behind.
-		exec.Command("redis-cli", "-p", redisPort, "shutdown", "nosave").Run()
+		exec.Command("redis-cli", "-p", redisPort, "shutdown", "nosave").Run() //nolint:errcheck // cleanup: the server may be gone already
 		if cmd.Process != nil {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}

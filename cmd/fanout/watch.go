@@ -178,7 +178,7 @@ func (t *throttledView) show(f frame) error {
 
 func (t *throttledView) close() {
 	if t.pending != nil {
-		t.v.show(*t.pending)
+		t.v.show(*t.pending) //nolint:errcheck // the last frame, on the way out: a failed terminal write has no remedy
 	}
 	t.v.close()
 }

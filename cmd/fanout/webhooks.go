@@ -120,7 +120,7 @@ func startWebhooks(ctx context.Context, rdb redis.UniversalClient, cfg config.Co
 		}
 		app := webhooks.NewApplier(store, webhooks.ApplierOptions{Logger: log, LiveFor: liveFor, Inbound: inbound})
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); app.Run(actx) }()
+		go func() { defer s.wg.Done(); app.Run(actx) }() //nolint:errcheck // returns nil when actx ends
 	}
 	return s, nil
 }
@@ -193,7 +193,7 @@ func serveRunWebhooks(ctx context.Context, ln net.Listener, rdb redis.UniversalC
 	mux := http.NewServeMux()
 	mux.Handle("POST "+webhooks.Path, svc.recv)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
+	go hs.Serve(ln) //nolint:errcheck // http.ErrServerClosed once the returned func closes hs
 	return func() {
 		hs.Close()
 		svc.stop()

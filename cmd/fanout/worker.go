@@ -70,7 +70,7 @@ FANOUT_SHUTDOWN_TIMEOUT (longer than ONEROUTE_TIMEOUT) for running sends.`)
 	aud := worker.NewAuditor(rdb, storage.New(rdb), log, worker.AuditOptions{RequestTimeout: cfg.OneRoute.Timeout, TaskTimeout: cfg.Worker.TaskTimeout})
 	actx, stopAudit := context.WithCancel(ctx)
 	audited := make(chan struct{})
-	go func() { defer close(audited); aud.Run(actx) }()
+	go func() { defer close(audited); aud.Run(actx) }() //nolint:errcheck // returns nil when actx ends
 	err = srv.Run(ctx)
 	stopAudit()
 	<-audited

@@ -135,7 +135,7 @@ func (s *Server) start(bin string, port int) error {
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(p)
 		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }() //nolint:errcheck
+		go func() { cmd.Wait(); close(exited) }()
 		if err := waitReady(addr, exited); err != nil {
 			cmd.Process.Kill()
 			<-exited

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/fanoutdev/fanout/oneroute/sandbox/internal/loadgen"
@@ -22,8 +23,8 @@ func BenchmarkSandboxSMSSend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &http.Server{Handler: sb}
-	go srv.Serve(ln)
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // http.ErrServerClosed at cleanup
 	defer srv.Close()
 	b.ResetTimer()
 	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: ln.Addr().String(), Conns: 64, Requests: int64(b.N)})

@@ -59,7 +59,7 @@ const (
 const KeyPrefix = "test_"
 
 // DefaultWebhookSecret signs webhooks when Options.WebhookSecret is empty.
-const DefaultWebhookSecret = "test_webhook_secret"
+const DefaultWebhookSecret = "test_webhook_secret" //nolint:gosec // G101: the fake server's documented test secret
 
 // Options configures a sandbox. The zero value is ready to use.
 type Options struct {
@@ -532,7 +532,7 @@ func resetConn(w http.ResponseWriter) {
 		panic(http.ErrAbortHandler)
 	}
 	if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
-		tc.SetLinger(0)
+		tc.SetLinger(0) //nolint:errcheck // injected fault: the reset is best effort
 	}
 	conn.Close()
 }

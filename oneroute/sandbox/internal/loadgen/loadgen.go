@@ -129,7 +129,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	left.Store(c.Requests)
 	stop := context.AfterFunc(ctx, func() {
 		for _, conn := range conns {
-			conn.SetDeadline(time.Now()) // unblock reads and writes
+			conn.SetDeadline(time.Now()) //nolint:errcheck // unblock reads and writes
 		}
 	})
 	defer stop()

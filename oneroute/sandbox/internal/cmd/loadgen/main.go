@@ -45,8 +45,8 @@ func run(ctx context.Context, addr string, conns int, dur time.Duration, runs in
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: sb}
-		go srv.Serve(ln)
+		srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln) //nolint:errcheck // http.ErrServerClosed at exit
 		defer srv.Close()
 		addr = ln.Addr().String()
 		fmt.Printf("sandbox in process on %s\n", addr)
