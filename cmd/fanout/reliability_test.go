@@ -194,17 +194,26 @@ func TestRedisRestoredFromOldAOF(t *testing.T) {
 	}
 }
 
-// restoreOldAOF runs one campaign through a Redis restored from a 1.5 s-old
-// AOF copy and returns the duplicates the sandbox saw.
-func restoreOldAOF(t *testing.T, defended bool) int64 {
+// startAOFCampaign dispatches n personalised SMS on a private redis-server
+// with AOF (everysec) and starts two workers on it, at 20 ms provider
+// latency: the setup of the Redis loss tests.
+func startAOFCampaign(t *testing.T, n int) (*chaosBundle, dispatcher.Result, worker.Options) {
 	t.Helper()
 	c := setupChaos(t, redistest.Options{RequireReal: true, AOF: true}, 100*time.Millisecond)
 	c.sb.SetFaults(sandbox.Faults{LatencyMS: 20})
-	const n = 5_000
 	res := c.dispatchKeeping(t, writeCampaign(t, n, ""), 50)
 	opts := fastOptions()
 	opts.Concurrency = 20
 	c.startWorkers(t, 2, opts)
+	return c, res, opts
+}
+
+// restoreOldAOF runs one campaign through a Redis restored from a 1.5 s-old
+// AOF copy and returns the duplicates the sandbox saw.
+func restoreOldAOF(t *testing.T, defended bool) int64 {
+	t.Helper()
+	const n = 5_000
+	c, res, opts := startAOFCampaign(t, n)
 	aud := worker.NewAuditor(c.rdb, c.store, zerolog.Nop(), worker.AuditOptions{Interval: time.Second, RequestTimeout: opts.RequestTimeout})
 	actx, stop := context.WithCancel(c.ctx)
 	done := make(chan struct{})
@@ -269,13 +278,8 @@ func TestRedisSIGKILLWithAOF(t *testing.T) {
 		t.Skip("slow (kills redis-server, waits for asynq's lease recovery); run with make chaos")
 	}
 	t.Parallel()
-	c := setupChaos(t, redistest.Options{RequireReal: true, AOF: true}, 100*time.Millisecond)
-	c.sb.SetFaults(sandbox.Faults{LatencyMS: 20})
 	const n = 5_000
-	res := c.dispatchKeeping(t, writeCampaign(t, n, ""), 50)
-	opts := fastOptions()
-	opts.Concurrency = 20
-	c.startWorkers(t, 2, opts)
+	c, res, _ := startAOFCampaign(t, n)
 	testwait.For(t, "a third of the campaign sent", 3*time.Minute, func() bool {
 		p, err := c.store.Progress(c.ctx, res.ID)
 		return err == nil && p.Sent >= n/3
