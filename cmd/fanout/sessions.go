@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -88,16 +87,11 @@ Bad rows are refused one by one, named by line, and the rest imported.`)
 	if err := checkArgs(pos, "one CSV file (or -)"); err != nil {
 		return err
 	}
-	in := e.stdin
-	name := "standard input"
-	if pos[0] != "-" {
-		f, err := os.Open(pos[0])
-		if err != nil {
-			return &inputError{err}
-		}
-		defer f.Close()
-		in, name = f, pos[0]
+	in, name, closeIn, err := openInput(e, pos[0])
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	r := csv.NewReader(in)
 	r.FieldsPerRecord = -1
 	r.ReuseRecord = true

@@ -242,16 +242,11 @@ number (the first 20), and the rest imported.`)
 	if err := checkArgs(pos, "one file (or -)"); err != nil {
 		return err
 	}
-	in := e.stdin
-	name := "standard input"
-	if pos[0] != "-" {
-		f, err := os.Open(pos[0])
-		if err != nil {
-			return &inputError{err}
-		}
-		defer f.Close()
-		in, name = f, pos[0]
+	in, name, closeIn, err := openInput(e, pos[0])
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	cfg, rdb, err := openConfigRedis(ctx, e, *cfgFile)
 	if err != nil {
 		return err
@@ -332,4 +327,17 @@ func importOptOuts(ctx context.Context, store *storage.Store, in io.Reader, name
 		return sum, &inputError{fmt.Errorf("%s: line %d: %w", name, sum.Lines+1, err)}
 	}
 	return sum, flush()
+}
+
+// openInput opens the file a command reads, or standard input for "-", and
+// names it for messages. The caller defers closeIn.
+func openInput(e *env, path string) (in io.Reader, name string, closeIn func(), err error) {
+	if path == "-" {
+		return e.stdin, "standard input", func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", nil, &inputError{err}
+	}
+	return f, path, func() { f.Close() }, nil
 }
