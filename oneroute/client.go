@@ -52,6 +52,10 @@ type Client struct {
 	maxBody   int64
 	userAgent string
 	http      *http.Client
+	// wire is http's transport when New built it: requests go to it
+	// directly, without http.Client's redirect bookkeeping (the default
+	// client follows none) and its copies of every request's header and URL.
+	wire *Transport
 }
 
 // New returns a client. It fails on a malformed base URL or an API key that
@@ -82,12 +86,14 @@ func New(o Options) (*Client, error) {
 		o.MaxConnsPerHost = 512
 	}
 	hc := o.HTTPClient
+	var wire *Transport
 	if hc == nil {
 		var rt http.RoundTripper
 		if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil && proxy == nil {
-			if rt, err = NewWireTransport(u.Scheme, u.Host, o.MaxConnsPerHost); err != nil {
+			if wire, err = NewWireTransport(u.Scheme, u.Host, o.MaxConnsPerHost); err != nil {
 				return nil, err
 			}
+			rt = wire
 		} else {
 			// A proxy is configured: net/http knows how to use one.
 			rt = NewTransport(o.MaxConnsPerHost)
@@ -99,7 +105,7 @@ func New(o Options) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	return &Client{base: u, apiKey: o.APIKey, timeout: o.Timeout, maxBody: o.MaxResponseBytes, userAgent: o.UserAgent, http: hc}, nil
+	return &Client{base: u, apiKey: o.APIKey, timeout: o.Timeout, maxBody: o.MaxResponseBytes, userAgent: o.UserAgent, http: hc, wire: wire}, nil
 }
 
 // redactURL hides credentials in a URL that failed to parse or had userinfo.
@@ -277,6 +283,7 @@ type call struct {
 	path   string     // below the base URL, already escaped
 	query  url.Values // optional
 	in     any        // JSON request body, or nil
+	body   []byte     // the request body already encoded as JSON, instead of in
 	out    any        // decoded from the payload, or nil
 	raw    bool       // decode out from the whole answer (no envelope)
 }
@@ -297,16 +304,24 @@ func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 	// k.path is already escaped (pathID); keep it as sent.
 	u := *c.base
 	u.RawPath = c.base.EscapedPath() + k.path
-	p, err := url.PathUnescape(u.RawPath)
-	if err != nil {
-		return nil, fmt.Errorf("oneroute %s: %w: bad path", k.op, ErrInvalidRequest)
+	u.Path = u.RawPath
+	if strings.IndexByte(u.RawPath, '%') >= 0 {
+		p, err := url.PathUnescape(u.RawPath)
+		if err != nil {
+			return nil, fmt.Errorf("oneroute %s: %w: bad path", k.op, ErrInvalidRequest)
+		}
+		u.Path = p
+	} else {
+		u.RawPath = "" // the path needs no escapes: as url.Parse leaves it
 	}
-	u.Path = p
 	if k.query != nil {
 		u.RawQuery = k.query.Encode()
 	}
 	var body io.Reader
-	if k.in != nil {
+	switch {
+	case k.body != nil:
+		body = bytes.NewReader(k.body)
+	case k.in != nil:
 		b, err := json.Marshal(k.in)
 		if err != nil {
 			return nil, fmt.Errorf("oneroute %s: encode request: %w", k.op, err)
@@ -323,18 +338,21 @@ func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 			}
 		},
 	})
-	req, err := http.NewRequestWithContext(ctx, k.method, u.String(), body)
+	// The URL is built above; parsing it again from a string would only
+	// cost time.
+	req, err := http.NewRequestWithContext(ctx, k.method, "/", body)
 	if err != nil {
 		return nil, fmt.Errorf("oneroute %s: %w", k.op, err)
 	}
+	req.URL, req.Host = &u, strings.TrimSuffix(u.Host, ":")
 	req.Header.Set("apiKey", c.apiKey)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
-	if k.in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 
-	resp, err := c.http.Do(req)
+	resp, err := c.do1(req)
 	if err != nil {
 		return nil, &TransportError{Op: k.op, Written: wrote.Load(), Err: c.scrub(err)}
 	}
@@ -351,6 +369,13 @@ func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 		return nil, &APIError{Op: k.op, Status: resp.StatusCode, Message: fmt.Sprintf("response body over the %d-byte cap", c.maxBody), oversize: true}
 	}
 
+	if rs, ok := k.out.(*[]Result); ok && !k.raw && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// The usual answer of a send, read without reflection.
+		if out, ok := fastResults(data); ok {
+			*rs = out
+			return nil, nil
+		}
+	}
 	env, jsonErr := parseEnvelope(data)
 	if resp.StatusCode >= 300 || resp.StatusCode < 200 || (jsonErr == nil && env.failed()) {
 		ae := &APIError{Op: k.op, Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
@@ -380,6 +405,21 @@ func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 		return env.meta, &APIError{Op: k.op, Status: resp.StatusCode, Message: "unexpected response shape: " + err.Error(), malformed: true}
 	}
 	return env.meta, nil
+}
+
+// do1 makes one request: through the client's own transport when New built
+// it (its errors wrapped in *url.Error, as http.Client wraps them), or
+// http.Client.Do otherwise.
+func (c *Client) do1(req *http.Request) (*http.Response, error) {
+	if c.wire == nil {
+		return c.http.Do(req)
+	}
+	resp, err := c.wire.RoundTrip(req)
+	if err != nil {
+		m := req.Method
+		return nil, &url.Error{Op: m[:1] + strings.ToLower(m[1:]), URL: req.URL.String(), Err: err}
+	}
+	return resp, nil
 }
 
 func truncate(s string, n int) string {

@@ -56,7 +56,7 @@ func (c *Client) SendSMS(ctx context.Context, channelID string, r SMSRequest) ([
 	body := r
 	body.Recipients = phones(r.Recipients)
 	var out []Result
-	if _, err := c.send(ctx, call{op: op, method: "POST", path: "/api/public/channel/" + id + "/sms", in: body, out: &out}); err != nil {
+	if _, err := c.send(ctx, call{op: op, method: "POST", path: "/api/public/channel/" + id + "/sms", body: encodeSMS(body), out: &out}); err != nil {
 		return nil, err
 	}
 	return out, checkResults(op, out, len(r.Recipients))

@@ -25,12 +25,13 @@ local stale = tonumber(ARGV[1])
 local tok = ARGV[2]
 local mine = 'c' .. now .. ':' .. tok
 local out = {st}
+local get, set, flush = view(3, 2)
 for i = 3, #ARGV, 2 do
-  local key = KEYS[tonumber(ARGV[i])]
+  local k = ARGV[i]
   local row = ARGV[i + 1]
-  local v = redis.call('HGET', key, row)
+  local v = get(k, row)
   if not v then
-    redis.call('HSET', key, row, mine)
+    set(k, row, mine)
     out[#out + 1] = '0'
   else
     local s, t, owner_tok, since = owner(v)
@@ -40,16 +41,17 @@ for i = 3, #ARGV, 2 do
       out[#out + 1] = '1'
     elseif owner_tok == tok then
       if s == 'c' then out[#out + 1] = '0' else out[#out + 1] = '2' end
-    elseif now - t < stale then
+    elseif now - (tonumber(t) or 0) < stale then
       out[#out + 1] = '2'
     elseif s == 'c' and not since then
-      redis.call('HSET', key, row, mine)
+      set(k, row, mine)
       out[#out + 1] = '0'
     else
-      since = since or t
-      redis.call('HSET', key, row, mine .. ':' .. since)
+      since = since or t or '0'
+      set(k, row, mine .. ':' .. since)
       out[#out + 1] = '3:' .. since
     end
   end
 end
+flush()
 return out

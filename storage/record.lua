@@ -14,7 +14,7 @@
 -- ARGV[4..]: quadruples (ledger bucket index in KEYS, row, new value, index
 --   bucket index in KEYS or 0)
 -- Each applied transition bumps the counter of the new state in this same
--- script, so counters count each recipient once however often a task or a
+-- script (one HINCRBY per counter per call), so counters count each recipient once however often a task or a
 -- command is retried; failed and unknown ones also count their reason (at
 -- most 50 distinct reasons, then "other"). Values are cut to 60 bytes in the
 -- ledger. A row accepted in mode "send" of a campaign with delivery reports
@@ -29,12 +29,14 @@ local ttl = tonumber(ARGV[3])
 local applied = 0
 local dlr = nil -- the campaign tracks delivery reports; read when first needed
 local expiring = {} -- index keys whose expiry this call already set
+local inc = {} -- counter -> increment, written once per counter at the end
+local get, set, flush = view(4, 4)
 for i = 4, #ARGV, 4 do
-  local key = KEYS[tonumber(ARGV[i])]
+  local k = ARGV[i]
   local row = ARGV[i + 1]
   local nv = ARGV[i + 2]
   local xi = tonumber(ARGV[i + 3])
-  local v = redis.call('HGET', key, row)
+  local v = get(k, row)
   local cur, tok = '', ''
   if v then
     local _t
@@ -50,15 +52,15 @@ for i = 4, #ARGV, 4 do
   end
   if ok then
     if nv == '' then
-      redis.call('HDEL', key, row)
+      set(k, row, false)
     else
       local st = string.sub(nv, 1, 1)
-      redis.call('HSET', key, row, string.sub(nv, 1, 60))
+      set(k, row, string.sub(nv, 1, 60))
       local c = counter[st]
-      if c then redis.call('HINCRBY', KEYS[1], c, 1) end
+      if c then inc[c] = (inc[c] or 0) + 1 end
       -- read implies delivered: count it there too when no delivery
       -- report came first (read is a subset of delivered)
-      if st == 'r' and cur == 'a' then redis.call('HINCRBY', KEYS[1], 'delivered', 1) end
+      if st == 'r' and cur == 'a' then inc.delivered = (inc.delivered or 0) + 1 end
       if st == 'f' or st == 'u' then
         local why = string.sub(nv, 2, 200)
         if redis.call('HEXISTS', KEYS[2], why) == 0 and redis.call('HLEN', KEYS[2]) >= 50 then why = 'other reasons' end
@@ -84,12 +86,15 @@ for i = 4, #ARGV, 4 do
     redis.call('HDEL', KEYS[xi], string.sub(nv, 2))
   end
 end
+flush()
+for c, n in pairs(inc) do redis.call('HINCRBY', KEYS[1], c, n) end
 if applied > 0 then
   local now = now_ms()
-  redis.call('HSET', KEYS[1], 'updated_at', now)
   if mode ~= 'dlr' then
-    redis.call('HSET', KEYS[1], 'settled_at', now)
+    redis.call('HSET', KEYS[1], 'updated_at', now, 'settled_at', now)
     redis.call('HSETNX', KEYS[1], 'started_at', now)
+  else
+    redis.call('HSET', KEYS[1], 'updated_at', now)
   end
   maybe_complete(KEYS[1], now)
 end

@@ -17,6 +17,8 @@ var (
 	completeLua string // maybe_complete(c, now): completes a finished campaign
 	//go:embed owner.lua
 	ownerLua string // owner(v): parses a claimed or sending ledger value
+	//go:embed view.lua
+	viewLua string // view(first, stride): the ledger rows a script names, read and written per bucket
 
 	//go:embed create.lua
 	createLua    string
@@ -32,15 +34,15 @@ var (
 
 	//go:embed claim.lua
 	claimLua    string
-	claimScript = redis.NewScript(nowLua + ownerLua + claimLua)
+	claimScript = redis.NewScript(nowLua + ownerLua + viewLua + claimLua)
 
 	//go:embed stamp.lua
 	stampLua    string
-	stampScript = redis.NewScript(nowLua + ownerLua + stampLua)
+	stampScript = redis.NewScript(nowLua + ownerLua + viewLua + stampLua)
 
 	//go:embed record.lua
 	recordLua    string
-	recordScript = redis.NewScript(nowLua + completeLua + ownerLua + recordLua)
+	recordScript = redis.NewScript(nowLua + completeLua + ownerLua + viewLua + recordLua)
 
 	//go:embed transition.lua
 	transitionLua    string

@@ -9,19 +9,23 @@
 -- within one request.
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'running' and st ~= 'dispatching' then return {-1} end
-local now = now_ms()
+local now = tostring(now_ms())
+local tok = ARGV[1]
+local mine = 's' .. now .. ':' .. tok .. ':'
 local out = {}
+local get, set, flush = view(2, 2)
 for i = 2, #ARGV, 2 do
-  local key = KEYS[tonumber(ARGV[i])]
+  local k = ARGV[i]
   local row = ARGV[i + 1]
-  local v = redis.call('HGET', key, row)
+  local v = get(k, row)
   out[#out + 1] = 0
   if v then
-    local s, t, tok, since = owner(v)
-    if s == 'c' and tok == ARGV[1] then
-      redis.call('HSET', key, row, 's' .. now .. ':' .. tok .. ':' .. (since or now))
+    local s, _t, owner_tok, since = owner(v)
+    if s == 'c' and owner_tok == tok then
+      set(k, row, mine .. (since or now))
       out[#out] = 1
     end
   end
 end
+flush()
 return out
