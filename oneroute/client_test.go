@@ -311,7 +311,10 @@ func TestConnectionsAreReused(t *testing.T) {
 		if i%2 == 1 {
 			ch = "bad"
 		}
-		c.SendSMS(context.Background(), ch, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234567"}}) //nolint:errcheck // half go to a bad channel on purpose; the connection count is asserted
+		// Half go to a bad channel on purpose: only the good ones must succeed.
+		if _, err := c.SendSMS(context.Background(), ch, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234567"}}); err != nil && ch == "ok" {
+			t.Fatal(err)
+		}
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 6 sequential calls; want 1", n)

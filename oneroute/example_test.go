@@ -94,7 +94,9 @@ func ExampleClient_FetchSMSMessages() {
 	c, _, done := exampleClient(sandbox.Options{})
 	defer done()
 	ctx := context.Background()
-	c.SendSMS(ctx, sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234561", "2348031234560", "2348031234562"}}) //nolint:errcheck // the example shows the fetch; the sandbox accepts the send
+	if _, err := c.SendSMS(ctx, sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234561", "2348031234560", "2348031234562"}}); err != nil {
+		panic(err)
+	}
 	msgs, meta, err := c.FetchSMSMessages(ctx, sandbox.SMSChannelID, oneroute.DLRDelivered, oneroute.Page{Size: 1, Number: 1})
 	if err != nil {
 		fmt.Println(err)
@@ -113,7 +115,9 @@ func ExampleClient_FetchSMSMessagesTo() {
 	c, _, done := exampleClient(sandbox.Options{})
 	defer done()
 	ctx := context.Background()
-	c.SendSMS(ctx, sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234561", "2348031234562"}}) //nolint:errcheck // the example shows the fetch; the sandbox accepts the send
+	if _, err := c.SendSMS(ctx, sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"2348031234561", "2348031234562"}}); err != nil {
+		panic(err)
+	}
 	msgs, _, err := c.FetchSMSMessagesTo(ctx, sandbox.SMSChannelID, "+2348031234562", oneroute.Page{Size: 100})
 	fmt.Println(len(msgs), msgs[0].To, err)
 	// Output: 1 2348031234562 <nil>
@@ -221,9 +225,11 @@ func ExampleClient_FetchLogs() {
 	defer done()
 	ctx := context.Background()
 	tmpl := oneroute.TemplateRef{Name: "new_conversation", Parameters: oneroute.TextParams([]string{"Ada"})}
-	c.SendCampaign(ctx, oneroute.TemplateRequest{From: sandbox.WhatsAppNumber, Messages: []oneroute.TemplateMessage{ //nolint:errcheck // the example shows the lookup; the sandbox accepts the send
+	if _, err := c.SendCampaign(ctx, oneroute.TemplateRequest{From: sandbox.WhatsAppNumber, Messages: []oneroute.TemplateMessage{
 		{To: "2348031234561", Identifier: "order-77", Template: tmpl},
-	}})
+	}}); err != nil {
+		panic(err)
+	}
 	rows, _, err := c.FetchLogs(ctx, oneroute.LogFilter{Identifier: "order-77"}, oneroute.Page{Size: 10})
 	fmt.Println(len(rows), rows[0].To, rows[0].Status, rows[0].Final(), err)
 	// Output: 1 2348031234561 delivered true <nil>

@@ -30,8 +30,12 @@ func Example() {
 		panic(err)
 	}
 	rows := []int{1, 2}
-	store.AddBatch(ctx, spec.ID, 0, len(rows), 2)                                 //nolint:errcheck // what the dispatcher enqueued (miniredis); the printed Output checks the state
-	store.FinishDispatch(ctx, spec.ID, storage.DispatchCounts{Rows: 2, Valid: 2}) //nolint:errcheck // setup on miniredis; the printed Output checks the state
+	if _, err := store.AddBatch(ctx, spec.ID, 0, len(rows), 2); err != nil {
+		panic(err)
+	}
+	if err := store.FinishDispatch(ctx, spec.ID, storage.DispatchCounts{Rows: 2, Valid: 2}); err != nil {
+		panic(err)
+	}
 
 	token := storage.NewToken() // one per attempt
 	reply, err := store.Claim(ctx, spec.ID, token, rows, time.Minute)
@@ -53,7 +57,9 @@ func Example() {
 	p, _ := store.Progress(ctx, spec.ID)
 	fmt.Println(p.State, "sent", p.Sent, "failed", p.Failed, p.FailureReasons)
 	// The accepted email's status (a webhook, the Logs API) completes it.
-	store.Record(ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 1, State: storage.LedgerDelivered, Value: "msg-1"}}) //nolint:errcheck // setup on miniredis; the printed Output checks the state
+	if _, err := store.Record(ctx, spec.ID, storage.ModeDLR, "", []campaigns.Outcome{{Row: 1, State: storage.LedgerDelivered, Value: "msg-1"}}); err != nil {
+		panic(err)
+	}
 	p, _ = store.Progress(ctx, spec.ID)
 	fmt.Println(p.State, "delivered", p.Delivered)
 	// Output:

@@ -101,7 +101,9 @@ func TestIndexOnlyForDeliveryReports(t *testing.T) {
 			b.rdb.HSet(b.ctx, "fanout:{old}", "dlr", "0")
 		}
 		rows := b.create(t, wa, 20)
-		b.store.Claim(b.ctx, wa.ID, "A", rows, time.Minute) //nolint:errcheck // setup on miniredis; the assertions below check the state
+		if _, err := b.store.Claim(b.ctx, wa.ID, "A", rows, time.Minute); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := b.store.Record(b.ctx, wa.ID, storage.ModeSend, "A", accept(rows)); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +119,9 @@ func TestIndexOnlyForDeliveryReports(t *testing.T) {
 	short := storage.New(b.rdb, storage.IndexTTL(time.Hour))
 	spec := smsSpec("short")
 	rows := b.create(t, spec, 5)
-	short.Claim(b.ctx, spec.ID, "A", rows, time.Minute) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := short.Claim(b.ctx, spec.ID, "A", rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := short.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)); err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,9 @@ func TestResetFailedRefusals(t *testing.T) {
 	rows := b.create(t, spec, 4)
 	b.untrack(spec.ID)
 	b.settleAll(t, spec.ID, rows, map[int]string{1: "gave up after 3 attempts", 2: "gave up after 3 attempts"})
-	b.store.SaveCopy(b.ctx, spec.ID, storage.Copy{Key: "b0x1", Rows: []int{1}, Payload: []byte("{}")}) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if err := b.store.SaveCopy(b.ctx, spec.ID, storage.Copy{Key: "b0x1", Rows: []int{1}, Payload: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
 
 	if _, err := b.store.ResetFailed(b.ctx, spec.ID, 2, true, []string{"b0x1"}, []int{1}); !errors.Is(err, storage.ErrRoundTaken) {
 		t.Errorf("round 2 before round 1: %v, want ErrRoundTaken", err)
@@ -182,12 +184,14 @@ func TestReportAndFailedRows(t *testing.T) {
 		}
 	}
 	var failedRows []int
-	b.store.FailedRows(b.ctx, spec.ID, func(es []storage.Entry) error { //nolint:errcheck // the collected rows are asserted below
+	if err := b.store.FailedRows(b.ctx, spec.ID, func(es []storage.Entry) error {
 		for _, e := range es {
 			failedRows = append(failedRows, e.Row)
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if !cmp.Equal(failedRows, []int{5, 150}) {
 		t.Errorf("failed rows = %v, want [5 150]", failedRows)
 	}

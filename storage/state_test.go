@@ -65,7 +65,9 @@ func TestSentPauseResume(t *testing.T) {
 	if _, err := b.store.Resume(b.ctx, spec.ID, ""); !errors.Is(err, storage.ErrTransition) {
 		t.Fatalf("resume a sent campaign: %v, want ErrTransition", err)
 	}
-	b.store.Pause(b.ctx, spec.ID, "again") //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Pause(b.ctx, spec.ID, "again"); err != nil {
+		t.Fatal(err)
+	}
 	if st := b.report(t, spec.ID, campaigns.Outcome{Row: 2, State: storage.LedgerUndelivered, Value: "id2"}); st != campaigns.StateCompleted {
 		t.Fatalf("last report while paused: %s, want completed", st)
 	}

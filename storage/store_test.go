@@ -122,7 +122,9 @@ func TestTakeoverKeepsTheFirstRequestTime(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("stale")
 	rows := b.create(t, spec, 2)
-	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)        //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	stamped, err := b.store.Stamp(b.ctx, spec.ID, "A", rows[:1]) // row 1 starts a request; row 2 never does
 	if err != nil || !stamped[0] {
 		t.Fatalf("stamp: %v %v", stamped, err)
@@ -239,8 +241,12 @@ func TestSMSCompletesAfterDeliveryReports(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("dlr")
 	rows := b.create(t, spec, 3)
-	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)               //nolint:errcheck // setup on miniredis; the assertions below check the state
-	b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)); err != nil {
+		t.Fatal(err)
+	}
 	if p, _ := b.store.Progress(b.ctx, spec.ID); p.State != campaigns.StateSent || p.SentAt == nil || p.FinishedAt != nil {
 		t.Fatalf("state %s sent_at %v finished_at %v before DLRs, want sent, set, unset", p.State, p.SentAt, p.FinishedAt)
 	}
@@ -269,8 +275,12 @@ func TestReadCountsOnceAndImpliesDelivered(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("read")
 	rows := b.create(t, spec, 4)
-	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)               //nolint:errcheck // setup on miniredis; the assertions below check the state
-	b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", accept(rows)); err != nil {
+		t.Fatal(err)
+	}
 	steps := [][]campaigns.Outcome{
 		{{Row: 1, State: storage.LedgerDelivered, Value: "id1"}, {Row: 2, State: storage.LedgerRead, Value: "id2"},
 			{Row: 3, State: storage.LedgerDelivered, Value: "id3"}, {Row: 4, State: storage.LedgerUndelivered, Value: "id4"}},
@@ -306,8 +316,12 @@ func TestReleaseReturnsToPending(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("release")
 	rows := b.create(t, spec, 2)
-	b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute)                                          //nolint:errcheck // setup on miniredis; the assertions below check the state
-	b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}}) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Record(b.ctx, spec.ID, storage.ModeSend, "A", []campaigns.Outcome{{Row: 1}, {Row: 2}}); err != nil {
+		t.Fatal(err)
+	}
 	r, _ := b.store.Claim(b.ctx, spec.ID, "B", rows, time.Minute)
 	for _, res := range r.Results {
 		if res.Code != storage.Claimed {
@@ -324,10 +338,16 @@ func TestAddBatchIsIdempotent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	spec := smsSpec("batches")
-	b.store.Create(b.ctx, spec) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Create(b.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 3; i++ {
-		b.store.AddBatch(b.ctx, spec.ID, 0, 50, 50) //nolint:errcheck // setup on miniredis; the assertions below check the state
-		b.store.AddBatch(b.ctx, spec.ID, 1, 7, 57)  //nolint:errcheck // setup on miniredis; the assertions below check the state
+		if _, err := b.store.AddBatch(b.ctx, spec.ID, 0, 50, 50); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.AddBatch(b.ctx, spec.ID, 1, 7, 57); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p, _ := b.store.Progress(b.ctx, spec.ID)
 	if p.Total != 57 || p.Batches != 2 {
@@ -395,8 +415,12 @@ func TestAbandonSettlesEverything(t *testing.T) {
 	b := setup(t)
 	spec := smsSpec("abandon")
 	rows := b.create(t, spec, 3)
-	b.store.Claim(b.ctx, spec.ID, "A", rows[:2], time.Minute) //nolint:errcheck // setup on miniredis; the assertions below check the state
-	b.store.Stamp(b.ctx, spec.ID, "A", rows[:1])              //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Claim(b.ctx, spec.ID, "A", rows[:2], time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Stamp(b.ctx, spec.ID, "A", rows[:1]); err != nil {
+		t.Fatal(err)
+	}
 	outs := []campaigns.Outcome{{Row: 1, State: 'f', Value: "gave up"}, {Row: 2, State: 'f', Value: "gave up"}, {Row: 3, State: 'f', Value: "gave up"}}
 	if n, err := b.store.Record(b.ctx, spec.ID, storage.ModeAbandon, "", outs); err != nil || n != 3 {
 		t.Fatalf("abandon: %d %v", n, err)
@@ -417,7 +441,9 @@ func TestLedgerBytesPerRecipient(t *testing.T) {
 	ctx := context.Background()
 	const n = 100_000
 	spec := smsSpec("mem")
-	store.Create(ctx, spec) //nolint:errcheck // setup; the memory measured below is what the test checks
+	if _, err := store.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
 	before := usedMemory(t, rdb)
 	rows := make([]int, 0, 50)
 	for start := 1; start <= n; start += 50 {
@@ -433,7 +459,9 @@ func TestLedgerBytesPerRecipient(t *testing.T) {
 			// A 22-digit id like OneRoute's SMS ids.
 			outs[i] = campaigns.Outcome{Row: r, State: storage.LedgerDelivered, Value: fmt.Sprintf("47%020d", r)}
 		}
-		store.Record(ctx, spec.ID, storage.ModeSend, "A", accept(rows)) //nolint:errcheck // setup; the memory measured below is what the test checks
+		if _, err := store.Record(ctx, spec.ID, storage.ModeSend, "A", accept(rows)); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := store.Record(ctx, spec.ID, storage.ModeDLR, "", outs); err != nil {
 			t.Fatal(err)
 		}

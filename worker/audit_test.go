@@ -68,12 +68,14 @@ func (b *auditBundle) campaign(t *testing.T, id string, batches int) []*campaign
 func (b *auditBundle) copies(t *testing.T, id string) []string {
 	t.Helper()
 	var keys []string
-	b.store.Copies(b.ctx, id, func(chunk []storage.Copy) error { //nolint:errcheck // the collected keys are asserted by the caller
+	if err := b.store.Copies(b.ctx, id, func(chunk []storage.Copy) error {
 		for _, c := range chunk {
 			keys = append(keys, c.Key)
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return keys
 }
 

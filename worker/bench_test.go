@@ -82,7 +82,9 @@ func deliverOnce(b *testing.B, n int, personalised bool) (rate, cpuPerMsg float6
 	src, _ := recipients.OpenSource(spec.RecipientsPath(), recipients.SourceOptions{})
 	defer src.Close()
 	var before syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before) //nolint:errcheck // cannot fail for RUSAGE_SELF
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
@@ -107,7 +109,9 @@ func deliverOnce(b *testing.B, n int, personalised bool) (rate, cpuPerMsg float6
 	}
 	elapsed := time.Since(start)
 	var after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after) //nolint:errcheck // cannot fail for RUSAGE_SELF
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+		b.Fatal(err)
+	}
 	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
 	if st := sb.Stats(); st.Accepted != int64(n) || st.Duplicates != 0 {
 		b.Fatalf("sandbox accepted %d duplicates %d, want %d 0", st.Accepted, st.Duplicates, n)

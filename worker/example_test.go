@@ -45,8 +45,12 @@ func Example() {
 	}
 	batch := &campaigns.Batch{Campaign: spec.ID, Channel: spec.Channel, ChannelID: spec.ChannelID, Shared: &campaigns.Content{Text: "Hello"},
 		Items: []campaigns.Item{{Row: 1, To: "+2348031234567"}, {Row: 2, To: "+2348031234568"}}}
-	store.AddBatch(ctx, spec.ID, 0, len(batch.Items), len(batch.Items))           //nolint:errcheck // setup on miniredis; the printed Output checks the state
-	store.FinishDispatch(ctx, spec.ID, storage.DispatchCounts{Rows: 2, Valid: 2}) //nolint:errcheck // setup on miniredis; the printed Output checks the state
+	if _, err := store.AddBatch(ctx, spec.ID, 0, len(batch.Items), len(batch.Items)); err != nil {
+		panic(err)
+	}
+	if err := store.FinishDispatch(ctx, spec.ID, storage.DispatchCounts{Rows: 2, Valid: 2}); err != nil {
+		panic(err)
+	}
 	if err := tasks.Enqueue(ctx, enq, tasks.Send(batch, tasks.Options{})); err != nil {
 		panic(err)
 	}

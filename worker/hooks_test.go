@@ -99,7 +99,9 @@ func TestSweepReadsNothingWhileWebhooksBringReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.enq.take(tasks.TypeDLRSweep)
-	b.enq.EnqueueContext(b.ctx, sweeps[0]) //nolint:errcheck // the fake enqueuer only records
+	if _, err := b.enq.EnqueueContext(b.ctx, sweeps[0]); err != nil {
+		t.Fatal(err)
+	}
 	b.sweepUntilDone(t, "swhk", 30*time.Second)
 	checkOutcomes(t, b.progress(t, "swhk"), b.sb.Stats())
 }
@@ -134,7 +136,9 @@ func TestHookedSweepDefersTheExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.enq.take(tasks.TypeDLRSweep)
-	b.enq.EnqueueContext(b.ctx, sweeps[0]) //nolint:errcheck // the fake enqueuer only records
+	if _, err := b.enq.EnqueueContext(b.ctx, sweeps[0]); err != nil {
+		t.Fatal(err)
+	}
 	b.sweepUntilDone(t, "swexp", 30*time.Second)
 	if p := b.progress(t, "swexp"); p.State != campaigns.StateCompleted {
 		t.Fatalf("campaign %s after the webhooks stopped, want completed", p.State)

@@ -283,8 +283,12 @@ func TestLogSweepWaitsForWebhooks(t *testing.T) {
 	}
 	batch := &campaigns.Batch{Campaign: "early", Channel: s.Channel, From: s.From, Template: s.Template.Name,
 		Items: []campaigns.Item{{Row: 1, To: "+2348031111111", Content: &campaigns.Content{Params: []string{"Ada"}}}}}
-	b.store.AddBatch(b.ctx, "early", 0, 1, 1)                               //nolint:errcheck // setup on miniredis; the assertions below check the state
-	b.store.FinishDispatch(b.ctx, "early", storage.DispatchCounts{Rows: 1}) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.AddBatch(b.ctx, "early", 0, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.FinishDispatch(b.ctx, "early", storage.DispatchCounts{Rows: 1}); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch))); err != nil {
 		t.Fatal(err)
 	}

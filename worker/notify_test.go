@@ -65,12 +65,18 @@ func TestCompletionNoticeIsEnqueuedOnceAndSigned(t *testing.T) {
 		rows = append(rows, r)
 		outs = append(outs, campaigns.Outcome{Row: r, State: storage.LedgerFailed, Value: "Invalid number"})
 	}
-	b.store.AddBatch(b.ctx, id, 0, 5, 5) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.AddBatch(b.ctx, id, 0, 5, 5); err != nil {
+		t.Fatal(err)
+	}
 	if err := tasks.Enqueue(b.ctx, b.enq, tasks.Send(bt, tasks.Options{})); err != nil {
 		t.Fatal(err)
 	}
-	b.store.FinishDispatch(b.ctx, id, storage.DispatchCounts{Rows: 5}) //nolint:errcheck // setup on miniredis; the assertions below check the state
-	b.store.Claim(b.ctx, id, "T", rows, 0)                             //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if err := b.store.FinishDispatch(b.ctx, id, storage.DispatchCounts{Rows: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Claim(b.ctx, id, "T", rows, 0); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.store.Record(b.ctx, id, storage.ModeSend, "T", outs); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,9 @@ func TestLostRetryTaskIsRestoredByTheAuditor(t *testing.T) {
 		outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerFailed, Value: why})
 	}
 	saveRetrySource(b.ctx, b.store, bts[0], outs)
-	b.store.Claim(b.ctx, id, "T", rows, 0) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Claim(b.ctx, id, "T", rows, 0); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.store.Record(b.ctx, id, storage.ModeSend, "T", outs); err != nil {
 		t.Fatal(err)
 	}

@@ -294,7 +294,9 @@ func TestSweepBesideOldPolls(t *testing.T) {
 	// The poll's pending rows come back in a later poll, which expires them.
 	for _, next := range b.enq.take(tasks.TypeDLRPoll) {
 		var p tasks.DLRPoll
-		tasks.Decode(next.Payload(), &p) //nolint:errcheck // a task this package encoded; its fields are asserted
+		if err := tasks.Decode(next.Payload(), &p); err != nil {
+			t.Fatal(err)
+		}
 		p.Since = time.Now().Add(-time.Hour).Unix()
 		if err := b.mux.ProcessTask(b.ctx, asynq.NewTask(tasks.TypeDLRPoll, tasks.Encode(&p))); err != nil {
 			t.Fatal(err)

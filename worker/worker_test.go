@@ -333,7 +333,9 @@ func TestPartialFailureRetriesOnlyTheFailed(t *testing.T) {
 	ids := map[string]bool{}
 	for _, task := range b.enq.take(tasks.TypeDLRSweep) {
 		var sw tasks.DLRSweep
-		tasks.Decode(task.Payload(), &sw) //nolint:errcheck // a task this package encoded; its fields are asserted
+		if err := tasks.Decode(task.Payload(), &sw); err != nil {
+			t.Fatal(err)
+		}
 		ids[sw.ID()] = true
 	}
 	if diff := cmp.Diff(map[string]bool{"partial:dlr:sweep": true}, ids); diff != "" {
@@ -606,7 +608,9 @@ func TestCancelledCampaignSkips(t *testing.T) {
 	b := setup(t)
 	s := spec("cancel", campaigns.ChannelSMS)
 	batch := b.campaign(t, s, "+2348030000001", "+2348030000002")
-	b.store.Cancel(b.ctx, s.ID, "operator") //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := b.store.Cancel(b.ctx, s.ID, "operator"); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +638,9 @@ func TestDLRPolling(t *testing.T) {
 		items = append(items, tasks.DLRItem{Row: it.Row, ID: "id-" + it.To})
 	}
 	old := &tasks.DLRPoll{Campaign: s.ID, Key: "b0-x", Since: time.Now().Unix(), Items: items}
-	b.enq.EnqueueContext(b.ctx, tasks.Poll(old, tasks.Options{}).Task) //nolint:errcheck // the fake enqueuer only records
+	if _, err := b.enq.EnqueueContext(b.ctx, tasks.Poll(old, tasks.Options{}).Task); err != nil {
+		t.Fatal(err)
+	}
 	b.prov.dlr = func(id string) (oneroute.DLR, error) {
 		st := map[string]string{"id-+2348030000001": "delivered", "id-+2348030000002": "undelivered"}[id]
 		if st == "" {
@@ -654,7 +660,9 @@ func TestDLRPolling(t *testing.T) {
 		t.Fatalf("%d follow-up polls, want 1 for the pending one", len(next))
 	}
 	var p tasks.DLRPoll
-	tasks.Decode(next[0].Payload(), &p) //nolint:errcheck // a task this package encoded; its fields are asserted
+	if err := tasks.Decode(next[0].Payload(), &p); err != nil {
+		t.Fatal(err)
+	}
 	if len(p.Items) != 1 || p.Attempt != 1 {
 		t.Fatalf("follow-up poll %+v", p)
 	}
@@ -826,8 +834,12 @@ func TestStopRecordsEverySend(t *testing.T) {
 		to = append(to, addr)
 		batch.Items = append(batch.Items, campaigns.Item{Row: i, To: addr, Content: &campaigns.Content{Text: "m", Subject: "s"}})
 	}
-	store.AddBatch(context.Background(), s.ID, 0, 6, 6)                               //nolint:errcheck // setup on miniredis; the assertions below check the state
-	store.FinishDispatch(context.Background(), s.ID, storage.DispatchCounts{Rows: 6}) //nolint:errcheck // setup on miniredis; the assertions below check the state
+	if _, err := store.AddBatch(context.Background(), s.ID, 0, 6, 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.FinishDispatch(context.Background(), s.ID, storage.DispatchCounts{Rows: 6}); err != nil {
+		t.Fatal(err)
+	}
 	enq := asynq.NewClientFromRedisClient(rdb)
 	w := NewServer(rdb, Deps{Store: store, Provider: prov, Enqueuer: enq}, Options{
 		Concurrency: 1, PerCallConcurrency: 2, RequestTimeout: 2 * time.Second, ShutdownTimeout: time.Second, PollInterval: 50 * time.Millisecond})

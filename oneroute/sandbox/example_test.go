@@ -17,7 +17,9 @@ func ExampleNew() {
 
 	c, _ := oneroute.New(oneroute.Options{BaseURL: srv.URL, APIKey: sandbox.KeyPrefix + "demo"})
 	res, _ := c.SendSMS(context.Background(), sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"+2348031234567"}})
-	c.SendSMS(context.Background(), sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"+2348031234567"}}) //nolint:errcheck // a second send of the same message, for the stats printed
+	if _, err := c.SendSMS(context.Background(), sandbox.SMSChannelID, oneroute.SMSRequest{Message: "Hi", Recipients: []string{"+2348031234567"}}); err != nil {
+		panic(err)
+	}
 	d, _ := c.GetSMSDLR(context.Background(), res[0].Response)
 	st := sb.Stats()
 	fmt.Println(d.Conversation.Status, st.Accepted, st.Duplicates)

@@ -337,7 +337,9 @@ func TestWebhookDelivery(t *testing.T) {
 			To     string `json:"to"`
 		} `json:"conversation"`
 	}
-	json.Unmarshal([]byte(bodies[0]), &ev) //nolint:errcheck // the fields are asserted just below
+	if err := json.Unmarshal([]byte(bodies[0]), &ev); err != nil {
+		t.Fatalf("webhook body %s: %v", bodies[0], err)
+	}
 	if ev.Event != "smsDeliveryReport" || ev.Conversation.Status != "delivered" || ev.Conversation.To != "2348031234561" || calls.Load() != 3 {
 		t.Errorf("event %+v after %d calls; want a delivered smsDeliveryReport on the third", ev, calls.Load())
 	}
@@ -464,7 +466,9 @@ func TestFetchSMSPaging(t *testing.T) {
 		t.Errorf("after 10 new messages, page 2 starts with %s; want page 1's item 90 (%s): seen again, none skipped", second[0].ID, first[90].ID)
 	}
 
-	c.GetSMSDLR(ctx, sent[0]) //nolint:errcheck // warms the counters; the throttled call below is what is asserted
+	if _, err := c.GetSMSDLR(ctx, sent[0]); err != nil {
+		t.Fatal(err)
+	}
 	b.sb.SetFaults(sandbox.Faults{ThrottleRate: 1})
 	c.GetSMSDLR(ctx, sent[0]) //nolint:errcheck // throttled on purpose; the stats are asserted
 	st := b.sb.Stats()

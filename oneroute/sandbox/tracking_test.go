@@ -40,7 +40,10 @@ func TestStatusesByIdentifier(t *testing.T) {
 				Identifier, Status, Medium string
 			}
 		}
-		json.Unmarshal(body, &raw) //nolint:errcheck // the fields are asserted on the events
+		if err := json.Unmarshal(body, &raw); err != nil {
+			t.Errorf("webhook body %s: %v", body, err)
+			return
+		}
 		mu.Lock()
 		events = append(events, raw.Message.Identifier+" "+raw.Message.Status+" "+raw.Message.Medium)
 		mu.Unlock()
@@ -84,7 +87,9 @@ func TestStatusesByIdentifier(t *testing.T) {
 	var page struct {
 		Data []struct{ ID, Identifier, Status, Medium string }
 	}
-	json.Unmarshal([]byte(a.Raw), &page) //nolint:errcheck // the fields are asserted just below
+	if err := json.Unmarshal([]byte(a.Raw), &page); err != nil {
+		t.Fatalf("logs page %s: %v", a.Raw, err)
+	}
 	var got2 []string
 	for _, r := range page.Data {
 		got2 = append(got2, r.Identifier+" "+r.Status+" "+r.Medium)
@@ -93,12 +98,16 @@ func TestStatusesByIdentifier(t *testing.T) {
 		t.Errorf("email logs (-want +got):\n%s", d)
 	}
 	a = b.call(t, "GET", "/api/public/logs?medium=WHATSAPP&page[size]=2", "test_k", "")
-	json.Unmarshal([]byte(a.Raw), &page) //nolint:errcheck // the fields are asserted just below
+	if err := json.Unmarshal([]byte(a.Raw), &page); err != nil {
+		t.Fatalf("logs page %s: %v", a.Raw, err)
+	}
 	if len(page.Data) != 2 || page.Data[0].Identifier != "wa-9" {
 		t.Fatalf("first WhatsApp page: %s", a.Raw)
 	}
 	a = b.call(t, "GET", "/api/public/logs?medium=WHATSAPP&page[size]=10&before="+page.Data[1].ID, "test_k", "")
-	json.Unmarshal([]byte(a.Raw), &page) //nolint:errcheck // the fields are asserted just below
+	if err := json.Unmarshal([]byte(a.Raw), &page); err != nil {
+		t.Fatalf("logs page %s: %v", a.Raw, err)
+	}
 	var ids []string
 	for _, r := range page.Data {
 		ids = append(ids, r.Identifier)
