@@ -1,64 +1,16 @@
 package oneroute
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/fanoutdev/fanout/internal/jsonstr"
+)
 
 // The hot sends (a personalised SMS is one request per message) encode
 // their bodies and read their usual answers without reflection: through
 // encoding/json they cost about a third of the client's CPU. Only the usual
 // shapes take the fast path; anything else falls back to encoding/json, so
 // that odd answers are read (and refused) exactly as before.
-
-// appendJSONString appends s as a JSON string, as encoding/json writes it
-// without HTML escaping: invalid UTF-8 becomes U+FFFD, and U+2028 and
-// U+2029 are escaped.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // encodeSMS is json.Marshal(r) for a Send SMS body, without reflection.
 func encodeSMS(r SMSRequest) []byte {
@@ -68,7 +20,7 @@ func encodeSMS(r SMSRequest) []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"message":`...)
-	b = appendJSONString(b, r.Message)
+	b = jsonstr.Append(b, r.Message)
 	b = append(b, `,"recipients":`...)
 	if r.Recipients == nil {
 		b = append(b, "null"...)
@@ -78,17 +30,17 @@ func encodeSMS(r SMSRequest) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, p)
+			b = jsonstr.Append(b, p)
 		}
 		b = append(b, ']')
 	}
 	if r.Sender != "" {
 		b = append(b, `,"sender":`...)
-		b = appendJSONString(b, r.Sender)
+		b = jsonstr.Append(b, r.Sender)
 	}
 	if r.CallbackURL != "" {
 		b = append(b, `,"callbackUrl":`...)
-		b = appendJSONString(b, r.CallbackURL)
+		b = jsonstr.Append(b, r.CallbackURL)
 	}
 	return append(b, '}')
 }
