@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
 	"github.com/google/go-cmp/cmp"
@@ -658,13 +659,8 @@ func TestContractWebhooks(t *testing.T) {
 	}
 	// The sandbox counts a webhook sent once its POST has returned, which
 	// may be just after the handler saw the event.
-	var st sandbox.Stats
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if st = b.sb.Stats(); st.WebhooksSent >= want {
-			break
-		}
-	}
-	if st.WebhooksSent != want || st.WebhooksFailed != 0 {
+	testwait.For(t, "the sandbox to count every webhook sent", 5*time.Second, func() bool { return b.sb.Stats().WebhooksSent >= want })
+	if st := b.sb.Stats(); st.WebhooksSent != want || st.WebhooksFailed != 0 {
 		t.Errorf("stats = %+v; want %d webhooks sent", st, want)
 	}
 }
