@@ -285,7 +285,12 @@ func (s *sweep) straggleDue() bool {
 // expiring: the campaign's last send is older than DLRMaxAge, so every
 // report still awaited has expired.
 func (s *sweep) expiring() bool {
-	return !s.st.Sending && !s.st.SettledAt.IsZero() && s.now.Sub(s.st.SettledAt) >= s.h.opts.DLRMaxAge
+	return s.sentFor(s.h.opts.DLRMaxAge)
+}
+
+// sentFor: the campaign no longer sends and its last send is at least d old.
+func (s *sweep) sentFor(d time.Duration) bool {
+	return !s.st.Sending && !s.st.SettledAt.IsZero() && s.now.Sub(s.st.SettledAt) >= d
 }
 
 // next is how long until the next pass: soon while reports come in (backing
@@ -601,7 +606,7 @@ func (s *sweep) lookup(ctx context.Context, items []storage.Awaiting) error {
 // no longer hold it back then (see run and lookup), so a campaign completes
 // even when its reports cannot be read for that long.
 func (s *sweep) overdue() bool {
-	return !s.st.Sending && !s.st.SettledAt.IsZero() && s.now.Sub(s.st.SettledAt) >= 2*s.h.opts.DLRMaxAge
+	return s.sentFor(2 * s.h.opts.DLRMaxAge)
 }
 
 // orphanGrace is how long after the expiry the sweep waits for rows it
