@@ -369,11 +369,21 @@ func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 		return nil, &APIError{Op: k.op, Status: resp.StatusCode, Message: fmt.Sprintf("response body over the %d-byte cap", c.maxBody), oversize: true}
 	}
 
-	if rs, ok := k.out.(*[]Result); ok && !k.raw && resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		// The usual answer of a send, read without reflection.
-		if out, ok := fastResults(data); ok {
-			*rs = out
-			return nil, nil
+	if !k.raw && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		switch out := k.out.(type) {
+		case *[]Result:
+			// The usual answer of a send, read without reflection.
+			if rs, ok := fastResults(data); ok {
+				*out = rs
+				return nil, nil
+			}
+		case *[]SMSMessage:
+			// The usual page of the message list, read without
+			// reflection.
+			if ms, meta, ok := fastSMSList(data); ok {
+				*out = ms
+				return meta, nil
+			}
 		}
 	}
 	env, jsonErr := parseEnvelope(data)

@@ -1,0 +1,235 @@
+package jsonstr
+
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Reader reads the usual shapes of a JSON document without reflection, for
+// hand-written fast paths beside encoding/json. Every method reports false
+// on anything it does not read exactly as encoding/json would, and the
+// caller then falls back to encoding/json, which reads (or refuses) it.
+type Reader struct {
+	// B is the document and I the offset of the next byte to read.
+	B []byte
+	I int
+}
+
+// WS skips white space.
+func (r *Reader) WS() {
+	for r.I < len(r.B) {
+		switch r.B[r.I] {
+		case ' ', '\t', '\n', '\r':
+			r.I++
+		default:
+			return
+		}
+	}
+}
+
+// Byte consumes c after white space.
+func (r *Reader) Byte(c byte) bool {
+	r.WS()
+	if r.I < len(r.B) && r.B[r.I] == c {
+		r.I++
+		return true
+	}
+	return false
+}
+
+// Peek is the next byte after white space (0 at the end).
+func (r *Reader) Peek() byte {
+	r.WS()
+	if r.I < len(r.B) {
+		return r.B[r.I]
+	}
+	return 0
+}
+
+// End reports whether only white space is left.
+func (r *Reader) End() bool {
+	r.WS()
+	return r.I == len(r.B)
+}
+
+// Lit consumes the literal w (true, false, null) after white space.
+func (r *Reader) Lit(w string) bool {
+	r.WS()
+	if len(r.B)-r.I >= len(w) && string(r.B[r.I:r.I+len(w)]) == w {
+		r.I += len(w)
+		return true
+	}
+	return false
+}
+
+// Key reads an object key without escapes (the only keys a fast path
+// matches) and the colon after it.
+func (r *Reader) Key() ([]byte, bool) {
+	if !r.Byte('"') {
+		return nil, false
+	}
+	for j := r.I; j < len(r.B); j++ {
+		switch c := r.B[j]; {
+		case c == '"':
+			k := r.B[r.I:j]
+			r.I = j + 1
+			return k, r.Byte(':')
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// Bytes reads a string as encoding/json decodes it. v is a slice of B when
+// the string has no escapes, a new buffer otherwise. It reports false on
+// what it leaves to encoding/json: control characters, invalid UTF-8
+// (which encoding/json would replace), lone surrogates and bad escapes.
+func (r *Reader) Bytes() (v []byte, ok bool) {
+	if !r.Byte('"') {
+		return nil, false
+	}
+	ascii := true
+	for j := r.I; j < len(r.B); j++ {
+		c := r.B[j]
+		switch {
+		case c == '"':
+			v := r.B[r.I:j]
+			if !ascii && !utf8.Valid(v) {
+				return nil, false
+			}
+			r.I = j + 1
+			return v, true
+		case c == '\\':
+			return r.unescape(j)
+		case c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// String is Bytes as a string.
+func (r *Reader) String() (string, bool) {
+	v, ok := r.Bytes()
+	return string(v), ok
+}
+
+// unescape finishes Bytes from the first backslash, at j.
+func (r *Reader) unescape(j int) ([]byte, bool) {
+	out := make([]byte, 0, j-r.I+16)
+	out = append(out, r.B[r.I:j]...)
+	for j < len(r.B) {
+		c := r.B[j]
+		switch {
+		case c == '"':
+			if !utf8.Valid(out) {
+				return nil, false
+			}
+			r.I = j + 1
+			return out, true
+		case c < 0x20:
+			return nil, false
+		case c != '\\':
+			out = append(out, c)
+			j++
+			continue
+		}
+		if j+1 >= len(r.B) {
+			return nil, false
+		}
+		switch e := r.B[j+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			c, ok := hex4(r.B, j+2)
+			if !ok {
+				return nil, false
+			}
+			if utf16.IsSurrogate(c) {
+				// Only a well-formed pair; encoding/json makes anything
+				// else U+FFFD.
+				if j+7 >= len(r.B) || r.B[j+6] != '\\' || r.B[j+7] != 'u' {
+					return nil, false
+				}
+				c2, ok := hex4(r.B, j+8)
+				if !ok {
+					return nil, false
+				}
+				if c = utf16.DecodeRune(c, c2); c == utf8.RuneError {
+					return nil, false
+				}
+				j += 6
+			}
+			out = utf8.AppendRune(out, c)
+			j += 4
+		default:
+			return nil, false
+		}
+		j += 2
+	}
+	return nil, false
+}
+
+// hex4 reads the four hex digits of a \u escape at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// Int reads an integer as encoding/json reads it into an int: no fraction,
+// no exponent, no leading zero, at most 18 digits (so it cannot overflow).
+func (r *Reader) Int() (int, bool) {
+	r.WS()
+	neg := r.I < len(r.B) && r.B[r.I] == '-'
+	if neg {
+		r.I++
+	}
+	start := r.I
+	n := 0
+	for r.I < len(r.B) && r.B[r.I] >= '0' && r.B[r.I] <= '9' {
+		n = n*10 + int(r.B[r.I]-'0')
+		r.I++
+	}
+	d := r.I - start
+	if d == 0 || d > 18 || (d > 1 && r.B[start] == '0') {
+		return 0, false
+	}
+	if r.I < len(r.B) {
+		if c := r.B[r.I]; c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}

@@ -1,0 +1,357 @@
+package oneroute
+
+import (
+	"time"
+
+	"github.com/fanoutdev/fanout/internal/jsonstr"
+)
+
+// The delivery-report sweep reads pages of up to MaxPageSize messages, and
+// through encoding/json their decoding cost about a tenth of a worker's
+// CPU. fastSMSList reads the usual page without reflection; anything it
+// does not expect goes to parseEnvelope and encoding/json as before.
+
+// text reads a string as encoding/json does, escapes included (see
+// jsonstr.Reader.Bytes).
+func (s *scanner) text() (string, bool) { return s.textLike("") }
+
+// textLike is text, without allocating for the usual statuses and reasons
+// or for a string equal to prev (the sender ID of a page's last message).
+func (s *scanner) textLike(prev string) (string, bool) {
+	r := jsonstr.Reader{B: s.b, I: s.i}
+	v, ok := r.Bytes()
+	s.i = r.I
+	if !ok {
+		return "", false
+	}
+	return interned(v, prev), true
+}
+
+// int reads an integer as encoding/json reads it into an int (see
+// jsonstr.Reader.Int).
+func (s *scanner) int() (int, bool) {
+	r := jsonstr.Reader{B: s.b, I: s.i}
+	n, ok := r.Int()
+	s.i = r.I
+	return n, ok
+}
+
+// time reads a UTC RFC 3339 time, "2006-01-02T15:04:05Z" with an optional
+// fraction of one to nine digits: the strings time.Time.UnmarshalJSON
+// reads without an offset, which it gives the same value (time.UTC).
+func (s *scanner) time() (time.Time, bool) {
+	v, ok := s.str()
+	if !ok || len(v) < len("2006-01-02T15:04:05Z") || v[len(v)-1] != 'Z' ||
+		v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(b []byte) int {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(v[0:4]), num(v[5:7]), num(v[8:10])
+	hour, minute, sec := num(v[11:13]), num(v[14:16]), num(v[17:19])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := v[19 : len(v)-1]; len(frac) > 0 {
+		if len(frac) < 2 || len(frac) > 10 || frac[0] != '.' {
+			return time.Time{}, false
+		}
+		f := num(frac[1:])
+		if f < 0 {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			f *= 10
+		}
+		nsec = f
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+// daysIn is the number of days of a month (1-12) of a year.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// SMSMessage fields, as bits of a set: each key may come once.
+const (
+	smsID = 1 << iota
+	smsExternalID
+	smsStatus
+	smsReason
+	smsFrom
+	smsTo
+	smsMessage
+	smsUnits
+	smsDelivered
+	smsCreated
+	smsUpdated
+)
+
+// interned returns string(v), without allocating for the usual statuses
+// and reasons or for a repeat of prev.
+func interned(v []byte, prev string) string {
+	switch string(v) {
+	case DLRDelivered:
+		return DLRDelivered
+	case DLRPending:
+		return DLRPending
+	case DLRUndelivered:
+		return DLRUndelivered
+	case "Message delivered to handset":
+		return "Message delivered to handset"
+	case "Message queued":
+		return "Message queued"
+	case "Rejected by network":
+		return "Rejected by network"
+	case prev:
+		return prev
+	}
+	return string(v)
+}
+
+// smsMessage reads one message object with only SMSMessage's keys, each
+// at most once.
+func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage) bool {
+	if !s.byte('{') {
+		return false
+	}
+	if s.byte('}') {
+		return true
+	}
+	var seen int
+	for {
+		k, ok := s.str()
+		if !ok || !s.byte(':') {
+			return false
+		}
+		var f int
+		switch string(k) {
+		case "id":
+			f = smsID
+			m.ID, ok = s.text()
+		case "externalId":
+			f = smsExternalID
+			m.ExternalID, ok = s.text()
+		case "status":
+			f = smsStatus
+			m.Status, ok = s.textLike(prev.Status)
+		case "reason":
+			f = smsReason
+			m.Reason, ok = s.textLike(prev.Reason)
+		case "from":
+			f = smsFrom
+			m.From, ok = s.textLike(prev.From)
+		case "to":
+			f = smsTo
+			m.To, ok = s.text()
+		case "message":
+			f = smsMessage
+			m.Message, ok = s.textLike(prev.Message)
+		case "units":
+			f = smsUnits
+			m.Units, ok = s.int()
+		case "delivered_time":
+			f = smsDelivered
+			if s.peek() == 'n' {
+				ok = s.lit("null")
+				m.DeliveredTime = nil
+				break
+			}
+			var t time.Time
+			if t, ok = s.time(); ok {
+				if len(*times) == cap(*times) {
+					*times = make([]time.Time, 0, 64)
+				}
+				*times = append(*times, t)
+				m.DeliveredTime = &(*times)[len(*times)-1]
+			}
+		case "createdAt":
+			f = smsCreated
+			m.CreatedAt, ok = s.time()
+		case "updatedAt":
+			f = smsUpdated
+			m.UpdatedAt, ok = s.time()
+		default:
+			return false
+		}
+		if !ok || seen&f != 0 {
+			return false
+		}
+		seen |= f
+		if s.byte('}') {
+			return true
+		}
+		if !s.byte(',') {
+			return false
+		}
+	}
+}
+
+// smsMessages reads an array of messages, or null (nil, true).
+func (s *scanner) smsMessages() ([]SMSMessage, bool) {
+	if s.peek() == 'n' {
+		return nil, s.lit("null")
+	}
+	if !s.byte('[') {
+		return nil, false
+	}
+	// Commas bound the number of messages: size the slice once.
+	n := 1
+	for _, c := range s.b[s.i:] {
+		if c == '{' {
+			n++
+		}
+	}
+	out := make([]SMSMessage, 0, min(n, MaxPageSize+1))
+	if s.byte(']') {
+		return out, true
+	}
+	var times []time.Time
+	var prev SMSMessage
+	for {
+		out = append(out, SMSMessage{})
+		m := &out[len(out)-1]
+		if !s.smsMessage(m, &times, &prev) {
+			return nil, false
+		}
+		prev = *m
+		if s.byte(']') {
+			return out, true
+		}
+		if !s.byte(',') {
+			return nil, false
+		}
+	}
+}
+
+// meta reads {page, size, total} with integer values, each at most once,
+// or null (nil, true).
+func (s *scanner) meta() (*Meta, bool) {
+	if s.peek() == 'n' {
+		return nil, s.lit("null")
+	}
+	if !s.byte('{') {
+		return nil, false
+	}
+	m := &Meta{}
+	if s.byte('}') {
+		return m, true
+	}
+	var seen [3]bool
+	for {
+		k, ok := s.str()
+		if !ok || !s.byte(':') {
+			return nil, false
+		}
+		var f int
+		switch string(k) {
+		case "page":
+			f = 0
+			m.Page, ok = s.int()
+		case "size":
+			f = 1
+			m.Size, ok = s.int()
+		case "total":
+			f = 2
+			m.Total, ok = s.int()
+		default:
+			return nil, false
+		}
+		if !ok || seen[f] {
+			return nil, false
+		}
+		seen[f] = true
+		if s.byte('}') {
+			return m, true
+		}
+		if !s.byte(',') {
+			return nil, false
+		}
+	}
+}
+
+// fastSMSList reads the usual page of Fetch SMS Messages: an object with
+// only the keys data and body (arrays of messages, or null), message (a
+// string), success (true) and meta ({page, size, total}, or null), each at
+// most once, whose data or body holds the messages; or a bare array of
+// messages. ok is false for anything else: parseEnvelope and encoding/json
+// then read it, and word any error.
+func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
+	s := &scanner{b: data}
+	if s.peek() == '[' {
+		out, ok = s.smsMessages()
+		s.ws()
+		return out, nil, ok && out != nil && s.i == len(s.b)
+	}
+	if !s.byte('{') {
+		return nil, nil, false
+	}
+	var dataMsgs, bodyMsgs []SMSMessage
+	var seen [5]bool
+	if !s.byte('}') {
+		for {
+			k, ok := s.str()
+			if !ok || !s.byte(':') {
+				return nil, nil, false
+			}
+			var f int
+			switch string(k) {
+			case "data":
+				f = 0
+				dataMsgs, ok = s.smsMessages()
+			case "body":
+				f = 1
+				bodyMsgs, ok = s.smsMessages()
+			case "message":
+				f = 2
+				_, ok = s.str()
+			case "success":
+				f = 3
+				ok = s.lit("true")
+			case "meta":
+				f = 4
+				meta, ok = s.meta()
+			default:
+				return nil, nil, false
+			}
+			if !ok || seen[f] {
+				return nil, nil, false
+			}
+			seen[f] = true
+			if s.byte('}') {
+				break
+			}
+			if !s.byte(',') {
+				return nil, nil, false
+			}
+		}
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return nil, nil, false
+	}
+	if dataMsgs != nil {
+		return dataMsgs, meta, true
+	}
+	return bodyMsgs, meta, bodyMsgs != nil
+}
