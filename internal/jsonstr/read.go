@@ -205,18 +205,19 @@ func hex4(b []byte, i int) (rune, bool) {
 	return r, true
 }
 
-// Int reads an integer as encoding/json reads it into an int: no fraction,
-// no exponent, no leading zero, at most 18 digits (so it cannot overflow).
-func (r *Reader) Int() (int, bool) {
+// Int64 reads an integer as encoding/json reads it into an int64: no
+// fraction, no exponent, no leading zero, at most 18 digits (so it cannot
+// overflow).
+func (r *Reader) Int64() (int64, bool) {
 	r.WS()
 	neg := r.I < len(r.B) && r.B[r.I] == '-'
 	if neg {
 		r.I++
 	}
 	start := r.I
-	n := 0
+	var n int64
 	for r.I < len(r.B) && r.B[r.I] >= '0' && r.B[r.I] <= '9' {
-		n = n*10 + int(r.B[r.I]-'0')
+		n = n*10 + int64(r.B[r.I]-'0')
 		r.I++
 	}
 	d := r.I - start
@@ -232,4 +233,10 @@ func (r *Reader) Int() (int, bool) {
 		n = -n
 	}
 	return n, true
+}
+
+// Int is Int64 into an int, false when it does not fit.
+func (r *Reader) Int() (int, bool) {
+	n, ok := r.Int64()
+	return int(n), ok && int64(int(n)) == n
 }
