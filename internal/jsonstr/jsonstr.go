@@ -8,13 +8,19 @@ import "unicode/utf8"
 // Append appends s as a JSON string, as encoding/json writes it
 // without HTML escaping: invalid UTF-8 becomes U+FFFD, and U+2028 and
 // U+2029 are escaped.
-func Append(dst []byte, s string) []byte {
+func Append(dst []byte, s string) []byte { return appendString(dst, s, false) }
+
+// AppendHTML is Append with HTML escaping (<, > and & as \u003c, \u003e
+// and \u0026), as json.Marshal writes strings.
+func AppendHTML(dst []byte, s string) []byte { return appendString(dst, s, true) }
+
+func appendString(dst []byte, s string, html bool) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf && (!html || (c != '<' && c != '>' && c != '&')) {
 			i++
 			continue
 		}

@@ -21,5 +21,12 @@ func FuzzAppendMatchesEncodingJSON(f *testing.F) {
 		if !bytes.Equal(got, bytes.TrimSuffix(want.Bytes(), []byte("\n"))) {
 			t.Fatalf("Append(%q) = %s, encoding/json %s", s, got, want.Bytes())
 		}
+		wantHTML, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendHTML(nil, s); !bytes.Equal(got, wantHTML) {
+			t.Fatalf("AppendHTML(%q) = %s, json.Marshal %s", s, got, wantHTML)
+		}
 	})
 }
