@@ -1,7 +1,9 @@
 package oneroute
 
 import (
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fanoutdev/fanout/internal/jsonstr"
 )
@@ -129,6 +131,35 @@ func interned(v []byte, prev string) string {
 	return string(v)
 }
 
+// The keys each object of a page is read by: a key encoding/json would
+// match to one of them in another case is left to encoding/json.
+var (
+	smsKeys      = []string{"id", "externalId", "status", "reason", "from", "to", "message", "units", "delivered_time", "createdAt", "updatedAt"}
+	metaKeys     = []string{"page", "size", "total"}
+	envelopeKeys = []string{"data", "body", "message", "success", "meta"}
+)
+
+// skipUnknown skips the value of a key that is none of known: an ASCII key
+// equal to none of them in any case (encoding/json matches keys without
+// regard to case, and folds some non-ASCII letters to ASCII ones), whose
+// value is valid JSON.
+func (s *scanner) skipUnknown(k []byte, known []string) bool {
+	for _, c := range k {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	for _, name := range known {
+		if strings.EqualFold(string(k), name) {
+			return false
+		}
+	}
+	r := jsonstr.Reader{B: s.b, I: s.i}
+	ok := r.Skip()
+	s.i = r.I
+	return ok
+}
+
 // smsMessage reads one message object with only SMSMessage's keys, each
 // at most once.
 func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage) bool {
@@ -192,7 +223,10 @@ func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage
 			f = smsUpdated
 			m.UpdatedAt, ok = s.time()
 		default:
-			return false
+			if !s.skipUnknown(k, smsKeys) {
+				return false
+			}
+			f = 0
 		}
 		if !ok || seen&f != 0 {
 			return false
@@ -275,12 +309,17 @@ func (s *scanner) meta() (*Meta, bool) {
 			f = 2
 			m.Total, ok = s.int()
 		default:
-			return nil, false
+			if !s.skipUnknown(k, metaKeys) {
+				return nil, false
+			}
+			f = -1
 		}
-		if !ok || seen[f] {
-			return nil, false
+		if f >= 0 {
+			if !ok || seen[f] {
+				return nil, false
+			}
+			seen[f] = true
 		}
-		seen[f] = true
 		if s.byte('}') {
 			return m, true
 		}
@@ -332,12 +371,19 @@ func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 				f = 4
 				meta, ok = s.meta()
 			default:
-				return nil, nil, false
+				// code, errors, error or a field parseEnvelope ignores:
+				// none changes a successful page.
+				if !s.skipUnknown(k, envelopeKeys) {
+					return nil, nil, false
+				}
+				f = -1
 			}
-			if !ok || seen[f] {
-				return nil, nil, false
+			if f >= 0 {
+				if !ok || seen[f] {
+					return nil, nil, false
+				}
+				seen[f] = true
 			}
-			seen[f] = true
 			if s.byte('}') {
 				break
 			}

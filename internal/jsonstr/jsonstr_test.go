@@ -30,3 +30,25 @@ func FuzzAppendMatchesEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSkip: Skip accepts a value only when encoding/json finds it valid,
+// and stops right after it.
+func FuzzSkip(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-0.5e+3,true,false,null,"x\u00e9\n"]}`, `"\ud800"`, `01`, `1.`, `-`, `[1,]`, `{"a" 1}`, `"a` + "\x01" + `"`, `"\x"`, "\"\xff\"", ` 12 `, `{}`, `[[[[]]]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := Reader{B: data}
+		if !r.Skip() {
+			return
+		}
+		if !json.Valid(data[:r.I]) {
+			t.Fatalf("Skip accepted %q, which encoding/json finds invalid", data[:r.I])
+		}
+		// The value ends where Skip stopped: the next byte does not
+		// continue it.
+		if r.I < len(data) && !bytes.ContainsAny(data[r.I:r.I+1], " \t\r\n") && json.Valid(data[:r.I+1]) {
+			t.Fatalf("Skip stopped early in %q at %d", data, r.I)
+		}
+	})
+}

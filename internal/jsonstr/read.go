@@ -240,3 +240,131 @@ func (r *Reader) Int() (int, bool) {
 	n, ok := r.Int64()
 	return int(n), ok && int64(int(n)) == n
 }
+
+// maxSkipDepth bounds the nesting Skip follows; deeper values are left to
+// encoding/json.
+const maxSkipDepth = 32
+
+// Skip consumes one value of any kind after checking that it is JSON as
+// encoding/json checks it (strings may hold invalid UTF-8, which
+// encoding/json replaces; control characters and unknown escapes are
+// errors). It reports false on anything else and on nesting deeper than
+// maxSkipDepth.
+func (r *Reader) Skip() bool { return r.skip(0) }
+
+func (r *Reader) skip(depth int) bool {
+	if depth > maxSkipDepth {
+		return false
+	}
+	switch r.Peek() {
+	case '"':
+		return r.skipString()
+	case '{':
+		r.I++
+		if r.Byte('}') {
+			return true
+		}
+		for {
+			if r.Peek() != '"' || !r.skipString() || !r.Byte(':') || !r.skip(depth+1) {
+				return false
+			}
+			if r.Byte('}') {
+				return true
+			}
+			if !r.Byte(',') {
+				return false
+			}
+		}
+	case '[':
+		r.I++
+		if r.Byte(']') {
+			return true
+		}
+		for {
+			if !r.skip(depth + 1) {
+				return false
+			}
+			if r.Byte(']') {
+				return true
+			}
+			if !r.Byte(',') {
+				return false
+			}
+		}
+	case 't':
+		return r.Lit("true")
+	case 'f':
+		return r.Lit("false")
+	case 'n':
+		return r.Lit("null")
+	}
+	return r.skipNumber()
+}
+
+// skipString consumes a string (the next byte is its quote).
+func (r *Reader) skipString() bool {
+	for j := r.I + 1; j < len(r.B); j++ {
+		switch c := r.B[j]; {
+		case c == '"':
+			r.I = j + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if j+1 >= len(r.B) {
+				return false
+			}
+			switch r.B[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j++
+			case 'u':
+				if _, ok := hex4(r.B, j+2); !ok {
+					return false
+				}
+				j += 5
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// skipNumber consumes a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (r *Reader) skipNumber() bool {
+	b, i := r.B, r.I
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	r.I = i
+	return true
+}
