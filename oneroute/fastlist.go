@@ -1,6 +1,7 @@
 package oneroute
 
 import (
+	"bytes"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -109,24 +110,20 @@ const (
 	smsUpdated
 )
 
+// usualTexts are the statuses and reasons of almost every message.
+var usualTexts = [...]string{DLRDelivered, DLRPending, DLRUndelivered, "Message delivered to handset", "Message queued", "Rejected by network"}
+
 // interned returns string(v), without allocating for the usual statuses
-// and reasons or for a repeat of prev.
+// and reasons or for a repeat of prev. (Comparisons of string(v) do not
+// allocate; a switch on it with a case that is not constant would.)
 func interned(v []byte, prev string) string {
-	switch string(v) {
-	case DLRDelivered:
-		return DLRDelivered
-	case DLRPending:
-		return DLRPending
-	case DLRUndelivered:
-		return DLRUndelivered
-	case "Message delivered to handset":
-		return "Message delivered to handset"
-	case "Message queued":
-		return "Message queued"
-	case "Rejected by network":
-		return "Rejected by network"
-	case prev:
+	if string(v) == prev {
 		return prev
+	}
+	for _, u := range usualTexts {
+		if string(v) == u {
+			return u
+		}
 	}
 	return string(v)
 }
@@ -249,14 +246,9 @@ func (s *scanner) smsMessages() ([]SMSMessage, bool) {
 	if !s.byte('[') {
 		return nil, false
 	}
-	// Commas bound the number of messages: size the slice once.
-	n := 1
-	for _, c := range s.b[s.i:] {
-		if c == '{' {
-			n++
-		}
-	}
-	out := make([]SMSMessage, 0, min(n, MaxPageSize+1))
+	// Opening braces bound the number of messages: size the slice once.
+	n := bytes.Count(s.b[s.i:], []byte{'{'})
+	out := make([]SMSMessage, 0, min(n, MaxPageSize))
 	if s.byte(']') {
 		return out, true
 	}
