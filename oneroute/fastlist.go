@@ -15,18 +15,21 @@ import (
 // does not expect goes to parseEnvelope and encoding/json as before.
 
 // text reads a string as encoding/json does, escapes included (see
-// jsonstr.Reader.Bytes).
+// jsonstr.Reader.Text).
 func (s *scanner) text() (string, bool) { return s.textLike("") }
 
 // textLike is text, without allocating for the usual statuses and reasons
 // or for a string equal to prev (the sender ID of a page's last message).
 func (s *scanner) textLike(prev string) (string, bool) {
 	r := jsonstr.Reader{B: s.b, I: s.i}
-	v, ok := r.Bytes()
-	s.i = r.I
+	v, ok := r.Plain()
 	if !ok {
-		return "", false
+		var t string
+		t, ok = r.Text() // escapes, or an error
+		s.i = r.I
+		return t, ok
 	}
+	s.i = r.I
 	return interned(v, prev), true
 }
 

@@ -55,7 +55,7 @@ func (r *batchReader) str(dst *string) bool {
 	if r.Peek() == 'n' {
 		return r.Lit("null")
 	}
-	s, ok := r.String()
+	s, ok := r.Text()
 	*dst = s
 	return ok
 }
@@ -91,7 +91,7 @@ func (r *batchReader) strs(dst *[]string) bool {
 	out := make([]string, 0, 4)
 	if !r.Byte(']') {
 		for {
-			s, ok := r.String()
+			s, ok := r.Text()
 			if !ok {
 				return false
 			}

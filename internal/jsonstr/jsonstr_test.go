@@ -52,3 +52,25 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzText: whenever Text reads a string, encoding/json reads the same
+// string from the same bytes.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"a\"b\\c\/d\b\f\n\r\t\u0041\u00e9\u20ac\ud83d\ude00"`, `"\u003cb\u003e \u0026"`, `"\ud83d"`, `"\ude00x"`, `"\x"`, "\"\xff\"", "\"é\"", `"ctl` + "\x01" + `"`, ` "ws" `, `"unterminated\"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := Reader{B: data}
+		got, ok := r.Text()
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(data[:r.I], &want); err != nil {
+			t.Fatalf("Text read %q from %q, encoding/json did not: %v", got, data[:r.I], err)
+		}
+		if got != want {
+			t.Fatalf("Text read %q from %q, encoding/json %q", got, data[:r.I], want)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package jsonstr
 
 import (
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -81,11 +82,11 @@ func (r *Reader) Key() ([]byte, bool) {
 	return nil, false
 }
 
-// Bytes reads a string as encoding/json decodes it. v is a slice of B when
-// the string has no escapes, a new buffer otherwise. It reports false on
-// what it leaves to encoding/json: control characters, invalid UTF-8
-// (which encoding/json would replace), lone surrogates and bad escapes.
-func (r *Reader) Bytes() (v []byte, ok bool) {
+// Plain reads a string without escapes, in valid UTF-8 and without
+// control characters: v is a slice of B. It reports false on anything
+// else, and leaves I as it was when the string has an escape, so that the
+// caller can read it with Text.
+func (r *Reader) Plain() (v []byte, ok bool) {
 	if !r.Byte('"') {
 		return nil, false
 	}
@@ -101,7 +102,8 @@ func (r *Reader) Bytes() (v []byte, ok bool) {
 			r.I = j + 1
 			return v, true
 		case c == '\\':
-			return r.unescape(j)
+			r.I--
+			return nil, false
 		case c < 0x20:
 			return nil, false
 		case c >= utf8.RuneSelf:
@@ -111,76 +113,97 @@ func (r *Reader) Bytes() (v []byte, ok bool) {
 	return nil, false
 }
 
-// String is Bytes as a string.
-func (r *Reader) String() (string, bool) {
-	v, ok := r.Bytes()
-	return string(v), ok
+// Text reads a string as encoding/json decodes it, escapes included. It
+// reports false on what it leaves to encoding/json: control characters,
+// invalid UTF-8 (which encoding/json would replace), lone surrogates and
+// bad escapes.
+func (r *Reader) Text() (string, bool) {
+	if v, ok := r.Plain(); ok {
+		return string(v), true
+	}
+	// Plain stops at its opening quote only for an escape.
+	if r.I < len(r.B) && r.B[r.I] == '"' {
+		return r.unescape()
+	}
+	return "", false
 }
 
-// unescape finishes Bytes from the first backslash, at j.
-func (r *Reader) unescape(j int) ([]byte, bool) {
-	out := make([]byte, 0, j-r.I+16)
-	out = append(out, r.B[r.I:j]...)
-	for j < len(r.B) {
+// unescape reads a string with escapes; I is at its opening quote.
+func (r *Reader) unescape() (string, bool) {
+	// The decoded string is shorter than its JSON: find the end, then
+	// decode into one allocation.
+	end := r.I + 1
+	for ; end < len(r.B) && r.B[end] != '"'; end++ {
+		if r.B[end] == '\\' {
+			end++
+		}
+	}
+	if end >= len(r.B) {
+		return "", false
+	}
+	var sb strings.Builder
+	sb.Grow(end - r.I)
+	j := r.I + 1
+	for j < end {
 		c := r.B[j]
 		switch {
-		case c == '"':
-			if !utf8.Valid(out) {
-				return nil, false
-			}
-			r.I = j + 1
-			return out, true
 		case c < 0x20:
-			return nil, false
+			return "", false
 		case c != '\\':
-			out = append(out, c)
-			j++
+			k := j + 1
+			for k < end && r.B[k] != '\\' && r.B[k] >= 0x20 {
+				k++
+			}
+			sb.Write(r.B[j:k])
+			j = k
 			continue
-		}
-		if j+1 >= len(r.B) {
-			return nil, false
 		}
 		switch e := r.B[j+1]; e {
 		case '"', '\\', '/':
-			out = append(out, e)
+			sb.WriteByte(e)
 		case 'b':
-			out = append(out, '\b')
+			sb.WriteByte('\b')
 		case 'f':
-			out = append(out, '\f')
+			sb.WriteByte('\f')
 		case 'n':
-			out = append(out, '\n')
+			sb.WriteByte('\n')
 		case 'r':
-			out = append(out, '\r')
+			sb.WriteByte('\r')
 		case 't':
-			out = append(out, '\t')
+			sb.WriteByte('\t')
 		case 'u':
-			c, ok := hex4(r.B, j+2)
+			c, ok := hex4(r.B[:end], j+2)
 			if !ok {
-				return nil, false
+				return "", false
 			}
 			if utf16.IsSurrogate(c) {
 				// Only a well-formed pair; encoding/json makes anything
 				// else U+FFFD.
-				if j+7 >= len(r.B) || r.B[j+6] != '\\' || r.B[j+7] != 'u' {
-					return nil, false
+				if j+7 >= end || r.B[j+6] != '\\' || r.B[j+7] != 'u' {
+					return "", false
 				}
-				c2, ok := hex4(r.B, j+8)
+				c2, ok := hex4(r.B[:end], j+8)
 				if !ok {
-					return nil, false
+					return "", false
 				}
 				if c = utf16.DecodeRune(c, c2); c == utf8.RuneError {
-					return nil, false
+					return "", false
 				}
 				j += 6
 			}
-			out = utf8.AppendRune(out, c)
+			sb.WriteRune(c)
 			j += 4
 		default:
-			return nil, false
+			return "", false
 		}
 		j += 2
 	}
-	return nil, false
+	out := sb.String()
+	if !utf8.ValidString(out) {
+		return "", false
+	}
+	r.I = end + 1
+	return out, true
 }
 
 // hex4 reads the four hex digits of a \u escape at b[i:].
