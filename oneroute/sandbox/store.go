@@ -192,8 +192,9 @@ func (st *smsStore) each(fn func(m *smsRec, read func(off uint32, n int) string)
 		if c == nil || slot >= uint64(len(c.recs)) || c.recs[slot].seq != seq {
 			return
 		}
+		read := c.str // one method value per chunk, not one per message
 		for ; ; slot-- {
-			if !fn(&c.recs[slot], c.str) {
+			if !fn(&c.recs[slot], read) {
 				return
 			}
 			seq--
