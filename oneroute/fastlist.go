@@ -160,8 +160,8 @@ func (s *scanner) skipUnknown(k []byte, known []string) bool {
 	return ok
 }
 
-// smsMessage reads one message object with only SMSMessage's keys, each
-// at most once.
+// smsMessage reads one message object: SMSMessage's keys, each at most
+// once, and other keys skipped (see skipUnknown).
 func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage) bool {
 	if !s.byte('{') {
 		return false
@@ -273,8 +273,8 @@ func (s *scanner) smsMessages() ([]SMSMessage, bool) {
 	}
 }
 
-// meta reads {page, size, total} with integer values, each at most once,
-// or null (nil, true).
+// meta reads {page, size, total} with integer values, each at most once
+// (other keys skipped, see skipUnknown), or null (nil, true).
 func (s *scanner) meta() (*Meta, bool) {
 	if s.peek() == 'n' {
 		return nil, s.lit("null")
@@ -325,11 +325,12 @@ func (s *scanner) meta() (*Meta, bool) {
 }
 
 // fastSMSList reads the usual page of Fetch SMS Messages: an object with
-// only the keys data and body (arrays of messages, or null), message (a
-// string), success (true) and meta ({page, size, total}, or null), each at
-// most once, whose data or body holds the messages; or a bare array of
-// messages. ok is false for anything else: parseEnvelope and encoding/json
-// then read it, and word any error.
+// the keys data and body (arrays of messages, or null), message (a string
+// without escapes), success (true) and meta ({page, size, total}, or null),
+// each at most once, and other keys skipped (code, errors, or any that
+// parseEnvelope ignores; see skipUnknown), whose data or body holds the
+// messages; or a bare array of messages. ok is false for anything else:
+// parseEnvelope and encoding/json then read it, and word any error.
 func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 	s := &scanner{b: data}
 	if s.peek() == '[' {

@@ -1,7 +1,10 @@
 package oneroute
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -246,3 +249,27 @@ func pad20(i int) string {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// TestFetchSMSMessagesFastPath: the client returns the fast path's page
+// and meta, equal to what encoding/json reads from the same answer.
+func TestFetchSMSMessagesFastPath(t *testing.T) {
+	t.Parallel()
+	page, err := os.ReadFile(filepath.Join("testdata", "responses", "list_sms_sandbox.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(page)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Options{BaseURL: srv.URL, APIKey: "test_x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, meta, err := c.FetchSMSMessages(context.Background(), "ch", "", Page{Size: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameList(t, page, msgs, meta)
+}
