@@ -286,7 +286,7 @@ func (s *scanner) meta() (*Meta, bool) {
 	if s.byte('}') {
 		return m, true
 	}
-	var seen [3]bool
+	var seen int // bits of the keys read
 	for {
 		k, ok := s.str()
 		if !ok || !s.byte(':') {
@@ -295,26 +295,24 @@ func (s *scanner) meta() (*Meta, bool) {
 		var f int
 		switch string(k) {
 		case "page":
-			f = 0
+			f = 1
 			m.Page, ok = s.int()
 		case "size":
-			f = 1
+			f = 2
 			m.Size, ok = s.int()
 		case "total":
-			f = 2
+			f = 4
 			m.Total, ok = s.int()
 		default:
 			if !s.skipUnknown(k, metaKeys) {
 				return nil, false
 			}
-			f = -1
+			f = 0
 		}
-		if f >= 0 {
-			if !ok || seen[f] {
-				return nil, false
-			}
-			seen[f] = true
+		if !ok || seen&f != 0 {
+			return nil, false
 		}
+		seen |= f
 		if s.byte('}') {
 			return m, true
 		}
@@ -342,7 +340,7 @@ func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 		return nil, nil, false
 	}
 	var dataMsgs, bodyMsgs []SMSMessage
-	var seen [5]bool
+	var seen int // bits of the keys read
 	if !s.byte('}') {
 		for {
 			k, ok := s.str()
@@ -352,19 +350,19 @@ func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 			var f int
 			switch string(k) {
 			case "data":
-				f = 0
+				f = 1
 				dataMsgs, ok = s.smsMessages()
 			case "body":
-				f = 1
+				f = 2
 				bodyMsgs, ok = s.smsMessages()
 			case "message":
-				f = 2
+				f = 4
 				_, ok = s.str()
 			case "success":
-				f = 3
+				f = 8
 				ok = s.lit("true")
 			case "meta":
-				f = 4
+				f = 16
 				meta, ok = s.meta()
 			default:
 				// code, errors, error or a field parseEnvelope ignores:
@@ -372,14 +370,12 @@ func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 				if !s.skipUnknown(k, envelopeKeys) {
 					return nil, nil, false
 				}
-				f = -1
+				f = 0
 			}
-			if f >= 0 {
-				if !ok || seen[f] {
-					return nil, nil, false
-				}
-				seen[f] = true
+			if !ok || seen&f != 0 {
+				return nil, nil, false
 			}
+			seen |= f
 			if s.byte('}') {
 				break
 			}
