@@ -33,7 +33,7 @@ func readResponse(br *bufio.Reader, req *http.Request, rb *respBody) (*http.Resp
 	if resp == nil {
 		return http.ReadResponse(br, req)
 	}
-	br.Discard(n) //nolint:errcheck // the n bytes are buffered
+	br.Discard(n)
 	if kind == noBody {
 		resp.Body = http.NoBody
 		return resp, nil
@@ -341,7 +341,7 @@ func (b *respBody) Read(p []byte) (int, error) {
 func (b *respBody) readTrailer() error {
 	buf, err := b.br.Peek(2)
 	if string(buf) == "\r\n" {
-		b.br.Discard(2) //nolint:errcheck // the 2 bytes are buffered
+		b.br.Discard(2)
 		return nil
 	}
 	if len(buf) < 2 {

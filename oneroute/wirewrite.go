@@ -81,34 +81,37 @@ func writeRequest(bw *bufio.Writer, req *http.Request, hostLine string, trace *h
 			trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
 		}
 	}()
-	bw.WriteString(method)
-	bw.WriteByte(' ')
-	bw.WriteString(path)
+	// The head is appended in bw's free space and written once.
+	b := bw.AvailableBuffer()
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, path...)
 	if u.ForceQuery || u.RawQuery != "" {
-		bw.WriteByte('?')
-		bw.WriteString(u.RawQuery)
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
 	}
-	bw.WriteString(" HTTP/1.1\r\n")
-	bw.WriteString(hostLine)
+	b = append(b, " HTTP/1.1\r\n"...)
+	b = append(b, hostLine...)
 	if ua != "" {
-		bw.WriteString("User-Agent: ")
-		bw.WriteString(textproto.TrimString(ua))
-		bw.WriteString("\r\n")
+		b = append(b, "User-Agent: "...)
+		b = append(b, textproto.TrimString(ua)...)
+		b = append(b, "\r\n"...)
 	}
 	if req.ContentLength > 0 || method == "POST" || method == "PUT" || method == "PATCH" {
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
-		bw.WriteString("\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, req.ContentLength, 10)
+		b = append(b, "\r\n"...)
 	}
 	for _, k := range keys[:nk] {
 		for _, v := range req.Header[k] {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(textproto.TrimString(v))
-			bw.WriteString("\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, textproto.TrimString(v)...)
+			b = append(b, "\r\n"...)
 		}
 	}
-	_, err = bw.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	_, err = bw.Write(b)
 	if err != nil || !hasBody {
 		if hasBody {
 			req.Body.Close()
@@ -149,7 +152,9 @@ func writeBody(bw *bufio.Writer, body io.ReadCloser, n int64) (err error) {
 		buf := bw.AvailableBuffer()
 		buf = buf[:min(int64(cap(buf)), n-copied)]
 		k, rerr := body.Read(buf)
-		bw.Write(buf[:k])
+		if _, err := bw.Write(buf[:k]); err != nil {
+			return err
+		}
 		copied += int64(k)
 		if rerr == io.EOF {
 			break
