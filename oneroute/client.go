@@ -298,8 +298,15 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 // send performs a call: one request, bounded by the client timeout, whose
 // every failure is an *APIError or a *TransportError.
 func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	// The client's own transport takes the deadline as it is and sets it on
+	// the connection; a context with a timer would cost more than the call's
+	// own parsing.
+	deadline := time.Now().Add(c.timeout)
+	if c.wire == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 
 	// k.path is already escaped (pathID); keep it as sent.
 	u := *c.base
@@ -317,51 +324,75 @@ func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 	if k.query != nil {
 		u.RawQuery = k.query.Encode()
 	}
-	var body io.Reader
+	var body []byte
 	switch {
 	case k.body != nil:
-		body = bytes.NewReader(k.body)
+		body = k.body
 	case k.in != nil:
 		b, err := json.Marshal(k.in)
 		if err != nil {
 			return nil, fmt.Errorf("oneroute %s: encode request: %w", k.op, err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	var wrote atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		// Written means the whole request left: only then may OneRoute
-		// have acted on it.
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				wrote.Store(true)
-			}
-		},
-	})
+	// The client's own transport tells whether the request was written
+	// through wrote; another one through the httptrace hook.
+	var wrote bool
+	var traced *atomic.Bool
+	if c.wire == nil {
+		traced = new(atomic.Bool)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			// Written means the whole request left: only then may OneRoute
+			// have acted on it.
+			WroteRequest: func(info httptrace.WroteRequestInfo) {
+				if info.Err == nil {
+					traced.Store(true)
+				}
+			},
+		})
+	}
 	// The URL is built above; parsing it again from a string would only
 	// cost time.
-	req, err := http.NewRequestWithContext(ctx, k.method, "/", body)
+	req, err := http.NewRequestWithContext(ctx, k.method, "/", nil)
 	if err != nil {
 		return nil, fmt.Errorf("oneroute %s: %w", k.op, err)
 	}
-	req.URL, req.Host = &u, strings.TrimSuffix(u.Host, ":")
-	req.Header.Set("apiKey", c.apiKey)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
+	*req.URL, req.Host = u, strings.TrimSuffix(u.Host, ":")
+	// Canonical names set directly, one array for the values: Header.Set
+	// would canonicalise "apiKey" into a new string and allocate a slice
+	// per field on every call.
+	vals := make([]string, 4)
+	vals[0], vals[1], vals[2], vals[3] = c.apiKey, "application/json", c.userAgent, "application/json"
+	req.Header["Apikey"] = vals[0:1:1]
+	req.Header["Accept"] = vals[1:2:2]
+	req.Header["User-Agent"] = vals[2:3:3]
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = vals[3:4:4]
+	}
+	if len(body) > 0 {
+		b := &byteBody{}
+		b.Reset(body)
+		req.Body, req.ContentLength = b, int64(len(body))
+		if c.wire == nil {
+			req.GetBody = func() (io.ReadCloser, error) {
+				b := &byteBody{}
+				b.Reset(body)
+				return b, nil
+			}
+		}
 	}
 
-	resp, err := c.do1(req)
+	resp, err := c.do1(req, deadline, &wrote)
 	if err != nil {
-		return nil, &TransportError{Op: k.op, Written: wrote.Load(), Err: c.scrub(err)}
+		return nil, &TransportError{Op: k.op, Written: wrote || (traced != nil && traced.Load()), Err: c.scrub(err)}
 	}
-	defer func() {
-		// Drain a little so the connection can be reused, then close.
+	data, err := readAll(resp.Body, resp.ContentLength, c.maxBody)
+	if err != nil || int64(len(data)) > c.maxBody {
+		// Not read to its end: drain a little so the connection can be
+		// reused.
 		io.CopyN(io.Discard, resp.Body, 64<<10)
-		resp.Body.Close()
-	}()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	}
+	resp.Body.Close()
 	if err != nil {
 		return nil, &TransportError{Op: k.op, Written: true, Err: c.scrub(err)}
 	}
@@ -418,18 +449,44 @@ func (c *Client) send(ctx context.Context, k call) (*Meta, error) {
 }
 
 // do1 makes one request: through the client's own transport when New built
-// it (its errors wrapped in *url.Error, as http.Client wraps them), or
-// http.Client.Do otherwise.
-func (c *Client) do1(req *http.Request) (*http.Response, error) {
+// it, bounded by deadline (its errors wrapped in *url.Error, as http.Client
+// wraps them; *wrote set when the request was written), or http.Client.Do
+// otherwise (whose context carries the deadline).
+func (c *Client) do1(req *http.Request, deadline time.Time, wrote *bool) (*http.Response, error) {
 	if c.wire == nil {
 		return c.http.Do(req)
 	}
-	resp, err := c.wire.RoundTrip(req)
+	resp, err := c.wire.send(req, deadline, wrote)
 	if err != nil {
 		m := req.Method
 		return nil, &url.Error{Op: m[:1] + strings.ToLower(m[1:]), URL: req.URL.String(), Err: err}
 	}
 	return resp, nil
+}
+
+// readAll reads a body as io.ReadAll(io.LimitReader(r, limit+1)) does,
+// into a buffer sized from the body's length when it is known (size >= 0).
+func readAll(r io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size > limit {
+		size = 511 // io.ReadAll's first buffer
+	}
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(b[len(b):min(int64(cap(b)), limit+1)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if int64(len(b)) > limit {
+			return b, nil
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 func truncate(s string, n int) string {
