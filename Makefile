@@ -80,10 +80,22 @@ bench-webhooks: ## the webhook receiver and applier: 100,000 signed delivery rep
 	$(GO) run ./bench/webhooks -n 100000 -rate 0 -out bench-out/webhooks.jsonl | tee -a bench-out/webhooks.txt
 
 .PHONY: fuzz
+# A target that fails with a bare "context deadline exceeded" at the end of
+# its -fuzztime and writes no failing input met Go's own fuzz-coordinator race
+# (go.dev/issue/75804, not fixed in go1.26): it is run once more, and fails
+# only if that fails too. Any other failure fails at once.
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | sed 's/func //'); do \
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | sed 's/func //'); do \
 	  pkg=$$(grep -rlE "^func $$t\(" --include='*_test.go' . | xargs dirname); \
-	  echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+	  for try in 1 2; do \
+	    echo "== $$pkg $$t"; \
+	    if $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} $$pkg >$$log 2>&1; then cat $$log; break; fi; \
+	    cat $$log; \
+	    if [ $$try = 1 ] && grep -q 'context deadline exceeded' $$log && ! grep -qE 'Failing input written|panic:|_test.go:[0-9]+:' $$log; then \
+	      echo "== $$t: the fuzz coordinator's deadline race (go.dev/issue/75804), no failing input: once more"; continue; fi; \
+	    exit 1; \
+	  done; \
 	done
 
 COMPOSE ?= docker compose -f deploy/compose.yaml --env-file deploy/.env
