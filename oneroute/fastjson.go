@@ -1,8 +1,6 @@
 package oneroute
 
 import (
-	"unicode/utf8"
-
 	"github.com/fanoutdev/fanout/internal/jsonstr"
 )
 
@@ -45,104 +43,36 @@ func encodeSMS(r SMSRequest) []byte {
 	return append(b, '}')
 }
 
-// scanner reads the usual answer shapes; every method reports false on
-// anything it does not expect, and the caller then uses encoding/json.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// byte consumes c (after white space).
-func (s *scanner) byte(c byte) bool {
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-// peek is the next byte after white space (0 at the end).
-func (s *scanner) peek() byte {
-	s.ws()
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
-}
-
-// str reads a string without escapes or control characters, in valid
-// UTF-8: the only strings encoding/json would read as they are.
-func (s *scanner) str() ([]byte, bool) {
-	if !s.byte('"') {
-		return nil, false
-	}
-	ascii := true
-	for j := s.i; j < len(s.b); j++ {
-		c := s.b[j]
-		switch {
-		case c == '"':
-			v := s.b[s.i:j]
-			if !ascii && !utf8.Valid(v) {
-				return nil, false
-			}
-			s.i = j + 1
-			return v, true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return nil, false
-}
-
-// lit consumes the literal w (true, false, null).
-func (s *scanner) lit(w string) bool {
-	s.ws()
-	if len(s.b)-s.i >= len(w) && string(s.b[s.i:s.i+len(w)]) == w {
-		s.i += len(w)
-		return true
-	}
-	return false
-}
+// scanner reads the usual answer shapes (jsonstr.Reader's methods and the
+// answer-specific ones below); every method reports false on anything it
+// does not expect, and the caller then uses encoding/json.
+type scanner struct{ jsonstr.Reader }
 
 // results reads an array of {"status","response"} objects, or null (nil,
 // true).
 func (s *scanner) results() ([]Result, bool) {
-	if s.peek() == 'n' {
-		return nil, s.lit("null")
+	if s.Peek() == 'n' {
+		return nil, s.Lit("null")
 	}
-	if !s.byte('[') {
+	if !s.Byte('[') {
 		return nil, false
 	}
 	out := make([]Result, 0, 1)
-	if s.byte(']') {
+	if s.Byte(']') {
 		return out, true
 	}
 	for {
-		if !s.byte('{') {
+		if !s.Byte('{') {
 			return nil, false
 		}
 		var r Result
 		var seen [2]bool
 		for {
-			k, ok := s.str()
-			if !ok || !s.byte(':') {
+			k, ok := s.Plain()
+			if !ok || !s.Byte(':') {
 				return nil, false
 			}
-			v, ok := s.str()
+			v, ok := s.Plain()
 			if !ok {
 				return nil, false
 			}
@@ -160,18 +90,18 @@ func (s *scanner) results() ([]Result, bool) {
 			default:
 				return nil, false
 			}
-			if s.byte('}') {
+			if s.Byte('}') {
 				break
 			}
-			if !s.byte(',') {
+			if !s.Byte(',') {
 				return nil, false
 			}
 		}
 		out = append(out, r)
-		if s.byte(']') {
+		if s.Byte(']') {
 			return out, true
 		}
-		if !s.byte(',') {
+		if !s.Byte(',') {
 			return nil, false
 		}
 	}
@@ -184,21 +114,21 @@ func (s *scanner) results() ([]Result, bool) {
 // success false or no results at all: parseEnvelope and encoding/json then
 // read it, and word the error.
 func fastResults(data []byte) (out []Result, ok bool) {
-	s := &scanner{b: data}
-	if s.peek() == '[' {
+	s := &scanner{jsonstr.Reader{B: data}}
+	if s.Peek() == '[' {
 		out, ok = s.results()
-		s.ws()
-		return out, ok && out != nil && s.i == len(s.b)
+		s.WS()
+		return out, ok && out != nil && s.I == len(s.B)
 	}
-	if !s.byte('{') {
+	if !s.Byte('{') {
 		return nil, false
 	}
 	var dataRes, bodyRes []Result
 	var seen [4]bool
-	if !s.byte('}') {
+	if !s.Byte('}') {
 		for {
-			k, ok := s.str()
-			if !ok || !s.byte(':') {
+			k, ok := s.Plain()
+			if !ok || !s.Byte(':') {
 				return nil, false
 			}
 			var f int
@@ -211,10 +141,10 @@ func fastResults(data []byte) (out []Result, ok bool) {
 				bodyRes, ok = s.results()
 			case "message":
 				f = 2
-				_, ok = s.str()
+				_, ok = s.Plain()
 			case "success":
 				f = 3
-				ok = s.lit("true")
+				ok = s.Lit("true")
 			default:
 				return nil, false
 			}
@@ -222,16 +152,16 @@ func fastResults(data []byte) (out []Result, ok bool) {
 				return nil, false
 			}
 			seen[f] = true
-			if s.byte('}') {
+			if s.Byte('}') {
 				break
 			}
-			if !s.byte(',') {
+			if !s.Byte(',') {
 				return nil, false
 			}
 		}
 	}
-	s.ws()
-	if s.i != len(s.b) {
+	s.WS()
+	if s.I != len(s.B) {
 		return nil, false
 	}
 	if dataRes != nil {

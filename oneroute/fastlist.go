@@ -14,39 +14,21 @@ import (
 // CPU. fastSMSList reads the usual page without reflection; anything it
 // does not expect goes to parseEnvelope and encoding/json as before.
 
-// text reads a string as encoding/json does, escapes included (see
-// jsonstr.Reader.Text).
-func (s *scanner) text() (string, bool) { return s.textLike("") }
-
 // textLike is text, without allocating for the usual statuses and reasons
 // or for a string equal to prev (the sender ID of a page's last message).
 func (s *scanner) textLike(prev string) (string, bool) {
-	r := jsonstr.Reader{B: s.b, I: s.i}
-	v, ok := r.Plain()
+	v, ok := s.Plain()
 	if !ok {
-		var t string
-		t, ok = r.Text() // escapes, or an error
-		s.i = r.I
-		return t, ok
+		return s.Text() // escapes, or an error
 	}
-	s.i = r.I
 	return interned(v, prev), true
-}
-
-// int reads an integer as encoding/json reads it into an int (see
-// jsonstr.Reader.Int).
-func (s *scanner) int() (int, bool) {
-	r := jsonstr.Reader{B: s.b, I: s.i}
-	n, ok := r.Int()
-	s.i = r.I
-	return n, ok
 }
 
 // time reads a UTC RFC 3339 time, "2006-01-02T15:04:05Z" with an optional
 // fraction of one to nine digits: the strings time.Time.UnmarshalJSON
 // reads without an offset, which it gives the same value (time.UTC).
 func (s *scanner) time() (time.Time, bool) {
-	v, ok := s.str()
+	v, ok := s.Plain()
 	if !ok || len(v) < len("2006-01-02T15:04:05Z") || v[len(v)-1] != 'Z' ||
 		v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' {
 		return time.Time{}, false
@@ -154,35 +136,32 @@ func (s *scanner) skipUnknown(k []byte, known []string) bool {
 			return false
 		}
 	}
-	r := jsonstr.Reader{B: s.b, I: s.i}
-	ok := r.Skip()
-	s.i = r.I
-	return ok
+	return s.Skip()
 }
 
 // smsMessage reads one message object: SMSMessage's keys, each at most
 // once, and other keys skipped (see skipUnknown).
 func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage) bool {
-	if !s.byte('{') {
+	if !s.Byte('{') {
 		return false
 	}
-	if s.byte('}') {
+	if s.Byte('}') {
 		return true
 	}
 	var seen int
 	for {
-		k, ok := s.str()
-		if !ok || !s.byte(':') {
+		k, ok := s.Plain()
+		if !ok || !s.Byte(':') {
 			return false
 		}
 		var f int
 		switch string(k) {
 		case "id":
 			f = smsID
-			m.ID, ok = s.text()
+			m.ID, ok = s.Text()
 		case "externalId":
 			f = smsExternalID
-			m.ExternalID, ok = s.text()
+			m.ExternalID, ok = s.Text()
 		case "status":
 			f = smsStatus
 			m.Status, ok = s.textLike(prev.Status)
@@ -194,17 +173,17 @@ func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage
 			m.From, ok = s.textLike(prev.From)
 		case "to":
 			f = smsTo
-			m.To, ok = s.text()
+			m.To, ok = s.Text()
 		case "message":
 			f = smsMessage
 			m.Message, ok = s.textLike(prev.Message)
 		case "units":
 			f = smsUnits
-			m.Units, ok = s.int()
+			m.Units, ok = s.Int()
 		case "delivered_time":
 			f = smsDelivered
-			if s.peek() == 'n' {
-				ok = s.lit("null")
+			if s.Peek() == 'n' {
+				ok = s.Lit("null")
 				m.DeliveredTime = nil
 				break
 			}
@@ -232,10 +211,10 @@ func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage
 			return false
 		}
 		seen |= f
-		if s.byte('}') {
+		if s.Byte('}') {
 			return true
 		}
-		if !s.byte(',') {
+		if !s.Byte(',') {
 			return false
 		}
 	}
@@ -243,16 +222,16 @@ func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage
 
 // smsMessages reads an array of messages, or null (nil, true).
 func (s *scanner) smsMessages() ([]SMSMessage, bool) {
-	if s.peek() == 'n' {
-		return nil, s.lit("null")
+	if s.Peek() == 'n' {
+		return nil, s.Lit("null")
 	}
-	if !s.byte('[') {
+	if !s.Byte('[') {
 		return nil, false
 	}
 	// Opening braces bound the number of messages: size the slice once.
-	n := bytes.Count(s.b[s.i:], []byte{'{'})
+	n := bytes.Count(s.B[s.I:], []byte{'{'})
 	out := make([]SMSMessage, 0, min(n, MaxPageSize))
-	if s.byte(']') {
+	if s.Byte(']') {
 		return out, true
 	}
 	var times []time.Time
@@ -264,10 +243,10 @@ func (s *scanner) smsMessages() ([]SMSMessage, bool) {
 			return nil, false
 		}
 		prev = *m
-		if s.byte(']') {
+		if s.Byte(']') {
 			return out, true
 		}
-		if !s.byte(',') {
+		if !s.Byte(',') {
 			return nil, false
 		}
 	}
@@ -276,33 +255,33 @@ func (s *scanner) smsMessages() ([]SMSMessage, bool) {
 // meta reads {page, size, total} with integer values, each at most once
 // (other keys skipped, see skipUnknown), or null (nil, true).
 func (s *scanner) meta() (*Meta, bool) {
-	if s.peek() == 'n' {
-		return nil, s.lit("null")
+	if s.Peek() == 'n' {
+		return nil, s.Lit("null")
 	}
-	if !s.byte('{') {
+	if !s.Byte('{') {
 		return nil, false
 	}
 	m := &Meta{}
-	if s.byte('}') {
+	if s.Byte('}') {
 		return m, true
 	}
 	var seen int // bits of the keys read
 	for {
-		k, ok := s.str()
-		if !ok || !s.byte(':') {
+		k, ok := s.Plain()
+		if !ok || !s.Byte(':') {
 			return nil, false
 		}
 		var f int
 		switch string(k) {
 		case "page":
 			f = 1
-			m.Page, ok = s.int()
+			m.Page, ok = s.Int()
 		case "size":
 			f = 2
-			m.Size, ok = s.int()
+			m.Size, ok = s.Int()
 		case "total":
 			f = 4
-			m.Total, ok = s.int()
+			m.Total, ok = s.Int()
 		default:
 			if !s.skipUnknown(k, metaKeys) {
 				return nil, false
@@ -313,10 +292,10 @@ func (s *scanner) meta() (*Meta, bool) {
 			return nil, false
 		}
 		seen |= f
-		if s.byte('}') {
+		if s.Byte('}') {
 			return m, true
 		}
-		if !s.byte(',') {
+		if !s.Byte(',') {
 			return nil, false
 		}
 	}
@@ -330,21 +309,21 @@ func (s *scanner) meta() (*Meta, bool) {
 // messages; or a bare array of messages. ok is false for anything else:
 // parseEnvelope and encoding/json then read it, and word any error.
 func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
-	s := &scanner{b: data}
-	if s.peek() == '[' {
+	s := &scanner{jsonstr.Reader{B: data}}
+	if s.Peek() == '[' {
 		out, ok = s.smsMessages()
-		s.ws()
-		return out, nil, ok && out != nil && s.i == len(s.b)
+		s.WS()
+		return out, nil, ok && out != nil && s.I == len(s.B)
 	}
-	if !s.byte('{') {
+	if !s.Byte('{') {
 		return nil, nil, false
 	}
 	var dataMsgs, bodyMsgs []SMSMessage
 	var seen int // bits of the keys read
-	if !s.byte('}') {
+	if !s.Byte('}') {
 		for {
-			k, ok := s.str()
-			if !ok || !s.byte(':') {
+			k, ok := s.Plain()
+			if !ok || !s.Byte(':') {
 				return nil, nil, false
 			}
 			var f int
@@ -357,10 +336,10 @@ func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 				bodyMsgs, ok = s.smsMessages()
 			case "message":
 				f = 4
-				_, ok = s.str()
+				_, ok = s.Plain()
 			case "success":
 				f = 8
-				ok = s.lit("true")
+				ok = s.Lit("true")
 			case "meta":
 				f = 16
 				meta, ok = s.meta()
@@ -376,16 +355,16 @@ func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 				return nil, nil, false
 			}
 			seen |= f
-			if s.byte('}') {
+			if s.Byte('}') {
 				break
 			}
-			if !s.byte(',') {
+			if !s.Byte(',') {
 				return nil, nil, false
 			}
 		}
 	}
-	s.ws()
-	if s.i != len(s.b) {
+	s.WS()
+	if s.I != len(s.B) {
 		return nil, nil, false
 	}
 	if dataMsgs != nil {
