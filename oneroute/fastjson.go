@@ -68,8 +68,8 @@ func (s *scanner) results() ([]Result, bool) {
 		var r Result
 		var seen [2]bool
 		for {
-			k, ok := s.Plain()
-			if !ok || !s.Byte(':') {
+			k, ok := s.Key()
+			if !ok {
 				return nil, false
 			}
 			v, ok := s.Plain()
@@ -127,8 +127,8 @@ func fastResults(data []byte) (out []Result, ok bool) {
 	var seen [4]bool
 	if !s.Byte('}') {
 		for {
-			k, ok := s.Plain()
-			if !ok || !s.Byte(':') {
+			k, ok := s.Key()
+			if !ok {
 				return nil, false
 			}
 			var f int

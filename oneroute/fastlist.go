@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fanoutdev/fanout/internal/jsonstr"
 )
@@ -121,16 +120,11 @@ var (
 	envelopeKeys = []string{"data", "body", "message", "success", "meta"}
 )
 
-// skipUnknown skips the value of a key that is none of known: an ASCII key
-// equal to none of them in any case (encoding/json matches keys without
-// regard to case, and folds some non-ASCII letters to ASCII ones), whose
-// value is valid JSON.
+// skipUnknown skips the value of a key that is none of known in any case
+// (encoding/json matches keys without regard to case; keys with non-ASCII
+// letters, which it may fold to ASCII ones, never get here: Key refuses
+// them), whose value is valid JSON.
 func (s *scanner) skipUnknown(k []byte, known []string) bool {
-	for _, c := range k {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
 	for _, name := range known {
 		if strings.EqualFold(string(k), name) {
 			return false
@@ -150,8 +144,8 @@ func (s *scanner) smsMessage(m *SMSMessage, times *[]time.Time, prev *SMSMessage
 	}
 	var seen int
 	for {
-		k, ok := s.Plain()
-		if !ok || !s.Byte(':') {
+		k, ok := s.Key()
+		if !ok {
 			return false
 		}
 		var f int
@@ -267,8 +261,8 @@ func (s *scanner) meta() (*Meta, bool) {
 	}
 	var seen int // bits of the keys read
 	for {
-		k, ok := s.Plain()
-		if !ok || !s.Byte(':') {
+		k, ok := s.Key()
+		if !ok {
 			return nil, false
 		}
 		var f int
@@ -322,8 +316,8 @@ func fastSMSList(data []byte) (out []SMSMessage, meta *Meta, ok bool) {
 	var seen int // bits of the keys read
 	if !s.Byte('}') {
 		for {
-			k, ok := s.Plain()
-			if !ok || !s.Byte(':') {
+			k, ok := s.Key()
+			if !ok {
 				return nil, nil, false
 			}
 			var f int
