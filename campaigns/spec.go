@@ -41,6 +41,22 @@ const (
 // Channels lists every valid channel, in the order the docs present them.
 var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail, ChannelWhatsAppSession, ChannelWhatsAppCampaign, ChannelPush}
 
+// PerMessage reports whether the worker sends each recipient of a campaign
+// on channel c in a request of its own: push always, SMS and email when
+// the content is personalised (a shared text is one request for the whole
+// batch). WhatsApp templates and OneRoute campaigns are batched calls; a
+// session campaign mixes both and counts as batched. The dispatcher sizes
+// such campaigns' tasks by it (config.DefaultPerMessageBatchSize).
+func (c Channel) PerMessage(personalised bool) bool {
+	switch c {
+	case ChannelPush:
+		return true
+	case ChannelSMS, ChannelEmail:
+		return personalised
+	}
+	return false
+}
+
 // AddressKind says what a channel's recipients are addressed by.
 func (c Channel) AddressKind() string {
 	if c == ChannelEmail {

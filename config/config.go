@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -90,6 +91,17 @@ const (
 	// DefaultBatchSize is Dispatch.BatchSize's default, and the batch size
 	// a spec without batch_size is checked against.
 	DefaultBatchSize = 50
+	// DefaultPerMessageBatchSize is the recipients per task of a campaign
+	// sent one request per message (campaigns.Channel.PerMessage) with no
+	// rate limit, when neither its spec nor the operator (FANOUT_BATCH_SIZE,
+	// dispatch --batch-size) sets a batch size. Each task costs the same
+	// fixed work whatever its size (an asynq dequeue and acknowledgement,
+	// the claim, the record, the opt-out and loss checks), about 650 µs of
+	// worker and Redis CPU on the 2-core benchmark machine: 13 µs per
+	// message in tasks of 50, 3 in tasks of 200 (docs/benchmarks.md). A
+	// batched call's size stays DefaultBatchSize, and so does a rate-limited
+	// campaign's, whose speed is the limit's.
+	DefaultPerMessageBatchSize = 200
 	// DefaultMonitorAddr is Monitor.Addr's default: loopback only.
 	DefaultMonitorAddr = "127.0.0.1:8080"
 	// DefaultMonitorMaxUploadMB is Monitor.MaxUploadMB's default.
@@ -272,8 +284,12 @@ type Worker struct {
 // Dispatch configures expansion.
 type Dispatch struct {
 	// BatchSize is the recipients per task: env FANOUT_BATCH_SIZE; default 50
-	// (DefaultBatchSize).
+	// (DefaultBatchSize), or 200 (DefaultPerMessageBatchSize) for a campaign
+	// sent one request per message with no rate limit, unless BatchSizeSet.
 	BatchSize int `yaml:"batch_size"`
+	// BatchSizeSet says the file or the environment set BatchSize: it then
+	// applies to every campaign whose spec has no batch_size.
+	BatchSizeSet bool `yaml:"-"`
 	// Window is the most pending tasks a campaign keeps in Redis; 0 means no
 	// limit: env FANOUT_WINDOW; default 0.
 	Window int `yaml:"window"`
@@ -340,6 +356,10 @@ type Monitor struct {
 	MetricsAddr string `yaml:"metrics_addr"`
 }
 
+// unsetBatch marks Dispatch.BatchSize while a file is decoded, to tell a
+// batch_size the file sets from the default.
+const unsetBatch = math.MinInt
+
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
@@ -378,6 +398,7 @@ func Load(getenv func(string) string, file string) (Config, error) {
 		// a key it leaves out keeps its default. Queues are replaced whole,
 		// not merged with the default weights.
 		cfg.Worker.Queues = nil
+		cfg.Dispatch.BatchSize = unsetBatch
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -385,6 +406,11 @@ func Load(getenv func(string) string, file string) (Config, error) {
 		}
 		if cfg.Worker.Queues == nil {
 			cfg.Worker.Queues = DefaultQueues()
+		}
+		if cfg.Dispatch.BatchSize == unsetBatch {
+			cfg.Dispatch.BatchSize = DefaultBatchSize
+		} else {
+			cfg.Dispatch.BatchSizeSet = true
 		}
 	}
 	var errs []error
@@ -487,7 +513,10 @@ func Load(getenv func(string) string, file string) (Config, error) {
 			cfg.Worker.Queues = q
 		}
 	}
-	num("FANOUT_BATCH_SIZE", &cfg.Dispatch.BatchSize)
+	if getenv("FANOUT_BATCH_SIZE") != "" {
+		num("FANOUT_BATCH_SIZE", &cfg.Dispatch.BatchSize)
+		cfg.Dispatch.BatchSizeSet = true
+	}
 	num("FANOUT_WINDOW", &cfg.Dispatch.Window)
 	str("FANOUT_SPEC_ROOT", &cfg.Dispatch.SpecRoot)
 	num("FANOUT_RATE_PER_SECOND", &cfg.RateLimit.PerSecond)

@@ -75,6 +75,21 @@ func TestDefaults(t *testing.T) {
 		cfg.Dispatch.BatchSize != 50 || cfg.Worker.ShutdownTimeout != 25*time.Second || cfg.Worker.MaxAttempts != 8 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
+	// Nothing set the batch size: the dispatcher chooses it per campaign.
+	if cfg.Dispatch.BatchSizeSet {
+		t.Fatal("BatchSizeSet with nothing set")
+	}
+	// A file that leaves batch_size out does not set it; the environment does.
+	file := filepath.Join(t.TempDir(), "f.yaml")
+	if err := os.WriteFile(file, []byte("dispatch:\n  window: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = config.Load(env(nil), file); err != nil || cfg.Dispatch.BatchSizeSet || cfg.Dispatch.BatchSize != 50 {
+		t.Fatalf("file without batch_size: batch %d set %v, %v", cfg.Dispatch.BatchSize, cfg.Dispatch.BatchSizeSet, err)
+	}
+	if cfg, err = config.Load(env(map[string]string{"FANOUT_BATCH_SIZE": "50"}), file); err != nil || !cfg.Dispatch.BatchSizeSet || cfg.Dispatch.BatchSize != 50 {
+		t.Fatalf("FANOUT_BATCH_SIZE=50: batch %d set %v, %v", cfg.Dispatch.BatchSize, cfg.Dispatch.BatchSizeSet, err)
+	}
 	if err := cfg.RequireAPIKey(); err == nil || !strings.Contains(err.Error(), "fanout run --sandbox") {
 		t.Fatalf("RequireAPIKey: %v", err)
 	}
@@ -198,6 +213,14 @@ func TestFileZeroIsKept(t *testing.T) {
 	}
 	if len(cfg.Worker.Queues) != 4 || cfg.Worker.Queues["sms"] != 1 {
 		t.Fatalf("queues %v, want the file's weights only", cfg.Worker.Queues)
+	}
+	if !cfg.Dispatch.BatchSizeSet {
+		t.Fatal("batch_size set by the file, but BatchSizeSet is false")
+	}
+	// A batch_size of 0 in the file is refused, as in the environment.
+	f = write("batch0.yaml", "dispatch:\n  batch_size: 0\n")
+	if _, err = config.Load(env(nil), f); err == nil || !strings.Contains(err.Error(), "FANOUT_BATCH_SIZE") {
+		t.Fatalf("batch_size: 0: %v, want refused", err)
 	}
 	// A 0 over a non-zero default that means nothing is an error naming it.
 	f = write("bad.yaml", "worker:\n  concurrency: 0\n  dlr_max_age: 0s\n")

@@ -26,7 +26,10 @@ var _ Enqueuer = (*asynq.Client)(nil)
 // Options tunes a Dispatcher.
 type Options struct {
 	// BatchSize is the default recipients per task (a spec's batch_size
-	// wins); default config.DefaultBatchSize (50).
+	// wins). When it is 0, a campaign's batch size follows from the
+	// campaign (batchSizeFor): config.DefaultPerMessageBatchSize (200) for
+	// one sent one request per message with no rate limit,
+	// config.DefaultBatchSize (50) otherwise.
 	BatchSize int
 	// Window is the most unfinished batches a campaign may have in Redis
 	// before the dispatcher waits for workers; 0 means no limit.
@@ -76,9 +79,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.BatchSize <= 0 {
-		o.BatchSize = config.DefaultBatchSize
-	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = config.DefaultMaxAttempts
 	}

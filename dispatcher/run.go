@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/recipients"
 	"github.com/fanoutdev/fanout/storage"
 )
@@ -48,16 +49,32 @@ type run struct {
 }
 
 func newRun(d *Dispatcher, spec campaigns.Spec, pf checked, start time.Time) *run {
-	bs := d.opts.BatchSize
-	if spec.BatchSize > 0 {
-		bs = spec.BatchSize
-	}
+	bs := batchSizeFor(spec, d.opts, pf.renderer.Personalised())
 	r := &run{d: d, opts: d.opts, spec: spec, pf: pf, batchSize: bs, start: start,
 		personal: pf.renderer.Personalised(), needed: pf.renderer.Fields(),
 		ckpt:   checkpointer{doneSeqs: map[int]bool{}, snaps: map[int]snapshot{}, lastCommitted: -1},
 		window: window{needObserve: true}, zones: newZoneSource(spec)}
 	r.batcher.b = newBatch(spec, 0, pf.renderer, bs)
 	return r
+}
+
+// batchSizeFor is the recipients per task of spec: its batch_size, else
+// the operator's (o.BatchSize), else config.DefaultPerMessageBatchSize for
+// a campaign sent one request per message under no rate limit at all,
+// whose tasks' fixed cost is then spread over more messages, else
+// config.DefaultBatchSize. A rate-limited campaign keeps the smaller size:
+// its speed is the limit's, and its batches must fit a per-minute or
+// per-day cap.
+func batchSizeFor(spec campaigns.Spec, o Options, personalised bool) int {
+	switch {
+	case spec.BatchSize > 0:
+		return spec.BatchSize
+	case o.BatchSize > 0:
+		return o.BatchSize
+	case spec.Channel.PerMessage(personalised) && EffectiveRate(o.Rate, spec.Rate).Steady() == 0:
+		return config.DefaultPerMessageBatchSize
+	}
+	return config.DefaultBatchSize
 }
 
 func (r *run) result() Result {

@@ -89,13 +89,16 @@ func workerOptions(cfg config.Config) worker.Options {
 // dispatchOptions maps configuration to dispatcher options; commands add
 // what their flags choose (rejects, dry run, logger, ...).
 func dispatchOptions(cfg config.Config) dispatcher.Options {
-	return dispatcher.Options{
-		BatchSize:   cfg.Dispatch.BatchSize,
+	o := dispatcher.Options{
 		Window:      cfg.Dispatch.Window,
 		MaxAttempts: cfg.Worker.MaxAttempts,
 		TaskTimeout: cfg.Worker.TaskTimeout,
 		Rate:        defaultRate(cfg),
 	}
+	if cfg.Dispatch.BatchSizeSet {
+		o.BatchSize = cfg.Dispatch.BatchSize // else by campaign
+	}
+	return o
 }
 
 // defaultRate is the configured per-sender limit as the rate fanout passes

@@ -58,7 +58,10 @@ func TestShortDuration(t *testing.T) {
 func TestDispatchOptions(t *testing.T) {
 	t.Parallel()
 	cfg := config.Defaults()
-	cfg.Dispatch.BatchSize, cfg.Dispatch.Window = 20, 7
+	if o := dispatchOptions(cfg); o.BatchSize != 0 {
+		t.Errorf("batch size %d with none set; want 0 (by campaign)", o.BatchSize)
+	}
+	cfg.Dispatch.BatchSize, cfg.Dispatch.BatchSizeSet, cfg.Dispatch.Window = 20, true, 7
 	cfg.Worker.MaxAttempts, cfg.Worker.TaskTimeout = 3, time.Minute
 	cfg.RateLimit = config.RateLimit{PerSecond: 1, PerMinute: 2, PerDay: 3, Burst: 4}
 	o := dispatchOptions(cfg)
