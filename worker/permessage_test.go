@@ -1,9 +1,15 @@
 package worker
 
 import (
+	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/storage"
 )
 
 // campaigns.Channel.PerMessage, by which the dispatcher sizes tasks, says
@@ -28,6 +34,51 @@ func TestPerMessageMatchesHandlers(t *testing.T) {
 			if got, want := send(b).eachFunc != nil, ch.PerMessage(personal); got != want {
 				t.Errorf("%s (personalised %v): handler sends one request per message: %v; PerMessage says %v", ch, personal, got, want)
 			}
+		}
+	}
+}
+
+// A task whose deadline is too near for one more request sends only its
+// first group: the rest goes to a follow-up task, not into requests the
+// deadline would cut off. A task far from its deadline sends everything.
+func TestLateTaskDefersTheRest(t *testing.T) {
+	t.Parallel()
+	b := setupAudit(t)
+	b.campaign(t, "late", 1) // rows 1..10
+	for _, tc := range []struct {
+		timeout   time.Duration
+		wantCalls int
+	}{{20 * time.Second, 4}, {time.Hour, 10}} { // 20 s: under 15 s + lateMargin
+		s := &batchSender{deps: Deps{Store: b.store}, drain: make(chan struct{}),
+			opts: Options{RequestTimeout: 15 * time.Second, PerCallConcurrency: 4}, senders: newSenders(4)}
+		a := &attempt{s: s, b: &campaigns.Batch{Campaign: "late"}, token: storage.NewToken()}
+		var items []campaigns.Item
+		var rows []int
+		for r := 1; r <= 10; r++ {
+			items, rows = append(items, campaigns.Item{Row: r}), append(rows, r)
+		}
+		if _, err := b.store.Claim(b.ctx, "late", a.token, rows, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var calls atomic.Int32
+		call := func(context.Context, campaigns.Item) ([]oneroute.Result, error) {
+			calls.Add(1)
+			return []oneroute.Result{{Status: "success", Response: "id"}}, nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+		out := a.sendEach(ctx, items, call, &pacer{})
+		cancel()
+		if int(calls.Load()) != tc.wantCalls {
+			t.Fatalf("timeout %s: %d calls; want %d", tc.timeout, calls.Load(), tc.wantCalls)
+		}
+		for i, o := range out[tc.wantCalls:] {
+			if o.deferred <= 0 || !strings.Contains(o.reason, "deadline") {
+				t.Errorf("timeout %s, item %d: %+v; want deferred to a follow-up task", tc.timeout, tc.wantCalls+i, o)
+			}
+		}
+		// Let the next case claim the rows again.
+		if _, err := b.store.Record(b.ctx, "late", storage.ModeSend, a.token, releaseAll(items)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -207,7 +207,7 @@ func (e *eachCalls) grouped(items []campaigns.Item) {
 	g := min(stampGroup, cap(e.sem))
 	for start := 0; start < len(items); start += g {
 		group := items[start:min(start+g, len(items))]
-		if e.throttled(e.out[start:]) {
+		if e.throttled(e.out[start:]) || (start > 0 && e.late(e.out[start:])) {
 			return
 		}
 		if !e.acquire(len(group)) {
@@ -269,6 +269,28 @@ func (e *eachCalls) throttled(out []outcome) bool {
 	return true
 }
 
+// lateMargin is how long before the task's deadline its last request may
+// end: time to record the outcomes.
+const lateMargin = 10 * time.Second
+
+// late fills out with a deferral to a child task, and reports true, when
+// the task's deadline (FANOUT_TASK_TIMEOUT) is too near for one more
+// request to end before it: a request cut off by the deadline would end
+// ambiguous, to be reconciled. Only a task of many slow requests gets
+// there (a provider that answers at the timeout). The callers ask only
+// after the task's first request, so that every task sends something
+// however short its timeout.
+func (e *eachCalls) late(out []outcome) bool {
+	dl, ok := e.ctx.Deadline()
+	if !ok || time.Until(dl) > e.a.s.opts.RequestTimeout+lateMargin {
+		return false
+	}
+	for j := range out {
+		out[j] = outcome{deferred: time.Second, reason: "task deadline near: the rest goes to a follow-up task"}
+	}
+	return true
+}
+
 // start makes one request on a sender goroutine, holding a task slot the
 // caller took; stamp says whether the row must be stamped first (paced
 // rows are stamped one by one, at their permit's time).
@@ -321,7 +343,7 @@ func (e *eachCalls) paced(items []campaigns.Item, pc *pacer) {
 			unsent(e.out[i:], err)
 			return
 		}
-		if e.throttled(e.out[i:]) {
+		if e.throttled(e.out[i:]) || (i > 0 && e.late(e.out[i:])) {
 			return
 		}
 		if !e.acquire(1) {
