@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/internal/redistest"
 	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute/sandbox"
@@ -20,7 +21,10 @@ import (
 // worker picked at random is killed (SIGKILL) and started again, 20 times;
 // sends take 50 ms at the provider. The rolling variant stops workers with
 // SIGTERM instead, 1,000 recipients at 10/s with sends that take 5 s, so
-// every stop lands on sends in flight.
+// every stop lands on sends in flight. The unthrottled variant kills
+// workers running the default tasks of an unthrottled personalised
+// campaign (200 recipients, config.DefaultPerMessageBatchSize), with sends
+// that take 1 s so that the kills land mid-campaign.
 // Every recipient ends final, none is sent twice, and the counters equal
 // a recount of the ledger. make chaos only (FANOUT_CHAOS=1); the kills are
 // FANOUT_KILLS (default 20), the recipients FANOUT_KILL_RECIPIENTS.
@@ -32,14 +36,16 @@ func TestKillSoak(t *testing.T) {
 		name    string
 		sig     syscall.Signal
 		latency int
-		n, rate int
+		n, rate int // rate 0: no limit
+		batch   int // 0: the default
 	}{
-		{"SIGKILL", syscall.SIGKILL, 50, envInt("FANOUT_KILL_RECIPIENTS", 20_000), 500},
-		{"SIGTERM", syscall.SIGTERM, 5000, envInt("FANOUT_KILL_RECIPIENTS", 20_000) / 20, 10},
+		{"SIGKILL", syscall.SIGKILL, 50, envInt("FANOUT_KILL_RECIPIENTS", 20_000), 500, 50},
+		{"SIGTERM", syscall.SIGTERM, 5000, envInt("FANOUT_KILL_RECIPIENTS", 20_000) / 20, 10, 50},
+		{"SIGKILL-unthrottled", syscall.SIGKILL, 1000, envInt("FANOUT_KILL_RECIPIENTS", 20_000), 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel() // each with its own redis-server, sandbox and workers; mostly waiting
-			killSoak(t, c.sig, c.latency, c.n, c.rate, envInt("FANOUT_KILLS", 20))
+			killSoak(t, c.sig, c.latency, c.n, c.rate, c.batch, envInt("FANOUT_KILLS", 20))
 		})
 	}
 }
@@ -51,7 +57,7 @@ func envInt(name string, def int) int {
 	return def
 }
 
-func killSoak(t *testing.T, sig syscall.Signal, latencyMS, n, rate, kills int) {
+func killSoak(t *testing.T, sig syscall.Signal, latencyMS, n, rate, batch, kills int) {
 	c := setupChaos(t, redistest.Options{RequireReal: true, AOF: true}, 100*time.Millisecond)
 	c.sb.SetFaults(sandbox.Faults{LatencyMS: latencyMS})
 	env := []string{"ONEROUTE_TIMEOUT=10s", "FANOUT_CONCURRENCY=20"}
@@ -60,7 +66,14 @@ func killSoak(t *testing.T, sig syscall.Signal, latencyMS, n, rate, kills int) {
 		workers[i], _ = c.startWorker(t, env...)
 	}
 	start := time.Now()
-	res := c.dispatch(t, writeCampaign(t, n, fmt.Sprintf("rate: {per_second: %d, burst: %d}\n", rate, max(rate/10, 1))), 50)
+	limit := ""
+	if rate > 0 {
+		limit = fmt.Sprintf("rate: {per_second: %d, burst: %d}\n", rate, max(rate/10, 1))
+	}
+	res := c.dispatch(t, writeCampaign(t, n, limit), batch)
+	if batch == 0 && res.Batches != (n+config.DefaultPerMessageBatchSize-1)/config.DefaultPerMessageBatchSize {
+		t.Fatalf("%d batches of %d recipients; want tasks of %d", res.Batches, n, config.DefaultPerMessageBatchSize)
+	}
 	testwait.For(t, "the first sends", time.Minute, func() bool { return c.sb.Stats().Accepted > 0 })
 	done := 0
 	for k := 0; k < kills; k++ {
