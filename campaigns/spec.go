@@ -46,13 +46,29 @@ var Channels = []Channel{ChannelSMS, ChannelWhatsAppTemplate, ChannelEmail, Chan
 // the content is personalised (a shared text is one request for the whole
 // batch). WhatsApp templates and OneRoute campaigns are batched calls; a
 // session campaign mixes both and counts as batched. The dispatcher sizes
-// such campaigns' tasks by it (config.DefaultPerMessageBatchSize).
+// such campaigns' tasks by it (config.DefaultUnlimitedBatchSize).
 func (c Channel) PerMessage(personalised bool) bool {
 	switch c {
 	case ChannelPush:
 		return true
 	case ChannelSMS, ChannelEmail:
 		return personalised
+	}
+	return false
+}
+
+// Chunked reports whether a batch of a campaign on channel c may be sent as
+// several batched calls, each for part of its recipients: an SMS or email
+// with one text for all, or WhatsApp templates. (A OneRoute campaign is one
+// per call, and a session campaign mixes per-message and batched calls:
+// neither is split.) The dispatcher gives such campaigns tasks larger than
+// a call (Batch.Request).
+func (c Channel) Chunked(personalised bool) bool {
+	switch c {
+	case ChannelWhatsAppTemplate:
+		return true
+	case ChannelSMS, ChannelEmail:
+		return !personalised
 	}
 	return false
 }

@@ -53,6 +53,10 @@ type Batch struct {
 	From      string  `json:"from,omitempty"`
 	Template  string  `json:"tpl,omitempty"`
 	Language  string  `json:"lang,omitempty"`
+	// Request is the most recipients one batched call of this batch
+	// carries (0: the whole batch in one call). The dispatcher sets it when
+	// it chose a task larger than a call (see Channel.Chunked).
+	Request int `json:"rq,omitempty"`
 	// Shared is the content every item gets when not personalised.
 	Shared      *Content `json:"sh,omitempty"`
 	Items       []Item   `json:"items"`

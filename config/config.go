@@ -91,17 +91,19 @@ const (
 	// DefaultBatchSize is Dispatch.BatchSize's default, and the batch size
 	// a spec without batch_size is checked against.
 	DefaultBatchSize = 50
-	// DefaultPerMessageBatchSize is the recipients per task of a campaign
-	// sent one request per message (campaigns.Channel.PerMessage) with no
-	// rate limit, when neither its spec nor the operator (FANOUT_BATCH_SIZE,
-	// dispatch --batch-size) sets a batch size. Each task costs the same
-	// fixed work whatever its size (an asynq dequeue and acknowledgement,
-	// the claim, the record, the opt-out and loss checks), about 650 µs of
-	// worker and Redis CPU on the 2-core benchmark machine: 13 µs per
-	// message in tasks of 50, 3 in tasks of 200 (docs/benchmarks.md). A
-	// batched call's size stays DefaultBatchSize, and so does a rate-limited
-	// campaign's, whose speed is the limit's.
-	DefaultPerMessageBatchSize = 200
+	// DefaultUnlimitedBatchSize is the recipients per task of a campaign
+	// with no rate limit, when neither its spec nor the operator
+	// (FANOUT_BATCH_SIZE, dispatch --batch-size) sets a batch size, if its
+	// batches go out as several requests: one per message
+	// (campaigns.Channel.PerMessage), or batched calls of at most
+	// DefaultBatchSize recipients each (campaigns.Channel.Chunked). Each
+	// task costs the same fixed work whatever its size (an asynq dequeue
+	// and acknowledgement, the claim, the record, the opt-out and loss
+	// checks), about 650 µs of worker and Redis CPU on the 2-core benchmark
+	// machine: 13 µs per message in tasks of 50, 3 in tasks of 200
+	// (docs/benchmarks.md). A rate-limited campaign keeps DefaultBatchSize:
+	// its speed is the limit's.
+	DefaultUnlimitedBatchSize = 200
 	// DefaultMonitorAddr is Monitor.Addr's default: loopback only.
 	DefaultMonitorAddr = "127.0.0.1:8080"
 	// DefaultMonitorMaxUploadMB is Monitor.MaxUploadMB's default.
@@ -284,8 +286,9 @@ type Worker struct {
 // Dispatch configures expansion.
 type Dispatch struct {
 	// BatchSize is the recipients per task: env FANOUT_BATCH_SIZE; default 50
-	// (DefaultBatchSize), or 200 (DefaultPerMessageBatchSize) for a campaign
-	// sent one request per message with no rate limit, unless BatchSizeSet.
+	// (DefaultBatchSize), or 200 (DefaultUnlimitedBatchSize) for a campaign
+	// with no rate limit whose batches go out as several requests, unless
+	// BatchSizeSet.
 	BatchSize int `yaml:"batch_size"`
 	// BatchSizeSet says the file or the environment set BatchSize: it then
 	// applies to every campaign whose spec has no batch_size.

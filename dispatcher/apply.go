@@ -157,7 +157,7 @@ func (r *run) flush(ctx context.Context) error {
 	b := r.batcher.b
 	seq := r.batcher.seq
 	r.batcher.seq++
-	r.batcher.b = newBatch(r.spec, r.batcher.seq, r.pf.renderer, r.batchSize)
+	r.batcher.b = r.newBatch(r.batcher.seq)
 	hashes := r.batcher.bHashes
 	r.batcher.bHashes = nil
 	if r.opts.DryRun {

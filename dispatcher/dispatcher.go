@@ -27,8 +27,9 @@ var _ Enqueuer = (*asynq.Client)(nil)
 type Options struct {
 	// BatchSize is the default recipients per task (a spec's batch_size
 	// wins). When it is 0, a campaign's batch size follows from the
-	// campaign (batchSizeFor): config.DefaultPerMessageBatchSize (200) for
-	// one sent one request per message with no rate limit,
+	// campaign (batchSizeFor): config.DefaultUnlimitedBatchSize (200) for
+	// one with no rate limit whose batches go out as several requests (one
+	// per message, or batched calls of config.DefaultBatchSize),
 	// config.DefaultBatchSize (50) otherwise.
 	BatchSize int
 	// Window is the most unfinished batches a campaign may have in Redis

@@ -34,6 +34,7 @@ type run struct {
 	spec      campaigns.Spec
 	pf        checked
 	batchSize int
+	request   int // Batch.Request of every batch
 	start     time.Time
 	personal  bool
 	needed    []string
@@ -49,32 +50,45 @@ type run struct {
 }
 
 func newRun(d *Dispatcher, spec campaigns.Spec, pf checked, start time.Time) *run {
-	bs := batchSizeFor(spec, d.opts, pf.renderer.Personalised())
-	r := &run{d: d, opts: d.opts, spec: spec, pf: pf, batchSize: bs, start: start,
+	bs, rq := batchSizeFor(spec, d.opts, pf.renderer.Personalised())
+	r := &run{d: d, opts: d.opts, spec: spec, pf: pf, batchSize: bs, request: rq, start: start,
 		personal: pf.renderer.Personalised(), needed: pf.renderer.Fields(),
 		ckpt:   checkpointer{doneSeqs: map[int]bool{}, snaps: map[int]snapshot{}, lastCommitted: -1},
 		window: window{needObserve: true}, zones: newZoneSource(spec)}
-	r.batcher.b = newBatch(spec, 0, pf.renderer, bs)
+	r.batcher.b = r.newBatch(0)
 	return r
 }
 
-// batchSizeFor is the recipients per task of spec: its batch_size, else
-// the operator's (o.BatchSize), else config.DefaultPerMessageBatchSize for
-// a campaign sent one request per message under no rate limit at all,
-// whose tasks' fixed cost is then spread over more messages, else
-// config.DefaultBatchSize. A rate-limited campaign keeps the smaller size:
-// its speed is the limit's, and its batches must fit a per-minute or
-// per-day cap.
-func batchSizeFor(spec campaigns.Spec, o Options, personalised bool) int {
+// batchSizeFor is the recipients per task of spec, and the most a batched
+// call of its batches carries (0: the whole batch in one call). A
+// batch_size the spec or the operator (o.BatchSize) sets is both. Else a
+// campaign under no rate limit at all whose batches go out as several
+// requests gets tasks of config.DefaultUnlimitedBatchSize, which spread a
+// task's fixed cost over more messages: one request per message, or
+// batched calls of config.DefaultBatchSize recipients, so that no call is
+// larger than before. Everything else gets config.DefaultBatchSize. A
+// rate-limited campaign keeps the smaller size: its speed is the limit's,
+// and its batches must fit a per-minute or per-day cap.
+func batchSizeFor(spec campaigns.Spec, o Options, personalised bool) (size, request int) {
+	unlimited := EffectiveRate(o.Rate, spec.Rate).Steady() == 0
 	switch {
 	case spec.BatchSize > 0:
-		return spec.BatchSize
+		return spec.BatchSize, 0
 	case o.BatchSize > 0:
-		return o.BatchSize
-	case spec.Channel.PerMessage(personalised) && EffectiveRate(o.Rate, spec.Rate).Steady() == 0:
-		return config.DefaultPerMessageBatchSize
+		return o.BatchSize, 0
+	case unlimited && spec.Channel.PerMessage(personalised):
+		return config.DefaultUnlimitedBatchSize, 0
+	case unlimited && spec.Channel.Chunked(personalised):
+		return config.DefaultUnlimitedBatchSize, config.DefaultBatchSize
 	}
-	return config.DefaultBatchSize
+	return config.DefaultBatchSize, 0
+}
+
+// newBatch starts the run's batch seq.
+func (r *run) newBatch(seq int) *campaigns.Batch {
+	b := newBatch(r.spec, seq, r.pf.renderer, r.batchSize)
+	b.Request = r.request
+	return b
 }
 
 func (r *run) result() Result {
@@ -189,7 +203,7 @@ func (r *run) resume(ctx context.Context) error {
 	r.pool.resumed = ck.Seq
 	r.ckpt.committedSeen = ck.Counts.Valid
 	r.batcher.lastRow, r.batcher.lastRowHash = ck.Row, ck.RowHash
-	r.batcher.b = newBatch(r.spec, ck.Seq, r.pf.renderer, r.batchSize)
+	r.batcher.b = r.newBatch(ck.Seq)
 	r.batcher.firstSeq = ck.Seq
 	r.batcher.seen = newHashSet(ck.Counts.Valid)
 	return r.d.store.Seen(ctx, r.spec.ID, ck.Counts.Valid, func(h uint64) { r.batcher.seen.Add(h) })

@@ -285,6 +285,8 @@ func decodeBatch(data []byte, b *campaigns.Batch) bool {
 			return 1 << 18, r.str(&b.MediaURL)
 		case "hdt":
 			return 1 << 19, r.str(&b.HeaderType)
+		case "rq":
+			return 1 << 20, r.int(&b.Request)
 		}
 		return 0, false
 	})

@@ -24,7 +24,7 @@ func batchSamples() []*campaigns.Batch {
 		personal,
 		{Campaign: "c", Seq: 1, Channel: campaigns.ChannelEmail, Items: []campaigns.Item{{Row: 1, To: "a@b.c"}},
 			Shared: &campaigns.Content{Text: "<p>hi</p>", Subject: "Hi \"there\""}},
-		{Campaign: "c", Seq: 3, Attempt: 2, Retry: 1, Failures: 4, Channel: campaigns.ChannelWhatsAppTemplate, Template: "order_update", Language: "en",
+		{Campaign: "c", Seq: 3, Attempt: 2, Retry: 1, Failures: 4, Channel: campaigns.ChannelWhatsAppTemplate, Template: "order_update", Language: "en", Request: 50,
 			HeaderType: "image", AtLeastOnce: true, StartAt: 1_790_000_000,
 			Window: &campaigns.Window{Start: "09:00", End: "18:00", Timezone: "Africa/Lagos", Days: []string{"mon", "tue"}},
 			Items: []campaigns.Item{{Row: 7, To: "+2348030000007", TZ: "Europe/London",

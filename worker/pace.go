@@ -79,15 +79,20 @@ func (p *pacer) cell(last time.Time, j, n int) time.Time {
 	return last.Add(-time.Duration(n-1-j) * p.interval)
 }
 
-// chunks splits items into requests of at most size recipients (all in
-// one without a limit).
-func (p *pacer) chunks(items []campaigns.Item) [][]campaigns.Item {
-	if p.size <= 0 || len(items) <= p.size {
+// chunks splits items into requests of at most size recipients, and at
+// most request (the batch's Batch.Request) when that is set; all in one
+// when neither is.
+func (p *pacer) chunks(items []campaigns.Item, request int) [][]campaigns.Item {
+	size := p.size
+	if request > 0 && (size <= 0 || request < size) {
+		size = request
+	}
+	if size <= 0 || len(items) <= size {
 		return [][]campaigns.Item{items}
 	}
 	var out [][]campaigns.Item
 	for len(items) > 0 {
-		k := min(p.size, len(items))
+		k := min(size, len(items))
 		out = append(out, items[:k])
 		items = items[k:]
 	}

@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // campaigns.Channel.PerMessage, by which the dispatcher sizes tasks, says
@@ -80,5 +83,75 @@ func TestLateTaskDefersTheRest(t *testing.T) {
 		if _, err := b.store.Record(b.ctx, "late", storage.ModeSend, a.token, releaseAll(items)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// An unpaced batch with Request set goes out in calls of at most Request
+// recipients. A call refused whole, or whose recipients are all refused for
+// one reason, pauses the campaign before the next call: the rest is not
+// sent, and nobody is recorded failed for a campaign-level mistake.
+func TestBatchIsSentInCallsOfRequest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		answer    func(to []string) ([]oneroute.Result, error)
+		wantCalls []int
+		paused    bool
+	}{
+		{name: "AllSent", wantCalls: []int{50, 50, 20}},
+		{name: "RefusedWhole", wantCalls: []int{50}, paused: true, answer: func([]string) ([]oneroute.Result, error) {
+			return nil, &oneroute.APIError{Status: 400, Message: "template not approved"}
+		}},
+		{name: "EachRefused", wantCalls: []int{50}, paused: true, answer: func(to []string) ([]oneroute.Result, error) {
+			res := make([]oneroute.Result, len(to))
+			for i := range res {
+				res[i] = oneroute.Result{Status: "failed", Response: "template paused"}
+			}
+			return res, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			s := spec("calls-"+tc.name, campaigns.ChannelWhatsAppTemplate)
+			to := make([]string, 120)
+			for i := range to {
+				to[i] = fmt.Sprintf("+23480300%05d", i)
+			}
+			batch := b.campaign(t, s, to...)
+			batch.Request = 50
+			var mu sync.Mutex
+			var calls []int
+			b.prov.template = func(to []string) ([]oneroute.Result, error) {
+				mu.Lock()
+				calls = append(calls, len(to))
+				mu.Unlock()
+				if tc.answer != nil {
+					return tc.answer(to)
+				}
+				return ok(to), nil
+			}
+			if err := b.run(t, batch); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(calls) != fmt.Sprint(tc.wantCalls) {
+				t.Errorf("calls of %v; want %v", calls, tc.wantCalls)
+			}
+			p := b.progress(t, s.ID)
+			if tc.paused {
+				kids := b.children(t, tasks.TypeWhatsAppTemplate)
+				left := 0
+				for _, k := range kids {
+					left += len(k.Items)
+				}
+				if p.State != campaigns.StatePaused || p.Failed != 0 || p.Sent != 0 || left != len(to) {
+					t.Errorf("state %s failed %d sent %d, %d left for after the pause; want paused, 0, 0, %d", p.State, p.Failed, p.Sent, left, len(to))
+				}
+				return
+			}
+			if p.Sent != int64(len(to)) {
+				t.Errorf("sent %d; want %d", p.Sent, len(to))
+			}
+		})
 	}
 }

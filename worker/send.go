@@ -75,12 +75,13 @@ func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, 
 }
 
 // sendChunks splits a batched call into requests of at most the pacer's
-// size and sends each at its last permit's time. After a request the
-// provider throttled, or one whose permits do not come soon enough, the
-// rest is not sent.
+// size and the batch's Request, and sends each at its last permit's time
+// (at once when unpaced). After a request the provider throttled, one it
+// refused whole (which pauses the campaign), or one whose permits do not
+// come soon enough, the rest is not sent.
 func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	out := make([]outcome, 0, len(items))
-	for _, chunk := range pc.chunks(items) {
+	for _, chunk := range pc.chunks(items, a.b.Request) {
 		var at time.Time // when the request's permits conform; zero: not paced
 		if pc.size > 0 {
 			var err error
@@ -96,15 +97,43 @@ func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call f
 		}
 		res := a.sendBatch(ctx, chunk, call, at)
 		out = append(out, res...)
-		if throttled(res) && len(out) < len(items) {
-			rest := make([]outcome, len(items)-len(out))
-			for i := range rest {
-				rest[i] = outcome{action: Reschedule, retryAfter: retryAfterOf(res), reason: "provider throttled the sender"}
-			}
-			return append(out, rest...)
+		if len(out) == len(items) {
+			break
 		}
+		var stop outcome
+		switch reason := sameFailure(res); {
+		case throttled(res):
+			stop = outcome{action: Reschedule, retryAfter: retryAfterOf(res), reason: "provider throttled the sender"}
+		case pausing(res) != nil:
+			stop = outcome{action: PauseCampaign, reason: pausing(res).reason} // the request was refused whole
+		case reason != "" && a.b.Retry == 0:
+			// Every recipient of the request refused for one reason: the
+			// pause outcomes gives a whole batch refused so (sameFailure),
+			// for this request's recipients too.
+			stop = outcome{action: PauseCampaign, reason: "every recipient of a batch refused: " + reason}
+			for i := len(out) - len(res); i < len(out); i++ {
+				out[i] = stop
+			}
+		default:
+			continue
+		}
+		rest := make([]outcome, len(items)-len(out))
+		for i := range rest {
+			rest[i] = stop
+		}
+		return append(out, rest...)
 	}
 	return out
+}
+
+// pausing returns the first outcome of res that pauses the campaign, or nil.
+func pausing(res []outcome) *outcome {
+	for i := range res {
+		if res[i].action == PauseCampaign && !res[i].notOwned && !res[i].released && res[i].deferred == 0 {
+			return &res[i]
+		}
+	}
+	return nil
 }
 
 // throttled reports whether the provider throttled a request (429).

@@ -23,7 +23,7 @@ import (
 // SIGTERM instead, 1,000 recipients at 10/s with sends that take 5 s, so
 // every stop lands on sends in flight. The unthrottled variant kills
 // workers running the default tasks of an unthrottled personalised
-// campaign (200 recipients, config.DefaultPerMessageBatchSize), with sends
+// campaign (200 recipients, config.DefaultUnlimitedBatchSize), with sends
 // that take 1 s so that the kills land mid-campaign.
 // Every recipient ends final, none is sent twice, and the counters equal
 // a recount of the ledger. make chaos only (FANOUT_CHAOS=1); the kills are
@@ -71,8 +71,8 @@ func killSoak(t *testing.T, sig syscall.Signal, latencyMS, n, rate, batch, kills
 		limit = fmt.Sprintf("rate: {per_second: %d, burst: %d}\n", rate, max(rate/10, 1))
 	}
 	res := c.dispatch(t, writeCampaign(t, n, limit), batch)
-	if batch == 0 && res.Batches != (n+config.DefaultPerMessageBatchSize-1)/config.DefaultPerMessageBatchSize {
-		t.Fatalf("%d batches of %d recipients; want tasks of %d", res.Batches, n, config.DefaultPerMessageBatchSize)
+	if batch == 0 && res.Batches != (n+config.DefaultUnlimitedBatchSize-1)/config.DefaultUnlimitedBatchSize {
+		t.Fatalf("%d batches of %d recipients; want tasks of %d", res.Batches, n, config.DefaultUnlimitedBatchSize)
 	}
 	testwait.For(t, "the first sends", time.Minute, func() bool { return c.sb.Stats().Accepted > 0 })
 	done := 0
