@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,36 +113,23 @@ func TestBatchIsSentInCallsOfRequest(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			s := spec("calls-"+tc.name, campaigns.ChannelWhatsAppTemplate)
-			to := make([]string, 120)
-			for i := range to {
-				to[i] = fmt.Sprintf("+23480300%05d", i)
-			}
+			to := phones(120)
 			batch := b.campaign(t, s, to...)
 			batch.Request = 50
-			var mu sync.Mutex
-			var calls []int
-			b.prov.template = func(to []string) ([]oneroute.Result, error) {
-				mu.Lock()
-				calls = append(calls, len(to))
-				mu.Unlock()
-				if tc.answer != nil {
-					return tc.answer(to)
-				}
-				return ok(to), nil
+			answer := tc.answer
+			if answer == nil {
+				answer = func(to []string) ([]oneroute.Result, error) { return ok(to), nil }
 			}
+			calls := b.templateCalls(answer)
 			if err := b.run(t, batch); err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprint(calls) != fmt.Sprint(tc.wantCalls) {
-				t.Errorf("calls of %v; want %v", calls, tc.wantCalls)
+			if fmt.Sprint(calls()) != fmt.Sprint(tc.wantCalls) {
+				t.Errorf("calls of %v; want %v", calls(), tc.wantCalls)
 			}
 			p := b.progress(t, s.ID)
 			if tc.paused {
-				kids := b.children(t, tasks.TypeWhatsAppTemplate)
-				left := 0
-				for _, k := range kids {
-					left += len(k.Items)
-				}
+				left := b.childRecipients(t, tasks.TypeWhatsAppTemplate)
 				if p.State != campaigns.StatePaused || p.Failed != 0 || p.Sent != 0 || left != len(to) {
 					t.Errorf("state %s failed %d sent %d, %d left for after the pause; want paused, 0, 0, %d", p.State, p.Failed, p.Sent, left, len(to))
 				}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -230,6 +231,44 @@ func (b *testBundle) children(t *testing.T, typ string) []*campaigns.Batch {
 		out = append(out, &c)
 	}
 	return out
+}
+
+// childRecipients counts the recipients of the follow-up batches the
+// handler scheduled.
+func (b *testBundle) childRecipients(t *testing.T, typ string) int {
+	t.Helper()
+	n := 0
+	for _, k := range b.children(t, typ) {
+		n += len(k.Items)
+	}
+	return n
+}
+
+// templateCalls answers template sends with answer and returns the number
+// of recipients of each call so far.
+func (b *testBundle) templateCalls(answer func(to []string) ([]oneroute.Result, error)) func() []int {
+	var mu sync.Mutex
+	var calls []int
+	b.prov.template = func(to []string) ([]oneroute.Result, error) {
+		mu.Lock()
+		calls = append(calls, len(to))
+		mu.Unlock()
+		return answer(to)
+	}
+	return func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(calls)
+	}
+}
+
+// phones returns n distinct Nigerian mobile numbers.
+func phones(n int) []string {
+	to := make([]string, n)
+	for i := range to {
+		to[i] = fmt.Sprintf("+23480300%05d", i)
+	}
+	return to
 }
 
 func spec(id string, ch campaigns.Channel) campaigns.Spec {
@@ -484,23 +523,12 @@ func TestUnlimitedSenderAsksOncePerBatch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	s := spec("unlimited", campaigns.ChannelWhatsAppTemplate)
-	to := make([]string, 30)
-	for i := range to {
-		to[i] = fmt.Sprintf("+23480300%05d", i)
-	}
-	batch := b.campaign(t, s, to...)
-	var mu sync.Mutex
-	var calls []int
-	b.prov.template = func(to []string) ([]oneroute.Result, error) {
-		mu.Lock()
-		calls = append(calls, len(to))
-		mu.Unlock()
-		return ok(to), nil
-	}
+	batch := b.campaign(t, s, phones(30)...)
+	calls := b.templateCalls(func(to []string) ([]oneroute.Result, error) { return ok(to), nil })
 	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]int{30}, calls); diff != "" {
+	if diff := cmp.Diff([]int{30}, calls()); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
 	if b.lim.allows != 1 || len(b.lim.reserves) != 0 {
@@ -527,38 +555,24 @@ func TestLimitedBatchIsSplitAndStopsAfter429(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			s := spec("split-"+tc.name, campaigns.ChannelWhatsAppTemplate)
-			to := make([]string, 25)
-			for i := range to {
-				to[i] = fmt.Sprintf("+23480300%05d", i)
-			}
-			batch := b.campaign(t, s, to...)
+			batch := b.campaign(t, s, phones(25)...)
 			batch.Rate = &campaigns.Rate{PerSecond: 200, Burst: 20}
-			var mu sync.Mutex
-			var calls []int
-			b.prov.template = func(to []string) ([]oneroute.Result, error) {
-				mu.Lock()
-				calls = append(calls, len(to))
-				mu.Unlock()
+			calls := b.templateCalls(func(to []string) ([]oneroute.Result, error) {
 				if tc.throttle {
 					return nil, &oneroute.APIError{Status: 429, Message: "Too many requests", RetryAfter: 3 * time.Second}
 				}
 				return ok(to), nil
-			}
+			})
 			if err := b.run(t, batch); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.wantCalls, calls); diff != "" {
+			if diff := cmp.Diff(tc.wantCalls, calls()); diff != "" {
 				t.Errorf("requests (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.wantCalls, b.lim.reserves); diff != "" {
 				t.Errorf("reservations (-want +got):\n%s", diff)
 			}
-			kids := b.children(t, tasks.TypeWhatsAppTemplate)
-			got := 0
-			for _, k := range kids {
-				got += len(k.Items)
-			}
-			if got != tc.wantKids {
+			if got := b.childRecipients(t, tasks.TypeWhatsAppTemplate); got != tc.wantKids {
 				t.Errorf("follow-ups carry %d recipients, want %d", got, tc.wantKids)
 			}
 			if tc.throttle && b.lim.blocks[batch.Sender()] != 3*time.Second {
