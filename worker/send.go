@@ -76,9 +76,10 @@ func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, 
 
 // sendChunks splits a batched call into requests of at most the pacer's
 // size and the batch's Request, and sends each at its last permit's time
-// (at once when unpaced). After a request the provider throttled, one it
-// refused whole (which pauses the campaign), or one whose permits do not
-// come soon enough, the rest is not sent.
+// (at once when unpaced). After a request the provider throttled, or one
+// whose permits do not come soon enough, the rest is not sent; nor after
+// one it refused whole, or recipient by recipient for one reason, which
+// pauses the campaign.
 func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	out := make([]outcome, 0, len(items))
 	for _, chunk := range pc.chunks(items, a.b.Request) {
@@ -101,15 +102,15 @@ func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call f
 			break
 		}
 		var stop outcome
-		switch reason := sameFailure(res); {
+		switch reason, paused := sameFailure(res), pausing(res); {
 		case throttled(res):
 			stop = outcome{action: Reschedule, retryAfter: retryAfterOf(res), reason: "provider throttled the sender"}
-		case pausing(res) != nil:
-			stop = outcome{action: PauseCampaign, reason: pausing(res).reason} // the request was refused whole
+		case paused != nil:
+			stop = outcome{action: PauseCampaign, reason: paused.reason} // the request was refused whole
 		case reason != "" && a.b.Retry == 0:
 			// Every recipient of the request refused for one reason: the
-			// pause outcomes gives a whole batch refused so (sameFailure),
-			// for this request's recipients too.
+			// pause that outcomes gives a whole batch refused so
+			// (sameFailure), for this request's recipients too.
 			stop = outcome{action: PauseCampaign, reason: "every recipient of a batch refused: " + reason}
 			for i := len(out) - len(res); i < len(out); i++ {
 				out[i] = stop
