@@ -178,7 +178,7 @@ func (r *run) flush(ctx context.Context) error {
 	}
 	if seq >= r.ckpt.horizon {
 		r.ckpt.horizon = seq + 4*r.opts.CheckpointEvery
-		if err := r.d.store.SaveHorizon(ctx, r.spec.ID, r.ckpt.horizon); err != nil {
+		if err := r.d.store.SaveHorizon(ctx, r.spec.ID, r.ckpt.horizon, r.batchSize, r.request); err != nil {
 			return err
 		}
 	}

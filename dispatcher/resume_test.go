@@ -304,3 +304,49 @@ func TestBrokenStreamPausesTheCampaign(t *testing.T) {
 		t.Fatalf("state %s dispatched %v, want paused and not finished", p.State, p.Dispatched)
 	}
 }
+
+// A re-run cuts the file as the run that started the dispatch did, even
+// when its own options would choose another batch size (an operator who
+// changed FANOUT_BATCH_SIZE, a new version's defaults): batch n of the
+// re-run is batch n of the first run, so the batches the first run may
+// have enqueued are recognised, and no recipient is skipped or sent twice.
+// A checkpoint without a recorded shape (written before it was recorded)
+// resumes in the size its version used: the operator's, else 50.
+func TestResumeKeepsTheBatchSize(t *testing.T) {
+	t.Parallel()
+	csv := recipientsCSV(1200, 5)
+	for _, tc := range []struct {
+		name          string
+		first, rerun  int // Options.BatchSize of each run
+		forgetTheSize bool
+	}{
+		{"operator changed the size", 30, 70, false},
+		{"new default of 200", 30, 0, false},
+		{"checkpoint of an older version", 50, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := Options{BatchSize: tc.first, CheckpointEvery: 2, Enqueuers: 2}
+			want, ref := b.reference(t, smsSpec, csv, o)
+			spec := b.spec(t, "keep", smsSpec, csv)
+			o.crashAfterEnqueue = func(seq int) bool { return seq >= 7 }
+			if _, err := b.dispatch(t, context.Background(), spec, o); !errors.Is(err, errSimulatedCrash) {
+				t.Fatalf("first run: %v", err)
+			}
+			if tc.forgetTheSize {
+				if err := b.rdb.HDel(context.Background(), "fanout:{"+spec.ID+"}:ckpt", "bs", "rq").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := b.dispatch(t, context.Background(), spec, Options{BatchSize: tc.rerun, CheckpointEvery: 2, Enqueuers: 2})
+			if err != nil {
+				t.Fatalf("re-run: %v", err)
+			}
+			if res.Enqueued+res.Resumed != ref.Batches {
+				t.Errorf("re-run enqueued %d and resumed %d of %d batches", res.Enqueued, res.Resumed, ref.Batches)
+			}
+			b.checkExactlyOnce(t, spec, want, ref)
+		})
+	}
+}

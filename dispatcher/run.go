@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"runtime"
@@ -178,6 +179,21 @@ func (r *run) resume(ctx context.Context) error {
 		return err
 	}
 	r.ckpt.ck = ck
+	// Cut the file as the run that started the dispatch did, whatever
+	// this one's options, version or rate settings say.
+	switch {
+	case ck.BatchSize > 0:
+		r.batchSize, r.request = ck.BatchSize, ck.Request
+	case ck.Seq > 0 || ck.Horizon > 0:
+		// Started by a version that did not record the shape: its batch
+		// size was the spec's, the operator's or the default, each batch
+		// one call.
+		r.batchSize, r.request = config.DefaultBatchSize, 0
+		if s := cmp.Or(r.spec.BatchSize, r.opts.BatchSize); s > 0 {
+			r.batchSize = s
+		}
+	}
+	r.batcher.b = r.newBatch(0)
 	r.ckpt.uncertainEnd = max(ck.Horizon, ck.Seq)
 	r.ckpt.horizon = r.ckpt.uncertainEnd
 	if ck.Seq == 0 {

@@ -26,6 +26,11 @@ type Checkpoint struct {
 	RowHash uint64         // hash of that row's address field, to detect an edited file
 	Counts  DispatchCounts // tallies up to Row
 	Done    bool           // the whole file was expanded
+	// BatchSize and Request are the shape of the dispatch's batches
+	// (recipients per task, and per batched call): a resumed run must cut
+	// the file the same way. 0: not recorded (a dispatch started before
+	// they were, or not started).
+	BatchSize, Request int
 }
 
 // Checkpoint reads the checkpoint of campaign id's dispatch; a campaign
@@ -38,7 +43,7 @@ func (s *Store) Checkpoint(ctx context.Context, id string) (Checkpoint, error) {
 	n := func(k string) int { v, _ := strconv.Atoi(m[k]); return v }
 	rh, _ := strconv.ParseUint(m["rh"], 10, 64)
 	return Checkpoint{
-		Seq: n("seq"), Horizon: n("horizon"), Row: n("row"), RowHash: rh, Done: m["done"] == "1",
+		Seq: n("seq"), Horizon: n("horizon"), Row: n("row"), RowHash: rh, Done: m["done"] == "1", BatchSize: n("bs"), Request: n("rq"),
 		Counts: DispatchCounts{Rows: n("rows"), Valid: n("valid"), Invalid: n("invalid"), Duplicates: n("dup"), Suppressed: n("supp")},
 	}, nil
 }
@@ -72,9 +77,10 @@ func (s *Store) SaveCheckpoint(ctx context.Context, id string, c Checkpoint, fro
 	return nil
 }
 
-// SaveHorizon records that batches below horizon may be started.
-func (s *Store) SaveHorizon(ctx context.Context, id string, horizon int) error {
-	if err := s.rdb.HSet(ctx, ckptKey(id), "horizon", horizon).Err(); err != nil {
+// SaveHorizon records that batches below horizon may be started, and the
+// shape they have (Checkpoint.BatchSize and Request).
+func (s *Store) SaveHorizon(ctx context.Context, id string, horizon, batchSize, request int) error {
+	if err := s.rdb.HSet(ctx, ckptKey(id), "horizon", horizon, "bs", batchSize, "rq", request).Err(); err != nil {
 		return fmt.Errorf("save checkpoint of %s: %w", id, err)
 	}
 	return nil

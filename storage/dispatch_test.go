@@ -29,7 +29,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err := b.store.SaveCheckpoint(b.ctx, id, c, 2, []uint64{30, 1 << 63}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.SaveHorizon(b.ctx, id, 9); err != nil {
+	if err := b.store.SaveHorizon(b.ctx, id, 9, 50, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.store.Checkpoint(b.ctx, id)
