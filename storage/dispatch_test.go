@@ -29,14 +29,14 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err := b.store.SaveCheckpoint(b.ctx, id, c, 2, []uint64{30, 1 << 63}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.SaveHorizon(b.ctx, id, 9, 50, 0); err != nil {
+	if err := b.store.SaveHorizon(b.ctx, id, 9, 200, 50); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.store.Checkpoint(b.ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Horizon = 9
+	c.Horizon, c.BatchSize, c.Request = 9, 200, 50
 	if diff := cmp.Diff(c, got); diff != "" {
 		t.Errorf("checkpoint (-want +got):\n%s", diff)
 	}
