@@ -209,8 +209,10 @@ type Spec struct {
 	Suppress string `yaml:"suppress" json:"suppress,omitempty"`
 	// Rate overrides the sender's configured limits for this campaign.
 	Rate *Rate `yaml:"rate" json:"rate,omitempty"`
-	// BatchSize is the number of recipients per task; default from config
-	// (FANOUT_BATCH_SIZE, config.DefaultBatchSize).
+	// BatchSize is the number of recipients per task, and per batched
+	// call; default from config (FANOUT_BATCH_SIZE), else chosen by the
+	// dispatcher: config.DefaultUnlimitedBatchSize for an unthrottled
+	// campaign sent in several requests, config.DefaultBatchSize otherwise.
 	BatchSize int `yaml:"batch_size" json:"batch_size,omitempty"`
 	// AtLeastOnce lets fanout resend a message whose first attempt had an
 	// ambiguous outcome that no lookup could settle. Default false: such

@@ -93,7 +93,8 @@ const (
 	DefaultBatchSize = 50
 	// DefaultUnlimitedBatchSize is the recipients per task of a campaign
 	// with no rate limit, when neither its spec nor the operator
-	// (FANOUT_BATCH_SIZE, dispatch --batch-size) sets a batch size, if its
+	// (FANOUT_BATCH_SIZE, dispatch.batch_size in the file, dispatch
+	// --batch-size) sets a batch size, if its
 	// batches go out as several requests: one per message
 	// (campaigns.Channel.PerMessage), or batched calls of at most
 	// DefaultBatchSize recipients each (campaigns.Channel.Chunked). Each
@@ -288,7 +289,8 @@ type Dispatch struct {
 	// BatchSize is the recipients per task: env FANOUT_BATCH_SIZE; default 50
 	// (DefaultBatchSize), or 200 (DefaultUnlimitedBatchSize) for a campaign
 	// with no rate limit whose batches go out as several requests, unless
-	// BatchSizeSet.
+	// BatchSizeSet. Retry rounds (fanout retry-failed) use BatchSize as it
+	// is: 50 by default.
 	BatchSize int `yaml:"batch_size"`
 	// BatchSizeSet says the file or the environment set BatchSize: it then
 	// applies to every campaign whose spec has no batch_size.

@@ -194,7 +194,7 @@ func (a *attempt) pace(ctx context.Context, items []campaigns.Item) (*pacer, err
 	if pc.size == 0 {
 		err = ratelimit.Wait(ctx, a.s.deps.Limiter, a.b.Sender(), pc.l, len(items), a.s.opts.MaxWait)
 	} else {
-		pc.first, err = pc.reserve(ctx, min(pc.size, len(items)))
+		pc.first, err = pc.reserve(ctx, min(pc.chunkSize(a.b.Request), len(items)))
 		pc.hasFirst = err == nil
 	}
 	if err == nil {

@@ -79,14 +79,21 @@ func (p *pacer) cell(last time.Time, j, n int) time.Time {
 	return last.Add(-time.Duration(n-1-j) * p.interval)
 }
 
+// chunkSize is the most recipients one batched request carries: the
+// pacer's size and request (Batch.Request), the smaller of those set; 0
+// when neither is.
+func (p *pacer) chunkSize(request int) int {
+	if request > 0 && (p.size <= 0 || request < p.size) {
+		return request
+	}
+	return p.size
+}
+
 // chunks splits items into requests of at most size recipients, and at
 // most request (the batch's Batch.Request) when that is set; all in one
 // when neither is.
 func (p *pacer) chunks(items []campaigns.Item, request int) [][]campaigns.Item {
-	size := p.size
-	if request > 0 && (size <= 0 || request < size) {
-		size = request
-	}
+	size := p.chunkSize(request)
 	if size <= 0 || len(items) <= size {
 		return [][]campaigns.Item{items}
 	}

@@ -40,9 +40,11 @@ func TestPerMessageMatchesHandlers(t *testing.T) {
 	}
 }
 
-// A task whose deadline is too near for one more request sends only its
-// first group: the rest goes to a follow-up task, not into requests the
-// deadline would cut off. A task far from its deadline sends everything.
+// A task whose deadline is too near for one more request sends nothing
+// more after its first group: the rest goes to a follow-up task, not into
+// requests the deadline would cut off. Here the task had 4 s, so its guard
+// is half of that (under 1 s + lateMargin), and its first group's requests
+// take 2.5 s. A task far from its deadline sends everything.
 func TestLateTaskDefersTheRest(t *testing.T) {
 	t.Parallel()
 	b := setupAudit(t)
@@ -50,9 +52,9 @@ func TestLateTaskDefersTheRest(t *testing.T) {
 	for _, tc := range []struct {
 		timeout   time.Duration
 		wantCalls int
-	}{{20 * time.Second, 4}, {time.Hour, 10}} { // 20 s: under 15 s + lateMargin
+	}{{4 * time.Second, 4}, {time.Hour, 10}} {
 		s := &batchSender{deps: Deps{Store: b.store}, drain: make(chan struct{}),
-			opts: Options{RequestTimeout: 15 * time.Second, PerCallConcurrency: 4}, senders: newSenders(4)}
+			opts: Options{RequestTimeout: time.Second, PerCallConcurrency: 4}, senders: newSenders(4)}
 		a := &attempt{s: s, b: &campaigns.Batch{Campaign: "late"}, token: storage.NewToken()}
 		var items []campaigns.Item
 		var rows []int
@@ -64,7 +66,9 @@ func TestLateTaskDefersTheRest(t *testing.T) {
 		}
 		var calls atomic.Int32
 		call := func(context.Context, campaigns.Item) ([]oneroute.Result, error) {
-			calls.Add(1)
+			if calls.Add(1) <= 4 && tc.timeout < time.Minute {
+				time.Sleep(2500 * time.Millisecond)
+			}
 			return []oneroute.Result{{Status: "success", Response: "id"}}, nil
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
@@ -87,26 +91,33 @@ func TestLateTaskDefersTheRest(t *testing.T) {
 
 // An unpaced batch with Request set goes out in calls of at most Request
 // recipients. A call refused whole, or whose recipients are all refused for
-// one reason, pauses the campaign before the next call: the rest is not
+// one reason (the last call included), pauses the campaign: the rest is not
 // sent, and nobody is recorded failed for a campaign-level mistake.
 func TestBatchIsSentInCallsOfRequest(t *testing.T) {
 	t.Parallel()
+	refuseEach := func(to []string) ([]oneroute.Result, error) {
+		res := make([]oneroute.Result, len(to))
+		for i := range res {
+			res[i] = oneroute.Result{Status: "failed", Response: "template paused"}
+		}
+		return res, nil
+	}
 	for _, tc := range []struct {
-		name      string
-		answer    func(to []string) ([]oneroute.Result, error)
-		wantCalls []int
-		paused    bool
+		name       string
+		answer     func(call int, to []string) ([]oneroute.Result, error)
+		wantCalls  []int
+		sent, left int // left: carried by the follow-up task, for after the pause
 	}{
-		{name: "AllSent", wantCalls: []int{50, 50, 20}},
-		{name: "RefusedWhole", wantCalls: []int{50}, paused: true, answer: func([]string) ([]oneroute.Result, error) {
+		{name: "AllSent", wantCalls: []int{50, 50, 20}, sent: 120},
+		{name: "RefusedWhole", wantCalls: []int{50}, left: 120, answer: func(int, []string) ([]oneroute.Result, error) {
 			return nil, &oneroute.APIError{Status: 400, Message: "template not approved"}
 		}},
-		{name: "EachRefused", wantCalls: []int{50}, paused: true, answer: func(to []string) ([]oneroute.Result, error) {
-			res := make([]oneroute.Result, len(to))
-			for i := range res {
-				res[i] = oneroute.Result{Status: "failed", Response: "template paused"}
+		{name: "EachRefused", wantCalls: []int{50}, left: 120, answer: func(_ int, to []string) ([]oneroute.Result, error) { return refuseEach(to) }},
+		{name: "LastEachRefused", wantCalls: []int{50, 50, 20}, sent: 100, left: 20, answer: func(call int, to []string) ([]oneroute.Result, error) {
+			if call == 3 {
+				return refuseEach(to)
 			}
-			return res, nil
+			return ok(to), nil
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,11 +127,14 @@ func TestBatchIsSentInCallsOfRequest(t *testing.T) {
 			to := phones(120)
 			batch := b.campaign(t, s, to...)
 			batch.Request = 50
-			answer := tc.answer
-			if answer == nil {
-				answer = func(to []string) ([]oneroute.Result, error) { return ok(to), nil }
-			}
-			calls := b.templateCalls(answer)
+			var n atomic.Int32
+			calls := b.templateCalls(func(to []string) ([]oneroute.Result, error) {
+				call := int(n.Add(1))
+				if tc.answer != nil {
+					return tc.answer(call, to)
+				}
+				return ok(to), nil
+			})
 			if err := b.run(t, batch); err != nil {
 				t.Fatal(err)
 			}
@@ -128,15 +142,72 @@ func TestBatchIsSentInCallsOfRequest(t *testing.T) {
 				t.Errorf("calls of %v; want %v", calls(), tc.wantCalls)
 			}
 			p := b.progress(t, s.ID)
-			if tc.paused {
-				left := b.childRecipients(t, tasks.TypeWhatsAppTemplate)
-				if p.State != campaigns.StatePaused || p.Failed != 0 || p.Sent != 0 || left != len(to) {
-					t.Errorf("state %s failed %d sent %d, %d left for after the pause; want paused, 0, 0, %d", p.State, p.Failed, p.Sent, left, len(to))
-				}
-				return
+			left := b.childRecipients(t, tasks.TypeWhatsAppTemplate)
+			paused := tc.left > 0
+			if (p.State == campaigns.StatePaused) != paused || p.Failed != 0 || p.Sent != int64(tc.sent) || left != tc.left {
+				t.Errorf("state %s, failed %d, sent %d, %d left; want paused %v, 0 failed, %d sent, %d left", p.State, p.Failed, p.Sent, left, paused, tc.sent, tc.left)
 			}
-			if p.Sent != int64(len(to)) {
-				t.Errorf("sent %d; want %d", p.Sent, len(to))
+		})
+	}
+}
+
+// Between the calls of a batch, as between per-message requests, no new
+// call starts once the worker is stopping, and none once the task's
+// deadline is too near for it: the rest is given back unsent, or to a
+// follow-up task.
+func TestCallsStopWhenDrainingOrLate(t *testing.T) {
+	t.Parallel()
+	b := setupAudit(t)
+	b.campaign(t, "stop", 12) // rows 1..120
+	for ci, tc := range []struct {
+		name    string
+		timeout time.Duration // of the task; 0: none
+		drain   bool          // the worker starts stopping during the first call
+		check   func(o outcome) bool
+	}{
+		{"draining", 0, true, func(o outcome) bool { return o.released }},
+		{"late", 4 * time.Second, false, func(o outcome) bool { return o.deferred > 0 && strings.Contains(o.reason, "deadline") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			drain := make(chan struct{})
+			s := &batchSender{deps: Deps{Store: b.store}, drain: drain, opts: Options{RequestTimeout: time.Second}}
+			a := &attempt{s: s, b: &campaigns.Batch{Campaign: "stop", Request: 50}, token: storage.NewToken()}
+			var items []campaigns.Item
+			var rows []int
+			for r := ci*60 + 1; r <= ci*60+60; r++ {
+				items, rows = append(items, campaigns.Item{Row: r}), append(rows, r)
+			}
+			if _, err := b.store.Claim(b.ctx, "stop", a.token, rows, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			call := func(_ context.Context, its []campaigns.Item) ([]oneroute.Result, error) {
+				calls++
+				if tc.drain {
+					close(drain)
+				} else {
+					time.Sleep(2500 * time.Millisecond) // into the task's guard: the last half of its 4 s
+				}
+				res := make([]oneroute.Result, len(its))
+				for i := range res {
+					res[i] = oneroute.Result{Status: "success", Response: "id"}
+				}
+				return res, nil
+			}
+			ctx := context.Background()
+			if tc.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
+				defer cancel()
+			}
+			out := a.sendChunks(ctx, items, call, &pacer{})
+			if calls != 1 || len(out) != 60 {
+				t.Fatalf("%d calls, %d outcomes; want 1 call, 60 outcomes", calls, len(out))
+			}
+			for i, o := range out[50:] {
+				if !tc.check(o) {
+					t.Errorf("item %d: %+v", 50+i, o)
+				}
 			}
 		})
 	}

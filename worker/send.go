@@ -82,7 +82,21 @@ func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, 
 // pauses the campaign.
 func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	out := make([]outcome, 0, len(items))
-	for _, chunk := range pc.chunks(items, a.b.Request) {
+	chunks := pc.chunks(items, a.b.Request)
+	guard := deadlineGuard(ctx, a.s.opts.RequestTimeout)
+	for ci, chunk := range chunks {
+		if ci > 0 {
+			// As between per-message requests: no new call once the
+			// worker stops or the task ends, or too near its deadline.
+			rest := make([]outcome, len(items)-len(out))
+			if ctx.Err() != nil || a.s.draining() {
+				unsent(rest, nil)
+				return append(out, rest...)
+			}
+			if late(ctx, guard, rest) {
+				return append(out, rest...)
+			}
+		}
 		var at time.Time // when the request's permits conform; zero: not paced
 		if pc.size > 0 {
 			var err error
@@ -98,19 +112,16 @@ func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call f
 		}
 		res := a.sendBatch(ctx, chunk, call, at)
 		out = append(out, res...)
-		if len(out) == len(items) {
-			break
-		}
 		var stop outcome
 		switch reason, paused := sameFailure(res), pausing(res); {
 		case throttled(res):
 			stop = outcome{action: Reschedule, retryAfter: retryAfterOf(res), reason: "provider throttled the sender"}
 		case paused != nil:
 			stop = outcome{action: PauseCampaign, reason: paused.reason} // the request was refused whole
-		case reason != "" && a.b.Retry == 0:
+		case reason != "" && a.b.Retry == 0 && len(chunks) > 1:
 			// Every recipient of the request refused for one reason: the
-			// pause that outcomes gives a whole batch refused so
-			// (sameFailure), for this request's recipients too.
+			// pause that outcomes gives a batch sent in one call and
+			// refused so (sameFailure), for this request's recipients.
 			stop = outcome{action: PauseCampaign, reason: "every recipient of a batch refused: " + reason}
 			for i := len(out) - len(res); i < len(out); i++ {
 				out[i] = stop
@@ -201,7 +212,7 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 // no new request starts.
 func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	e := &eachCalls{a: a, ctx: ctx, call: call, out: make([]outcome, len(items)),
-		sem: make(chan struct{}, a.s.opts.PerCallConcurrency)}
+		sem: make(chan struct{}, a.s.opts.PerCallConcurrency), guard: deadlineGuard(ctx, a.s.opts.RequestTimeout)}
 	if pc.size > 0 {
 		e.paced(items, pc)
 	} else {
@@ -221,6 +232,8 @@ type eachCalls struct {
 	wg   sync.WaitGroup
 	// throttle is the provider's Retry-After once a call was throttled.
 	throttle atomic.Int64
+	// guard is the task's deadlineGuard.
+	guard time.Duration
 }
 
 // stampGroup is how many rows one ledger script stamps for unpaced
@@ -237,11 +250,17 @@ func (e *eachCalls) grouped(items []campaigns.Item) {
 	g := min(stampGroup, cap(e.sem))
 	for start := 0; start < len(items); start += g {
 		group := items[start:min(start+g, len(items))]
-		if e.throttled(e.out[start:]) || (start > 0 && e.late(e.out[start:])) {
+		if e.throttled(e.out[start:]) {
 			return
 		}
 		if !e.acquire(len(group)) {
 			unsent(e.out[start:], nil)
+			return
+		}
+		if start > 0 && e.late(e.out[start:]) {
+			for range group {
+				<-e.sem
+			}
 			return
 		}
 		out := e.out[start : start+len(group)]
@@ -303,16 +322,27 @@ func (e *eachCalls) throttled(out []outcome) bool {
 // end: time to record the outcomes.
 const lateMargin = 10 * time.Second
 
-// late fills out with a deferral to a child task, and reports true, when
-// the task's deadline (FANOUT_TASK_TIMEOUT) is too near for one more
-// request to end before it: a request cut off by the deadline would end
-// ambiguous, to be reconciled. Only a task of many slow requests gets
-// there (a provider that answers at the timeout). The callers ask only
-// after the task's first request, so that every task sends something
-// however short its timeout.
-func (e *eachCalls) late(out []outcome) bool {
-	dl, ok := e.ctx.Deadline()
-	if !ok || time.Until(dl) > e.a.s.opts.RequestTimeout+lateMargin {
+// deadlineGuard is how much of its time a task must have left to start a
+// request after its first: one request's timeout plus lateMargin, so that
+// the request ends before the task's deadline (FANOUT_TASK_TIMEOUT); a
+// request cut off by the deadline would end ambiguous, to be reconciled.
+// Only a task of many slow requests gets there (a provider that answers at
+// its timeout). A task whose whole time is short keeps sending for the
+// first half of what it had when its sends began. 0: no deadline.
+func deadlineGuard(ctx context.Context, requestTimeout time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return min(requestTimeout+lateMargin, time.Until(dl)/2)
+}
+
+// late fills out with a deferral to a follow-up task, and reports true,
+// when ctx's deadline is within guard (deadlineGuard). Callers ask only
+// after a task's first request, so that every task sends something.
+func late(ctx context.Context, guard time.Duration, out []outcome) bool {
+	dl, ok := ctx.Deadline()
+	if !ok || guard <= 0 || time.Until(dl) > guard {
 		return false
 	}
 	for j := range out {
@@ -320,6 +350,9 @@ func (e *eachCalls) late(out []outcome) bool {
 	}
 	return true
 }
+
+// late is late for the task's per-message requests.
+func (e *eachCalls) late(out []outcome) bool { return late(e.ctx, e.guard, out) }
 
 // start makes one request on a sender goroutine, holding a task slot the
 // caller took; stamp says whether the row must be stamped first (paced
@@ -373,12 +406,16 @@ func (e *eachCalls) paced(items []campaigns.Item, pc *pacer) {
 			unsent(e.out[i:], err)
 			return
 		}
-		if e.throttled(e.out[i:]) || (i > 0 && e.late(e.out[i:])) {
+		if e.throttled(e.out[i:]) {
 			return
 		}
 		if !e.acquire(1) {
 			// Not sent: give back without counting a failure.
 			unsent(e.out[i:], nil)
+			return
+		}
+		if i > 0 && e.late(e.out[i:]) {
+			<-e.sem
 			return
 		}
 		e.start(&e.out[i], it, due, true)
