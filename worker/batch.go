@@ -41,6 +41,8 @@ type attempt struct {
 	// expired: the campaign is past schedule.expires_at; nothing more is
 	// sent. Decided once, when the attempt starts.
 	expired bool
+	// guard is the deadlineGuard of the attempt's requests, set by send.
+	guard time.Duration
 }
 
 // errStopping gives a task back to asynq while the worker stops.

@@ -137,7 +137,5 @@ func unsent(out []outcome, err error) {
 	case err != nil && err != errStopping && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
 		o = outcome{deferred: ratelimit.ErrorRetryIn, reason: err.Error()}
 	}
-	for i := range out {
-		out[i] = o
-	}
+	fill(out, o)
 }

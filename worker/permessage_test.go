@@ -40,22 +40,40 @@ func TestPerMessageMatchesHandlers(t *testing.T) {
 	}
 }
 
-// A task whose deadline is too near for one more request sends nothing
-// more after its first group: the rest goes to a follow-up task, not into
-// requests the deadline would cut off. Here the task had 4 s, so its guard
-// is half of that (under 1 s + lateMargin), and its first group's requests
-// take 2.5 s. A task far from its deadline sends everything.
+// The deadline guard is one request's timeout plus lateMargin, or half of
+// a short task's time; a task without a deadline has none.
+func TestDeadlineGuard(t *testing.T) {
+	t.Parallel()
+	long, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	short, cancel2 := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel2()
+	if g := deadlineGuard(long, 15*time.Second); g != 15*time.Second+lateMargin {
+		t.Errorf("an hour-long task: guard %s; want %s", g, 15*time.Second+lateMargin)
+	}
+	if g := deadlineGuard(short, 15*time.Second); g <= 0 || g > 2*time.Second {
+		t.Errorf("a 4 s task: guard %s; want at most half of 4 s", g)
+	}
+	if g := deadlineGuard(context.Background(), 15*time.Second); g != 0 || late(context.Background(), time.Hour) {
+		t.Errorf("no deadline: guard %s, late %v; want none", g, late(context.Background(), time.Hour))
+	}
+}
+
+// A task whose deadline is within its guard sends nothing more after its
+// first group: the rest goes to a follow-up task, not into requests the
+// deadline would cut off. A task whose deadline is beyond its guard sends
+// everything.
 func TestLateTaskDefersTheRest(t *testing.T) {
 	t.Parallel()
 	b := setupAudit(t)
 	b.campaign(t, "late", 1) // rows 1..10
 	for _, tc := range []struct {
-		timeout   time.Duration
+		guard     time.Duration // against a deadline 30 minutes away
 		wantCalls int
-	}{{4 * time.Second, 4}, {time.Hour, 10}} {
+	}{{time.Hour, 4}, {time.Minute, 10}} {
 		s := &batchSender{deps: Deps{Store: b.store}, drain: make(chan struct{}),
 			opts: Options{RequestTimeout: time.Second, PerCallConcurrency: 4}, senders: newSenders(4)}
-		a := &attempt{s: s, b: &campaigns.Batch{Campaign: "late"}, token: storage.NewToken()}
+		a := &attempt{s: s, b: &campaigns.Batch{Campaign: "late"}, token: storage.NewToken(), guard: tc.guard}
 		var items []campaigns.Item
 		var rows []int
 		for r := 1; r <= 10; r++ {
@@ -66,20 +84,18 @@ func TestLateTaskDefersTheRest(t *testing.T) {
 		}
 		var calls atomic.Int32
 		call := func(context.Context, campaigns.Item) ([]oneroute.Result, error) {
-			if calls.Add(1) <= 4 && tc.timeout < time.Minute {
-				time.Sleep(2500 * time.Millisecond)
-			}
+			calls.Add(1)
 			return []oneroute.Result{{Status: "success", Response: "id"}}, nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		out := a.sendEach(ctx, items, call, &pacer{})
 		cancel()
 		if int(calls.Load()) != tc.wantCalls {
-			t.Fatalf("timeout %s: %d calls; want %d", tc.timeout, calls.Load(), tc.wantCalls)
+			t.Fatalf("guard %s: %d calls; want %d", tc.guard, calls.Load(), tc.wantCalls)
 		}
 		for i, o := range out[tc.wantCalls:] {
 			if o.deferred <= 0 || !strings.Contains(o.reason, "deadline") {
-				t.Errorf("timeout %s, item %d: %+v; want deferred to a follow-up task", tc.timeout, tc.wantCalls+i, o)
+				t.Errorf("guard %s, item %d: %+v; want deferred to a follow-up task", tc.guard, tc.wantCalls+i, o)
 			}
 		}
 		// Let the next case claim the rows again.
@@ -160,18 +176,18 @@ func TestCallsStopWhenDrainingOrLate(t *testing.T) {
 	b := setupAudit(t)
 	b.campaign(t, "stop", 12) // rows 1..120
 	for ci, tc := range []struct {
-		name    string
-		timeout time.Duration // of the task; 0: none
-		drain   bool          // the worker starts stopping during the first call
-		check   func(o outcome) bool
+		name  string
+		guard time.Duration // against a deadline 30 minutes away
+		drain bool          // the worker starts stopping during the first call
+		check func(o outcome) bool
 	}{
-		{"draining", 0, true, func(o outcome) bool { return o.released }},
-		{"late", 4 * time.Second, false, func(o outcome) bool { return o.deferred > 0 && strings.Contains(o.reason, "deadline") }},
+		{"draining", time.Minute, true, func(o outcome) bool { return o.released }},
+		{"late", time.Hour, false, func(o outcome) bool { return o.deferred > 0 && strings.Contains(o.reason, "deadline") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			drain := make(chan struct{})
 			s := &batchSender{deps: Deps{Store: b.store}, drain: drain, opts: Options{RequestTimeout: time.Second}}
-			a := &attempt{s: s, b: &campaigns.Batch{Campaign: "stop", Request: 50}, token: storage.NewToken()}
+			a := &attempt{s: s, b: &campaigns.Batch{Campaign: "stop", Request: 50}, token: storage.NewToken(), guard: tc.guard}
 			var items []campaigns.Item
 			var rows []int
 			for r := ci*60 + 1; r <= ci*60+60; r++ {
@@ -185,8 +201,6 @@ func TestCallsStopWhenDrainingOrLate(t *testing.T) {
 				calls++
 				if tc.drain {
 					close(drain)
-				} else {
-					time.Sleep(2500 * time.Millisecond) // into the task's guard: the last half of its 4 s
 				}
 				res := make([]oneroute.Result, len(its))
 				for i := range res {
@@ -194,12 +208,8 @@ func TestCallsStopWhenDrainingOrLate(t *testing.T) {
 				}
 				return res, nil
 			}
-			ctx := context.Background()
-			if tc.timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
-				defer cancel()
-			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			defer cancel()
 			out := a.sendChunks(ctx, items, call, &pacer{})
 			if calls != 1 || len(out) != 60 {
 				t.Fatalf("%d calls, %d outcomes; want 1 call, 60 outcomes", calls, len(out))

@@ -64,6 +64,7 @@ type outcome struct {
 // stamped just before it starts, after its wait for permits; a row this
 // attempt no longer owns is not sent.
 func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, pc *pacer) []outcome {
+	a.guard = deadlineGuard(ctx, a.s.opts.RequestTimeout)
 	switch {
 	case len(items) == 0:
 		return nil
@@ -83,17 +84,18 @@ func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, 
 func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call func(context.Context, []campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	out := make([]outcome, 0, len(items))
 	chunks := pc.chunks(items, a.b.Request)
-	guard := deadlineGuard(ctx, a.s.opts.RequestTimeout)
 	for ci, chunk := range chunks {
 		if ci > 0 {
 			// As between per-message requests: no new call once the
 			// worker stops or the task ends, or too near its deadline.
-			rest := make([]outcome, len(items)-len(out))
-			if ctx.Err() != nil || a.s.draining() {
-				unsent(rest, nil)
-				return append(out, rest...)
-			}
-			if late(ctx, guard, rest) {
+			stopping := ctx.Err() != nil || a.s.draining()
+			if stopping || late(ctx, a.guard) {
+				rest := make([]outcome, len(items)-len(out))
+				if stopping {
+					unsent(rest, nil)
+				} else {
+					fill(rest, deadlineNear)
+				}
 				return append(out, rest...)
 			}
 		}
@@ -123,16 +125,12 @@ func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call f
 			// pause that outcomes gives a batch sent in one call and
 			// refused so (sameFailure), for this request's recipients.
 			stop = outcome{action: PauseCampaign, reason: "every recipient of a batch refused: " + reason}
-			for i := len(out) - len(res); i < len(out); i++ {
-				out[i] = stop
-			}
+			fill(out[len(out)-len(res):], stop)
 		default:
 			continue
 		}
 		rest := make([]outcome, len(items)-len(out))
-		for i := range rest {
-			rest[i] = stop
-		}
+		fill(rest, stop)
 		return append(out, rest...)
 	}
 	return out
@@ -174,9 +172,7 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 	out := make([]outcome, len(items))
 	owned, err := a.stamp(ctx, items)
 	if err != nil {
-		for i := range out {
-			out[i] = stampFailed(err)
-		}
+		fill(out, stampFailed(err))
 		return out
 	}
 	var mine []campaigns.Item
@@ -212,7 +208,7 @@ func (a *attempt) sendBatch(ctx context.Context, items []campaigns.Item, call fu
 // no new request starts.
 func (a *attempt) sendEach(ctx context.Context, items []campaigns.Item, call func(context.Context, campaigns.Item) ([]oneroute.Result, error), pc *pacer) []outcome {
 	e := &eachCalls{a: a, ctx: ctx, call: call, out: make([]outcome, len(items)),
-		sem: make(chan struct{}, a.s.opts.PerCallConcurrency), guard: deadlineGuard(ctx, a.s.opts.RequestTimeout)}
+		sem: make(chan struct{}, a.s.opts.PerCallConcurrency)}
 	if pc.size > 0 {
 		e.paced(items, pc)
 	} else {
@@ -232,8 +228,6 @@ type eachCalls struct {
 	wg   sync.WaitGroup
 	// throttle is the provider's Retry-After once a call was throttled.
 	throttle atomic.Int64
-	// guard is the task's deadlineGuard.
-	guard time.Duration
 }
 
 // stampGroup is how many rows one ledger script stamps for unpaced
@@ -312,9 +306,7 @@ func (e *eachCalls) throttled(out []outcome) bool {
 	if ra <= 0 {
 		return false
 	}
-	for j := range out {
-		out[j] = outcome{action: Reschedule, retryAfter: time.Duration(ra), reason: "provider throttled the sender"}
-	}
+	fill(out, outcome{action: Reschedule, retryAfter: time.Duration(ra), reason: "provider throttled the sender"})
 	return true
 }
 
@@ -337,22 +329,34 @@ func deadlineGuard(ctx context.Context, requestTimeout time.Duration) time.Durat
 	return min(requestTimeout+lateMargin, time.Until(dl)/2)
 }
 
-// late fills out with a deferral to a follow-up task, and reports true,
-// when ctx's deadline is within guard (deadlineGuard). Callers ask only
-// after a task's first request, so that every task sends something.
-func late(ctx context.Context, guard time.Duration, out []outcome) bool {
+// late reports whether ctx's deadline is within guard (deadlineGuard).
+// Callers ask only after a task's first request, so that every task sends
+// something.
+func late(ctx context.Context, guard time.Duration) bool {
 	dl, ok := ctx.Deadline()
-	if !ok || guard <= 0 || time.Until(dl) > guard {
-		return false
-	}
-	for j := range out {
-		out[j] = outcome{deferred: time.Second, reason: "task deadline near: the rest goes to a follow-up task"}
-	}
-	return true
+	return ok && guard > 0 && time.Until(dl) <= guard
 }
 
-// late is late for the task's per-message requests.
-func (e *eachCalls) late(out []outcome) bool { return late(e.ctx, e.guard, out) }
+// deadlineNear is the outcome of a recipient not sent because its task's
+// deadline is near: a follow-up task sends it.
+var deadlineNear = outcome{deferred: time.Second, reason: "task deadline near: the rest goes to a follow-up task"}
+
+// fill sets every outcome of out to o.
+func fill(out []outcome, o outcome) {
+	for i := range out {
+		out[i] = o
+	}
+}
+
+// late fills out with deadlineNear, and reports true, when the task's
+// deadline is too near for another per-message request.
+func (e *eachCalls) late(out []outcome) bool {
+	if !late(e.ctx, e.a.guard) {
+		return false
+	}
+	fill(out, deadlineNear)
+	return true
+}
 
 // start makes one request on a sender goroutine, holding a task slot the
 // caller took; stamp says whether the row must be stamped first (paced
@@ -481,9 +485,7 @@ func fromResults(res []oneroute.Result, err error, n int) []outcome {
 			// batch of the campaign would fail the same way.
 			o.action = PauseCampaign
 		}
-		for i := range out {
-			out[i] = o
-		}
+		fill(out, o)
 		return out
 	}
 	for i, r := range res {
