@@ -69,6 +69,7 @@ type options struct {
 	latencyN                                 int
 	dlrMaxAge, dlrDelay, timeout             time.Duration
 	untilComplete, aof                       bool
+	redisArgs                                string
 	profileDir, out, dir                     string
 	workerEnv                                []string
 }
@@ -96,7 +97,8 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
 	flag.BoolVar(&o.untilComplete, "until-complete", true, "after the last send, wait until the SMS campaign is completed (delivery reports final)")
 	flag.BoolVar(&o.aof, "aof", false, "run redis-server with appendonly yes, appendfsync everysec")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "ask the worker (FANOUT_CPU_PROFILE) for a CPU profile here, stopped at the last send")
+	flag.StringVar(&o.redisArgs, "redis-args", "", "extra redis-server arguments, space-separated (e.g. \"--hash-max-listpack-entries 0\")")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "ask the worker and the sandbox (FANOUT_CPU_PROFILE) for CPU profiles here, stopped at the last send")
 	flag.StringVar(&o.out, "out", "", "append one JSON line per run to this `file`")
 	flag.StringVar(&o.dir, "dir", "", "work `directory` (default a new temp dir)")
 	flag.StringVar(&wenv, "worker-env", "", "extra worker environment, comma-separated KEY=VALUE")
@@ -354,6 +356,7 @@ func newRig(o options, name string) (*rig, error) {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	args = append(args, strings.Fields(o.redisArgs)...)
 	r.redis = exec.Command("redis-server", args...)
 	if err := r.redis.Start(); err != nil {
 		return nil, err
@@ -377,6 +380,9 @@ func newRig(o options, name string) (*rig, error) {
 	}
 	r.sandbox = exec.Command(o.fanout, "sandbox", "--addr", fmt.Sprintf("127.0.0.1:%d", r.sport), "--dlr-delay", o.dlrDelay.String())
 	r.sandbox.Stderr, _ = os.Create(filepath.Join(dir, "sandbox.log"))
+	if o.profileDir != "" {
+		r.sandbox.Env = append(os.Environ(), "FANOUT_CPU_PROFILE="+filepath.Join(o.profileDir, "sandbox-"+name+".pprof"))
+	}
 	if err := r.sandbox.Start(); err != nil {
 		r.close()
 		return nil, err
@@ -618,6 +624,7 @@ func fanoutRun(o options, res *Result, csvPath string) error {
 	s1 := r.snap(workers)
 	if o.profileDir != "" {
 		w.Process.Signal(syscall.SIGUSR1)
+		r.sandbox.Process.Signal(syscall.SIGUSR1)
 	}
 	cmd1, _ := measure.CommandStats(ctx, r.rdb)
 	res.Commands = measure.PerMessage(cmd0, cmd1, o.n)

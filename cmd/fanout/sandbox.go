@@ -58,6 +58,11 @@ See docs/oneroute.md.`)
 			return &usageError{fmt.Sprintf("--webhook-url %q: want http(s)://host[:port]/path", *webhookURL)}
 		}
 	}
+	stopProfile, err := startProfile(e.getenv, e.stderr)
+	if err != nil {
+		return &inputError{err}
+	}
+	defer stopProfile()
 	sb := sandbox.New(sandbox.Options{DLRDelay: *dlrDelay, ReadDelay: *readDelay, CampaignDelay: *campaignDelay, Faults: f,
 		WebhookURL: *webhookURL, WebhookSecret: *webhookSecret, MaxMessages: *maxMessages})
 	defer sb.Close()
