@@ -212,7 +212,8 @@ type Spec struct {
 	// BatchSize is the number of recipients per task, and per batched
 	// call; default from config (FANOUT_BATCH_SIZE), else chosen by the
 	// dispatcher: config.DefaultUnlimitedBatchSize for an unthrottled
-	// campaign sent in several requests, config.DefaultBatchSize otherwise.
+	// campaign sent in several requests (not a personalised email),
+	// config.DefaultBatchSize otherwise.
 	BatchSize int `yaml:"batch_size" json:"batch_size,omitempty"`
 	// AtLeastOnce lets fanout resend a message whose first attempt had an
 	// ambiguous outcome that no lookup could settle. Default false: such

@@ -103,7 +103,8 @@ const (
 	// checks), about 650 µs of worker and Redis CPU on the 2-core benchmark
 	// machine: 13 µs per message in tasks of 50, 3 in tasks of 200
 	// (docs/benchmarks.md). A rate-limited campaign keeps DefaultBatchSize:
-	// its speed is the limit's.
+	// its speed is the limit's. So does a personalised email, whose
+	// bodies (up to 256 KiB each) ride in the task.
 	DefaultUnlimitedBatchSize = 200
 	// DefaultMonitorAddr is Monitor.Addr's default: loopback only.
 	DefaultMonitorAddr = "127.0.0.1:8080"
@@ -288,8 +289,8 @@ type Worker struct {
 type Dispatch struct {
 	// BatchSize is the recipients per task: env FANOUT_BATCH_SIZE; default 50
 	// (DefaultBatchSize), or 200 (DefaultUnlimitedBatchSize) for a campaign
-	// with no rate limit whose batches go out as several requests, unless
-	// BatchSizeSet. Retry rounds (fanout retry-failed) use BatchSize as it
+	// with no rate limit whose batches go out as several requests (except a
+	// personalised email), unless BatchSizeSet. Retry rounds (fanout retry-failed) use BatchSize as it
 	// is: 50 by default.
 	BatchSize int `yaml:"batch_size"`
 	// BatchSizeSet says the file or the environment set BatchSize: it then

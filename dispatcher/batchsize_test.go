@@ -28,7 +28,7 @@ func TestBatchSizeFor(t *testing.T) {
 	}{
 		{"personalised sms", campaigns.Spec{Channel: campaigns.ChannelSMS}, Options{}, true, big, 0},
 		{"shared sms: calls of 50", campaigns.Spec{Channel: campaigns.ChannelSMS}, Options{}, false, big, small},
-		{"personalised email", campaigns.Spec{Channel: campaigns.ChannelEmail}, Options{}, true, big, 0},
+		{"personalised email: bodies ride in the task, kept at 50", campaigns.Spec{Channel: campaigns.ChannelEmail}, Options{}, true, small, 0},
 		{"shared email: calls of 50", campaigns.Spec{Channel: campaigns.ChannelEmail}, Options{}, false, big, small},
 		{"push", campaigns.Spec{Channel: campaigns.ChannelPush}, Options{}, false, big, 0},
 		{"whatsapp template: calls of 50", campaigns.Spec{Channel: campaigns.ChannelWhatsAppTemplate}, Options{}, true, big, small},

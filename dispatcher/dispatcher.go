@@ -29,8 +29,8 @@ type Options struct {
 	// wins). When it is 0, a campaign's batch size follows from the
 	// campaign (batchSizeFor): config.DefaultUnlimitedBatchSize (200) for
 	// one with no rate limit whose batches go out as several requests (one
-	// per message, or batched calls of config.DefaultBatchSize),
-	// config.DefaultBatchSize (50) otherwise.
+	// per message, or batched calls of config.DefaultBatchSize), except a
+	// personalised email; config.DefaultBatchSize (50) otherwise.
 	BatchSize int
 	// Window is the most unfinished batches a campaign may have in Redis
 	// before the dispatcher waits for workers; 0 means no limit.

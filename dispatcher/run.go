@@ -69,7 +69,11 @@ func newRun(d *Dispatcher, spec campaigns.Spec, pf checked, start time.Time) *ru
 // batched calls of config.DefaultBatchSize recipients, so that no call is
 // larger than before. Everything else gets config.DefaultBatchSize. A
 // rate-limited campaign keeps the smaller size: its speed is the limit's,
-// and its batches must fit a per-minute or per-day cap.
+// and its batches must fit a per-minute or per-day cap. So does a
+// personalised email: each recipient's body rides in the task and may be
+// campaigns.MaxEmailBytes (256 KiB), so a task of 200 could weigh 51 MiB
+// in Redis and in every worker that holds one, for a gain that is small
+// beside an email's own size.
 func batchSizeFor(spec campaigns.Spec, o Options, personalised bool) (size, request int) {
 	unlimited := EffectiveRate(o.Rate, spec.Rate).Steady() == 0
 	switch {
@@ -77,7 +81,7 @@ func batchSizeFor(spec campaigns.Spec, o Options, personalised bool) (size, requ
 		return spec.BatchSize, 0
 	case o.BatchSize > 0:
 		return o.BatchSize, 0
-	case unlimited && spec.Channel.PerMessage(personalised):
+	case unlimited && spec.Channel.PerMessage(personalised) && spec.Channel != campaigns.ChannelEmail:
 		return config.DefaultUnlimitedBatchSize, 0
 	case unlimited && spec.Channel.Chunked(personalised):
 		return config.DefaultUnlimitedBatchSize, config.DefaultBatchSize
