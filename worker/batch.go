@@ -43,6 +43,9 @@ type attempt struct {
 	expired bool
 	// guard is the deadlineGuard of the attempt's requests, set by send.
 	guard time.Duration
+	// early records the send step's acceptances before it ends (early.go);
+	// set by send.
+	early *earlyRecords
 }
 
 // errStopping gives a task back to asynq while the worker stops.
@@ -113,7 +116,7 @@ func (a *attempt) deliver(ctx context.Context, c *claim, ch channel, p *plan) er
 		// Past the campaign's deadline: send nothing more.
 		return a.settle(ctx, skipped(send, "expired"), p)
 	}
-	pc, err := a.pace(ctx, send)
+	pc, send, err := a.pace(ctx, send, p)
 	if err != nil {
 		return err
 	}
@@ -176,42 +179,61 @@ func (a *attempt) claim(ctx context.Context) (*claim, error) {
 }
 
 // pace asks the shared rate limiter for the batch's first permits and
-// returns the pacer that releases the rest (see pacer). A sender without a
-// per-second limit takes the whole batch's permits in one call, which also
-// checks the fleet-wide block after a 429. When the worker is stopping or
-// the limiter says wait, nothing is sent: the claims are given back and
-// asynq brings the task back without counting a failure.
-func (a *attempt) pace(ctx context.Context, items []campaigns.Item) (*pacer, error) {
+// returns the pacer that releases the rest (see pacer), with the items to
+// send now. A sender without a per-second limit takes the whole batch's
+// permits in one call, which also checks the fleet-wide block after a 429.
+// When the worker is stopping or the limiter says wait, nothing is sent:
+// the claims are given back and asynq brings the task back without
+// counting a failure.
+//
+// A batch larger than a per-minute or per-day cap sends what fits and
+// leaves the rest to the child task (p.retry). The dispatcher sizes tasks
+// by the limits it knows; a cap set on the workers alone, or after the
+// dispatch, would otherwise pause the campaign on every resume, since its
+// queued tasks keep their size.
+func (a *attempt) pace(ctx context.Context, items []campaigns.Item, p *plan) (*pacer, []campaigns.Item, error) {
 	if len(items) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if a.s.draining() {
 		if err := a.record(ctx, releaseAll(items)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, errStopping
+		return nil, nil, errStopping
 	}
 	pc := newPacer(a, a.s.limitFor(a.b))
 	var err error
 	if pc.size == 0 {
-		err = ratelimit.Wait(ctx, a.s.deps.Limiter, a.b.Sender(), pc.l, len(items), a.s.opts.MaxWait)
+		for {
+			err = ratelimit.Wait(ctx, a.s.deps.Limiter, a.b.Sender(), pc.l, len(items), a.s.opts.MaxWait)
+			var ce *ratelimit.CapacityError
+			if !errors.As(err, &ce) || ce.Limit < 1 || len(items) <= ce.Limit {
+				break
+			}
+			rest := items[ce.Limit:]
+			if rerr := a.record(ctx, releaseAll(rest)); rerr != nil {
+				return nil, nil, rerr
+			}
+			p.retry, p.paced = append(p.retry, rest...), max(p.paced, time.Second)
+			items = items[:ce.Limit]
+		}
 	} else {
 		pc.first, err = pc.reserve(ctx, min(pc.chunkSize(a.b.Request), len(items)))
 		pc.hasFirst = err == nil
 	}
 	if err == nil {
-		return pc, nil
+		return pc, items, nil
 	}
 	if rerr := a.record(ctx, releaseAll(items)); rerr != nil {
-		return nil, rerr
+		return nil, nil, rerr
 	}
 	var ce *ratelimit.CapacityError
 	if errors.As(err, &ce) {
-		// The batch can never fit the cap: every try would fail.
+		// Not even part of the batch can fit the cap: every try would fail.
 		a.s.pause(ctx, a.b, ce.Error()+"; lower batch_size or raise the limit, then resume")
-		return nil, &notFailure{reason: "campaign paused", retryIn: 30 * time.Second}
+		return nil, nil, &notFailure{reason: "campaign paused", retryIn: 30 * time.Second}
 	}
-	return nil, err
+	return nil, nil, err
 }
 
 // outcomes turns the send step's results into ledger outcomes, and puts in
@@ -231,6 +253,9 @@ func (a *attempt) outcomes(items []campaigns.Item, results []outcome, p *plan) [
 	}
 	var outs []campaigns.Outcome
 	for i, o := range results {
+		if a.early.recorded(items[i].Row) {
+			continue // accepted, and recorded while the task sent the rest
+		}
 		if out, ok := a.outcome(items[i], o, p); ok {
 			outs = append(outs, out)
 		}
@@ -291,7 +316,7 @@ func (a *attempt) settle(ctx context.Context, outs []campaigns.Outcome, p *plan)
 	if err := a.record(ctx, outs); err != nil {
 		return err
 	}
-	var accepted []tasks.DLRItem
+	accepted := a.early.acceptedEarly()
 	for _, o := range outs {
 		if o.State == storage.LedgerAccepted {
 			accepted = append(accepted, tasks.DLRItem{Row: o.Row, ID: o.Value})

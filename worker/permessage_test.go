@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/fanoutdev/fanout/campaigns"
 	"github.com/fanoutdev/fanout/oneroute"
+	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
 )
@@ -220,5 +223,44 @@ func TestCallsStopWhenDrainingOrLate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A task larger than a per-minute cap that only the workers know of (the
+// dispatcher sized it as unthrottled) sends what fits and leaves the rest
+// to a follow-up task, instead of pausing a campaign whose queued tasks
+// would never fit; the follow-up, once the cap allows, sends the rest.
+func TestTaskOverAWorkersCapSendsWhatFits(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("cap-split", campaigns.ChannelWhatsAppTemplate)
+	to := phones(200)
+	batch := b.campaign(t, s, to...)
+	batch.Request = 50
+	calls := b.templateCalls(func(to []string) ([]oneroute.Result, error) { return ok(to), nil })
+	opts := b.opts
+	opts.RateLimit = campaigns.Rate{PerMinute: 120}
+	mux := func() *asynq.ServeMux {
+		return NewMux(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: ratelimit.NewMemory(time.Now)}, opts)
+	}
+	if err := mux().ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch))); err != nil {
+		t.Fatal(err)
+	}
+	kids := b.children(t, tasks.TypeWhatsAppTemplate)
+	p := b.progress(t, s.ID)
+	if fmt.Sprint(calls()) != "[50 50 20]" || p.Sent != 120 || p.State == campaigns.StatePaused || len(kids) != 1 || len(kids[0].Items) != 80 {
+		t.Fatalf("calls %v, sent %d, state %s, %d follow-ups; want calls [50 50 20], 120 sent, not paused, one follow-up of 80", calls(), p.Sent, p.State, len(kids))
+	}
+	// A fresh window (another minute): the follow-up sends the rest.
+	if err := mux().ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(kids[0]))); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.progress(t, s.ID); p.Sent != 200 {
+		t.Errorf("sent %d after the follow-up; want 200", p.Sent)
+	}
+	for _, n := range to {
+		if k := b.prov.times(n); k != 1 {
+			t.Fatalf("%s sent %d times; want 1", n, k)
+		}
 	}
 }

@@ -65,6 +65,8 @@ type outcome struct {
 // attempt no longer owns is not sent.
 func (a *attempt) send(ctx context.Context, ch channel, items []campaigns.Item, pc *pacer) []outcome {
 	a.guard = deadlineGuard(ctx, a.s.opts.RequestTimeout)
+	a.early = newEarlyRecords(ctx, a)
+	defer a.early.close()
 	switch {
 	case len(items) == 0:
 		return nil
@@ -127,6 +129,9 @@ func (a *attempt) sendChunks(ctx context.Context, items []campaigns.Item, call f
 			stop = outcome{action: PauseCampaign, reason: "every recipient of a batch refused: " + reason}
 			fill(out[len(out)-len(res):], stop)
 		default:
+			if ci+1 < len(chunks) {
+				a.early.flushCall(chunk, res)
+			}
 			continue
 		}
 		rest := make([]outcome, len(items)-len(out))
@@ -374,6 +379,9 @@ func (e *eachCalls) start(o *outcome, it campaigns.Item, due time.Time, stamp bo
 		}
 		if o.action == Reschedule {
 			e.throttle.Store(int64(max(o.retryAfter, time.Second)))
+		}
+		if isAccepted(*o) {
+			e.a.early.add(it.Row, o.id)
 		}
 	}
 	if !e.a.s.senders.do(e.ctx, e.a.s.drain, run) {
