@@ -63,18 +63,19 @@ func TestDeadlineGuard(t *testing.T) {
 }
 
 // A task whose deadline is within its guard sends nothing more after its
-// first group: the rest goes to a follow-up task, not into requests the
-// deadline would cut off. A task whose deadline is beyond its guard sends
-// everything.
+// first group (unpaced) or its first request (paced): the rest goes to a
+// follow-up task, not into requests the deadline would cut off. A task
+// whose deadline is beyond its guard sends everything.
 func TestLateTaskDefersTheRest(t *testing.T) {
 	t.Parallel()
 	b := setupAudit(t)
 	b.campaign(t, "late", 1) // rows 1..10
 	for _, tc := range []struct {
 		guard     time.Duration // against a deadline 30 minutes away
+		paced     bool
 		wantCalls int
-	}{{time.Hour, 4}, {time.Minute, 10}} {
-		s := &batchSender{deps: Deps{Store: b.store}, drain: make(chan struct{}),
+	}{{time.Hour, false, 4}, {time.Minute, false, 10}, {time.Hour, true, 1}, {time.Minute, true, 10}} {
+		s := &batchSender{deps: Deps{Store: b.store, Limiter: ratelimit.NewMemory(time.Now)}, drain: make(chan struct{}),
 			opts: Options{RequestTimeout: time.Second, PerCallConcurrency: 4}, senders: newSenders(4)}
 		a := &attempt{s: s, b: &campaigns.Batch{Campaign: "late"}, token: storage.NewToken(), guard: tc.guard}
 		var items []campaigns.Item
@@ -90,11 +91,15 @@ func TestLateTaskDefersTheRest(t *testing.T) {
 			calls.Add(1)
 			return []oneroute.Result{{Status: "success", Response: "id"}}, nil
 		}
+		pc := &pacer{}
+		if tc.paced {
+			pc = newPacer(a, ratelimit.Limit{PerSecond: 1000, Burst: 100})
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-		out := a.sendEach(ctx, items, call, &pacer{})
+		out := a.sendEach(ctx, items, call, pc)
 		cancel()
 		if int(calls.Load()) != tc.wantCalls {
-			t.Fatalf("guard %s: %d calls; want %d", tc.guard, calls.Load(), tc.wantCalls)
+			t.Fatalf("guard %s, paced %v: %d calls; want %d", tc.guard, tc.paced, calls.Load(), tc.wantCalls)
 		}
 		for i, o := range out[tc.wantCalls:] {
 			if o.deferred <= 0 || !strings.Contains(o.reason, "deadline") {
