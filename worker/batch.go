@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutdev/fanout/campaigns"
+	"github.com/fanoutdev/fanout/config"
 	"github.com/fanoutdev/fanout/ratelimit"
 	"github.com/fanoutdev/fanout/storage"
 	"github.com/fanoutdev/fanout/tasks"
@@ -120,7 +121,11 @@ func (a *attempt) deliver(ctx context.Context, c *claim, ch channel, p *plan) er
 	if err != nil {
 		return err
 	}
-	return a.settle(ctx, a.outcomes(send, a.send(ctx, ch, send, pc), p), p)
+	results := a.send(ctx, ch, send, pc)
+	// Rows recorded while the task sent the rest are accepted whatever
+	// settle does: plan their delivery reports even if it fails.
+	p.poll(a, a.early.acceptedEarly())
+	return a.settle(ctx, a.outcomes(send, results, p), p)
 }
 
 // claim is what the ledger answered when an attempt claimed its rows.
@@ -186,11 +191,14 @@ func (a *attempt) claim(ctx context.Context) (*claim, error) {
 // the claims are given back and asynq brings the task back without
 // counting a failure.
 //
-// A batch larger than a per-minute or per-day cap sends what fits and
-// leaves the rest to the child task (p.retry). The dispatcher sizes tasks
-// by the limits it knows; a cap set on the workers alone, or after the
-// dispatch, would otherwise pause the campaign on every resume, since its
-// queued tasks keep their size.
+// A batch larger than a per-minute or per-day cap sends a part the size
+// of a task under a limit (config.DefaultBatchSize, or the cap if smaller)
+// and leaves the rest to the child task (p.retry). The dispatcher sizes
+// tasks by the limits it knows; a cap set on the workers alone, or after
+// the dispatch, would otherwise pause the campaign on every resume, since
+// its queued tasks keep their size. The part is no larger than a task the
+// dispatcher would have made, so it can go through a window that others
+// partly use (the limiter grants a request whole or not at all).
 func (a *attempt) pace(ctx context.Context, items []campaigns.Item, p *plan) (*pacer, []campaigns.Item, error) {
 	if len(items) == 0 {
 		return nil, nil, nil
@@ -210,12 +218,13 @@ func (a *attempt) pace(ctx context.Context, items []campaigns.Item, p *plan) (*p
 			if !errors.As(err, &ce) || ce.Limit < 1 || len(items) <= ce.Limit {
 				break
 			}
-			rest := items[ce.Limit:]
+			part := min(ce.Limit, config.DefaultBatchSize)
+			rest := items[part:]
 			if rerr := a.record(ctx, releaseAll(rest)); rerr != nil {
 				return nil, nil, rerr
 			}
 			p.retry, p.paced = append(p.retry, rest...), max(p.paced, time.Second)
-			items = items[:ce.Limit]
+			items = items[:part]
 		}
 	} else {
 		pc.first, err = pc.reserve(ctx, min(pc.chunkSize(a.b.Request), len(items)))
@@ -316,7 +325,7 @@ func (a *attempt) settle(ctx context.Context, outs []campaigns.Outcome, p *plan)
 	if err := a.record(ctx, outs); err != nil {
 		return err
 	}
-	accepted := a.early.acceptedEarly()
+	var accepted []tasks.DLRItem
 	for _, o := range outs {
 		if o.State == storage.LedgerAccepted {
 			accepted = append(accepted, tasks.DLRItem{Row: o.Row, ID: o.Value})

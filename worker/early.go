@@ -82,7 +82,8 @@ func isAccepted(o outcome) bool {
 }
 
 // add notes row, accepted with provider id id: it is recorded within
-// r.delay, or at once when it makes r.every. Safe from any goroutine.
+// r.delay, or at once (on a goroutine of its own) when it makes r.every.
+// Safe from any goroutine.
 func (r *earlyRecords) add(row int, id string) {
 	if r == nil {
 		return
@@ -99,7 +100,9 @@ func (r *earlyRecords) add(row int, id string) {
 	}
 	r.mu.Unlock()
 	if now {
-		r.flush()
+		// Not on the caller's goroutine: it holds a call slot, and a paced
+		// request after it must start at its permit's time.
+		go r.flush()
 	}
 }
 

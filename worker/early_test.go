@@ -10,6 +10,7 @@ import (
 	"github.com/fanoutdev/fanout/internal/testwait"
 	"github.com/fanoutdev/fanout/oneroute"
 	"github.com/fanoutdev/fanout/storage"
+	"github.com/fanoutdev/fanout/tasks"
 )
 
 // A batch sent in several calls records each call's acceptances as soon as
@@ -111,9 +112,8 @@ func TestPerMessageAcceptancesAreRecordedWhileTheTaskSends(t *testing.T) {
 }
 
 // On a channel whose rows no look-up can settle, earlyEvery waiting
-// acceptances are recorded at once, in the call that completes them; an
-// SMS waits for earlyDelay. After close nothing more is recorded early:
-// settle records it.
+// acceptances are recorded without waiting for earlyDelay; an SMS waits for
+// it. After close nothing more is recorded early: settle records it.
 func TestEarlyRecordsEveryAndDelay(t *testing.T) {
 	t.Parallel()
 	b := setupAudit(t)
@@ -125,48 +125,86 @@ func TestEarlyRecordsEveryAndDelay(t *testing.T) {
 		}
 		return p.Sent
 	}
-	for _, tc := range []struct {
-		ch   campaigns.Channel
-		want int64 // recorded as soon as the 60th add returns
-	}{{campaigns.ChannelEmail, earlyEvery}, {campaigns.ChannelSMS, 0}} {
-		// Each case takes its own rows: 1..60, then 61..120.
-		first := 1
-		if tc.ch == campaigns.ChannelSMS {
-			first = 61
-		}
-		s := &batchSender{deps: Deps{Store: b.store}}
-		a := &attempt{s: s, b: &campaigns.Batch{Campaign: "every", Channel: tc.ch}, token: storage.NewToken()}
-		var rows []int
-		for r := first; r < first+60; r++ {
-			rows = append(rows, r)
-		}
+	attempt := func(ch campaigns.Channel, rows []int) *attempt {
+		a := &attempt{s: &batchSender{deps: Deps{Store: b.store}}, b: &campaigns.Batch{Campaign: "every", Channel: ch}, token: storage.NewToken()}
 		if _, err := b.store.Claim(b.ctx, "every", a.token, rows, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		before := sent()
-		r := newEarlyRecords(b.ctx, a)
-		r.delay = time.Hour // only the count records here
-		for _, row := range rows {
-			r.add(row, fmt.Sprint("id-", row))
-		}
-		if got := sent() - before; got != tc.want {
-			t.Errorf("%s: %d recorded after 60 adds; want %d", tc.ch, got, tc.want)
-		}
-		r.close()
-		r.add(1000, "late") // after close: ignored
-		if got, rec := len(r.acceptedEarly()), r.recorded(rows[0]); int64(got) != tc.want || rec != (tc.want > 0) {
-			t.Errorf("%s: %d rows recorded early, first row %v; want %d", tc.ch, got, rec, tc.want)
-		}
+		return a
 	}
-	// By time: an SMS's acceptance is recorded after the delay.
-	s := &batchSender{deps: Deps{Store: b.store}}
-	a := &attempt{s: s, b: &campaigns.Batch{Campaign: "every", Channel: campaigns.ChannelSMS}, token: storage.NewToken()}
-	r := newEarlyRecords(b.ctx, a)
+	var email, sms []int
+	for r := 1; r <= earlyEvery; r++ {
+		email, sms = append(email, r), append(sms, 60+r)
+	}
+	// Email: the 50th acceptance records all 50, long before the delay.
+	r := newEarlyRecords(b.ctx, attempt(campaigns.ChannelEmail, email))
+	r.delay = time.Hour
+	for _, row := range email {
+		r.add(row, fmt.Sprint("id-", row))
+	}
+	testwait.For(t, "50 email acceptances recorded at once", 10*time.Second, func() bool { return sent() == earlyEvery })
+	r.close()
+	if n, rec := len(r.acceptedEarly()), r.recorded(email[0]); n != earlyEvery || !rec {
+		t.Errorf("email: %d rows recorded early, first %v; want %d, true", n, rec, earlyEvery)
+	}
+	// SMS: 50 acceptances wait for the delay; closed before it, none is
+	// recorded early, and a late add is ignored.
+	a := attempt(campaigns.ChannelSMS, sms)
+	r = newEarlyRecords(b.ctx, a)
+	r.delay = time.Hour
+	for _, row := range sms {
+		r.add(row, fmt.Sprint("id-", row))
+	}
+	r.close()
+	r.add(1000, "late")
+	if got, n := sent(), len(r.acceptedEarly()); got != earlyEvery || n != 0 {
+		t.Errorf("sms: campaign sent %d, %d rows recorded early; want %d (the email rows), 0", got, n, earlyEvery)
+	}
+	// By time: the same rows, with a short delay, are recorded after it.
+	r = newEarlyRecords(b.ctx, a)
 	r.delay = 10 * time.Millisecond
-	if _, err := b.store.Claim(b.ctx, "every", a.token, []int{61}, 0); err != nil {
+	for _, row := range sms {
+		r.add(row, fmt.Sprint("id-", row))
+	}
+	testwait.For(t, "the SMS rows recorded after the delay", 10*time.Second, func() bool { return r.recorded(sms[len(sms)-1]) })
+	r.close()
+	if got := sent(); got != 2*earlyEvery {
+		t.Errorf("sent %d; want %d", got, 2*earlyEvery)
+	}
+}
+
+// Rows recorded early get their delivery reports swept even when the
+// task's last call accepts nothing (throttled here): the sweep is planned
+// from the early records, not only from what the task's end records.
+func TestEarlyRowsAreSwept(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := spec("early-sweep", campaigns.ChannelSMS)
+	s.Message = "hi all" // one text: a batched call
+	to := phones(120)
+	batch := b.campaign(t, s, to...)
+	batch.Shared, batch.Request = &campaigns.Content{Text: "hi all"}, 50
+	for i := range batch.Items {
+		batch.Items[i].Content = nil
+	}
+	var calls int
+	var mu sync.Mutex
+	b.prov.sms = func(rcpt []string, _ string) ([]oneroute.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if calls++; calls == 3 {
+			return nil, &oneroute.APIError{Status: 429, Message: "slow down", RetryAfter: time.Second}
+		}
+		return ok(rcpt), nil
+	}
+	b.enq.take(tasks.TypeDLRSweep)
+	if err := b.run(t, batch); err != nil {
 		t.Fatal(err)
 	}
-	r.add(61, "id-61") // row 61 was left to settle above; this attempt owns it now
-	testwait.For(t, "row 61 recorded after the delay", 10*time.Second, func() bool { return r.recorded(61) })
-	r.close()
+	if p := b.progress(t, s.ID); p.Sent != 100 || calls != 3 {
+		t.Fatalf("sent %d in %d calls; want 100 in 3", p.Sent, calls)
+	}
+	if n := len(b.enq.take(tasks.TypeDLRSweep)); n == 0 {
+		t.Error("no delivery-report sweep planned for the 100 rows recorded early")
+	}
 }

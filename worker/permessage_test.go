@@ -232,9 +232,10 @@ func TestCallsStopWhenDrainingOrLate(t *testing.T) {
 }
 
 // A task larger than a per-minute cap that only the workers know of (the
-// dispatcher sized it as unthrottled) sends what fits and leaves the rest
-// to a follow-up task, instead of pausing a campaign whose queued tasks
-// would never fit; the follow-up, once the cap allows, sends the rest.
+// dispatcher sized it as unthrottled) sends a part the size of a task
+// under a limit (50), even through a window others partly used, and leaves
+// the rest to a follow-up task, instead of pausing a campaign whose queued
+// tasks would never fit; the follow-ups, as the cap allows, send the rest.
 func TestTaskOverAWorkersCapSendsWhatFits(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -245,23 +246,31 @@ func TestTaskOverAWorkersCapSendsWhatFits(t *testing.T) {
 	calls := b.templateCalls(func(to []string) ([]oneroute.Result, error) { return ok(to), nil })
 	opts := b.opts
 	opts.RateLimit = campaigns.Rate{PerMinute: 120}
-	mux := func() *asynq.ServeMux {
-		return NewMux(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: ratelimit.NewMemory(time.Now)}, opts)
+	run := func(bt *campaigns.Batch, lim ratelimit.Limiter) {
+		t.Helper()
+		mux := NewMux(Deps{Store: b.store, Provider: b.prov, Enqueuer: b.enq, Limiter: lim}, opts)
+		if err := mux.ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(bt.Channel), tasks.Encode(bt))); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := mux().ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(batch))); err != nil {
-		t.Fatal(err)
+	// Another campaign on the sender already used 10 of the minute's 120.
+	lim := ratelimit.NewMemory(time.Now)
+	if res, err := lim.Allow(b.ctx, batch.Sender(), ratelimit.Limit{PerMinute: 120}, 10); err != nil || res.Allowed != 10 {
+		t.Fatalf("pre-use: %+v, %v", res, err)
 	}
+	run(batch, lim)
 	kids := b.children(t, tasks.TypeWhatsAppTemplate)
 	p := b.progress(t, s.ID)
-	if fmt.Sprint(calls()) != "[50 50 20]" || p.Sent != 120 || p.State == campaigns.StatePaused || len(kids) != 1 || len(kids[0].Items) != 80 {
-		t.Fatalf("calls %v, sent %d, state %s, %d follow-ups; want calls [50 50 20], 120 sent, not paused, one follow-up of 80", calls(), p.Sent, p.State, len(kids))
+	if fmt.Sprint(calls()) != "[50]" || p.Sent != 50 || p.State == campaigns.StatePaused || len(kids) != 1 || len(kids[0].Items) != 150 {
+		t.Fatalf("calls %v, sent %d, state %s, %d follow-ups; want calls [50], 50 sent, not paused, one follow-up of 150", calls(), p.Sent, p.State, len(kids))
 	}
-	// A fresh window (another minute): the follow-up sends the rest.
-	if err := mux().ProcessTask(b.ctx, asynq.NewTask(tasks.SendType(batch.Channel), tasks.Encode(kids[0]))); err != nil {
-		t.Fatal(err)
+	// Each later minute (a fresh limiter), the follow-up sends its part.
+	for len(kids) == 1 {
+		run(kids[0], ratelimit.NewMemory(time.Now))
+		kids = b.children(t, tasks.TypeWhatsAppTemplate)
 	}
-	if p := b.progress(t, s.ID); p.Sent != 200 {
-		t.Errorf("sent %d after the follow-up; want 200", p.Sent)
+	if p := b.progress(t, s.ID); p.Sent != 200 || fmt.Sprint(calls()) != "[50 50 50 50]" {
+		t.Errorf("sent %d in calls %v after the follow-ups; want 200 in [50 50 50 50]", p.Sent, calls())
 	}
 	for _, n := range to {
 		if k := b.prov.times(n); k != 1 {
