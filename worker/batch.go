@@ -289,7 +289,7 @@ func (a *attempt) outcome(it campaigns.Item, o outcome, p *plan) (out campaigns.
 	}
 	switch o.action {
 	case Succeed:
-		return campaigns.Outcome{Row: it.Row, State: storage.LedgerAccepted, Value: o.id}, true
+		return acceptance(it.Row, o.id), true
 	case FailPermanently:
 		return campaigns.Outcome{Row: it.Row, State: storage.LedgerFailed, Value: o.reason}, true
 	case PauseCampaign:

@@ -21,11 +21,11 @@ import (
 // first accepted rows stamped "sending" for as long as the rest takes, and
 // two things go wrong when that is long:
 //
-//   - a row stamped more than Options.staleAfter ago (the request timeout
-//   - 5 s) looks like a vanished attempt's: another attempt of the task
-//     (asynq's redelivery after a lost lease, the auditor's copy) takes it
-//     over and reconciles it, and a channel without a look-up records it
-//     unknown or, with at_least_once, sends it again;
+//   - a row stamped longer ago than Options.staleAfter (the request
+//     timeout plus 5 s) looks like a vanished attempt's: another attempt
+//     of the task (asynq's redelivery after a lost lease, the auditor's
+//     copy) takes it over and reconciles it, and a channel without a
+//     look-up records it unknown or, with at_least_once, sends it again;
 //   - a crash leaves every accepted but unrecorded row to reconcile, the
 //     same way.
 //
@@ -51,7 +51,7 @@ type earlyRecords struct {
 	pending  []campaigns.Outcome
 	timer    *time.Timer
 	closed   bool
-	rows     map[int]bool    // recorded early
+	rows     map[int]bool    // recorded early; nil until the first record
 	accepted []tasks.DLRItem // recorded early, for settle's delivery-report plan
 
 	flushing sync.Mutex // one record at a time; close waits for it
@@ -69,7 +69,7 @@ const (
 
 // newEarlyRecords starts the early records of attempt a's send step.
 func newEarlyRecords(ctx context.Context, a *attempt) *earlyRecords {
-	r := &earlyRecords{a: a, ctx: ctx, delay: earlyDelay, rows: map[int]bool{}}
+	r := &earlyRecords{a: a, ctx: ctx, delay: earlyDelay}
 	if a.b.Channel != campaigns.ChannelSMS {
 		r.every = earlyEvery
 	}
@@ -79,6 +79,11 @@ func newEarlyRecords(ctx context.Context, a *attempt) *earlyRecords {
 // isAccepted reports whether o is an acceptance by OneRoute.
 func isAccepted(o outcome) bool {
 	return o.action == Succeed && !o.notOwned && !o.released && o.deferred == 0 && o.err == nil
+}
+
+// acceptance is the ledger outcome of row, accepted with provider id id.
+func acceptance(row int, id string) campaigns.Outcome {
+	return campaigns.Outcome{Row: row, State: storage.LedgerAccepted, Value: id}
 }
 
 // add notes row, accepted with provider id id: it is recorded within
@@ -93,7 +98,7 @@ func (r *earlyRecords) add(row int, id string) {
 		r.mu.Unlock()
 		return
 	}
-	r.pending = append(r.pending, campaigns.Outcome{Row: row, State: storage.LedgerAccepted, Value: id})
+	r.pending = append(r.pending, acceptance(row, id))
 	now := r.every > 0 && len(r.pending) >= r.every
 	if !now && r.timer == nil {
 		r.timer = time.AfterFunc(r.delay, r.flush)
@@ -115,7 +120,7 @@ func (r *earlyRecords) flushCall(items []campaigns.Item, res []outcome) {
 	r.mu.Lock()
 	for i, o := range res {
 		if isAccepted(o) {
-			r.pending = append(r.pending, campaigns.Outcome{Row: items[i].Row, State: storage.LedgerAccepted, Value: o.id})
+			r.pending = append(r.pending, acceptance(items[i].Row, o.id))
 		}
 	}
 	r.mu.Unlock()
@@ -142,6 +147,9 @@ func (r *earlyRecords) flush() {
 		return
 	}
 	r.mu.Lock()
+	if r.rows == nil {
+		r.rows = make(map[int]bool, len(outs))
+	}
 	for _, o := range outs {
 		r.rows[o.Row] = true
 		r.accepted = append(r.accepted, tasks.DLRItem{Row: o.Row, ID: o.Value})

@@ -151,7 +151,7 @@ func (a *attempt) lookUp(ctx context.Context, stale []staleItem) (resend []campa
 		counts[v]++
 		switch {
 		case v == found:
-			outs = append(outs, campaigns.Outcome{Row: it.Row, State: storage.LedgerAccepted, Value: ids[i]})
+			outs = append(outs, acceptance(it.Row, ids[i]))
 			if finals[i] != 0 && b.Channel.TracksDLR() {
 				reports = append(reports, campaigns.Outcome{Row: it.Row, State: finals[i], Value: ids[i]})
 			}
